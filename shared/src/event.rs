@@ -1,0 +1,702 @@
+//! The canonical event: one vocabulary for every provider, serialised as a CloudEvents 1.0
+//! structured-mode JSON document (DESIGN.md §3).
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The providers wahooks understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// Z-API (z-api.io).
+    Zapi,
+    /// Hub Message / Omni Z-API, in its `DEFAULT` or `Z_API` payload format.
+    Hubmessage,
+    /// WhatsApp Web API (apiwhatsappweb.com).
+    Wwa,
+    /// Meta's WhatsApp Cloud API.
+    Meta,
+}
+
+impl Provider {
+    /// Every provider, in a stable order.
+    pub const ALL: [Provider; 4] = [Provider::Zapi, Provider::Hubmessage, Provider::Wwa, Provider::Meta];
+
+    /// The lower-case name used in URLs, sources and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Zapi => "zapi",
+            Provider::Hubmessage => "hubmessage",
+            Provider::Wwa => "wwa",
+            Provider::Meta => "meta",
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Provider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "zapi" | "z-api" => Ok(Provider::Zapi),
+            "hubmessage" | "hub" => Ok(Provider::Hubmessage),
+            "wwa" | "apiwhatsappweb" => Ok(Provider::Wwa),
+            "meta" => Ok(Provider::Meta),
+            other => Err(format!("unknown provider `{other}` (expected zapi, hubmessage, wwa or meta)")),
+        }
+    }
+}
+
+/// The URL a provider posted to (`/v1/hooks/{token}/{route}`): a hint, never the truth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Route {
+    /// `message-received`
+    MessageReceived,
+    /// `message-sent`
+    MessageSent,
+    /// `message-status`
+    MessageStatus,
+    /// `connected`
+    Connected,
+    /// `disconnected`
+    Disconnected,
+    /// `presence`
+    Presence,
+    /// `any` (and the bare `/v1/hooks/{token}`)
+    Any,
+}
+
+impl Route {
+    /// Every route, in the order the README lists them.
+    pub const ALL: [Route; 7] = [
+        Route::MessageReceived,
+        Route::MessageSent,
+        Route::MessageStatus,
+        Route::Connected,
+        Route::Disconnected,
+        Route::Presence,
+        Route::Any,
+    ];
+
+    /// The path segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::MessageReceived => "message-received",
+            Route::MessageSent => "message-sent",
+            Route::MessageStatus => "message-status",
+            Route::Connected => "connected",
+            Route::Disconnected => "disconnected",
+            Route::Presence => "presence",
+            Route::Any => "any",
+        }
+    }
+
+    /// The Lambda function that serves this route.
+    pub fn function_name(self) -> &'static str {
+        match self {
+            Route::MessageReceived => "message-received",
+            Route::MessageSent => "message-sent",
+            Route::MessageStatus => "message-status",
+            Route::Connected => "instance-connected",
+            Route::Disconnected => "instance-disconnected",
+            Route::Presence => "chat-presence",
+            Route::Any => "any",
+        }
+    }
+
+    /// Whether an event of type `t` belongs on this route (used to flag misrouted payloads).
+    pub fn expects(self, t: EventType) -> bool {
+        use EventType as T;
+        match self {
+            Route::Any => true,
+            Route::MessageReceived => matches!(t, T::MessageReceived | T::Notification),
+            Route::MessageSent => matches!(t, T::MessageSent),
+            Route::MessageStatus => matches!(t, T::MessageStatus),
+            Route::Connected => matches!(t, T::InstanceConnected),
+            Route::Disconnected => matches!(t, T::InstanceDisconnected),
+            Route::Presence => matches!(t, T::ChatPresence),
+        }
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Route {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Route::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown route `{s}`"))
+    }
+}
+
+/// The CloudEvents `type`, an open set: anything unrecognised is [`EventType::Unknown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    /// A message arrived in a chat (or was sent from the phone, with `from_me`).
+    #[serde(rename = "whatsapp.message.received")]
+    MessageReceived,
+    /// A message sent through the provider's API was handed to WhatsApp (or failed).
+    #[serde(rename = "whatsapp.message.sent")]
+    MessageSent,
+    /// A sent message changed state (delivered, read, played…).
+    #[serde(rename = "whatsapp.message.status")]
+    MessageStatus,
+    /// Group changes, calls, revokes, profile changes.
+    #[serde(rename = "whatsapp.notification")]
+    Notification,
+    /// Typing, recording, online/offline in a chat.
+    #[serde(rename = "whatsapp.chat.presence")]
+    ChatPresence,
+    /// The instance (phone) connected.
+    #[serde(rename = "whatsapp.instance.connected")]
+    InstanceConnected,
+    /// The instance (phone) disconnected.
+    #[serde(rename = "whatsapp.instance.disconnected")]
+    InstanceDisconnected,
+    /// The instance synced its initial data.
+    #[serde(rename = "whatsapp.instance.initial_data")]
+    InstanceInitialData,
+    /// A contact was blocked.
+    #[serde(rename = "whatsapp.contact.blocked")]
+    ContactBlocked,
+    /// A message template changed status or category.
+    #[serde(rename = "whatsapp.template.updated")]
+    TemplateUpdated,
+    /// The provider could not connect the instance through its proxy.
+    #[serde(rename = "whatsapp.instance.proxy_failed")]
+    InstanceProxyFailed,
+    /// Valid JSON of a shape we don't recognise: still stored and published.
+    #[serde(rename = "whatsapp.unknown")]
+    Unknown,
+}
+
+impl EventType {
+    /// Every type.
+    pub const ALL: [EventType; 12] = [
+        EventType::MessageReceived,
+        EventType::MessageSent,
+        EventType::MessageStatus,
+        EventType::Notification,
+        EventType::ChatPresence,
+        EventType::InstanceConnected,
+        EventType::InstanceDisconnected,
+        EventType::InstanceInitialData,
+        EventType::ContactBlocked,
+        EventType::TemplateUpdated,
+        EventType::InstanceProxyFailed,
+        EventType::Unknown,
+    ];
+
+    /// The CloudEvents type string, e.g. `whatsapp.message.received`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::MessageReceived => "whatsapp.message.received",
+            EventType::MessageSent => "whatsapp.message.sent",
+            EventType::MessageStatus => "whatsapp.message.status",
+            EventType::Notification => "whatsapp.notification",
+            EventType::ChatPresence => "whatsapp.chat.presence",
+            EventType::InstanceConnected => "whatsapp.instance.connected",
+            EventType::InstanceDisconnected => "whatsapp.instance.disconnected",
+            EventType::InstanceInitialData => "whatsapp.instance.initial_data",
+            EventType::ContactBlocked => "whatsapp.contact.blocked",
+            EventType::TemplateUpdated => "whatsapp.template.updated",
+            EventType::InstanceProxyFailed => "whatsapp.instance.proxy_failed",
+            EventType::Unknown => "whatsapp.unknown",
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for EventType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let full = if s.starts_with("whatsapp.") { s.to_owned() } else { format!("whatsapp.{s}") };
+        EventType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == full)
+            .ok_or_else(|| format!("unknown event type `{s}`"))
+    }
+}
+
+/// What kind of chat an event belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatKind {
+    /// One-to-one.
+    Direct,
+    /// A group.
+    Group,
+    /// A broadcast list.
+    Broadcast,
+    /// A channel.
+    Newsletter,
+    /// WhatsApp Status posts (`status@broadcast`).
+    Status,
+}
+
+/// The chat: the provider's id verbatim, its kind, and its LID when the provider gives one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chat {
+    /// The provider's chat id as sent (Z-API `phone`, e.g. `1203…-group`).
+    pub id: String,
+    /// direct, group, broadcast, newsletter or status.
+    pub kind: ChatKind,
+    /// The chat's WhatsApp LID (`…@lid`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lid: Option<String>,
+}
+
+/// Who sent a message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sender {
+    /// Phone number (digits) when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// LID when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lid: Option<String>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The kind of a message's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentKind {
+    Text,
+    Image,
+    Audio,
+    Video,
+    Ptv,
+    Document,
+    Sticker,
+    Location,
+    LiveLocation,
+    Contact,
+    Reaction,
+    Poll,
+    PollVote,
+    ButtonReply,
+    ListReply,
+    Template,
+    Interactive,
+    Order,
+    Payment,
+    Event,
+    Waiting,
+    Other,
+}
+
+impl ContentKind {
+    /// The snake_case name, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentKind::Text => "text",
+            ContentKind::Image => "image",
+            ContentKind::Audio => "audio",
+            ContentKind::Video => "video",
+            ContentKind::Ptv => "ptv",
+            ContentKind::Document => "document",
+            ContentKind::Sticker => "sticker",
+            ContentKind::Location => "location",
+            ContentKind::LiveLocation => "live_location",
+            ContentKind::Contact => "contact",
+            ContentKind::Reaction => "reaction",
+            ContentKind::Poll => "poll",
+            ContentKind::PollVote => "poll_vote",
+            ContentKind::ButtonReply => "button_reply",
+            ContentKind::ListReply => "list_reply",
+            ContentKind::Template => "template",
+            ContentKind::Interactive => "interactive",
+            ContentKind::Order => "order",
+            ContentKind::Payment => "payment",
+            ContentKind::Event => "event",
+            ContentKind::Waiting => "waiting",
+            ContentKind::Other => "other",
+        }
+    }
+}
+
+/// A message's content in one vocabulary. Only what applies to its kind is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Content {
+    /// What kind of content this is.
+    pub kind: ContentKind,
+    /// The provider's own name for it (Z-API's content key, Hub's `type`, Meta's `type`),
+    /// so nothing is lost when several wire kinds share one canonical kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_kind: Option<String>,
+    /// Message text (text, replies, templates, interactive bodies, reaction emoji).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Media caption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    /// Media URL (often temporary at the provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_url: Option<String>,
+    /// Media MIME type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// Document file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// Title (documents, list replies, templates, products, events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Latitude (locations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    /// Longitude (locations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
+    /// Poll options or the options voted for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    /// The id of the button or list row chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected_id: Option<String>,
+    /// A reaction that was removed (Z-API sends an empty emoji).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
+}
+
+impl Content {
+    /// Content of `kind` with nothing else set.
+    pub fn new(kind: ContentKind) -> Self {
+        Content {
+            kind,
+            wire_kind: None,
+            text: None,
+            caption: None,
+            media_url: None,
+            mime_type: None,
+            file_name: None,
+            title: None,
+            latitude: None,
+            longitude: None,
+            options: Vec::new(),
+            selected_id: None,
+            removed: false,
+        }
+    }
+}
+
+/// The state of a sent message, mapped from each provider's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Pending,
+    Sent,
+    Delivered,
+    Read,
+    ReadByMe,
+    Played,
+    Failed,
+    Deleted,
+}
+
+impl MessageStatus {
+    /// The snake_case name, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Pending => "pending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Read => "read",
+            MessageStatus::ReadByMe => "read_by_me",
+            MessageStatus::Played => "played",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Deleted => "deleted",
+        }
+    }
+}
+
+/// An error the provider reported (failed sends, disconnections).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventError {
+    /// The provider's error code, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The provider's message.
+    pub message: String,
+}
+
+/// The normalised facts of an event plus the provider's JSON (`raw`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventData {
+    /// The WhatsApp message id this event is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The chat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<Chat>,
+    /// The sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<Sender>,
+    /// Whether the connected number sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_me: Option<bool>,
+    /// The content of a message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Content>,
+    /// The message this one replies to, reacts to, votes on or pins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// The state of a sent message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<MessageStatus>,
+    /// In groups: who acted (sent, read, played).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<String>,
+    /// Presence in lower case: available, unavailable, composing, paused, recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<String>,
+    /// The notification's name, e.g. `REVOKE`, `GROUP_PARTICIPANT_ADD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<String>,
+    /// The notification's parameters, as the provider sent them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+    /// An error reported by the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<EventError>,
+    /// The provider's JSON, untouched (insignificant whitespace removed, nothing else).
+    /// Absent only when a queue message was too large to carry it (see `stored_item`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Arc<RawValue>>,
+    /// Where the full event is stored, when `raw` was left out to fit a queue message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_item: Option<StoredItemPointer>,
+}
+
+impl EventData {
+    /// Empty data around `raw`.
+    pub fn new(raw: Arc<RawValue>) -> Self {
+        EventData {
+            message_id: None,
+            chat: None,
+            sender: None,
+            from_me: None,
+            content: None,
+            reply_to: None,
+            status: None,
+            participant: None,
+            presence: None,
+            notification: None,
+            parameters: None,
+            error: None,
+            raw: Some(raw),
+            stored_item: None,
+        }
+    }
+}
+
+/// Where an event lives in DynamoDB (sent instead of `raw` when a queue message would be too big).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredItemPointer {
+    /// The events table.
+    pub table: String,
+    /// The item's partition key.
+    pub pk: String,
+    /// The item's sort key.
+    pub sk: String,
+}
+
+/// One canonical event, serialised as a CloudEvents 1.0 structured JSON document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloudEvent {
+    /// Always `1.0`.
+    pub specversion: String,
+    /// Deterministic event id (see [`event_id`]).
+    pub id: String,
+    /// `wahooks/<provider>/<instance>`.
+    pub source: String,
+    /// The event type.
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// The chat id, verbatim from the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// When it happened: the provider's time where it has one, else when we received it.
+    pub time: String,
+    /// Always `application/json`.
+    pub datacontenttype: String,
+    /// Extension: the provider.
+    pub provider: Provider,
+    /// Extension: the provider's instance (Z-API `instanceId`, Meta phone number id…).
+    pub instance: String,
+    /// Extension: the wahooks endpoint that received it.
+    pub endpoint: String,
+    /// Extension: when wahooks received it.
+    pub receivedat: String,
+    /// The normalised fields and the raw provider JSON.
+    pub data: EventData,
+}
+
+impl CloudEvent {
+    /// Build an event; `id` is computed by the caller from the natural key.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: String,
+        provider: Provider,
+        instance: &str,
+        event_type: EventType,
+        subject: Option<String>,
+        time: DateTime<Utc>,
+        endpoint: &str,
+        received_at: DateTime<Utc>,
+        data: EventData,
+    ) -> Self {
+        CloudEvent {
+            specversion: "1.0".to_owned(),
+            id,
+            source: format!("wahooks/{provider}/{instance}"),
+            event_type,
+            subject,
+            time: rfc3339_ms(time),
+            datacontenttype: "application/json".to_owned(),
+            provider,
+            instance: instance.to_owned(),
+            endpoint: endpoint.to_owned(),
+            receivedat: rfc3339_ms(received_at),
+            data,
+        }
+    }
+
+    /// The event time in epoch milliseconds (for sort keys).
+    pub fn time_ms(&self) -> i64 {
+        DateTime::parse_from_rfc3339(&self.time)
+            .map(|t| t.timestamp_millis())
+            .unwrap_or_default()
+    }
+
+    /// The chat id used to group and order this event (`subject`, or `-` without one).
+    pub fn chat_key(&self) -> &str {
+        self.subject.as_deref().unwrap_or("-")
+    }
+
+    /// The key a downstream worker dedupes on: the event id (stable across redeliveries).
+    pub fn dedup_key(&self) -> &str {
+        &self.id
+    }
+
+    /// One JSON line.
+    pub fn to_json(&self) -> String {
+        // Serialising these types cannot fail: every map key is a string.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2025-09-09T03:59:43.001Z`.
+pub fn rfc3339_ms(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Epoch milliseconds → time, `None` when out of range.
+pub fn from_millis(ms: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms).single()
+}
+
+/// A provider epoch timestamp of unknown unit → time. Values below 10^11 are seconds
+/// (that is the year 5138 in seconds and 1973 in milliseconds; Z-API's Disconnected
+/// `momment` is seconds while its other `momment`s are milliseconds).
+pub fn from_epoch_guess(value: i64) -> Option<DateTime<Utc>> {
+    if value <= 0 {
+        return None;
+    }
+    if value < 100_000_000_000 {
+        Utc.timestamp_opt(value, 0).single()
+    } else {
+        from_millis(value)
+    }
+}
+
+/// The event id: the first 32 hex digits of SHA-256 over the provider, the instance and the
+/// event's natural key, each part length-prefixed so no two different keys collide by
+/// concatenation (DESIGN.md §3).
+pub fn event_id(provider: Provider, instance: &str, natural_key: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    let mut part = |s: &str| {
+        hasher.update((s.len() as u64).to_be_bytes());
+        hasher.update(s.as_bytes());
+    };
+    part(provider.as_str());
+    part(instance);
+    for k in natural_key {
+        part(k);
+    }
+    let digest = hasher.finalize();
+    hex::encode(&digest[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_id_is_32_hex_and_deterministic() {
+        let a = event_id(Provider::Zapi, "I", &["m1", "chat"]);
+        let b = event_id(Provider::Zapi, "I", &["m1", "chat"]);
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn event_id_parts_cannot_collide_by_concatenation() {
+        assert_ne!(
+            event_id(Provider::Zapi, "I", &["ab", "c"]),
+            event_id(Provider::Zapi, "I", &["a", "bc"])
+        );
+    }
+
+    #[test]
+    fn rfc3339_has_milliseconds_and_z() {
+        let t = from_millis(1757390383001).expect("in range");
+        assert_eq!(rfc3339_ms(t), "2025-09-09T03:59:43.001Z");
+    }
+
+    #[test]
+    fn epoch_guess_tells_seconds_from_milliseconds() {
+        assert_eq!(rfc3339_ms(from_epoch_guess(1580163342).expect("s")), "2020-01-27T22:15:42.000Z");
+        assert_eq!(rfc3339_ms(from_epoch_guess(1757390383001).expect("ms")), "2025-09-09T03:59:43.001Z");
+        assert!(from_epoch_guess(0).is_none());
+        assert!(from_epoch_guess(-5).is_none());
+    }
+
+    #[test]
+    fn types_round_trip_through_their_names() {
+        for t in EventType::ALL {
+            assert_eq!(t.as_str().parse::<EventType>(), Ok(t));
+            assert_eq!(serde_json::to_value(t).expect("ser"), Value::String(t.as_str().into()));
+        }
+        for r in Route::ALL {
+            assert_eq!(r.as_str().parse::<Route>(), Ok(r));
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! wahooks: receive WhatsApp provider webhooks on AWS, store each event exactly once in
+//! DynamoDB and fan it out through SQS.
+//!
+//! Where things live:
+//! - [`event`]: the canonical event (CloudEvents 1.0) and event ids;
+//! - [`providers`]: where each provider's payload is parsed (`zapi`, `hubmessage`, `wwa`, `meta`);
+
+pub mod event;
+pub mod providers;
+
+pub use event::{CloudEvent, EventType, Provider, Route};

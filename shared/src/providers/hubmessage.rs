@@ -1,0 +1,168 @@
+//! Hub Message (and Omni Z-API): the `DEFAULT` channel format (`{message, messageEventType}`),
+//! template webhooks (a JSON array in Meta's shape) and the `Z_API` format (Z-API bodies).
+
+use serde_json::Value;
+
+use super::{delivery_or, i64_of, str_of, zapi, Body, ParseContext};
+use crate::event::{
+    event_id, from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route, Sender,
+};
+
+/// Parse a Hub Message body in whichever of its formats it arrived.
+pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
+    let v = body.value;
+    if let Some(items) = v.as_array() {
+        return templates(ctx, body, items);
+    }
+    if zapi::is_zapi_shape(v) {
+        // The `Z_API` payload format: the same bodies as Z-API itself.
+        return zapi::parse(ctx, body);
+    }
+    match v.get("message") {
+        Some(m) if m.is_object() => vec![channel_message(ctx, body, m)],
+        _ => Vec::new(),
+    }
+}
+
+/// Template webhooks: `[{field, identifier, type, value{…}, waba_id}]`, one event per item.
+fn templates(ctx: &ParseContext<'_>, body: &Body<'_>, items: &[Value]) -> Vec<CloudEvent> {
+    items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| item.get("field").is_some() || item.get("waba_id").is_some())
+        .map(|(index, item)| {
+            let instance = str_of(item, "waba_id").unwrap_or_else(|| "-".to_owned());
+            let mut data = body.data();
+            data.notification = str_of(item, "type").or_else(|| str_of(item, "field"));
+            data.parameters = item.get("value").cloned();
+            let natural = str_of(item, "identifier").unwrap_or_else(|| index.to_string());
+            let key = match ctx.delivery_id {
+                Some(d) => format!("delivery:{d}\u{1f}{index}"),
+                None => natural,
+            };
+            CloudEvent::new(
+                event_id(ctx.provider, &instance, &[EventType::TemplateUpdated.as_str(), &key]),
+                ctx.provider,
+                &instance,
+                EventType::TemplateUpdated,
+                None,
+                ctx.received_at,
+                ctx.endpoint,
+                ctx.received_at,
+                data,
+            )
+        })
+        .collect()
+}
+
+/// Hub's state names (`state_items[].state.name`) → ours. Only `PENDING` is documented.
+fn map_state(name: &str) -> Option<MessageStatus> {
+    Some(match name.to_ascii_uppercase().as_str() {
+        "PENDING" => MessageStatus::Pending,
+        "SENT" => MessageStatus::Sent,
+        "DELIVERED" | "RECEIVED" => MessageStatus::Delivered,
+        "READ" | "VIEWED" => MessageStatus::Read,
+        "PLAYED" => MessageStatus::Played,
+        "FAILED" | "ERROR" => MessageStatus::Failed,
+        "DELETED" => MessageStatus::Deleted,
+        _ => return None,
+    })
+}
+
+/// A channel webhook message. Nothing in the body names the subscribed event, so the route is
+/// the hint: `message-sent` → sent, `message-status` → status, anything else → received.
+fn channel_message(ctx: &ParseContext<'_>, body: &Body<'_>, m: &Value) -> CloudEvent {
+    let instance = str_of(m, "channel_id").unwrap_or_else(|| "-".to_owned());
+    let meta = &m["metadata"];
+    let from_me = super::bool_of(meta, "from_me");
+    let item = first_item(m);
+    let state = item
+        .and_then(|i| i.get("state_items"))
+        .and_then(Value::as_array)
+        .and_then(|states| states.last())
+        .and_then(|s| str_of(&s["state"], "name"));
+    let event_type = match ctx.route {
+        Some(Route::MessageSent) => EventType::MessageSent,
+        Some(Route::MessageStatus) => EventType::MessageStatus,
+        _ => EventType::MessageReceived,
+    };
+
+    let mut data = body.data();
+    data.message_id = str_of(m, "_id");
+    data.from_me = from_me;
+    // The customer is the recipient of what we send and the sender of what we receive.
+    let counterpart = if from_me == Some(true) { &m["recipient"] } else { &m["sender"] };
+    data.chat = str_of(counterpart, "identifier").map(|id| Chat { id, kind: ChatKind::Direct, lid: None });
+    data.sender = Some(Sender {
+        phone: str_of(&m["sender"], "identifier"),
+        lid: None,
+        name: str_of(&m["sender"], "name"),
+    });
+    data.content = Some(item.map(content_of).unwrap_or_else(|| Content::new(ContentKind::Other)));
+    data.status = state.as_deref().and_then(map_state);
+
+    let subject = data.chat.as_ref().map(|c| c.id.clone());
+    let key = delivery_or(ctx, || {
+        [
+            data.message_id.as_deref().unwrap_or("-"),
+            subject.as_deref().unwrap_or("-"),
+            state.as_deref().unwrap_or("-"),
+        ]
+        .join("\u{1f}")
+    });
+    let time = i64_of(meta, "moment")
+        .or_else(|| i64_of(m, "created"))
+        .and_then(from_epoch_guess)
+        .unwrap_or(ctx.received_at);
+    CloudEvent::new(
+        event_id(ctx.provider, &instance, &[event_type.as_str(), &key]),
+        ctx.provider,
+        &instance,
+        event_type,
+        subject,
+        time,
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    )
+}
+
+/// The message's first content or attachment.
+fn first_item(m: &Value) -> Option<&Value> {
+    ["contents", "attachments"]
+        .iter()
+        .filter_map(|k| m.get(*k).and_then(Value::as_array))
+        .find_map(|items| items.first())
+}
+
+fn content_of(item: &Value) -> Content {
+    let wire = str_of(item, "type").unwrap_or_default();
+    let kind = match wire.as_str() {
+        "TEXT" => ContentKind::Text,
+        "IMAGE" => ContentKind::Image,
+        "AUDIO" => ContentKind::Audio,
+        "VIDEO" => ContentKind::Video,
+        "STICKER" => ContentKind::Sticker,
+        "DOCUMENT" => ContentKind::Document,
+        "LOCATION" => ContentKind::Location,
+        "CONTACT_ARRAY" | "CONTACT" => ContentKind::Contact,
+        "TEMPLATE" => ContentKind::Template,
+        w if w.starts_with("INTERACTIVE") => ContentKind::Interactive,
+        _ => ContentKind::Other,
+    };
+    let mut content = Content::new(kind);
+    content.wire_kind = (!wire.is_empty()).then_some(wire);
+    content.text = str_of(item, "message");
+    content.caption = str_of(item, "caption");
+    content.media_url = str_of(item, "url");
+    content.mime_type = str_of(item, "mime_type").or_else(|| str_of(item, "mimeType"));
+    content.file_name = str_of(item, "file_name").or_else(|| str_of(item, "fileName"));
+    if kind == ContentKind::Contact {
+        content.options = item
+            .get("contacts")
+            .and_then(Value::as_array)
+            .map(|cs| cs.iter().filter_map(|c| str_of(c, "name")).collect())
+            .unwrap_or_default();
+    }
+    content
+}

@@ -1,0 +1,228 @@
+//! Meta WhatsApp Cloud API: `entry[].changes[].value.messages[]` and `statuses[]`; one webhook
+//! can carry many events, each becomes its own.
+
+use serde_json::Value;
+
+use super::{delivery_or, f64_of, i64_of, str_of, Body, ParseContext};
+use crate::event::{
+    event_id, from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventError, EventType, MessageStatus,
+    Sender,
+};
+
+/// Parse a Cloud API webhook body.
+pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
+    let mut events = Vec::new();
+    let entries = body.value.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    for entry in entries {
+        let changes = entry.get("changes").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        for change in changes {
+            let value = &change["value"];
+            let instance = str_of(&value["metadata"], "phone_number_id")
+                .or_else(|| str_of(entry, "id"))
+                .unwrap_or_else(|| "-".to_owned());
+            let field = str_of(change, "field").unwrap_or_default();
+            let before = events.len();
+            for m in value.get("messages").and_then(Value::as_array).into_iter().flatten() {
+                events.push(message(ctx, body, &instance, value, m));
+            }
+            for s in value.get("statuses").and_then(Value::as_array).into_iter().flatten() {
+                events.push(status(ctx, body, &instance, s));
+            }
+            if events.len() == before && field.contains("template") {
+                events.push(template(ctx, body, &instance, &field, value, events.len()));
+            }
+        }
+    }
+    events
+}
+
+fn time_of(ctx: &ParseContext<'_>, v: &Value) -> chrono::DateTime<chrono::Utc> {
+    // Meta's `timestamp` is epoch seconds as a string.
+    i64_of(v, "timestamp").and_then(from_epoch_guess).unwrap_or(ctx.received_at)
+}
+
+fn message(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, value: &Value, m: &Value) -> CloudEvent {
+    let mut data = body.data();
+    let from = str_of(m, "from");
+    data.message_id = str_of(m, "id");
+    data.from_me = Some(false);
+    data.chat = match str_of(m, "group_id") {
+        Some(group) => Some(Chat { id: group, kind: ChatKind::Group, lid: None }),
+        None => from.clone().map(|id| Chat { id, kind: ChatKind::Direct, lid: None }),
+    };
+    let name = value
+        .get("contacts")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| str_of(c, "wa_id") == from))
+        .and_then(|c| str_of(&c["profile"], "name"));
+    data.sender = Some(Sender { phone: from.clone(), lid: None, name });
+    if data.chat.as_ref().is_some_and(|c| c.kind == ChatKind::Group) {
+        data.participant = from;
+    }
+    data.reply_to = str_of(&m["context"], "id").or_else(|| str_of(&m["reaction"], "message_id"));
+    let content = content_of(m);
+    let subject = data.chat.as_ref().map(|c| c.id.clone());
+    let key = delivery_or(ctx, || {
+        [
+            data.message_id.as_deref().unwrap_or("-"),
+            subject.as_deref().unwrap_or("-"),
+            "from_them",
+            data.participant.as_deref().unwrap_or("-"),
+            content.wire_kind.as_deref().unwrap_or("-"),
+            // A changed reaction reuses the message id.
+            &str_of(&m["reaction"], "emoji").unwrap_or_default(),
+        ]
+        .join("\u{1f}")
+    });
+    let key = per_event(ctx, key, data.message_id.as_deref());
+    data.content = Some(content);
+    CloudEvent::new(
+        event_id(ctx.provider, instance, &[EventType::MessageReceived.as_str(), &key]),
+        ctx.provider,
+        instance,
+        EventType::MessageReceived,
+        subject,
+        time_of(ctx, m),
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    )
+}
+
+/// With a delivery id (which covers the whole webhook), add the message id so each of its
+/// events keeps its own id.
+fn per_event(ctx: &ParseContext<'_>, key: String, message_id: Option<&str>) -> String {
+    match ctx.delivery_id {
+        Some(_) => format!("{key}\u{1f}{}", message_id.unwrap_or("-")),
+        None => key,
+    }
+}
+
+fn content_of(m: &Value) -> Content {
+    let wire = str_of(m, "type").unwrap_or_else(|| "unknown".to_owned());
+    let kind = match wire.as_str() {
+        "text" => ContentKind::Text,
+        "image" => ContentKind::Image,
+        "audio" => ContentKind::Audio,
+        "video" => ContentKind::Video,
+        "document" => ContentKind::Document,
+        "sticker" => ContentKind::Sticker,
+        "location" => ContentKind::Location,
+        "contacts" => ContentKind::Contact,
+        "reaction" => ContentKind::Reaction,
+        "button" => ContentKind::ButtonReply,
+        "order" => ContentKind::Order,
+        "interactive" => match m["interactive"]["type"].as_str() {
+            Some("list_reply") => ContentKind::ListReply,
+            Some("button_reply") => ContentKind::ButtonReply,
+            _ => ContentKind::Interactive,
+        },
+        _ => ContentKind::Other,
+    };
+    let mut content = Content::new(kind);
+    let inner = &m[wire.as_str()];
+    match kind {
+        ContentKind::Text => content.text = str_of(inner, "body"),
+        ContentKind::Image | ContentKind::Audio | ContentKind::Video | ContentKind::Document | ContentKind::Sticker => {
+            // Meta sends a media id to download with the Graph API, not a URL.
+            content.media_url = str_of(inner, "url").or_else(|| str_of(inner, "id"));
+            content.mime_type = str_of(inner, "mime_type");
+            content.caption = str_of(inner, "caption");
+            content.file_name = str_of(inner, "filename");
+        }
+        ContentKind::Location => {
+            content.latitude = f64_of(inner, "latitude");
+            content.longitude = f64_of(inner, "longitude");
+            content.title = str_of(inner, "name");
+            content.text = str_of(inner, "address");
+        }
+        ContentKind::Reaction => {
+            content.text = str_of(inner, "emoji");
+            content.removed = content.text.is_none();
+        }
+        ContentKind::ButtonReply if wire == "button" => {
+            content.text = str_of(inner, "text");
+            content.selected_id = str_of(inner, "payload");
+        }
+        ContentKind::ButtonReply | ContentKind::ListReply => {
+            let reply = &inner[if kind == ContentKind::ListReply { "list_reply" } else { "button_reply" }];
+            content.text = str_of(reply, "title");
+            content.title = str_of(reply, "description");
+            content.selected_id = str_of(reply, "id");
+        }
+        _ => {}
+    }
+    content.wire_kind = Some(wire);
+    content
+}
+
+fn map_status(word: &str) -> Option<MessageStatus> {
+    Some(match word {
+        "sent" => MessageStatus::Sent,
+        "delivered" => MessageStatus::Delivered,
+        "read" => MessageStatus::Read,
+        "played" => MessageStatus::Played,
+        "failed" => MessageStatus::Failed,
+        "deleted" => MessageStatus::Deleted,
+        _ => return None,
+    })
+}
+
+fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, s: &Value) -> CloudEvent {
+    let mut data = body.data();
+    let word = str_of(s, "status").unwrap_or_default();
+    data.message_id = str_of(s, "id");
+    data.status = map_status(&word);
+    data.from_me = Some(true);
+    data.chat = match str_of(s, "recipient_type").as_deref() {
+        Some("group") => str_of(s, "recipient_id").map(|id| Chat { id, kind: ChatKind::Group, lid: None }),
+        _ => str_of(s, "recipient_id").map(|id| Chat { id, kind: ChatKind::Direct, lid: None }),
+    };
+    data.participant = str_of(s, "recipient_participant_id");
+    data.error = s.get("errors").and_then(Value::as_array).and_then(|e| e.first()).map(|e| EventError {
+        code: str_of(e, "code"),
+        message: str_of(e, "message").or_else(|| str_of(e, "title")).unwrap_or_default(),
+    });
+    let subject = data.chat.as_ref().map(|c| c.id.clone());
+    let key = delivery_or(ctx, || {
+        [
+            data.message_id.as_deref().unwrap_or("-"),
+            subject.as_deref().unwrap_or("-"),
+            &word,
+            data.participant.as_deref().unwrap_or("-"),
+        ]
+        .join("\u{1f}")
+    });
+    let key = per_event(ctx, key, data.message_id.as_deref());
+    let key = if ctx.delivery_id.is_some() { format!("{key}\u{1f}{word}") } else { key };
+    CloudEvent::new(
+        event_id(ctx.provider, instance, &[EventType::MessageStatus.as_str(), &key]),
+        ctx.provider,
+        instance,
+        EventType::MessageStatus,
+        subject,
+        time_of(ctx, s),
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    )
+}
+
+fn template(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, field: &str, value: &Value, index: usize) -> CloudEvent {
+    let mut data = body.data();
+    data.notification = Some(field.to_owned());
+    data.parameters = Some(value.clone());
+    let key = delivery_or(ctx, || super::sha256_hex(value.to_string().as_bytes()));
+    let key = format!("{key}\u{1f}{index}");
+    CloudEvent::new(
+        event_id(ctx.provider, instance, &[EventType::TemplateUpdated.as_str(), &key]),
+        ctx.provider,
+        instance,
+        EventType::TemplateUpdated,
+        None,
+        ctx.received_at,
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    )
+}

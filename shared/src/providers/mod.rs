@@ -1,0 +1,281 @@
+//! Provider adapters: raw body bytes in, canonical events out. Pure functions, no I/O.
+//!
+//! Each provider has its own module (`zapi`, `hubmessage`, `wwa`, `meta`). They read the body
+//! as a `serde_json::Value` rather than typed wire structs on purpose: real traffic carries
+//! duplicate keys (legacy Z-API examples), numbers sent as strings, unknown kinds and fields
+//! that appear without notice; a permissive reader keeps every one of those events instead of
+//! rejecting it, and the untouched body travels along in `data.raw`.
+
+pub mod hubmessage;
+pub mod meta;
+pub mod wwa;
+pub mod zapi;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::event::{event_id, CloudEvent, EventData, EventType, Provider, Route};
+
+/// What is known about a request besides its body.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseContext<'a> {
+    /// Which provider's format to read.
+    pub provider: Provider,
+    /// The route the body arrived on (a hint for shapes that carry no type).
+    pub route: Option<Route>,
+    /// The wahooks endpoint id.
+    pub endpoint: &'a str,
+    /// When wahooks received the request.
+    pub received_at: DateTime<Utc>,
+    /// A delivery id sent by the provider (Hub `x-idempotency-key`, Standard Webhooks
+    /// `webhook-id`); when present it keys the event ids.
+    pub delivery_id: Option<&'a str>,
+}
+
+impl<'a> ParseContext<'a> {
+    /// A context for `provider` with no route hint and no delivery id.
+    pub fn new(provider: Provider, endpoint: &'a str, received_at: DateTime<Utc>) -> Self {
+        ParseContext { provider, route: None, endpoint, received_at, delivery_id: None }
+    }
+}
+
+/// Why a body could not be decoded into events (it is not JSON we can read).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The body is empty.
+    #[error("the body is empty")]
+    Empty,
+    /// The body ends before the JSON value does.
+    #[error("the JSON is truncated: {0}")]
+    Truncated(String),
+    /// The body is not JSON.
+    #[error("the body is not JSON: {0}")]
+    NotJson(String),
+    /// The body is JSON but neither an object nor an array.
+    #[error("the JSON is not an object or an array")]
+    NotObjectOrArray,
+}
+
+impl DecodeError {
+    /// A short machine-readable code for HTTP bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DecodeError::Empty => "empty_body",
+            DecodeError::Truncated(_) => "truncated_json",
+            DecodeError::NotJson(_) => "not_json",
+            DecodeError::NotObjectOrArray => "not_object_or_array",
+        }
+    }
+}
+
+/// Decode a body (already authenticated and inflated) into one or more canonical events.
+///
+/// Valid JSON of an unknown shape becomes one `whatsapp.unknown` event, never an error.
+pub fn parse(ctx: &ParseContext<'_>, body: &[u8]) -> Result<Vec<CloudEvent>, DecodeError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(DecodeError::Empty);
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        if e.is_eof() {
+            DecodeError::Truncated(e.to_string())
+        } else {
+            DecodeError::NotJson(e.to_string())
+        }
+    })?;
+    if !value.is_object() && !value.is_array() {
+        return Err(DecodeError::NotObjectOrArray);
+    }
+    let raw = compact_raw(body).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    let body = Body { value: &value, raw, bytes: body };
+    let events = match ctx.provider {
+        Provider::Zapi => zapi::parse(ctx, &body),
+        Provider::Hubmessage => hubmessage::parse(ctx, &body),
+        Provider::Wwa => wwa::parse(ctx, &body),
+        Provider::Meta => meta::parse(ctx, &body),
+    };
+    Ok(if events.is_empty() { vec![unknown(ctx, &body, "-")] } else { events })
+}
+
+/// A decoded body as the adapters see it.
+pub(crate) struct Body<'a> {
+    /// The parsed JSON.
+    pub value: &'a Value,
+    /// The JSON text with insignificant whitespace removed, for `data.raw`.
+    pub raw: Arc<RawValue>,
+    /// The bytes as received.
+    pub bytes: &'a [u8],
+}
+
+impl Body<'_> {
+    /// Fresh event data carrying the raw JSON.
+    pub fn data(&self) -> EventData {
+        EventData::new(self.raw.clone())
+    }
+}
+
+/// The body's JSON with the whitespace between tokens removed and nothing else changed: key
+/// order, duplicate keys, number spellings and string escapes stay exactly as sent, so
+/// `data.raw` is the provider's JSON on one line.
+pub fn compact_raw(body: &[u8]) -> Result<Arc<RawValue>, serde_json::Error> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            if b == b'"' {
+                in_string = true;
+            }
+            out.push(b);
+        }
+    }
+    let text = String::from_utf8(out).map_err(|_| serde::de::Error::custom("invalid UTF-8"))?;
+    RawValue::from_string(text).map(Arc::from)
+}
+
+/// The catch-all: valid JSON we can't classify, stored and published as `whatsapp.unknown`.
+pub(crate) fn unknown(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEvent {
+    let key = delivery_or(ctx, || sha256_hex(body.bytes));
+    CloudEvent::new(
+        event_id(ctx.provider, instance, &["unknown", &key]),
+        ctx.provider,
+        instance,
+        EventType::Unknown,
+        None,
+        ctx.received_at,
+        ctx.endpoint,
+        ctx.received_at,
+        body.data(),
+    )
+}
+
+/// The provider's delivery id when it sent one, else `natural()`.
+pub(crate) fn delivery_or(ctx: &ParseContext<'_>, natural: impl FnOnce() -> String) -> String {
+    match ctx.delivery_id {
+        Some(d) => format!("delivery:{d}"),
+        None => natural(),
+    }
+}
+
+/// Hex SHA-256.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A fingerprint of a JSON object without the fields that change between redeliveries
+/// (`serde_json::Map` is sorted, so equal objects serialise equally).
+pub(crate) fn fingerprint_without(value: &Value, volatile: &[&str]) -> String {
+    let mut copy = value.clone();
+    if let Some(map) = copy.as_object_mut() {
+        for k in volatile {
+            map.remove(*k);
+        }
+    }
+    sha256_hex(copy.to_string().as_bytes())
+}
+
+/// The receive time to the minute: the natural key of events that carry neither an id nor a
+/// time of their own (presence, some connection events), so a redelivery within the same
+/// minute is a duplicate while the same state a minute later is a new event.
+pub(crate) fn minute_bucket(ctx: &ParseContext<'_>) -> String {
+    ctx.received_at
+        .duration_trunc(TimeDelta::minutes(1))
+        .map(|t| t.timestamp().to_string())
+        .unwrap_or_default()
+}
+
+/// A string field; numbers are accepted and rendered as strings (providers mix the two).
+pub(crate) fn str_of(v: &Value, key: &str) -> Option<String> {
+    match v.get(key)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A boolean field; `"true"`/`"false"` strings are accepted.
+pub(crate) fn bool_of(v: &Value, key: &str) -> Option<bool> {
+    match v.get(key)? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" => Some(true),
+        Value::String(s) if s == "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// An integer field; numeric strings are accepted.
+pub(crate) fn i64_of(v: &Value, key: &str) -> Option<i64> {
+    match v.get(key)? {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A float field; numeric strings are accepted.
+pub(crate) fn f64_of(v: &Value, key: &str) -> Option<f64> {
+    match v.get(key)? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .filter(|f: &f64| f.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> ParseContext<'static> {
+        ParseContext::new(Provider::Zapi, "ep", Utc::now())
+    }
+
+    #[test]
+    fn compact_raw_removes_only_whitespace_between_tokens() {
+        let raw = compact_raw(b"{ \"a\" : [1, 2.50],\n \"b\": \"x y\\\" z\" }").expect("valid");
+        assert_eq!(raw.get(), r#"{"a":[1,2.50],"b":"x y\" z"}"#);
+    }
+
+    #[test]
+    fn empty_truncated_and_scalar_bodies_are_named() {
+        assert_eq!(parse(&ctx(), b"  "), Err(DecodeError::Empty));
+        assert!(matches!(parse(&ctx(), b"{\"type\":"), Err(DecodeError::Truncated(_))));
+        assert!(matches!(parse(&ctx(), b"nope"), Err(DecodeError::NotJson(_))));
+        assert_eq!(parse(&ctx(), b"42").map(|_| ()), Err(DecodeError::NotObjectOrArray));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let body = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(matches!(parse(&ctx(), body.as_bytes()), Err(DecodeError::NotJson(_))));
+    }
+
+    #[test]
+    fn unknown_shapes_become_one_unknown_event_with_raw_intact() {
+        let events = parse(&ctx(), br#"{"hello": "world"}"#).expect("valid json");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event_type, EventType::Unknown);
+        assert_eq!(events[0].data.raw.as_ref().map(|r| r.get()), Some(r#"{"hello":"world"}"#));
+    }
+
+    #[test]
+    fn lenient_field_readers_accept_numbers_as_strings() {
+        let v: Value = serde_json::from_str(r#"{"a":"12","b":12,"c":"true","d":"x"}"#).unwrap_or_default();
+        assert_eq!(i64_of(&v, "a"), Some(12));
+        assert_eq!(str_of(&v, "b").as_deref(), Some("12"));
+        assert_eq!(bool_of(&v, "c"), Some(true));
+        assert_eq!(f64_of(&v, "d"), None);
+    }
+}

@@ -1,0 +1,93 @@
+//! WhatsApp Web API (apiwhatsappweb.com): send, receive, connected, disconnected. Its bodies
+//! carry no type field, no timestamp and no delivery id: the shape decides, the route helps.
+
+use serde_json::Value;
+
+use super::{delivery_or, fingerprint_without, minute_bucket, str_of, Body, ParseContext};
+use crate::event::{event_id, Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route, Sender};
+
+/// Parse a WhatsApp Web API body.
+pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
+    let v = body.value;
+    if !v.is_object() {
+        return Vec::new();
+    }
+    let instance = str_of(v, "instanceId").unwrap_or_else(|| "-".to_owned());
+    let state = str_of(&v["whatsappStatus"], "message").or_else(|| str_of(v, "status"));
+    let event_type = match state.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        _ if v.get("messageSent").is_some() => EventType::MessageSent,
+        Some("received") => EventType::MessageReceived,
+        Some("connected") => EventType::InstanceConnected,
+        Some("disconnected") => EventType::InstanceDisconnected,
+        // No shape matched: trust the route if it names one kind.
+        _ => match ctx.route {
+            Some(Route::MessageSent) if v.get("messageId").is_some() => EventType::MessageSent,
+            Some(Route::MessageReceived) if v.get("messageId").is_some() => EventType::MessageReceived,
+            Some(Route::Connected) => EventType::InstanceConnected,
+            Some(Route::Disconnected) => EventType::InstanceDisconnected,
+            _ => return Vec::new(),
+        },
+    };
+
+    let mut data = body.data();
+    data.message_id = str_of(v, "messageId");
+    data.chat = str_of(v, "number").map(|id| Chat { id, kind: ChatKind::Direct, lid: None });
+    match event_type {
+        EventType::MessageSent => {
+            data.from_me = Some(true);
+            data.status = Some(MessageStatus::Sent);
+            let mut content = Content::new(ContentKind::Text);
+            content.text = str_of(v, "message");
+            data.content = Some(content);
+        }
+        EventType::MessageReceived => {
+            data.from_me = Some(false);
+            data.sender = Some(Sender {
+                phone: str_of(v, "number"),
+                lid: None,
+                name: str_of(v, "senderName"),
+            });
+            data.content = Some(received_content(v));
+        }
+        _ => {}
+    }
+
+    let subject = data.chat.as_ref().map(|c| c.id.clone());
+    let key = delivery_or(ctx, || match &data.message_id {
+        Some(id) => format!("{id}\u{1f}{}", subject.as_deref().unwrap_or("-")),
+        // Connection events: nothing natural, not even a time.
+        None => format!("{}\u{1f}{}", fingerprint_without(v, &[]), minute_bucket(ctx)),
+    });
+    vec![CloudEvent::new(
+        event_id(ctx.provider, &instance, &[event_type.as_str(), &key]),
+        ctx.provider,
+        &instance,
+        event_type,
+        subject,
+        ctx.received_at,
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    )]
+}
+
+/// `photo` / `video` are null unless the message is one; otherwise it is text.
+fn received_content(v: &Value) -> Content {
+    let status = &v["whatsappStatus"];
+    let (kind, media) = if let Some(url) = str_of(v, "photo") {
+        (ContentKind::Image, Some(url))
+    } else if let Some(url) = str_of(v, "video") {
+        (ContentKind::Video, Some(url))
+    } else {
+        (ContentKind::Text, None)
+    };
+    let mut content = Content::new(kind);
+    content.media_url = media.or_else(|| str_of(status, "url"));
+    if kind == ContentKind::Text {
+        content.text = str_of(v, "message");
+    } else {
+        content.caption = str_of(v, "message");
+    }
+    content.title = str_of(status, "title");
+    content
+}
