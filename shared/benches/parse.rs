@@ -1,1 +1,142 @@
-fn main() {}
+//! Parse + normalise over the whole fixture mix, next to the floor: `serde_json::from_slice`
+//! into a `Value` on the same bytes. Prints ns/event, events/s and the ratio to the floor.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Instant;
+
+use chrono::Utc;
+use criterion::{criterion_group, Criterion, Throughput};
+use wahooks::providers::{parse, ParseContext};
+use wahooks::Provider;
+
+/// Every payload fixture with its provider (header captures excluded), as providers send them:
+/// compact JSON on one line (tests/fixtures/zapi/SOURCES.md: the captured `content-length` is
+/// the compact length; the files are indented for reading).
+pub fn fixture_mix() -> Vec<(Provider, Vec<u8>)> {
+    pretty_fixture_mix()
+        .into_iter()
+        .map(|(p, b)| {
+            (
+                p,
+                wahooks::providers::compact_raw(&b)
+                    .expect("valid")
+                    .get()
+                    .as_bytes()
+                    .to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// The fixtures byte for byte as stored (indented).
+pub fn pretty_fixture_mix() -> Vec<(Provider, Vec<u8>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let mut mix = Vec::new();
+    for provider in Provider::ALL {
+        let mut files: Vec<_> = std::fs::read_dir(root.join(provider.as_str()))
+            .expect("fixtures")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter(|p| !p.to_string_lossy().contains("http-headers."))
+            .collect();
+        files.sort();
+        mix.extend(
+            files
+                .into_iter()
+                .map(|p| (provider, std::fs::read(p).expect("fixture"))),
+        );
+    }
+    mix
+}
+
+fn parse_all(mix: &[(Provider, Vec<u8>)]) -> usize {
+    let now = Utc::now();
+    mix.iter()
+        .map(|(p, bytes)| {
+            parse(&ParseContext::new(*p, "bench", now), bytes)
+                .map(|e| e.len())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+fn floor_all(mix: &[(Provider, Vec<u8>)]) -> usize {
+    mix.iter()
+        .map(|(_, bytes)| {
+            serde_json::from_slice::<serde_json::Value>(bytes)
+                .map(|v| v.is_object() as usize)
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+fn bench(c: &mut Criterion) {
+    let mix = fixture_mix();
+    let events = parse_all(&mix) as u64;
+    let mut group = c.benchmark_group("parse");
+    group.throughput(Throughput::Elements(events));
+    group.bench_function("parse_and_normalise_fixture_mix", |b| {
+        b.iter(|| parse_all(black_box(&mix)))
+    });
+    group.bench_function("floor_serde_json_value_fixture_mix", |b| {
+        b.iter(|| floor_all(black_box(&mix)))
+    });
+    let pretty = pretty_fixture_mix();
+    group.bench_function("parse_and_normalise_indented_fixtures", |b| {
+        b.iter(|| parse_all(black_box(&pretty)))
+    });
+    group.bench_function("floor_serde_json_value_indented_fixtures", |b| {
+        b.iter(|| floor_all(black_box(&pretty)))
+    });
+    group.finish();
+}
+
+/// A plain timed summary after criterion's own report, in the units the README quotes.
+fn summary() {
+    for (label, mix) in [
+        ("wire (compact)", fixture_mix()),
+        ("indented files", pretty_fixture_mix()),
+    ] {
+        summarise(label, &mix);
+    }
+}
+
+fn summarise(label: &str, mix: &[(Provider, Vec<u8>)]) {
+    let events = parse_all(mix);
+    let time = |f: &dyn Fn() -> usize| {
+        let rounds = 400;
+        let start = Instant::now();
+        for _ in 0..rounds {
+            black_box(f());
+        }
+        start.elapsed().as_nanos() as f64 / rounds as f64
+    };
+    let parse_ns = time(&|| parse_all(mix));
+    let floor_ns = time(&|| floor_all(mix));
+    println!(
+        "\nfixture mix, {label}: {} bodies, {} events, {} bytes",
+        mix.len(),
+        events,
+        mix.iter().map(|(_, b)| b.len()).sum::<usize>()
+    );
+    println!(
+        "parse+normalise: {:.0} ns/event, {:.0} events/s",
+        parse_ns / events as f64,
+        1e9 * events as f64 / parse_ns
+    );
+    println!(
+        "floor (serde_json::Value): {:.0} ns/event-equivalent",
+        floor_ns / events as f64
+    );
+    println!("ratio parse/floor: {:.2}x (target <= 2.0x)", parse_ns / floor_ns);
+}
+
+criterion_group!(benches, bench);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    summary();
+}

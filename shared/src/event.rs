@@ -53,7 +53,9 @@ impl std::str::FromStr for Provider {
             "hubmessage" | "hub" => Ok(Provider::Hubmessage),
             "wwa" | "apiwhatsappweb" => Ok(Provider::Wwa),
             "meta" => Ok(Provider::Meta),
-            other => Err(format!("unknown provider `{other}` (expected zapi, hubmessage, wwa or meta)")),
+            other => Err(format!(
+                "unknown provider `{other}` (expected zapi, hubmessage, wwa or meta)"
+            )),
         }
     }
 }
@@ -233,7 +235,11 @@ impl fmt::Display for EventType {
 impl std::str::FromStr for EventType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let full = if s.starts_with("whatsapp.") { s.to_owned() } else { format!("whatsapp.{s}") };
+        let full = if s.starts_with("whatsapp.") {
+            s.to_owned()
+        } else {
+            format!("whatsapp.{s}")
+        };
         EventType::ALL
             .into_iter()
             .find(|t| t.as_str() == full)
@@ -683,8 +689,14 @@ mod tests {
 
     #[test]
     fn epoch_guess_tells_seconds_from_milliseconds() {
-        assert_eq!(rfc3339_ms(from_epoch_guess(1580163342).expect("s")), "2020-01-27T22:15:42.000Z");
-        assert_eq!(rfc3339_ms(from_epoch_guess(1757390383001).expect("ms")), "2025-09-09T03:59:43.001Z");
+        assert_eq!(
+            rfc3339_ms(from_epoch_guess(1580163342).expect("s")),
+            "2020-01-27T22:15:42.000Z"
+        );
+        assert_eq!(
+            rfc3339_ms(from_epoch_guess(1757390383001).expect("ms")),
+            "2025-09-09T03:59:43.001Z"
+        );
         assert!(from_epoch_guess(0).is_none());
         assert!(from_epoch_guess(-5).is_none());
     }

@@ -5,7 +5,8 @@ use serde_json::Value;
 
 use super::{delivery_or, i64_of, str_of, zapi, Body, ParseContext};
 use crate::event::{
-    event_id, from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route, Sender,
+    event_id, from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route,
+    Sender,
 };
 
 /// Parse a Hub Message body in whichever of its formats it arrived.
@@ -91,8 +92,16 @@ fn channel_message(ctx: &ParseContext<'_>, body: &Body<'_>, m: &Value) -> CloudE
     data.message_id = str_of(m, "_id");
     data.from_me = from_me;
     // The customer is the recipient of what we send and the sender of what we receive.
-    let counterpart = if from_me == Some(true) { &m["recipient"] } else { &m["sender"] };
-    data.chat = str_of(counterpart, "identifier").map(|id| Chat { id, kind: ChatKind::Direct, lid: None });
+    let counterpart = if from_me == Some(true) {
+        &m["recipient"]
+    } else {
+        &m["sender"]
+    };
+    data.chat = str_of(counterpart, "identifier").map(|id| Chat {
+        id,
+        kind: ChatKind::Direct,
+        lid: None,
+    });
     data.sender = Some(Sender {
         phone: str_of(&m["sender"], "identifier"),
         lid: None,

@@ -12,9 +12,18 @@ use crate::event::{
 /// Parse a Cloud API webhook body.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
     let mut events = Vec::new();
-    let entries = body.value.get("entry").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let entries = body
+        .value
+        .get("entry")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     for entry in entries {
-        let changes = entry.get("changes").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        let changes = entry
+            .get("changes")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         for change in changes {
             let value = &change["value"];
             let instance = str_of(&value["metadata"], "phone_number_id")
@@ -38,7 +47,9 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
 
 fn time_of(ctx: &ParseContext<'_>, v: &Value) -> chrono::DateTime<chrono::Utc> {
     // Meta's `timestamp` is epoch seconds as a string.
-    i64_of(v, "timestamp").and_then(from_epoch_guess).unwrap_or(ctx.received_at)
+    i64_of(v, "timestamp")
+        .and_then(from_epoch_guess)
+        .unwrap_or(ctx.received_at)
 }
 
 fn message(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, value: &Value, m: &Value) -> CloudEvent {
@@ -47,15 +58,27 @@ fn message(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, value: &Valu
     data.message_id = str_of(m, "id");
     data.from_me = Some(false);
     data.chat = match str_of(m, "group_id") {
-        Some(group) => Some(Chat { id: group, kind: ChatKind::Group, lid: None }),
-        None => from.clone().map(|id| Chat { id, kind: ChatKind::Direct, lid: None }),
+        Some(group) => Some(Chat {
+            id: group,
+            kind: ChatKind::Group,
+            lid: None,
+        }),
+        None => from.clone().map(|id| Chat {
+            id,
+            kind: ChatKind::Direct,
+            lid: None,
+        }),
     };
     let name = value
         .get("contacts")
         .and_then(Value::as_array)
         .and_then(|cs| cs.iter().find(|c| str_of(c, "wa_id") == from))
         .and_then(|c| str_of(&c["profile"], "name"));
-    data.sender = Some(Sender { phone: from.clone(), lid: None, name });
+    data.sender = Some(Sender {
+        phone: from.clone(),
+        lid: None,
+        name,
+    });
     if data.chat.as_ref().is_some_and(|c| c.kind == ChatKind::Group) {
         data.participant = from;
     }
@@ -145,7 +168,11 @@ fn content_of(m: &Value) -> Content {
             content.selected_id = str_of(inner, "payload");
         }
         ContentKind::ButtonReply | ContentKind::ListReply => {
-            let reply = &inner[if kind == ContentKind::ListReply { "list_reply" } else { "button_reply" }];
+            let reply = &inner[if kind == ContentKind::ListReply {
+                "list_reply"
+            } else {
+                "button_reply"
+            }];
             content.text = str_of(reply, "title");
             content.title = str_of(reply, "description");
             content.selected_id = str_of(reply, "id");
@@ -175,14 +202,26 @@ fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, s: &Value) ->
     data.status = map_status(&word);
     data.from_me = Some(true);
     data.chat = match str_of(s, "recipient_type").as_deref() {
-        Some("group") => str_of(s, "recipient_id").map(|id| Chat { id, kind: ChatKind::Group, lid: None }),
-        _ => str_of(s, "recipient_id").map(|id| Chat { id, kind: ChatKind::Direct, lid: None }),
+        Some("group") => str_of(s, "recipient_id").map(|id| Chat {
+            id,
+            kind: ChatKind::Group,
+            lid: None,
+        }),
+        _ => str_of(s, "recipient_id").map(|id| Chat {
+            id,
+            kind: ChatKind::Direct,
+            lid: None,
+        }),
     };
     data.participant = str_of(s, "recipient_participant_id");
-    data.error = s.get("errors").and_then(Value::as_array).and_then(|e| e.first()).map(|e| EventError {
-        code: str_of(e, "code"),
-        message: str_of(e, "message").or_else(|| str_of(e, "title")).unwrap_or_default(),
-    });
+    data.error = s
+        .get("errors")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+        .map(|e| EventError {
+            code: str_of(e, "code"),
+            message: str_of(e, "message").or_else(|| str_of(e, "title")).unwrap_or_default(),
+        });
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = delivery_or(ctx, || {
         [
@@ -194,7 +233,11 @@ fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, s: &Value) ->
         .join("\u{1f}")
     });
     let key = per_event(ctx, key, data.message_id.as_deref());
-    let key = if ctx.delivery_id.is_some() { format!("{key}\u{1f}{word}") } else { key };
+    let key = if ctx.delivery_id.is_some() {
+        format!("{key}\u{1f}{word}")
+    } else {
+        key
+    };
     CloudEvent::new(
         event_id(ctx.provider, instance, &[EventType::MessageStatus.as_str(), &key]),
         ctx.provider,
@@ -208,7 +251,14 @@ fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, s: &Value) ->
     )
 }
 
-fn template(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, field: &str, value: &Value, index: usize) -> CloudEvent {
+fn template(
+    ctx: &ParseContext<'_>,
+    body: &Body<'_>,
+    instance: &str,
+    field: &str,
+    value: &Value,
+    index: usize,
+) -> CloudEvent {
     let mut data = body.data();
     data.notification = Some(field.to_owned());
     data.parameters = Some(value.clone());

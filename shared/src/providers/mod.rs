@@ -39,7 +39,13 @@ pub struct ParseContext<'a> {
 impl<'a> ParseContext<'a> {
     /// A context for `provider` with no route hint and no delivery id.
     pub fn new(provider: Provider, endpoint: &'a str, received_at: DateTime<Utc>) -> Self {
-        ParseContext { provider, route: None, endpoint, received_at, delivery_id: None }
+        ParseContext {
+            provider,
+            route: None,
+            endpoint,
+            received_at,
+            delivery_id: None,
+        }
     }
 }
 
@@ -90,14 +96,22 @@ pub fn parse(ctx: &ParseContext<'_>, body: &[u8]) -> Result<Vec<CloudEvent>, Dec
         return Err(DecodeError::NotObjectOrArray);
     }
     let raw = compact_raw(body).map_err(|e| DecodeError::NotJson(e.to_string()))?;
-    let body = Body { value: &value, raw, bytes: body };
+    let body = Body {
+        value: &value,
+        raw,
+        bytes: body,
+    };
     let events = match ctx.provider {
         Provider::Zapi => zapi::parse(ctx, &body),
         Provider::Hubmessage => hubmessage::parse(ctx, &body),
         Provider::Wwa => wwa::parse(ctx, &body),
         Provider::Meta => meta::parse(ctx, &body),
     };
-    Ok(if events.is_empty() { vec![unknown(ctx, &body, "-")] } else { events })
+    Ok(if events.is_empty() {
+        vec![unknown(ctx, &body, "-")]
+    } else {
+        events
+    })
 }
 
 /// A decoded body as the adapters see it.
@@ -117,10 +131,22 @@ impl Body<'_> {
     }
 }
 
-/// The body's JSON with the whitespace between tokens removed and nothing else changed: key
-/// order, duplicate keys, number spellings and string escapes stay exactly as sent, so
-/// `data.raw` is the provider's JSON on one line.
+/// The body's JSON on one line for `data.raw`, with nothing else changed: key order, duplicate
+/// keys, number spellings and string escapes stay exactly as sent. Providers send compact JSON
+/// (Z-API's `content-length` is the compact length), which is taken as is; a body with line
+/// breaks has the whitespace between its tokens removed. `body` must be valid JSON.
 pub fn compact_raw(body: &[u8]) -> Result<Arc<RawValue>, serde_json::Error> {
+    let text = if body.iter().any(|&b| b == b'\n' || b == b'\r') {
+        strip_whitespace(body)
+    } else {
+        body.trim_ascii().to_vec()
+    };
+    let text = String::from_utf8(text).map_err(|_| serde::de::Error::custom("invalid UTF-8"))?;
+    RawValue::from_string(text).map(Arc::from)
+}
+
+/// Remove the whitespace outside strings (inside a valid JSON string there is no raw line break).
+fn strip_whitespace(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len());
     let mut in_string = false;
     let mut escaped = false;
@@ -135,14 +161,11 @@ pub fn compact_raw(body: &[u8]) -> Result<Arc<RawValue>, serde_json::Error> {
                 in_string = false;
             }
         } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            if b == b'"' {
-                in_string = true;
-            }
+            in_string = b == b'"';
             out.push(b);
         }
     }
-    let text = String::from_utf8(out).map_err(|_| serde::de::Error::custom("invalid UTF-8"))?;
-    RawValue::from_string(text).map(Arc::from)
+    out
 }
 
 /// The catch-all: valid JSON we can't classify, stored and published as `whatsapp.unknown`.
@@ -218,7 +241,9 @@ pub(crate) fn bool_of(v: &Value, key: &str) -> Option<bool> {
 /// An integer field; numeric strings are accepted.
 pub(crate) fn i64_of(v: &Value, key: &str) -> Option<i64> {
     match v.get(key)? {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -250,7 +275,7 @@ mod tests {
 
     #[test]
     fn empty_truncated_and_scalar_bodies_are_named() {
-        assert_eq!(parse(&ctx(), b"  "), Err(DecodeError::Empty));
+        assert_eq!(parse(&ctx(), b"  ").map(|_| ()), Err(DecodeError::Empty));
         assert!(matches!(parse(&ctx(), b"{\"type\":"), Err(DecodeError::Truncated(_))));
         assert!(matches!(parse(&ctx(), b"nope"), Err(DecodeError::NotJson(_))));
         assert_eq!(parse(&ctx(), b"42").map(|_| ()), Err(DecodeError::NotObjectOrArray));
@@ -264,10 +289,13 @@ mod tests {
 
     #[test]
     fn unknown_shapes_become_one_unknown_event_with_raw_intact() {
-        let events = parse(&ctx(), br#"{"hello": "world"}"#).expect("valid json");
+        let events = parse(&ctx(), b"{\"hello\":\n  \"world\"}").expect("valid json");
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].event_type, EventType::Unknown);
-        assert_eq!(events[0].data.raw.as_ref().map(|r| r.get()), Some(r#"{"hello":"world"}"#));
+        assert_eq!(
+            events[0].data.raw.as_ref().map(|r| r.get()),
+            Some(r#"{"hello":"world"}"#)
+        );
     }
 
     #[test]

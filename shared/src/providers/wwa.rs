@@ -4,7 +4,9 @@
 use serde_json::Value;
 
 use super::{delivery_or, fingerprint_without, minute_bucket, str_of, Body, ParseContext};
-use crate::event::{event_id, Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route, Sender};
+use crate::event::{
+    event_id, Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route, Sender,
+};
 
 /// Parse a WhatsApp Web API body.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
@@ -31,7 +33,11 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
 
     let mut data = body.data();
     data.message_id = str_of(v, "messageId");
-    data.chat = str_of(v, "number").map(|id| Chat { id, kind: ChatKind::Direct, lid: None });
+    data.chat = str_of(v, "number").map(|id| Chat {
+        id,
+        kind: ChatKind::Direct,
+        lid: None,
+    });
     match event_type {
         EventType::MessageSent => {
             data.from_me = Some(true);

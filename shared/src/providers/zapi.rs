@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use super::{bool_of, delivery_or, f64_of, fingerprint_without, i64_of, minute_bucket, str_of, Body, ParseContext};
 use crate::event::{
-    event_id, from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventError, EventType,
-    MessageStatus, Sender,
+    event_id, from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventError, EventType, MessageStatus,
+    Sender,
 };
 
 /// Whether a JSON object looks like a Z-API callback (`type: "…Callback"`).
@@ -54,7 +54,9 @@ fn chat_of(v: &Value) -> Option<Chat> {
         ChatKind::Direct
     };
     // Real traffic carries `chatLid`; the docs show `senderLid` instead. Groups have neither.
-    let lid = str_of(v, "chatLid").or_else(|| str_of(v, "senderLid")).filter(|_| kind == ChatKind::Direct);
+    let lid = str_of(v, "chatLid")
+        .or_else(|| str_of(v, "senderLid"))
+        .filter(|_| kind == ChatKind::Direct);
     Some(Chat { id, kind, lid })
 }
 
@@ -139,7 +141,11 @@ fn sender_of(v: &Value, chat: Option<&Chat>, from_me: bool) -> Sender {
             lid: str_of(v, "participantLid"),
             name,
         },
-        _ if from_me => Sender { phone: str_of(v, "connectedPhone"), lid: None, name },
+        _ if from_me => Sender {
+            phone: str_of(v, "connectedPhone"),
+            lid: None,
+            name,
+        },
         _ => Sender {
             phone: str_of(v, "phone").filter(|p| !p.contains('@')),
             lid: chat.and_then(|c| c.lid.clone()),
@@ -151,7 +157,10 @@ fn sender_of(v: &Value, chat: Option<&Chat>, from_me: bool) -> Sender {
 /// What distinguishes two events about the same message id: the content kind, plus the
 /// reaction's emoji and time (a changed or removed reaction is a new event) and an edit's id.
 fn content_identity(v: &Value, content: &Content) -> String {
-    let mut what = content.wire_kind.clone().unwrap_or_else(|| content.kind.as_str().to_owned());
+    let mut what = content
+        .wire_kind
+        .clone()
+        .unwrap_or_else(|| content.kind.as_str().to_owned());
     if content.kind == ContentKind::Reaction {
         let r = &v["reaction"];
         what.push_str(&format!(
@@ -174,43 +183,43 @@ fn content_reference(v: &Value) -> Option<String> {
         .or_else(|| str_of(&v["eventResponse"]["referencedMessage"], "messageId"))
 }
 
-/// The content keys Z-API uses, in the order they are tried, with their canonical kind.
-/// Exactly one is present on a message; none on a waiting message.
-const CONTENT_KEYS: &[(&str, ContentKind)] = &[
-    ("text", ContentKind::Text),
-    ("image", ContentKind::Image),
-    ("audio", ContentKind::Audio),
-    ("video", ContentKind::Video),
-    ("ptv", ContentKind::Ptv),
-    ("document", ContentKind::Document),
-    ("sticker", ContentKind::Sticker),
-    ("contact", ContentKind::Contact),
-    ("location", ContentKind::Location),
-    ("liveLocation", ContentKind::LiveLocation),
-    ("reaction", ContentKind::Reaction),
-    ("poll", ContentKind::Poll),
-    ("pollVote", ContentKind::PollVote),
-    ("buttonsResponseMessage", ContentKind::ButtonReply),
-    ("listResponseMessage", ContentKind::ListReply),
-    ("buttonsMessage", ContentKind::Interactive),
-    ("carouselMessage", ContentKind::Interactive),
-    ("hydratedTemplate", ContentKind::Template),
-    ("pixKeyMessage", ContentKind::Payment),
-    ("requestPayment", ContentKind::Payment),
-    ("sendPayment", ContentKind::Payment),
-    ("reviewAndPay", ContentKind::Payment),
-    ("reviewOrder", ContentKind::Order),
-    ("order", ContentKind::Order),
-    ("product", ContentKind::Order),
-    ("event", ContentKind::Event),
-    ("eventResponse", ContentKind::Event),
-    ("pinMessage", ContentKind::Other),
-    ("newsletterAdminInvite", ContentKind::Other),
-];
+/// The content keys Z-API uses and their canonical kind. Exactly one is present on a message;
+/// none on a waiting message or a notification.
+fn content_kind_of_key(key: &str) -> Option<ContentKind> {
+    Some(match key {
+        "text" => ContentKind::Text,
+        "image" => ContentKind::Image,
+        "audio" => ContentKind::Audio,
+        "video" => ContentKind::Video,
+        "ptv" => ContentKind::Ptv,
+        "document" => ContentKind::Document,
+        "sticker" => ContentKind::Sticker,
+        "contact" => ContentKind::Contact,
+        "location" => ContentKind::Location,
+        "liveLocation" => ContentKind::LiveLocation,
+        "reaction" => ContentKind::Reaction,
+        "poll" => ContentKind::Poll,
+        "pollVote" => ContentKind::PollVote,
+        "buttonsResponseMessage" => ContentKind::ButtonReply,
+        "listResponseMessage" => ContentKind::ListReply,
+        "buttonsMessage" | "carouselMessage" => ContentKind::Interactive,
+        "hydratedTemplate" => ContentKind::Template,
+        "pixKeyMessage" | "requestPayment" | "sendPayment" | "reviewAndPay" => ContentKind::Payment,
+        "reviewOrder" | "order" | "product" => ContentKind::Order,
+        "event" | "eventResponse" => ContentKind::Event,
+        "pinMessage" | "newsletterAdminInvite" => ContentKind::Other,
+        _ => return None,
+    })
+}
 
 fn content_of(v: &Value) -> Content {
-    let found = CONTENT_KEYS.iter().find(|(key, _)| v.get(*key).is_some_and(|c| c.is_object()));
-    let Some(&(key, kind)) = found else {
+    // One pass over the body's keys (a lookup per known key would be ~30 map searches).
+    let found = v.as_object().and_then(|map| {
+        map.iter()
+            .filter(|(_, c)| c.is_object())
+            .find_map(|(key, c)| content_kind_of_key(key).map(|kind| (key.as_str(), kind, c)))
+    });
+    let Some((key, kind, c)) = found else {
         if bool_of(v, "waitingMessage") == Some(true) {
             return Content::new(ContentKind::Waiting);
         }
@@ -218,11 +227,13 @@ fn content_of(v: &Value) -> Content {
         let mut c = Content::new(ContentKind::Other);
         c.wire_kind = v
             .as_object()
-            .and_then(|m| m.iter().find(|(k, x)| x.is_object() && !ENVELOPE_OBJECTS.contains(&k.as_str())))
+            .and_then(|m| {
+                m.iter()
+                    .find(|(k, x)| x.is_object() && !ENVELOPE_OBJECTS.contains(&k.as_str()))
+            })
             .map(|(k, _)| k.clone());
         return c;
     };
-    let c = &v[key];
     let mut content = Content::new(kind);
     content.wire_kind = Some(key.to_owned());
     match key {
@@ -392,11 +403,20 @@ fn delivery(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     data.chat = chat_of(v);
     data.from_me = Some(true);
     // Success and failure arrive on the same URL: only `error` tells them apart.
-    data.error = str_of(v, "error").map(|message| EventError { code: str_of(v, "errorCode"), message });
+    data.error = str_of(v, "error").map(|message| EventError {
+        code: str_of(v, "errorCode"),
+        message,
+    });
     let failed = data.error.is_some();
-    data.status = Some(if failed { MessageStatus::Failed } else { MessageStatus::Sent });
+    data.status = Some(if failed {
+        MessageStatus::Failed
+    } else {
+        MessageStatus::Sent
+    });
     let key = delivery_or(ctx, || {
-        let id = str_of(v, "zaapId").or_else(|| data.message_id.clone()).unwrap_or_else(|| fingerprint_without(v, &["momment"]));
+        let id = str_of(v, "zaapId")
+            .or_else(|| data.message_id.clone())
+            .unwrap_or_else(|| fingerprint_without(v, &["momment"]));
         format!("{id}\u{1f}{}", if failed { "failed" } else { "ok" })
     });
     let subject = data.chat.as_ref().map(|c| c.id.clone());
@@ -422,8 +442,14 @@ fn presence(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     let last_seen = i64_of(v, "lastSeen").and_then(from_epoch_guess);
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = delivery_or(ctx, || {
-        let when = last_seen.map(|t| t.timestamp_millis().to_string()).unwrap_or_else(|| minute_bucket(ctx));
-        format!("{}\u{1f}{}\u{1f}{when}", subject.as_deref().unwrap_or("-"), data.presence.as_deref().unwrap_or("-"))
+        let when = last_seen
+            .map(|t| t.timestamp_millis().to_string())
+            .unwrap_or_else(|| minute_bucket(ctx));
+        format!(
+            "{}\u{1f}{}\u{1f}{when}",
+            subject.as_deref().unwrap_or("-"),
+            data.presence.as_deref().unwrap_or("-")
+        )
     });
     CloudEvent::new(
         event_id(ctx.provider, instance, &[EventType::ChatPresence.as_str(), &key]),
@@ -484,7 +510,10 @@ mod tests {
         let events = parse(
             r#"{"type":"MessageStatusCallback","instanceId":"I","status":"READ","ids":["a","b","c"],"momment":1757387334000,"phone":"5511-group","isGroup":true,"participant":"55"}"#,
         );
-        let ids: Vec<_> = events.iter().map(|e| e.data.message_id.clone().unwrap_or_default()).collect();
+        let ids: Vec<_> = events
+            .iter()
+            .map(|e| e.data.message_id.clone().unwrap_or_default())
+            .collect();
         assert_eq!(ids, ["a", "b", "c"]);
         assert!(events.iter().all(|e| e.data.status == Some(MessageStatus::Read)));
         assert_ne!(events[0].id, events[1].id);
@@ -507,7 +536,8 @@ mod tests {
 
     #[test]
     fn unknown_content_kind_is_kept_as_other() {
-        let e = &parse(r#"{"type":"ReceivedCallback","instanceId":"I","messageId":"m","phone":"1","hologram":{"x":1}}"#)[0];
+        let e =
+            &parse(r#"{"type":"ReceivedCallback","instanceId":"I","messageId":"m","phone":"1","hologram":{"x":1}}"#)[0];
         let content = e.data.content.as_ref().expect("content");
         assert_eq!(content.kind, ContentKind::Other);
         assert_eq!(content.wire_kind.as_deref(), Some("hologram"));
