@@ -4,7 +4,11 @@
 //! Where things live:
 //! - [`event`]: the canonical event (CloudEvents 1.0) and event ids;
 //! - [`providers`]: where each provider's payload is parsed (`zapi`, `hubmessage`, `wwa`, `meta`);
+//! - [`endpoint`]: endpoints, schemes and their (wrapped) secrets;
+//! - [`auth`]: where a request is authenticated (every scheme, constant-time, clock injected);
 
+pub mod auth;
+pub mod endpoint;
 pub mod event;
 pub mod providers;
 
