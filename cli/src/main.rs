@@ -1,6 +1,7 @@
 //! `wahooks`: the command line of wahooks. Each subcommand lives in its own module.
 
 mod parse;
+mod sign;
 
 use std::process::ExitCode;
 
@@ -18,11 +19,17 @@ struct Cli {
 enum Command {
     /// Parse provider payloads into CloudEvents, one JSON document per line.
     Parse(parse::Args),
+    /// Print the headers a provider would send with a body (one `Name: value` per line).
+    Sign(sign::SignArgs),
+    /// Check a body and its headers: prints `ok` (exit 0) or the reason (exit 1).
+    Verify(sign::VerifyArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Parse(args) => parse::run(args),
+        Command::Sign(args) => sign::run_sign(args),
+        Command::Verify(args) => sign::run_verify(args),
     }
 }
