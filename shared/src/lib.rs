@@ -6,10 +6,20 @@
 //! - [`providers`]: where each provider's payload is parsed (`zapi`, `hubmessage`, `wwa`, `meta`);
 //! - [`endpoint`]: endpoints, schemes and their (wrapped) secrets;
 //! - [`auth`]: where a request is authenticated (every scheme, constant-time, clock injected);
+//! - [`registry`]: where endpoints are looked up (hash of the URL token, cached);
+//! - [`store`]: where an event is stored (DynamoDB conditional puts);
+//! - [`http`]: the receiver pipeline and the one mapping of errors to statuses;
+//! - [`lambda`], [`config`], [`schema`]: wiring, environment, table definitions.
 
 pub mod auth;
+pub mod config;
 pub mod endpoint;
 pub mod event;
+pub mod http;
+pub mod lambda;
 pub mod providers;
+pub mod registry;
+pub mod schema;
+pub mod store;
 
 pub use event::{CloudEvent, EventType, Provider, Route};

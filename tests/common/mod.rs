@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: fixtures and (in `moto`) the local AWS stand-in.
 #![allow(dead_code)]
 
+pub mod apigw;
+pub mod moto;
+
 use std::path::{Path, PathBuf};
 
 use wahooks::Provider;

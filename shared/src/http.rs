@@ -1,0 +1,266 @@
+//! The receiver pipeline (DESIGN.md §2 steps 1–5) and the one place errors become HTTP
+//! statuses (§7): look up the endpoint by URL token → authenticate the raw bytes → decode →
+//! store → answer. Handlers always return a response, never an error (API Gateway would turn
+//! an error into a 502).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::json;
+
+use crate::auth::{authenticate, verify_subscription, AuthError, BodyError, RequestError};
+use crate::event::Route;
+use crate::providers::{parse, DecodeError, ParseContext};
+use crate::registry::{plausible_token, EndpointRegistry};
+use crate::store::{EventStore, PutOutcome, Quarantined, StoreError, StoredEvent};
+
+/// Everything a request can end in besides success, mapped to a status in [`Failure::status`].
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Unknown token or disabled endpoint (no hint which).
+    #[error("not found")]
+    NotFound,
+    /// Not authentic.
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+    /// Over a size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A content encoding we don't inflate.
+    #[error("{0}")]
+    UnsupportedEncoding(String),
+    /// Authenticated but undecodable (the body was quarantined).
+    #[error(transparent)]
+    BadRequest(#[from] DecodeError),
+    /// Gzip that doesn't inflate.
+    #[error("{0}")]
+    BadBody(String),
+    /// Our storage is down or throttled: the provider should retry.
+    #[error("temporarily unavailable, retry later")]
+    Unavailable(String),
+    /// A method other than POST (or GET for Meta's handshake).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+}
+
+impl Failure {
+    /// The HTTP status (DESIGN.md §7).
+    pub fn status(&self) -> u16 {
+        match self {
+            Failure::NotFound => 404,
+            Failure::Unauthorized(_) => 401,
+            Failure::TooLarge(_) => 413,
+            Failure::UnsupportedEncoding(_) => 415,
+            Failure::BadRequest(_) | Failure::BadBody(_) => 400,
+            Failure::Unavailable(_) => 503,
+            Failure::MethodNotAllowed => 405,
+        }
+    }
+
+    /// The machine-readable code in the body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Failure::NotFound => "not_found",
+            Failure::Unauthorized(e) => e.code(),
+            Failure::TooLarge(_) => "too_large",
+            Failure::UnsupportedEncoding(_) => "unsupported_encoding",
+            Failure::BadRequest(e) => e.code(),
+            Failure::BadBody(_) => "bad_body",
+            Failure::Unavailable(_) => "unavailable",
+            Failure::MethodNotAllowed => "method_not_allowed",
+        }
+    }
+
+    fn response(&self) -> Response<Body> {
+        // `Unavailable` carries the SDK's error for the log only: the caller sees a generic text.
+        let detail = match self {
+            Failure::Unavailable(_) => "temporarily unavailable, retry later".to_owned(),
+            other => other.to_string(),
+        };
+        json_response(self.status(), &json!({ "code": self.code(), "detail": detail }))
+    }
+}
+
+impl From<RequestError> for Failure {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::Auth(a) => Failure::Unauthorized(a),
+            RequestError::Body(BodyError::TooLarge { .. }) => Failure::TooLarge(e.to_string()),
+            RequestError::Body(BodyError::UnsupportedEncoding(_)) => Failure::UnsupportedEncoding(e.to_string()),
+            RequestError::Body(BodyError::BadGzip(_)) => Failure::BadBody(e.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::TooLarge { .. } => Failure::TooLarge(e.to_string()),
+            StoreError::Unavailable(cause) => Failure::Unavailable(cause),
+        }
+    }
+}
+
+fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(body.to_string()))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+/// The clock, injectable for tests.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// One receiver: the pipeline with its ports. Built once per container.
+#[derive(Clone)]
+pub struct Receiver {
+    /// Endpoint lookup (cached in production).
+    pub registry: Arc<dyn EndpointRegistry>,
+    /// The events table.
+    pub store: Arc<dyn EventStore>,
+    /// Now.
+    pub clock: Clock,
+}
+
+/// The token and route of `/…/v1/hooks/{token}[/{route}]` (a stage prefix is allowed).
+pub fn token_from_path(path: &str) -> Option<&str> {
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    segments.by_ref().find(|s| *s == "hooks")?;
+    segments.next()
+}
+
+impl Receiver {
+    /// A receiver over the given ports with the system clock.
+    pub fn new(registry: Arc<dyn EndpointRegistry>, store: Arc<dyn EventStore>) -> Self {
+        Receiver {
+            registry,
+            store,
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    /// Handle one request for `route`; always a response.
+    pub async fn handle(&self, route: Route, req: Request) -> Response<Body> {
+        match self.try_handle(route, &req).await {
+            Ok(response) => response,
+            Err(failure) => {
+                match &failure {
+                    Failure::Unavailable(cause) => tracing::error!(route = %route, cause = %cause, "store unavailable"),
+                    f => tracing::info!(route = %route, status = f.status(), code = f.code(), "request refused"),
+                }
+                failure.response()
+            }
+        }
+    }
+
+    async fn try_handle(&self, route: Route, req: &Request) -> Result<Response<Body>, Failure> {
+        let token = token_from_path(req.uri().path())
+            .filter(|t| plausible_token(t))
+            .ok_or(Failure::NotFound)?;
+        let endpoint = self
+            .registry
+            .lookup(token)
+            .await
+            .map_err(|e| Failure::Unavailable(e.to_string()))?
+            .filter(|e| e.enabled)
+            .ok_or(Failure::NotFound)?;
+        let now = (self.clock)();
+
+        if req.method() == http::Method::GET {
+            let query: Vec<(String, String)> = req
+                .query_string_parameters()
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            let challenge = verify_subscription(&endpoint.auth, &query)?;
+            tracing::info!(endpoint = %endpoint.id, "subscription handshake accepted");
+            return Ok(Response::builder()
+                .status(200)
+                .header("content-type", "text/plain")
+                .body(Body::Text(challenge))
+                .unwrap_or_else(|_| Response::new(Body::Empty)));
+        }
+        if req.method() != http::Method::POST {
+            return Err(Failure::MethodNotAllowed);
+        }
+
+        // lambda_http has already undone API Gateway's base64: these are the provider's bytes.
+        let verified = authenticate(&endpoint.auth, req.headers(), req.body().as_ref(), now.timestamp())?;
+        let ctx = ParseContext {
+            provider: endpoint.provider,
+            route: Some(route),
+            endpoint: &endpoint.id,
+            received_at: now,
+            delivery_id: verified.delivery_id(),
+        };
+        let events = match parse(&ctx, verified.body()) {
+            Ok(events) => events,
+            Err(decode) => {
+                self.store
+                    .quarantine(Quarantined {
+                        endpoint: endpoint.id.clone(),
+                        provider: endpoint.provider.to_string(),
+                        reason: decode.to_string(),
+                        raw: verified.body().to_vec(),
+                        received_at_ms: now.timestamp_millis(),
+                    })
+                    .await?;
+                tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, code = decode.code(), "body quarantined");
+                return Err(Failure::BadRequest(decode));
+            }
+        };
+        for e in events.iter().filter(|e| !route.expects(e.event_type)) {
+            // The body is authoritative: store it under its real type, but say so.
+            tracing::warn!(
+                metric = "MisroutedEvents",
+                endpoint = %endpoint.id,
+                route = %route,
+                r#type = %e.event_type,
+                event_id = %e.id,
+                "event arrived on the wrong route"
+            );
+        }
+        let raw = Arc::new(verified.body().to_vec());
+        let stored: Vec<StoredEvent> = events
+            .into_iter()
+            .map(|event| StoredEvent {
+                event,
+                raw: raw.clone(),
+            })
+            .collect();
+        let outcomes = self.store.put_if_absent(&stored).await?;
+        let (mut accepted, mut duplicates) = (Vec::new(), Vec::new());
+        for (s, outcome) in stored.iter().zip(outcomes) {
+            tracing::info!(
+                endpoint = %endpoint.id,
+                provider = %endpoint.provider,
+                r#type = %s.event.event_type,
+                event_id = %s.event.id,
+                duplicate = outcome == PutOutcome::Duplicate,
+                "event stored"
+            );
+            match outcome {
+                PutOutcome::Stored => accepted.push(s.event.id.clone()),
+                PutOutcome::Duplicate => duplicates.push(s.event.id.clone()),
+            }
+        }
+        Ok(json_response(
+            200,
+            &json!({ "accepted": accepted, "duplicates": duplicates }),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_the_segment_after_hooks() {
+        assert_eq!(token_from_path("/v1/hooks/abc/message-received"), Some("abc"));
+        assert_eq!(token_from_path("/prod/v1/hooks/abc"), Some("abc"));
+        assert_eq!(token_from_path("/v1/other/abc"), None);
+    }
+}

@@ -1,0 +1,255 @@
+//! Where endpoints are kept and looked up: the `endpoints` table, keyed by the SHA-256 of the
+//! URL token (the token itself is never stored), with a short per-container cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::endpoint::Endpoint;
+
+/// How long a container trusts its cached copy of an endpoint (a disabled endpoint or a
+/// removed secret takes at most this long to take effect).
+pub const CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// The table key of a URL token: `EP#<hex sha256(token)>`.
+pub fn token_key(token: &str) -> String {
+    format!("EP#{}", hex::encode(Sha256::digest(token.as_bytes())))
+}
+
+/// A new unguessable URL token: 32 random bytes, URL-safe base64 (43 characters, 256 bits).
+pub fn new_token() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A new public endpoint id, safe to log.
+pub fn new_endpoint_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("ep_{}", hex::encode(bytes))
+}
+
+/// Whether a path segment can be a token (anything else is a 404 without a lookup).
+pub fn plausible_token(token: &str) -> bool {
+    (16..=128).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Why the registry failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// DynamoDB unreachable or throttling.
+    #[error("the endpoints table is unavailable: {0}")]
+    Unavailable(String),
+    /// No endpoint with that id.
+    #[error("no endpoint `{0}`")]
+    NotFound(String),
+    /// A stored item we could not read.
+    #[error("endpoint item is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The port.
+#[async_trait]
+pub trait EndpointRegistry: Send + Sync {
+    /// The endpoint for a URL token, if any.
+    async fn lookup(&self, token: &str) -> Result<Option<Endpoint>, RegistryError>;
+}
+
+/// The endpoints table.
+#[derive(Clone)]
+pub struct DynamoRegistry {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoRegistry {
+    /// An adapter for `table`.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoRegistry {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Store a new endpoint under its token's hash.
+    pub async fn create(&self, token: &str, endpoint: &Endpoint) -> Result<(), RegistryError> {
+        self.write(&token_key(token), endpoint, Some("attribute_not_exists(pk)"))
+            .await
+    }
+
+    /// Replace an endpoint's item (found by id).
+    pub async fn update(&self, endpoint: &Endpoint) -> Result<(), RegistryError> {
+        let (key, _) = self.find_by_id(&endpoint.id).await?;
+        self.write(&key, endpoint, Some("attribute_exists(pk)")).await
+    }
+
+    async fn write(&self, key: &str, endpoint: &Endpoint, condition: Option<&str>) -> Result<(), RegistryError> {
+        let json = serde_json::to_string(endpoint).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(key.to_owned()))
+            .item("endpoint_id", AttributeValue::S(endpoint.id.clone()))
+            .item("endpoint", AttributeValue::S(json))
+            .set_condition_expression(condition.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| RegistryError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+        Ok(())
+    }
+
+    /// Every endpoint (a scan: the table holds one item per endpoint).
+    pub async fn list(&self) -> Result<Vec<(String, Endpoint)>, RegistryError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| RegistryError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+            for item in page.items() {
+                out.push(decode(item)?);
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        out.sort_by(|a, b| a.1.created_at.cmp(&b.1.created_at));
+        Ok(out)
+    }
+
+    /// The table key and endpoint with this id.
+    pub async fn find_by_id(&self, id: &str) -> Result<(String, Endpoint), RegistryError> {
+        self.list()
+            .await?
+            .into_iter()
+            .find(|(_, e)| e.id == id)
+            .ok_or_else(|| RegistryError::NotFound(id.to_owned()))
+    }
+
+    /// Open the connection now.
+    pub async fn warm_up(&self) {
+        let _ = self.client.describe_table().table_name(&self.table).send().await;
+    }
+}
+
+fn decode(item: &HashMap<String, AttributeValue>) -> Result<(String, Endpoint), RegistryError> {
+    let key = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    let json = item
+        .get("endpoint")
+        .and_then(|v| v.as_s().ok())
+        .ok_or(RegistryError::Corrupt("no endpoint".into()))?;
+    let endpoint = serde_json::from_str(json).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+    Ok((key, endpoint))
+}
+
+#[async_trait]
+impl EndpointRegistry for DynamoRegistry {
+    async fn lookup(&self, token: &str) -> Result<Option<Endpoint>, RegistryError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(token_key(token)))
+            .send()
+            .await
+            .map_err(|e| RegistryError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+        out.item().map(decode).transpose().map(|o| o.map(|(_, e)| e))
+    }
+}
+
+/// A per-container cache in front of a registry (hits and misses both cached for [`CACHE_TTL`]).
+pub struct CachedRegistry<R> {
+    inner: R,
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Instant, Option<Endpoint>)>>,
+}
+
+impl<R: EndpointRegistry> CachedRegistry<R> {
+    /// Cache `inner` for `ttl`.
+    pub fn new(inner: R, ttl: Duration) -> Self {
+        CachedRegistry {
+            inner,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl<R: EndpointRegistry> EndpointRegistry for CachedRegistry<R> {
+    async fn lookup(&self, token: &str) -> Result<Option<Endpoint>, RegistryError> {
+        let key = token_key(token);
+        if let Some((at, hit)) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            if at.elapsed() < self.ttl {
+                return Ok(hit.clone());
+            }
+        }
+        let fresh = self.inner.lookup(token).await?;
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        // Bound the cache: random tokens from scanners must not grow it without limit.
+        if entries.len() > 10_000 {
+            entries.clear();
+        }
+        entries.insert(key, (Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+}
+
+/// An in-memory registry for unit tests.
+#[derive(Default, Clone)]
+pub struct MemoryRegistry {
+    endpoints: Arc<Mutex<HashMap<String, Endpoint>>>,
+}
+
+impl MemoryRegistry {
+    /// Add an endpoint under a token.
+    pub fn insert(&self, token: &str, endpoint: Endpoint) {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token_key(token), endpoint);
+    }
+}
+
+#[async_trait]
+impl EndpointRegistry for MemoryRegistry {
+    async fn lookup(&self, token: &str) -> Result<Option<Endpoint>, RegistryError> {
+        Ok(self
+            .endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&token_key(token))
+            .cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_url_safe_and_hashed_for_storage() {
+        let t = new_token();
+        assert!(plausible_token(&t), "{t}");
+        assert_eq!(t.len(), 43);
+        assert!(!token_key(&t).contains(&t));
+        assert!(!plausible_token("../../etc/passwd"));
+        assert!(!plausible_token("short"));
+    }
+}

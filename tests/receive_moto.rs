@@ -1,0 +1,434 @@
+//! The receivers against a real local DynamoDB (moto server), through the same SDK code and
+//! the same API Gateway v2 events as in Lambda.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Utc;
+use common::apigw::request;
+use common::moto::Moto;
+use http::Response;
+use lambda_http::Body;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use wahooks::auth::sign;
+use wahooks::endpoint::{Auth, Endpoint, PayloadFormat, Scheme, Secret};
+use wahooks::http::Receiver;
+use wahooks::registry::{new_endpoint_id, new_token, DynamoRegistry};
+use wahooks::schema::{create_endpoints_table, create_events_table};
+use wahooks::store::{DynamoEventStore, EventStore, PutOutcome, Quarantined, StoreError, StoredEvent};
+use wahooks::{Provider, Route};
+
+struct Stack {
+    moto: Moto,
+    dynamo: aws_sdk_dynamodb::Client,
+    events_table: String,
+    receiver: Receiver,
+    registry: DynamoRegistry,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let moto = Moto::start();
+        let dynamo = moto.dynamo().await;
+        let events_table = "events-test".to_owned();
+        create_events_table(&dynamo, &events_table).await.expect("events table");
+        create_endpoints_table(&dynamo, "endpoints-test")
+            .await
+            .expect("endpoints table");
+        let registry = DynamoRegistry::new(dynamo.clone(), "endpoints-test");
+        let store = DynamoEventStore::new(dynamo.clone(), &events_table, 30);
+        let receiver = Receiver::new(Arc::new(registry.clone()), Arc::new(store));
+        Stack {
+            moto,
+            dynamo,
+            events_table,
+            receiver,
+            registry,
+        }
+    }
+
+    fn with_store(&self, store: Arc<dyn EventStore>) -> Receiver {
+        Receiver {
+            store,
+            ..self.receiver.clone()
+        }
+    }
+
+    async fn endpoint(&self, provider: Provider, auth: Auth) -> (String, Endpoint) {
+        let token = new_token();
+        let endpoint = Endpoint {
+            id: new_endpoint_id(),
+            provider,
+            format: PayloadFormat::Default,
+            auth,
+            enabled: true,
+            created_at: Utc::now().to_rfc3339(),
+        };
+        self.registry.create(&token, &endpoint).await.expect("endpoint stored");
+        (token, endpoint)
+    }
+
+    async fn items(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        let out = self
+            .dynamo
+            .scan()
+            .table_name(&self.events_table)
+            .send()
+            .await
+            .expect("scan");
+        out.items().to_vec()
+    }
+
+    async fn event_items(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        self.items()
+            .await
+            .into_iter()
+            .filter(|i| s(i, "pk").starts_with("EVT#"))
+            .collect()
+    }
+}
+
+fn s(item: &std::collections::HashMap<String, AttributeValue>, k: &str) -> String {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+}
+
+async fn post(
+    receiver: &Receiver,
+    route: Route,
+    token: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    base64: bool,
+) -> (u16, Value) {
+    let path = format!("/v1/hooks/{token}/{}", route.as_str());
+    let response = receiver
+        .handle(route, request("POST", &path, "", headers, body, base64))
+        .await;
+    decode(response)
+}
+
+fn decode(response: Response<Body>) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn ids(v: &Value, key: &str) -> Vec<String> {
+    v[key]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+fn json_headers() -> Vec<(String, String)> {
+    vec![("content-type".into(), "application/json".into())]
+}
+
+/// The route a Z-API fixture belongs on, from its name.
+fn zapi_route(name: &str) -> Route {
+    match name {
+        n if n.starts_with("received-") || n.starts_with("notification-") => Route::MessageReceived,
+        n if n.starts_with("delivery") => Route::MessageSent,
+        n if n.starts_with("message-status") => Route::MessageStatus,
+        n if n.starts_with("presence") => Route::Presence,
+        n if n.starts_with("disconnected") => Route::Disconnected,
+        n if n.starts_with("connected") => Route::Connected,
+        _ => Route::Any,
+    }
+}
+
+#[tokio::test]
+async fn every_fixture_is_stored_once_plain_then_as_a_base64_redelivery() {
+    let stack = Stack::start().await;
+    let mut expected_ids = HashSet::new();
+    for provider in Provider::ALL {
+        let (token, _) = stack.endpoint(provider, Auth::url_token()).await;
+        for (name, body) in common::payloads(provider) {
+            let route = if provider == Provider::Zapi {
+                zapi_route(&name)
+            } else {
+                Route::Any
+            };
+            let (status, first) = post(&stack.receiver, route, &token, &json_headers(), &body, false).await;
+            assert_eq!(status, 200, "{provider}/{name}: {first}");
+            let accepted = ids(&first, "accepted");
+            // A presence/connection body may repeat an earlier fixture's natural key within the minute.
+            assert!(!accepted.is_empty() || !ids(&first, "duplicates").is_empty(), "{name}");
+            expected_ids.extend(accepted.iter().cloned());
+            // The same bytes again, base64-encoded by API Gateway: all duplicates.
+            let (status, again) = post(&stack.receiver, route, &token, &[], &body, true).await;
+            assert_eq!(status, 200, "{name}");
+            assert!(ids(&again, "accepted").is_empty(), "{name}: {again}");
+            assert_eq!(
+                ids(&again, "duplicates").len(),
+                accepted.len() + ids(&first, "duplicates").len(),
+                "{name}"
+            );
+        }
+    }
+    let items = stack.event_items().await;
+    assert_eq!(
+        items.len(),
+        expected_ids.len(),
+        "one item per accepted event, nothing twice"
+    );
+    for item in &items {
+        let id = s(item, "pk").trim_start_matches("EVT#").to_owned();
+        assert!(expected_ids.contains(&id));
+        let event: Value = serde_json::from_str(&s(item, "event")).expect("CloudEvent JSON");
+        assert_eq!(event["id"], id.as_str());
+        assert!(
+            event["data"].get("raw").is_none(),
+            "the CloudEvent is stored without raw"
+        );
+        assert_eq!(s(item, "type"), event["type"].as_str().expect("type"));
+        let raw = wahooks::store::decompress_raw(item["raw"].as_b().expect("raw blob").as_ref()).expect("zstd");
+        assert_eq!(s(item, "raw_sha256"), hex::encode(Sha256::digest(&raw)));
+        assert!(s(item, "gsi1pk").starts_with("CHAT#"));
+        assert!(item["expires_at"].as_n().expect("ttl").parse::<i64>().expect("number") > Utc::now().timestamp());
+        if event["data"].get("message_id").is_some() {
+            assert!(s(item, "gsi2pk").starts_with("MSG#"), "{id}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_same_webhook_sent_five_times_concurrently_is_one_item_and_five_200s() {
+    let stack = Stack::start().await;
+    let (token, _) = stack.endpoint(Provider::Zapi, Auth::url_token()).await;
+    let body = std::fs::read(common::provider_dir(Provider::Zapi).join("received-text.zapi-docs.json")).expect("f");
+    let headers = json_headers();
+    let sends = (0..5).map(|_| post(&stack.receiver, Route::MessageReceived, &token, &headers, &body, false));
+    let results = futures::future::join_all(sends).await;
+    assert!(results.iter().all(|(status, _)| *status == 200), "{results:?}");
+    let accepted: usize = results.iter().map(|(_, v)| ids(v, "accepted").len()).sum();
+    let duplicates: usize = results.iter().map(|(_, v)| ids(v, "duplicates").len()).sum();
+    assert_eq!((accepted, duplicates), (1, 4));
+    assert_eq!(stack.event_items().await.len(), 1);
+}
+
+/// The real DynamoDB adapter, made to fail once after its first event (as a throttled or
+/// dropped second write would).
+struct FailsAfterFirst {
+    inner: DynamoEventStore,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl EventStore for FailsAfterFirst {
+    async fn put_if_absent(&self, events: &[StoredEvent]) -> Result<Vec<PutOutcome>, StoreError> {
+        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.inner.put_if_absent(&events[..1]).await?;
+            return Err(StoreError::Unavailable("injected: second write failed".into()));
+        }
+        self.inner.put_if_absent(events).await
+    }
+    async fn quarantine(&self, item: Quarantined) -> Result<(), StoreError> {
+        self.inner.quarantine(item).await
+    }
+}
+
+#[tokio::test]
+async fn a_status_with_three_ids_whose_second_write_fails_is_stored_whole_on_retry() {
+    let stack = Stack::start().await;
+    let (token, _) = stack.endpoint(Provider::Zapi, Auth::url_token()).await;
+    let flaky = Arc::new(FailsAfterFirst {
+        inner: DynamoEventStore::new(stack.dynamo.clone(), &stack.events_table, 30),
+        failed: Default::default(),
+    });
+    let receiver = stack.with_store(flaky);
+    let body = std::fs::read(
+        common::provider_dir(Provider::Zapi).join("message-status-group-read-multi-ids.zedaapi-capture.json"),
+    )
+    .expect("fixture");
+    let (status, _) = post(&receiver, Route::MessageStatus, &token, &json_headers(), &body, false).await;
+    assert_eq!(status, 503, "a partial write is not acknowledged");
+    assert_eq!(stack.event_items().await.len(), 1, "the first event made it");
+    let (status, retry) = post(&receiver, Route::MessageStatus, &token, &json_headers(), &body, false).await;
+    assert_eq!(status, 200);
+    assert_eq!((ids(&retry, "accepted").len(), ids(&retry, "duplicates").len()), (2, 1));
+    assert_eq!(stack.event_items().await.len(), 3, "exactly the three, nothing twice");
+}
+
+#[tokio::test]
+async fn unknown_and_disabled_endpoints_are_404_without_a_hint() {
+    let stack = Stack::start().await;
+    let body = br#"{"type":"ReceivedCallback"}"#;
+    let (status, v) = post(&stack.receiver, Route::Any, &new_token(), &[], body, false).await;
+    assert_eq!((status, v["code"].as_str()), (404, Some("not_found")));
+    let (token, mut endpoint) = stack.endpoint(Provider::Zapi, Auth::url_token()).await;
+    endpoint.enabled = false;
+    stack.registry.update(&endpoint).await.expect("disable");
+    let (status, v2) = post(&stack.receiver, Route::Any, &token, &[], body, false).await;
+    assert_eq!(status, 404);
+    assert_eq!(v, v2, "disabled looks exactly like unknown");
+    let (status, _) = post(&stack.receiver, Route::Any, "../../etc/passwd", &[], body, false).await;
+    assert_eq!(status, 404);
+    assert!(stack.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_forged_signature_is_401_with_the_reason_and_nothing_is_stored() {
+    let stack = Stack::start().await;
+    let auth = Auth::new(Scheme::HubSignature256, vec![Secret::new("app-secret")], None).expect("auth");
+    let (token, _) = stack.endpoint(Provider::Meta, auth.clone()).await;
+    let body = std::fs::read(common::provider_dir(Provider::Meta).join("meta-cloud-text-message.json")).expect("f");
+    let now = Utc::now().timestamp();
+    let (status, ok) = post(
+        &stack.receiver,
+        Route::Any,
+        &token,
+        &sign(&auth, &body, now),
+        &body,
+        false,
+    )
+    .await;
+    assert_eq!(status, 200, "{ok}");
+    let mut forged = body.clone();
+    forged[10] ^= 1;
+    let (status, v) = post(
+        &stack.receiver,
+        Route::Any,
+        &token,
+        &sign(&auth, &body, now),
+        &forged,
+        false,
+    )
+    .await;
+    assert_eq!((status, v["code"].as_str()), (401, Some("bad_signature")));
+    assert!(v["detail"].as_str().expect("detail").contains("x-hub-signature-256"));
+    assert!(!v.to_string().contains("app-secret"));
+    let (status, v) = post(&stack.receiver, Route::Any, &token, &[], &body, false).await;
+    assert_eq!((status, v["code"].as_str()), (401, Some("missing_header")));
+    assert_eq!(stack.event_items().await.len(), 1, "only the authentic one");
+}
+
+#[tokio::test]
+async fn an_undecodable_authenticated_body_is_400_and_quarantined() {
+    let stack = Stack::start().await;
+    let (token, _) = stack.endpoint(Provider::Zapi, Auth::url_token()).await;
+    let (status, v) = post(&stack.receiver, Route::Any, &token, &[], b"{\"type\": \"Recei", false).await;
+    assert_eq!((status, v["code"].as_str()), (400, Some("truncated_json")));
+    let items = stack.items().await;
+    assert_eq!(items.len(), 1);
+    assert!(s(&items[0], "pk").starts_with("QUARANTINE#"));
+    assert!(s(&items[0], "reason").contains("truncated"));
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_and_nothing_is_stored() {
+    let stack = Stack::start().await;
+    let (token, _) = stack.endpoint(Provider::Zapi, Auth::url_token()).await;
+    // 450 KB of incompressible text: over DynamoDB's 400 KB item limit even after zstd.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let noise: String = (0..450_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
+    let body = format!(
+        r#"{{"type":"ReceivedCallback","instanceId":"I","messageId":"M","phone":"1","text":{{"message":"{noise}"}}}}"#
+    );
+    let (status, v) = post(
+        &stack.receiver,
+        Route::MessageReceived,
+        &token,
+        &[],
+        body.as_bytes(),
+        false,
+    )
+    .await;
+    assert_eq!((status, v["code"].as_str()), (413, Some("too_large")), "{v}");
+    assert!(stack.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn when_dynamodb_is_down_the_answer_is_503_so_the_provider_retries() {
+    let mut stack = Stack::start().await;
+    let (token, _) = stack.endpoint(Provider::Zapi, Auth::url_token()).await;
+    // Cache the endpoint lookup the way a warm container would, then lose DynamoDB.
+    let cached = Receiver {
+        registry: Arc::new(wahooks::registry::CachedRegistry::new(
+            stack.registry.clone(),
+            std::time::Duration::from_secs(60),
+        )),
+        ..stack.receiver.clone()
+    };
+    let body = std::fs::read(common::provider_dir(Provider::Zapi).join("received-image.zapi-docs.json")).expect("f");
+    let (status, _) = post(&cached, Route::Any, &token, &[], b"{}", false).await;
+    assert_eq!(status, 200);
+    stack.moto.stop();
+    let started = std::time::Instant::now();
+    let (status, v) = post(&cached, Route::MessageReceived, &token, &[], &body, false).await;
+    assert_eq!((status, v["code"].as_str()), (503, Some("unavailable")), "{v}");
+    assert!(!v.to_string().contains("127.0.0.1"), "no internals in the body");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "answers well inside API Gateway's 30 s"
+    );
+    // An uncached endpoint lookup fails the same way.
+    let (status, _) = post(&stack.receiver, Route::Any, &token, &[], &body, false).await;
+    assert_eq!(status, 503);
+}
+
+#[tokio::test]
+async fn meta_get_handshake_echoes_the_challenge_through_the_any_route() {
+    let stack = Stack::start().await;
+    let auth = Auth::new(Scheme::HubSignature256, vec![Secret::new("app-secret")], None)
+        .expect("auth")
+        .with_verify_token(Secret::new("verify-me"))
+        .expect("token");
+    let (token, _) = stack.endpoint(Provider::Meta, auth).await;
+    let path = format!("/v1/hooks/{token}");
+    let ok = stack
+        .receiver
+        .handle(
+            Route::Any,
+            request(
+                "GET",
+                &path,
+                "hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444",
+                &[],
+                b"",
+                false,
+            ),
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.body().as_ref(), b"1158201444");
+    let bad = stack
+        .receiver
+        .handle(
+            Route::Any,
+            request(
+                "GET",
+                &path,
+                "hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1",
+                &[],
+                b"",
+                false,
+            ),
+        )
+        .await;
+    assert_eq!(bad.status(), 401);
+}
+
+#[tokio::test]
+async fn a_payload_on_the_wrong_route_is_stored_under_its_real_type() {
+    let stack = Stack::start().await;
+    let (token, _) = stack.endpoint(Provider::Zapi, Auth::url_token()).await;
+    let body =
+        std::fs::read(common::provider_dir(Provider::Zapi).join("presence-composing.zedaapi-capture.json")).expect("f");
+    let (status, v) = post(&stack.receiver, Route::MessageStatus, &token, &[], &body, false).await;
+    assert_eq!(status, 200, "{v}");
+    let items = stack.event_items().await;
+    assert_eq!(s(&items[0], "type"), "whatsapp.chat.presence");
+}
