@@ -15,6 +15,8 @@ export AWS_REGION ?= us-east-1
 export WAHOOKS_MOTO_SERVER := $(VENV)/bin/moto_server
 
 CARGO_TEST := cargo test --workspace --locked
+# Every Lambda: the crate name is the binary name is the folder under target/lambda/.
+FUNCTIONS := message-received message-sent message-status instance-connected instance-disconnected chat-presence any
 
 .PHONY: help venv test lint bench build run deploy destroy clean
 
@@ -39,8 +41,8 @@ bench: ## criterion benchmarks: parse, verify, pipeline (figures in README)
 	cargo bench --workspace --locked
 
 build: venv ## build every Lambda bootstrap for arm64 (cargo lambda, offline)
-	cargo lambda build --release --arm64 --locked
-	@for f in target/lambda/*/bootstrap; do printf '%-40s %s bytes\n' $$f $$(stat -c %s $$f); done
+	cargo lambda build --release --arm64 --locked $(foreach f,$(FUNCTIONS),--package $(f))
+	@for f in $(FUNCTIONS); do printf '%-32s %9s bytes\n' target/lambda/$$f/bootstrap $$(stat -c %s target/lambda/$$f/bootstrap); done
 
 run: ## start the local stack (not yet available)
 	@echo "make run: not yet available — the local stack lands with the 'make run' issue."

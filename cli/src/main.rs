@@ -1,5 +1,6 @@
 //! `wahooks`: the command line of wahooks. Each subcommand lives in its own module.
 
+mod endpoint;
 mod parse;
 mod sign;
 
@@ -23,11 +24,16 @@ enum Command {
     Sign(sign::SignArgs),
     /// Check a body and its headers: prints `ok` (exit 0) or the reason (exit 1).
     Verify(sign::VerifyArgs),
+    /// Manage endpoints (the URLs providers post to).
+    #[command(subcommand)]
+    Endpoint(endpoint::EndpointCommand),
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Endpoint(command) => endpoint::run(command).await,
         Command::Parse(args) => parse::run(args),
         Command::Sign(args) => sign::run_sign(args),
         Command::Verify(args) => sign::run_verify(args),

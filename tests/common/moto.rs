@@ -16,7 +16,15 @@ fn moto_binary() -> PathBuf {
     if let Ok(p) = std::env::var("WAHOOKS_MOTO_SERVER") {
         return PathBuf::from(p);
     }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+    // The workspace root's .venv (this file is also compiled from cli/tests).
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let p = [
+        here.join(".venv/bin/moto_server"),
+        here.join("../.venv/bin/moto_server"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .unwrap_or_else(|| here.join(".venv/bin/moto_server"));
     assert!(
         p.exists(),
         "moto_server not found at {}: run `make test` (it installs moto into .venv)",

@@ -1,0 +1,209 @@
+//! `wahooks endpoint …`: create, list, disable, rotate and remove secrets of endpoints in the
+//! endpoints table (real AWS, or the local stand-in with `AWS_ENDPOINT_URL`).
+
+use std::process::ExitCode;
+
+use base64::Engine;
+use rand::RngCore;
+use wahooks::config::{aws_config, Config};
+use wahooks::endpoint::{Auth, Endpoint, PayloadFormat, Scheme, Secret};
+use wahooks::registry::{new_endpoint_id, new_token, DynamoRegistry};
+use wahooks::{Provider, Route};
+
+/// `wahooks endpoint` subcommands.
+#[derive(clap::Subcommand)]
+pub enum EndpointCommand {
+    /// Create an endpoint and print its webhook URLs (and a generated secret, once).
+    Create {
+        /// zapi, hubmessage, wwa or meta.
+        #[arg(long)]
+        provider: Provider,
+        /// url-token, bearer, basic, api-key, custom-header, zapi-token, hubmessage-hmac,
+        /// standard-webhooks or hub-signature-256.
+        #[arg(long, default_value = "url-token")]
+        scheme: String,
+        /// The secret; generated and printed once when absent.
+        #[arg(long)]
+        secret: Option<String>,
+        /// The header of api-key (default x-api-key) and custom-header.
+        #[arg(long)]
+        header_name: Option<String>,
+        /// Meta's verify token (hub-signature-256); generated when absent.
+        #[arg(long)]
+        verify_token: Option<String>,
+        /// Hub Message payload format: DEFAULT or Z_API.
+        #[arg(long, default_value = "DEFAULT")]
+        format: String,
+        /// The API's base URL to print the webhook URLs with.
+        #[arg(long, env = "WAHOOKS_BASE_URL", default_value = "http://127.0.0.1:3000")]
+        base_url: String,
+    },
+    /// List endpoints (never their secrets).
+    List,
+    /// Disable an endpoint: its URLs answer 404.
+    Disable {
+        /// The endpoint id (`ep_…`).
+        id: String,
+    },
+    /// Add a secret; the old and the new are both valid until the old one is removed.
+    RotateSecret {
+        /// The endpoint id.
+        id: String,
+        /// The new secret; generated and printed once when absent.
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// Remove a secret (default: the oldest). The last secret cannot be removed.
+    RemoveSecret {
+        /// The endpoint id.
+        id: String,
+        /// Which secret, 0 = oldest.
+        #[arg(long, default_value_t = 0)]
+        index: usize,
+    },
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    rand::thread_rng().fill_bytes(&mut b);
+    b
+}
+
+/// A new secret of the form the scheme expects.
+fn generate_secret(scheme: Scheme) -> String {
+    match scheme {
+        Scheme::Basic => format!("wahooks:{}", hex::encode(random_bytes::<16>())),
+        Scheme::StandardWebhooks => {
+            format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(random_bytes::<32>())
+            )
+        }
+        _ => hex::encode(random_bytes::<32>()),
+    }
+}
+
+/// Run a subcommand.
+pub async fn run(command: EndpointCommand) -> ExitCode {
+    match execute(command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn registry() -> DynamoRegistry {
+    let config = Config::from_env();
+    DynamoRegistry::new(
+        aws_sdk_dynamodb::Client::new(&aws_config().await),
+        config.endpoints_table,
+    )
+}
+
+async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
+    match command {
+        EndpointCommand::Create {
+            provider,
+            scheme,
+            secret,
+            header_name,
+            verify_token,
+            format,
+            base_url,
+        } => {
+            let scheme: Scheme = scheme.parse()?;
+            let format: PayloadFormat = format.parse()?;
+            let generated = secret.is_none() && scheme.needs_secret();
+            let secrets = match (scheme.needs_secret(), secret) {
+                (false, _) => Vec::new(),
+                (true, Some(s)) => vec![s],
+                (true, None) => vec![generate_secret(scheme)],
+            };
+            let mut auth = Auth::new(
+                scheme,
+                secrets.iter().map(Secret::new).collect(),
+                header_name.as_deref(),
+            )?;
+            let mut printed_verify = None;
+            if scheme == Scheme::HubSignature256 {
+                let token = verify_token.unwrap_or_else(|| hex::encode(random_bytes::<16>()));
+                auth = auth.with_verify_token(Secret::new(token.clone()))?;
+                printed_verify = Some(token);
+            }
+            let token = new_token();
+            let endpoint = Endpoint {
+                id: new_endpoint_id(),
+                provider,
+                format,
+                auth,
+                enabled: true,
+                created_at: chrono::Utc::now().to_rfc3339(),
+            };
+            registry().await.create(&token, &endpoint).await?;
+            let base = base_url.trim_end_matches('/');
+            println!("endpoint: {}", endpoint.id);
+            println!("provider: {provider}  scheme: {scheme}");
+            println!("webhook URLs (the token in them is shown only now; keep it secret):");
+            for route in Route::ALL {
+                println!("  {:<17} {base}/v1/hooks/{token}/{}", route.as_str(), route.as_str());
+            }
+            if generated {
+                println!("secret (shown once): {}", secrets[0]);
+            }
+            if let Some(v) = printed_verify {
+                println!("verify token (Meta's \"Verify token\" field): {v}");
+            }
+        }
+        EndpointCommand::List => {
+            println!(
+                "{:<20} {:<11} {:<18} {:<8} {:<8} created",
+                "id", "provider", "scheme", "enabled", "secrets"
+            );
+            for (_, e) in registry().await.list().await? {
+                println!(
+                    "{:<20} {:<11} {:<18} {:<8} {:<8} {}",
+                    e.id,
+                    e.provider,
+                    e.auth.scheme(),
+                    e.enabled,
+                    e.auth.secrets().len(),
+                    e.created_at
+                );
+            }
+        }
+        EndpointCommand::Disable { id } => {
+            let registry = registry().await;
+            let (_, mut e) = registry.find_by_id(&id).await?;
+            e.enabled = false;
+            registry.update(&e).await?;
+            println!("{id} disabled");
+        }
+        EndpointCommand::RotateSecret { id, secret } => {
+            let registry = registry().await;
+            let (_, mut e) = registry.find_by_id(&id).await?;
+            let generated = secret.is_none();
+            let new = secret.unwrap_or_else(|| generate_secret(e.auth.scheme()));
+            e.auth.add_secret(Secret::new(new.clone()))?;
+            registry.update(&e).await?;
+            println!(
+                "{id}: {} secrets accepted; remove the old one with `wahooks endpoint remove-secret {id}`",
+                e.auth.secrets().len()
+            );
+            if generated {
+                println!("new secret (shown once): {new}");
+            }
+        }
+        EndpointCommand::RemoveSecret { id, index } => {
+            let registry = registry().await;
+            let (_, mut e) = registry.find_by_id(&id).await?;
+            e.auth
+                .remove_secret(index)
+                .map_err(|_| anyhow::anyhow!("{id}: no secret #{index} to remove, or it is the last one"))?;
+            registry.update(&e).await?;
+            println!("{id}: secret #{index} removed; {} left", e.auth.secrets().len());
+        }
+    }
+    Ok(())
+}
