@@ -30,7 +30,7 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed ## create the project virtualenv (moto, cargo-lambda, SAM, linters)
 
-test: venv ## run every test (unit, fixtures, CLI, moto-backed integration)
+test: venv lint ## run every test (lint, unit, fixtures, CLI, moto-backed integration)
 	$(CARGO_TEST)
 
 lint: ## rustfmt and clippy, warnings are errors

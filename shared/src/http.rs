@@ -256,6 +256,63 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoint::{Auth, Endpoint, PayloadFormat};
+    use crate::event::Provider;
+    use crate::registry::MemoryRegistry;
+    use crate::store::MemoryEventStore;
+
+    const TOKEN: &str = "tok_0123456789abcdef";
+
+    fn receiver(store: &MemoryEventStore) -> Receiver {
+        let registry = MemoryRegistry::default();
+        registry.insert(
+            TOKEN,
+            Endpoint {
+                id: "ep_test".into(),
+                provider: Provider::Zapi,
+                format: PayloadFormat::Default,
+                auth: Auth::url_token(),
+                enabled: true,
+                created_at: String::new(),
+            },
+        );
+        Receiver::new(Arc::new(registry), Arc::new(store.clone()))
+    }
+
+    fn post(body: &str) -> Request {
+        let mut req = Request::new(Body::Text(body.to_owned()));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = format!("/v1/hooks/{TOKEN}/message-status").parse().expect("uri");
+        req
+    }
+
+    const STATUS: &str =
+        r#"{"type":"MessageStatusCallback","instanceId":"I","status":"READ","ids":["a","b","c"],"phone":"1"}"#;
+
+    #[tokio::test]
+    async fn a_partial_failure_is_503_and_the_retry_stores_the_rest_once() {
+        let store = MemoryEventStore::new();
+        let r = receiver(&store);
+        store.fail_next_at(1);
+        assert_eq!(r.handle(Route::MessageStatus, post(STATUS)).await.status(), 503);
+        assert_eq!(store.len(), 1);
+        let ok = r.handle(Route::MessageStatus, post(STATUS)).await;
+        assert_eq!(ok.status(), 200);
+        let body: serde_json::Value = serde_json::from_slice(ok.body().as_ref()).expect("json");
+        assert_eq!(body["accepted"].as_array().map(Vec::len), Some(2));
+        assert_eq!(body["duplicates"].as_array().map(Vec::len), Some(1));
+        assert_eq!(store.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_outage_is_503_with_a_generic_body() {
+        let store = MemoryEventStore::new();
+        store.set_down(true);
+        let res = receiver(&store).handle(Route::MessageStatus, post(STATUS)).await;
+        assert_eq!(res.status(), 503);
+        assert!(String::from_utf8_lossy(res.body().as_ref()).contains("retry later"));
+        assert!(store.is_empty());
+    }
 
     #[test]
     fn the_token_is_the_segment_after_hooks() {

@@ -317,11 +317,12 @@ impl EventStore for MemoryEventStore {
                 Some(AttributeValue::S(pk)) => pk.clone(),
                 _ => continue,
             };
-            if stored.contains_key(&pk) {
-                outcomes.push(PutOutcome::Duplicate);
-            } else {
-                stored.insert(pk, item);
-                outcomes.push(PutOutcome::Stored);
+            match stored.entry(pk) {
+                std::collections::hash_map::Entry::Occupied(_) => outcomes.push(PutOutcome::Duplicate),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(item);
+                    outcomes.push(PutOutcome::Stored);
+                }
             }
         }
         Ok(outcomes)
