@@ -16,7 +16,7 @@ export WAHOOKS_MOTO_SERVER := $(VENV)/bin/moto_server
 
 CARGO_TEST := cargo test --workspace --locked
 # Every Lambda: the crate name is the binary name is the folder under target/lambda/.
-FUNCTIONS := message-received message-sent message-status instance-connected instance-disconnected chat-presence any
+FUNCTIONS := message-received message-sent message-status instance-connected instance-disconnected chat-presence any fanout
 
 .PHONY: help venv test lint bench build run deploy destroy clean
 

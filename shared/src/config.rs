@@ -5,6 +5,28 @@ use std::time::Duration;
 
 use crate::store::DEFAULT_RETENTION_DAYS;
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn queue_variables_become_names() {
+        let vars = [
+            ("WAHOOKS_QUEUE_MESSAGES", "http://q/m.fifo"),
+            ("WAHOOKS_QUEUE_AUDIT_LOG", "http://q/a"),
+            ("WAHOOKS_QUEUE_EMPTY", ""),
+            ("OTHER", "x"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let q = super::queues_from(vars.into_iter());
+        assert_eq!(
+            q,
+            [
+                ("audit-log".to_owned(), "http://q/a".to_owned()),
+                ("messages".to_owned(), "http://q/m.fifo".to_owned())
+            ]
+        );
+    }
+}
+
 /// Typed configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -14,6 +36,12 @@ pub struct Config {
     pub endpoints_table: String,
     /// `WAHOOKS_RETENTION_DAYS`: TTL of stored events (default 30).
     pub retention_days: i64,
+    /// `WAHOOKS_QUEUE_<NAME>=<url>`: the fanout's queues by name (`messages`, `statuses`,
+    /// `instance`, `presence`, `unrouted`, and any extra queue a route names).
+    pub queues: Vec<(String, String)>,
+    /// `WAHOOKS_ROUTES`: overrides of the default routing, e.g.
+    /// `message.received=messages+audit,chat.presence=unrouted`.
+    pub routes: String,
 }
 
 impl Config {
@@ -31,8 +59,23 @@ impl Config {
             retention_days: var("WAHOOKS_RETENTION_DAYS", "")
                 .parse()
                 .unwrap_or(DEFAULT_RETENTION_DAYS),
+            queues: queues_from(std::env::vars()),
+            routes: var("WAHOOKS_ROUTES", ""),
         }
     }
+}
+
+/// `WAHOOKS_QUEUE_<NAME>=<url>` pairs → (name in lower case with `-`, url), sorted by name.
+pub fn queues_from(vars: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut queues: Vec<(String, String)> = vars
+        .filter(|(_, v)| !v.is_empty())
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("WAHOOKS_QUEUE_")?;
+            Some((name.to_ascii_lowercase().replace('_', "-"), v))
+        })
+        .collect();
+    queues.sort();
+    queues
 }
 
 /// The shared AWS configuration: region and credentials from the usual chain, and

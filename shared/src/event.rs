@@ -453,7 +453,7 @@ pub struct EventError {
 }
 
 /// The normalised facts of an event plus the provider's JSON (`raw`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EventData {
     /// The WhatsApp message id this event is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]

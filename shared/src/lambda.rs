@@ -1,12 +1,18 @@
-//! Lambda wiring shared by every receiver's `main.rs`: config, clients built once during init
-//! (with the DynamoDB connection opened then), and the `lambda_http` loop.
+//! Lambda wiring shared by every function's `main.rs`: config, clients built once during init
+//! (with the DynamoDB connection opened then), the receivers' `lambda_http` loop and the
+//! fanout's `lambda_runtime` loop.
 
 use std::sync::Arc;
 
 use lambda_http::{service_fn, Error, Request};
 
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use lambda_runtime::LambdaEvent;
+
 use crate::config::{aws_config, init_tracing, Config};
 use crate::event::Route;
+use crate::fanout::{Fanout, Queue, Routing, RoutingError, SqsPublisher};
 use crate::http::Receiver;
 use crate::registry::{CachedRegistry, DynamoRegistry, CACHE_TTL};
 use crate::store::DynamoEventStore;
@@ -30,6 +36,49 @@ pub async fn run_receiver(route: Route) -> Result<(), Error> {
     lambda_http::run(service_fn(move |req: Request| {
         let receiver = receiver.clone();
         async move { Ok::<_, std::convert::Infallible>(receiver.handle(route, req).await) }
+    }))
+    .await
+}
+
+/// Build the production fanout from the environment: one SQS client, each queue's
+/// `MaximumMessageSize` read once (256 KiB assumed if it cannot be read), the routing checked.
+pub async fn fanout_from_env() -> Result<Fanout, RoutingError> {
+    let config = Config::from_env();
+    let sdk = aws_config().await;
+    let publisher = SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk));
+    fanout_with(&config, publisher).await
+}
+
+/// Build a fanout for `config` over `publisher` (the local stack and tests use this too).
+pub async fn fanout_with(config: &Config, publisher: SqsPublisher) -> Result<Fanout, RoutingError> {
+    let mut queues = Vec::new();
+    for (name, url) in &config.queues {
+        let max = publisher.max_message_size(url).await.unwrap_or(256 * 1024);
+        queues.push(Queue::new(name, url, max));
+    }
+    let overrides = Routing::parse_overrides(&config.routes)?;
+    let routing = Routing::new(queues, &Routing::routes_with(&overrides))?;
+    Ok(Fanout::new(routing, Arc::new(publisher), &config.events_table))
+}
+
+/// Run the fanout Lambda (DynamoDB stream → SQS, partial batch failures reported).
+pub async fn run_fanout() -> Result<(), Error> {
+    init_tracing();
+    let fanout = fanout_from_env().await?;
+    lambda_runtime::run(lambda_runtime::service_fn(move |e: LambdaEvent<StreamEvent>| {
+        let fanout = fanout.clone();
+        async move {
+            let (response, stats) = fanout.handle(&e.payload).await;
+            tracing::info!(
+                events = stats.events,
+                messages = stats.messages,
+                slimmed = stats.slimmed,
+                ignored = stats.ignored,
+                failed = stats.failed,
+                "fanout batch"
+            );
+            Ok::<DynamoDbEventResponse, Error>(response)
+        }
     }))
     .await
 }

@@ -8,18 +8,22 @@
 //! - [`auth`]: where a request is authenticated (every scheme, constant-time, clock injected);
 //! - [`registry`]: where endpoints are looked up (hash of the URL token, cached);
 //! - [`store`]: where an event is stored (DynamoDB conditional puts);
+//! - [`fanout`]: where an event is published (the stream → SQS outbox, routing, batching);
 //! - [`http`]: the receiver pipeline and the one mapping of errors to statuses;
+//! - [`stream_driver`]: the local stand-in for Lambda's stream event-source mapping;
 //! - [`lambda`], [`config`], [`schema`]: wiring, environment, table definitions.
 
 pub mod auth;
 pub mod config;
 pub mod endpoint;
 pub mod event;
+pub mod fanout;
 pub mod http;
 pub mod lambda;
 pub mod providers;
 pub mod registry;
 pub mod schema;
 pub mod store;
+pub mod stream_driver;
 
 pub use event::{CloudEvent, EventType, Provider, Route};

@@ -71,3 +71,34 @@ pub async fn create_endpoints_table(client: &Client, name: &str) -> Result<(), a
         .await?;
     Ok(())
 }
+
+/// Whether a default queue is FIFO (per-chat order matters for messages, statuses and the
+/// instance's lifecycle; presence and unrouted events are standard queues).
+pub fn is_fifo(queue: &str) -> bool {
+    matches!(queue, "messages" | "statuses" | "instance")
+}
+
+/// Create the default queues ([`crate::fanout::DEFAULT_QUEUES`]) named `<prefix>-<name>`
+/// (`.fifo` where [`is_fifo`]), each with `MaximumMessageSize` 1 MiB, as `infra/` does.
+/// Returns (name, URL) pairs, the shape of [`crate::config::Config::queues`]. Creating an
+/// existing queue with the same attributes returns it, so this is safe to run twice.
+pub async fn create_queues(
+    sqs: &aws_sdk_sqs::Client,
+    prefix: &str,
+) -> Result<Vec<(String, String)>, aws_sdk_sqs::Error> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let mut out = Vec::new();
+    for name in crate::fanout::DEFAULT_QUEUES {
+        let fifo = is_fifo(name);
+        let mut req = sqs
+            .create_queue()
+            .queue_name(format!("{prefix}-{name}{}", if fifo { ".fifo" } else { "" }))
+            .attributes(A::MaximumMessageSize, crate::fanout::MAX_BATCH_BYTES.to_string());
+        if fifo {
+            req = req.attributes(A::FifoQueue, "true");
+        }
+        let url = req.send().await?.queue_url().unwrap_or_default().to_owned();
+        out.push((name.to_owned(), url));
+    }
+    Ok(out)
+}

@@ -1,6 +1,7 @@
-//! The `fanout` function (DynamoDB stream → SQS) lands with the "Fan out" issue.
+//! The `fanout` function: the events table's stream (NEW_IMAGE) → SQS queues by event type,
+//! partial batch failures reported so only failed records are retried.
 
-fn main() {
-    eprintln!("fanout: not implemented yet");
-    std::process::exit(1);
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    wahooks::lambda::run_fanout().await
 }

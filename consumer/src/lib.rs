@@ -1,0 +1,343 @@
+//! Read wahooks events from SQS.
+//!
+//! Every message body is one CloudEvents 1.0 JSON document ([`CloudEvent`], the README's
+//! "Message format"). Delivery is at least once: a worker dedupes on [`CloudEvent::dedup_key`]
+//! (the event id, identical across provider redeliveries and wahooks replays).
+//!
+//! Two shapes of worker:
+//! - a Lambda with an SQS trigger: [`handle_sqs_event`] returns the `SQSBatchResponse` so only
+//!   the failed messages come back (enable `ReportBatchItemFailures` on the mapping);
+//! - a container or EC2 process: [`Worker`] long-polls, calls your handler and deletes what
+//!   it handled.
+//!
+//! On FIFO queues both stop a message group at its first failure (the rest of that group is
+//! returned too), so a chat's events are never handled out of order.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+
+pub use wahooks::event::{CloudEvent, EventType};
+
+/// A message that is not a wahooks event.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The body is not a CloudEvent of ours.
+    #[error("the message body is not a wahooks CloudEvent: {0}")]
+    NotAnEvent(String),
+    /// A CloudEvents version we do not speak.
+    #[error("unsupported CloudEvents specversion `{0}` (expected 1.0)")]
+    Version(String),
+    /// The message has no body.
+    #[error("the message has no body")]
+    Empty,
+}
+
+/// Decode one message body into the canonical event.
+pub fn decode(body: &str) -> Result<CloudEvent, DecodeError> {
+    let event: CloudEvent = serde_json::from_str(body).map_err(|e| DecodeError::NotAnEvent(e.to_string()))?;
+    if event.specversion != "1.0" {
+        return Err(DecodeError::Version(event.specversion));
+    }
+    Ok(event)
+}
+
+/// The ids a worker has handled recently, to drop redeliveries (at-least-once queues, replays).
+/// Keeps the last `capacity` ids; a worker that must dedupe across restarts keeps the
+/// [`CloudEvent::dedup_key`] in its own store instead.
+#[derive(Debug)]
+pub struct RecentIds {
+    capacity: usize,
+    seen: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl RecentIds {
+    /// Remember up to `capacity` ids.
+    pub fn new(capacity: usize) -> Self {
+        RecentIds {
+            capacity: capacity.max(1),
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// `true` the first time `id` is seen (then remembered), `false` for a repeat.
+    pub fn first_time(&mut self, id: &str) -> bool {
+        if self.seen.contains(id) {
+            return false;
+        }
+        if self.order.len() == self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        self.seen.insert(id.to_owned());
+        self.order.push_back(id.to_owned());
+        true
+    }
+}
+
+/// The Lambda SQS handler: decode each record, call `handler`, and report the failures
+/// (undecodable bodies included, so they reach the DLQ after the redrive count). On a FIFO
+/// queue, once a message group fails its later messages are reported failed without being
+/// handled.
+pub async fn handle_sqs_event<F, Fut, E>(event: SqsEvent, handler: F) -> SqsBatchResponse
+where
+    F: Fn(CloudEvent) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let mut response = SqsBatchResponse::default();
+    let mut failed_groups: HashSet<String> = HashSet::new();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let group = record.attributes.get("MessageGroupId").cloned();
+        if group.as_ref().is_some_and(|g| failed_groups.contains(g)) {
+            response.add_failure(id);
+            continue;
+        }
+        let result = match record.body.as_deref().map(decode) {
+            None => Err(DecodeError::Empty.to_string()),
+            Some(Err(e)) => Err(e.to_string()),
+            Some(Ok(ev)) => handler(ev).await.map_err(|e| e.to_string()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(message_id = %id, error = %e, "message not handled; it will be retried");
+            if let Some(g) = group {
+                failed_groups.insert(g);
+            }
+            response.add_failure(id);
+        }
+    }
+    response
+}
+
+/// What one poll did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PollStats {
+    /// Messages received.
+    pub received: usize,
+    /// Handled and deleted.
+    pub handled: usize,
+    /// Left on the queue to come back after the visibility timeout.
+    pub failed: usize,
+}
+
+/// A long-polling worker for one queue (containers, EC2, a laptop).
+#[derive(Debug, Clone)]
+pub struct Worker {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    wait: Duration,
+    max_messages: i32,
+}
+
+impl Worker {
+    /// A worker on `queue_url` (20 s long polls, 10 messages at a time).
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Worker {
+        Worker {
+            client,
+            queue_url: queue_url.into(),
+            wait: Duration::from_secs(20),
+            max_messages: 10,
+        }
+    }
+
+    /// Change the long-poll wait (0–20 s).
+    pub fn wait(mut self, wait: Duration) -> Worker {
+        self.wait = wait.min(Duration::from_secs(20));
+        self
+    }
+
+    /// The queue.
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// Receive once, handle, delete what was handled.
+    pub async fn poll_once<F, Fut, E>(&self, handler: &F) -> Result<PollStats, aws_sdk_sqs::Error>
+    where
+        F: Fn(CloudEvent) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: Display,
+    {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(self.max_messages)
+            .wait_time_seconds(self.wait.as_secs() as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .send()
+            .await?;
+        let mut stats = PollStats::default();
+        let mut done = Vec::new();
+        let mut failed_groups: HashSet<String> = HashSet::new();
+        for m in out.messages() {
+            stats.received += 1;
+            let group = m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+                .cloned();
+            if group.as_ref().is_some_and(|g| failed_groups.contains(g)) {
+                stats.failed += 1;
+                continue;
+            }
+            let result = match m.body().map(decode) {
+                None => Err(DecodeError::Empty.to_string()),
+                Some(Err(e)) => Err(e.to_string()),
+                Some(Ok(ev)) => handler(ev).await.map_err(|e| e.to_string()),
+            };
+            match result {
+                Ok(()) => done.push(m.receipt_handle().unwrap_or_default().to_owned()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "message not handled; it will come back");
+                    if let Some(g) = group {
+                        failed_groups.insert(g);
+                    }
+                    stats.failed += 1;
+                }
+            }
+        }
+        stats.handled = done.len();
+        for chunk in done.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, handle)| {
+                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                        .id(format!("d{i}"))
+                        .receipt_handle(handle)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            self.client
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await?;
+        }
+        Ok(stats)
+    }
+
+    /// Poll until `shutdown` resolves; errors are logged and retried after a pause.
+    pub async fn run<F, Fut, E>(&self, handler: F, shutdown: impl Future<Output = ()>)
+    where
+        F: Fn(CloudEvent) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: Display,
+    {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                r = self.poll_once(&handler) => if let Err(e) = r {
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "poll failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// The approximate number of messages waiting (visible) on the queue.
+    pub async fn depth(&self) -> Result<usize, aws_sdk_sqs::Error> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await?;
+        Ok(out
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::sqs::SqsMessage;
+
+    fn body(id: &str) -> String {
+        format!(
+            r#"{{"specversion":"1.0","id":"{id}","source":"wahooks/zapi/I","type":"whatsapp.message.received","subject":"5511","time":"2025-01-01T00:00:00.000Z","datacontenttype":"application/json","provider":"zapi","instance":"I","endpoint":"ep","receivedat":"2025-01-01T00:00:00.000Z","data":{{"message_id":"M","raw":{{"a":1}}}}}}"#
+        )
+    }
+
+    fn record(id: &str, body: &str, group: Option<&str>) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.to_owned());
+        m.body = Some(body.to_owned());
+        if let Some(g) = group {
+            m.attributes.insert("MessageGroupId".into(), g.into());
+        }
+        m
+    }
+
+    #[test]
+    fn decodes_an_event_and_refuses_other_json() {
+        let e = decode(&body("abc")).expect("event");
+        assert_eq!(e.dedup_key(), "abc");
+        assert_eq!(e.event_type, EventType::MessageReceived);
+        assert_eq!(e.data.raw.as_ref().map(|r| r.get()), Some(r#"{"a":1}"#));
+        assert!(matches!(decode("{}"), Err(DecodeError::NotAnEvent(_))));
+        let v2 = body("x").replace("\"1.0\"", "\"2.0\"");
+        assert!(matches!(decode(&v2), Err(DecodeError::Version(_))));
+    }
+
+    #[test]
+    fn recent_ids_drop_repeats_and_forget_the_oldest() {
+        let mut r = RecentIds::new(2);
+        assert!(r.first_time("a"));
+        assert!(!r.first_time("a"));
+        assert!(r.first_time("b"));
+        assert!(r.first_time("c"));
+        assert!(r.first_time("a"), "a was forgotten when c arrived");
+    }
+
+    #[tokio::test]
+    async fn lambda_handler_reports_failures_and_holds_back_a_failed_group() {
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            record("1", &body("e1"), Some("I#A")),
+            record("2", &body("bad"), Some("I#A")),
+            record("3", &body("e3"), Some("I#A")),
+            record("4", &body("e4"), Some("I#B")),
+            record("5", "not json", None),
+        ];
+        let handled = std::sync::Mutex::new(Vec::new());
+        let response = handle_sqs_event(event, |e: CloudEvent| {
+            let ok = e.id != "bad";
+            handled.lock().expect("lock").push(e.id.clone());
+            async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err("handler said no")
+                }
+            }
+        })
+        .await;
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        assert_eq!(failed, ["2", "3", "5"]);
+        assert_eq!(
+            *handled.lock().expect("lock"),
+            ["e1", "bad", "e4"],
+            "e3 waits behind its group"
+        );
+    }
+}

@@ -1,0 +1,668 @@
+//! Where an event is published: the outbox. The `fanout` Lambda receives the events table's
+//! stream (NEW_IMAGE), rebuilds each new event's CloudEvent from its item, and sends it to the
+//! queue(s) its type routes to (DESIGN.md §2 step 6, §5).
+//!
+//! - Routing is configuration ([`Routing`]): event type → queue names → queue URLs.
+//! - FIFO queues (`.fifo`): `MessageGroupId = instance#chat`, `MessageDeduplicationId = event id`.
+//!   Every message, FIFO or not, carries the event id and type as message attributes.
+//! - Batches of ≤ 10 entries and ≤ 1 MiB; a FIFO queue's batches go out in order, and once an
+//!   entry of a group fails, later entries of that group are held back (reported failed) so a
+//!   retry cannot overtake them.
+//! - Failures are reported per stream record (`batchItemFailures`, the sequence number), so
+//!   Lambda retries only from the first failed record.
+//! - An event too large for its queue goes without `data.raw`, with `data.stored_item` pointing
+//!   at the item; `MODIFY`/`REMOVE` records (TTL expiry) and quarantine items are ignored.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use serde_dynamo::AttributeValue;
+
+use crate::event::{CloudEvent, EventType, StoredItemPointer};
+use crate::providers::compact_raw;
+use crate::store::decompress_raw;
+
+/// SQS's limit on a whole `SendMessageBatch` request (and the largest queue limit).
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// SQS's limit on entries per `SendMessageBatch`.
+pub const MAX_BATCH_ENTRIES: usize = 10;
+
+/// The default routing of DESIGN.md §5: event type → queue name.
+pub const DEFAULT_ROUTES: [(EventType, &str); 12] = [
+    (EventType::MessageReceived, "messages"),
+    (EventType::MessageSent, "messages"),
+    (EventType::Notification, "messages"),
+    (EventType::MessageStatus, "statuses"),
+    (EventType::InstanceConnected, "instance"),
+    (EventType::InstanceDisconnected, "instance"),
+    (EventType::InstanceInitialData, "instance"),
+    (EventType::InstanceProxyFailed, "instance"),
+    (EventType::ContactBlocked, "instance"),
+    (EventType::TemplateUpdated, "instance"),
+    (EventType::ChatPresence, "presence"),
+    (EventType::Unknown, "unrouted"),
+];
+
+/// The queue names of the default routing, in the README's order.
+pub const DEFAULT_QUEUES: [&str; 5] = ["messages", "statuses", "instance", "presence", "unrouted"];
+
+/// One destination queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    /// The logical name used in routing (`messages`, `statuses`…).
+    pub name: String,
+    /// The queue URL.
+    pub url: String,
+    /// Whether it is a FIFO queue (its URL ends in `.fifo`).
+    pub fifo: bool,
+    /// The queue's `MaximumMessageSize` (body plus attributes).
+    pub max_bytes: usize,
+}
+
+impl Queue {
+    /// A queue; FIFO is read from the URL.
+    pub fn new(name: impl Into<String>, url: impl Into<String>, max_bytes: usize) -> Queue {
+        let url = url.into();
+        Queue {
+            name: name.into(),
+            fifo: url.ends_with(".fifo"),
+            url,
+            max_bytes,
+        }
+    }
+}
+
+/// Why a routing configuration is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RoutingError {
+    /// A route names a queue that has no URL.
+    #[error("event type {event_type} is routed to queue `{queue}`, which has no URL (set WAHOOKS_QUEUE_{env})")]
+    MissingQueue {
+        /// The type.
+        event_type: String,
+        /// The queue name.
+        queue: String,
+        /// The variable to set.
+        env: String,
+    },
+    /// `WAHOOKS_ROUTES` could not be read.
+    #[error("WAHOOKS_ROUTES: {0}")]
+    BadRoutes(String),
+}
+
+/// Event type → queues. Every type routes somewhere: a type with no route goes to `unrouted`.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    queues: Vec<Queue>,
+    routes: HashMap<EventType, Vec<usize>>,
+}
+
+/// The environment variable holding a queue's URL: `WAHOOKS_QUEUE_<NAME>`.
+pub fn queue_env_var(name: &str) -> String {
+    format!("WAHOOKS_QUEUE_{}", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+impl Routing {
+    /// Build from queues and (type, queue name) routes. Types without a route go to `unrouted`.
+    pub fn new(queues: Vec<Queue>, routes: &[(EventType, String)]) -> Result<Routing, RoutingError> {
+        let index: HashMap<&str, usize> = queues.iter().enumerate().map(|(i, q)| (q.name.as_str(), i)).collect();
+        let mut table: HashMap<EventType, Vec<usize>> = HashMap::new();
+        let mut resolve = |t: EventType, name: &str| -> Result<(), RoutingError> {
+            let i = *index.get(name).ok_or_else(|| RoutingError::MissingQueue {
+                event_type: t.as_str().to_owned(),
+                queue: name.to_owned(),
+                env: queue_env_var(name).trim_start_matches("WAHOOKS_QUEUE_").to_owned(),
+            })?;
+            let targets = table.entry(t).or_default();
+            if !targets.contains(&i) {
+                targets.push(i);
+            }
+            Ok(())
+        };
+        for (t, name) in routes {
+            resolve(*t, name)?;
+        }
+        let unrouted: Vec<EventType> = EventType::ALL
+            .into_iter()
+            .filter(|t| !routes.iter().any(|(r, _)| r == t))
+            .collect();
+        for t in unrouted {
+            resolve(t, "unrouted")?;
+        }
+        Ok(Routing { queues, routes: table })
+    }
+
+    /// The default routes (DESIGN.md §5) with `overrides` applied: each override replaces
+    /// every route of its type.
+    pub fn routes_with(overrides: &[(EventType, Vec<String>)]) -> Vec<(EventType, String)> {
+        let mut routes: Vec<(EventType, String)> = DEFAULT_ROUTES
+            .iter()
+            .filter(|(t, _)| !overrides.iter().any(|(o, _)| o == t))
+            .map(|(t, q)| (*t, (*q).to_owned()))
+            .collect();
+        for (t, queues) in overrides {
+            routes.extend(queues.iter().map(|q| (*t, q.clone())));
+        }
+        routes
+    }
+
+    /// Read `WAHOOKS_ROUTES`: `type=queue[+queue…]` entries separated by `,` or `;`, e.g.
+    /// `message.received=messages+audit,chat.presence=unrouted`.
+    pub fn parse_overrides(spec: &str) -> Result<Vec<(EventType, Vec<String>)>, RoutingError> {
+        spec.split([',', ';'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|entry| {
+                let (t, qs) = entry
+                    .split_once('=')
+                    .ok_or_else(|| RoutingError::BadRoutes(format!("`{entry}` is not type=queue[+queue]")))?;
+                let t: EventType = t.trim().parse().map_err(RoutingError::BadRoutes)?;
+                let queues: Vec<String> = qs
+                    .split('+')
+                    .map(str::trim)
+                    .filter(|q| !q.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if queues.is_empty() {
+                    return Err(RoutingError::BadRoutes(format!("`{entry}` names no queue")));
+                }
+                Ok((t, queues))
+            })
+            .collect()
+    }
+
+    /// The queues an event type goes to.
+    pub fn targets(&self, t: EventType) -> impl Iterator<Item = &Queue> {
+        self.routes
+            .get(&t)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| self.queues.get(*i))
+    }
+
+    /// Every configured queue.
+    pub fn queues(&self) -> &[Queue] {
+        &self.queues
+    }
+}
+
+/// One message for a queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutMessage {
+    /// The batch entry id (unique within a batch).
+    pub entry_id: String,
+    /// The CloudEvent JSON.
+    pub body: String,
+    /// The event id (also the FIFO deduplication id and the `id` attribute).
+    pub event_id: String,
+    /// The event type (the `type` attribute).
+    pub event_type: EventType,
+    /// FIFO only: `instance#chat`.
+    pub group_id: Option<String>,
+}
+
+impl OutMessage {
+    /// What SQS counts against `MaximumMessageSize`: the body plus each attribute's name, type
+    /// and value.
+    pub fn size(&self) -> usize {
+        self.body.len() + attributes_size(&self.event_id, self.event_type)
+    }
+}
+
+fn attributes_size(id: &str, t: EventType) -> usize {
+    ("id".len() + "String".len() + id.len()) + ("type".len() + "String".len() + t.as_str().len())
+}
+
+/// A batch send that failed as a whole (every entry is to be retried).
+#[derive(Debug, thiserror::Error)]
+#[error("queue unavailable: {0}")]
+pub struct PublishError(pub String);
+
+/// The port: send one batch (≤ 10 entries) to one queue.
+#[async_trait]
+pub trait Publisher: Send + Sync {
+    /// Send `batch` to `queue`; returns the entry ids SQS refused (the rest were accepted).
+    async fn send_batch(&self, queue: &Queue, batch: &[OutMessage]) -> Result<Vec<String>, PublishError>;
+}
+
+/// The SQS adapter.
+#[derive(Clone)]
+pub struct SqsPublisher {
+    client: aws_sdk_sqs::Client,
+}
+
+impl SqsPublisher {
+    /// An adapter over `client`.
+    pub fn new(client: aws_sdk_sqs::Client) -> Self {
+        SqsPublisher { client }
+    }
+
+    /// Read a queue's `MaximumMessageSize` (once, at init); `None` if it cannot be read.
+    pub async fn max_message_size(&self, url: &str) -> Option<usize> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize)
+            .send()
+            .await
+            .ok()?;
+        out.attributes()?
+            .get(&aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize)?
+            .parse()
+            .ok()
+    }
+}
+
+#[async_trait]
+impl Publisher for SqsPublisher {
+    async fn send_batch(&self, queue: &Queue, batch: &[OutMessage]) -> Result<Vec<String>, PublishError> {
+        use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+        let attr = |v: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+                .map_err(|e| PublishError(e.to_string()))
+        };
+        let mut entries = Vec::with_capacity(batch.len());
+        for m in batch {
+            let entry = SendMessageBatchRequestEntry::builder()
+                .id(&m.entry_id)
+                .message_body(&m.body)
+                .message_attributes("id", attr(&m.event_id)?)
+                .message_attributes("type", attr(m.event_type.as_str())?)
+                .set_message_group_id(m.group_id.clone())
+                .set_message_deduplication_id(queue.fifo.then(|| m.event_id.clone()))
+                .build()
+                .map_err(|e| PublishError(e.to_string()))?;
+            entries.push(entry);
+        }
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&queue.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| PublishError(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string()))?;
+        Ok(out.failed().iter().map(|f| f.id().to_owned()).collect())
+    }
+}
+
+/// An in-memory publisher for unit tests and benches: records every message and request, with
+/// an outage switch.
+#[derive(Default, Clone)]
+pub struct MemoryPublisher {
+    sent: Arc<Mutex<Vec<(String, OutMessage)>>>,
+    requests: Arc<Mutex<usize>>,
+    down: Arc<Mutex<bool>>,
+}
+
+impl MemoryPublisher {
+    /// An empty publisher.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every (queue name, message) sent, in order.
+    pub fn sent(&self) -> Vec<(String, OutMessage)> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How many `SendMessageBatch` requests were made.
+    pub fn requests(&self) -> usize {
+        *self.requests.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forget what was sent.
+    pub fn clear(&self) {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        *self.requests.lock().unwrap_or_else(|p| p.into_inner()) = 0;
+    }
+
+    /// Simulate an SQS outage, or end it.
+    pub fn set_down(&self, down: bool) {
+        *self.down.lock().unwrap_or_else(|p| p.into_inner()) = down;
+    }
+}
+
+#[async_trait]
+impl Publisher for MemoryPublisher {
+    async fn send_batch(&self, queue: &Queue, batch: &[OutMessage]) -> Result<Vec<String>, PublishError> {
+        *self.requests.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        if *self.down.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Err(PublishError("in-memory queue is down".into()));
+        }
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        sent.extend(batch.iter().map(|m| (queue.name.clone(), m.clone())));
+        Ok(Vec::new())
+    }
+}
+
+/// Why a stream record could not be turned back into an event.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The item has no `event` attribute, or it is not a CloudEvent.
+    #[error("the item's event attribute is missing or not a CloudEvent: {0}")]
+    BadEvent(String),
+    /// The `raw` attribute could not be decompressed or is not JSON.
+    #[error("the item's raw attribute is unreadable: {0}")]
+    BadRaw(String),
+}
+
+/// Rebuild the CloudEvent of a new event item (from a stream NEW_IMAGE): the stored event plus
+/// `data.raw` from the compressed body. `None` for items that are not events (quarantine).
+pub fn event_from_image(image: &HashMap<String, AttributeValue>) -> Result<Option<CloudEvent>, RecordError> {
+    match image.get("pk") {
+        Some(AttributeValue::S(pk)) if pk.starts_with("EVT#") => {}
+        _ => return Ok(None),
+    }
+    let json = match image.get("event") {
+        Some(AttributeValue::S(s)) => s,
+        _ => return Err(RecordError::BadEvent("no `event` string attribute".into())),
+    };
+    let mut event: CloudEvent = serde_json::from_str(json).map_err(|e| RecordError::BadEvent(e.to_string()))?;
+    if let Some(AttributeValue::B(compressed)) = image.get("raw") {
+        let body = decompress_raw(compressed).map_err(|e| RecordError::BadRaw(e.to_string()))?;
+        event.data.raw = Some(compact_raw(&body).map_err(|e| RecordError::BadRaw(e.to_string()))?);
+    }
+    Ok(Some(event))
+}
+
+/// The message body for `queue`: the whole CloudEvent, or, when that is too large for the
+/// queue, the event without `data.raw` and with a pointer to its item (and, if even that is
+/// too large, only the pointer and the ids a worker needs to fetch it).
+pub fn body_for(event: &CloudEvent, queue: &Queue, table: &str) -> String {
+    let room = queue
+        .max_bytes
+        .saturating_sub(attributes_size(&event.id, event.event_type));
+    let full = event.to_json();
+    if full.len() <= room {
+        return full;
+    }
+    let pointer = StoredItemPointer {
+        table: table.to_owned(),
+        pk: format!("EVT#{}", event.id),
+        sk: "EVT".to_owned(),
+    };
+    let mut slim = event.clone();
+    slim.data.raw = None;
+    slim.data.stored_item = Some(pointer.clone());
+    let body = slim.to_json();
+    if body.len() <= room {
+        return body;
+    }
+    let mut bare = slim;
+    bare.data = crate::event::EventData {
+        message_id: event.data.message_id.clone(),
+        stored_item: Some(pointer),
+        ..Default::default()
+    };
+    bare.to_json()
+}
+
+/// The FIFO group of an event: `instance#chat`, so each chat's events stay in order.
+pub fn group_id(event: &CloudEvent) -> String {
+    let g = format!("{}#{}", event.instance, event.chat_key());
+    // MessageGroupId: ≤ 128 characters.
+    if g.len() <= 128 {
+        g
+    } else {
+        let mut end = 128;
+        while !g.is_char_boundary(end) {
+            end -= 1;
+        }
+        g[..end].to_owned()
+    }
+}
+
+/// What one invocation did (for logs and the bench).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FanoutStats {
+    /// Events published (once per event, whatever its number of queues).
+    pub events: usize,
+    /// Messages accepted by the queues.
+    pub messages: usize,
+    /// Messages sent without `data.raw` because they were too large.
+    pub slimmed: usize,
+    /// Records ignored (MODIFY/REMOVE, quarantine items).
+    pub ignored: usize,
+    /// Records reported failed.
+    pub failed: usize,
+}
+
+/// The fanout handler: stream records in, messages out, failures reported per record.
+#[derive(Clone)]
+pub struct Fanout {
+    routing: Arc<Routing>,
+    publisher: Arc<dyn Publisher>,
+    table: String,
+}
+
+struct Pending {
+    record: usize,
+    message: OutMessage,
+}
+
+impl Fanout {
+    /// A handler publishing through `publisher`; `table` is named in stored-item pointers.
+    pub fn new(routing: Routing, publisher: Arc<dyn Publisher>, table: impl Into<String>) -> Fanout {
+        Fanout {
+            routing: Arc::new(routing),
+            publisher,
+            table: table.into(),
+        }
+    }
+
+    /// The routing in use.
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+
+    /// Handle one stream batch: the response lists the sequence numbers of the records to retry.
+    pub async fn handle(&self, event: &StreamEvent) -> (DynamoDbEventResponse, FanoutStats) {
+        let mut stats = FanoutStats::default();
+        let mut failed_records: HashSet<usize> = HashSet::new();
+        let mut per_queue: Vec<Vec<Pending>> = self.routing.queues().iter().map(|_| Vec::new()).collect();
+        for (i, record) in event.records.iter().enumerate() {
+            match self.messages_for(record, &mut per_queue, i, &mut stats) {
+                Ok(true) => stats.events += 1,
+                Ok(false) => stats.ignored += 1,
+                Err(e) => {
+                    tracing::error!(
+                        sequence = record.change.sequence_number.as_deref().unwrap_or("-"),
+                        error = %e,
+                        "stream record could not be read"
+                    );
+                    failed_records.insert(i);
+                }
+            }
+        }
+        let sends = per_queue
+            .into_iter()
+            .enumerate()
+            .filter(|(_, p)| !p.is_empty())
+            .map(|(q, pending)| self.send_queue(q, pending));
+        for (accepted, failed) in futures::future::join_all(sends).await {
+            stats.messages += accepted;
+            failed_records.extend(failed);
+        }
+        let mut failed: Vec<usize> = failed_records.into_iter().collect();
+        failed.sort_unstable();
+        stats.failed = failed.len();
+        let mut response = DynamoDbEventResponse::default();
+        for i in failed {
+            let mut f = DynamoDbBatchItemFailure::default();
+            f.item_identifier = event.records.get(i).and_then(|r| r.change.sequence_number.clone());
+            response.batch_item_failures.push(f);
+        }
+        (response, stats)
+    }
+
+    /// Queue the messages of one record; `Ok(false)` when the record is not a new event.
+    fn messages_for(
+        &self,
+        record: &EventRecord,
+        per_queue: &mut [Vec<Pending>],
+        index: usize,
+        stats: &mut FanoutStats,
+    ) -> Result<bool, RecordError> {
+        if record.event_name != "INSERT" {
+            return Ok(false);
+        }
+        let Some(event) = event_from_image(record.change.new_image.inner())? else {
+            return Ok(false);
+        };
+        let queues = self.routing.queues();
+        for (q, queue) in queues.iter().enumerate() {
+            if !self.routing.targets(event.event_type).any(|t| t == queue) {
+                continue;
+            }
+            let body = body_for(&event, queue, &self.table);
+            if event.data.raw.is_some() && !body.contains("\"raw\":") {
+                stats.slimmed += 1;
+            }
+            if let Some(list) = per_queue.get_mut(q) {
+                list.push(Pending {
+                    record: index,
+                    message: OutMessage {
+                        entry_id: String::new(),
+                        body,
+                        event_id: event.id.clone(),
+                        event_type: event.event_type,
+                        group_id: queue.fifo.then(|| group_id(&event)),
+                    },
+                });
+            }
+        }
+        Ok(true)
+    }
+
+    /// Send one queue's messages in order, in batches; returns (accepted, failed record indexes).
+    async fn send_queue(&self, q: usize, pending: Vec<Pending>) -> (usize, Vec<usize>) {
+        let Some(queue) = self.routing.queues().get(q) else {
+            return (0, pending.iter().map(|p| p.record).collect());
+        };
+        let mut accepted = 0;
+        let mut failed = Vec::new();
+        let mut blocked_groups: HashSet<String> = HashSet::new();
+        let mut rest = pending.into_iter().peekable();
+        while rest.peek().is_some() {
+            // Fill a batch: ≤ 10 entries, ≤ 1 MiB, skipping groups that already failed.
+            let mut batch: Vec<Pending> = Vec::new();
+            let mut bytes = 0;
+            while let Some(p) = rest.peek() {
+                let size = p.message.size();
+                if batch.len() == MAX_BATCH_ENTRIES || (!batch.is_empty() && bytes + size > MAX_BATCH_BYTES) {
+                    break;
+                }
+                let Some(mut p) = rest.next() else { break };
+                if p.message.group_id.as_ref().is_some_and(|g| blocked_groups.contains(g)) {
+                    failed.push(p.record);
+                    continue;
+                }
+                p.message.entry_id = format!("m{}", batch.len());
+                bytes += size;
+                batch.push(p);
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            let messages: Vec<OutMessage> = batch.iter().map(|p| p.message.clone()).collect();
+            let refused: HashSet<String> = match self.publisher.send_batch(queue, &messages).await {
+                Ok(refused) => refused.into_iter().collect(),
+                Err(e) => {
+                    tracing::warn!(queue = %queue.name, error = %e, "batch not sent; its records will be retried");
+                    messages.iter().map(|m| m.entry_id.clone()).collect()
+                }
+            };
+            for p in batch {
+                if refused.contains(&p.message.entry_id) {
+                    if let Some(g) = &p.message.group_id {
+                        blocked_groups.insert(g.clone());
+                    }
+                    failed.push(p.record);
+                } else {
+                    accepted += 1;
+                }
+            }
+        }
+        (accepted, failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queues() -> Vec<Queue> {
+        DEFAULT_QUEUES
+            .iter()
+            .map(|n| {
+                let fifo = matches!(*n, "messages" | "statuses" | "instance");
+                let url = format!("http://q/{n}{}", if fifo { ".fifo" } else { "" });
+                Queue::new(*n, url, 1024 * 1024)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn default_routing_sends_every_type_somewhere() {
+        let r = Routing::new(queues(), &Routing::routes_with(&[])).expect("complete");
+        for t in EventType::ALL {
+            assert_eq!(r.targets(t).count(), 1, "{t}");
+        }
+        assert_eq!(
+            r.targets(EventType::MessageStatus).next().map(|q| q.name.as_str()),
+            Some("statuses")
+        );
+        assert!(r.targets(EventType::MessageStatus).all(|q| q.fifo));
+        assert!(r.targets(EventType::ChatPresence).all(|q| !q.fifo));
+    }
+
+    #[test]
+    fn overrides_replace_a_types_routes_and_may_fan_out() {
+        let mut qs = queues();
+        qs.push(Queue::new("audit", "http://q/audit", 1024));
+        let o = Routing::parse_overrides("message.received=messages+audit; chat.presence=unrouted").expect("valid");
+        let r = Routing::new(qs, &Routing::routes_with(&o)).expect("complete");
+        let names: Vec<_> = r.targets(EventType::MessageReceived).map(|q| q.name.clone()).collect();
+        assert_eq!(names, ["messages", "audit"]);
+        let names: Vec<_> = r.targets(EventType::ChatPresence).map(|q| q.name.clone()).collect();
+        assert_eq!(names, ["unrouted"]);
+    }
+
+    #[test]
+    fn a_route_to_an_unconfigured_queue_is_refused_with_its_variable() {
+        let o = Routing::parse_overrides("message.received=audit").expect("valid");
+        let err = Routing::new(queues(), &Routing::routes_with(&o)).expect_err("audit has no URL");
+        assert!(err.to_string().contains("WAHOOKS_QUEUE_AUDIT"), "{err}");
+        assert!(Routing::parse_overrides("nonsense").is_err());
+        assert!(Routing::parse_overrides("message.received=").is_err());
+        assert!(Routing::parse_overrides("whatsapp.nope=messages").is_err());
+    }
+
+    #[test]
+    fn long_group_ids_are_cut_at_128_bytes() {
+        let raw = compact_raw(b"{}").expect("json");
+        let mut e = CloudEvent::new(
+            "id".into(),
+            crate::Provider::Zapi,
+            "I",
+            EventType::MessageReceived,
+            Some("é".repeat(100)),
+            chrono::Utc::now(),
+            "ep",
+            chrono::Utc::now(),
+            crate::event::EventData::new(raw),
+        );
+        assert!(group_id(&e).len() <= 128);
+        e.subject = Some("5511".into());
+        assert_eq!(group_id(&e), "I#5511");
+    }
+}
