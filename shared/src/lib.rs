@@ -10,6 +10,7 @@
 //! - [`store`]: where an event is stored (DynamoDB conditional puts);
 //! - [`fanout`]: where an event is published (the stream → SQS outbox, routing, batching);
 //! - [`http`]: the receiver pipeline and the one mapping of errors to statuses;
+//! - [`local`]: the local stack (provisioning, the API Gateway event of an HTTP request);
 //! - [`stream_driver`]: the local stand-in for Lambda's stream event-source mapping;
 //! - [`lambda`], [`config`], [`schema`]: wiring, environment, table definitions.
 
@@ -20,6 +21,7 @@ pub mod event;
 pub mod fanout;
 pub mod http;
 pub mod lambda;
+pub mod local;
 pub mod providers;
 pub mod registry;
 pub mod schema;

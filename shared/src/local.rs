@@ -1,0 +1,150 @@
+//! The local stack's building blocks, shared by `wahooks serve` (`make run`) and the tests:
+//! provisioning the tables and queues in the local stand-in from the same definitions as
+//! `infra/`, wiring the production receiver and fanout to them, and turning an HTTP request
+//! into the API Gateway HTTP API (v2) event a receiver Lambda gets.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use lambda_http::Request;
+
+use crate::config::Config;
+use crate::fanout::{Fanout, SqsPublisher};
+use crate::http::Receiver;
+use crate::registry::DynamoRegistry;
+use crate::schema::{create_endpoints_table, create_events_table, create_queues};
+use crate::store::DynamoEventStore;
+
+/// Errors while provisioning (the stand-in is down, a definition is refused).
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The production receiver and fanout over tables and queues in one AWS endpoint.
+#[derive(Clone)]
+pub struct LocalStack {
+    /// The SDK configuration (pointed at the stand-in).
+    pub sdk: aws_config::SdkConfig,
+    /// Table names, queue URLs, retention, routing.
+    pub config: Config,
+    /// DynamoDB client.
+    pub dynamo: aws_sdk_dynamodb::Client,
+    /// SQS client.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The endpoints table (create demo endpoints with it).
+    pub registry: DynamoRegistry,
+    /// The receiver every route is served by.
+    pub receiver: Receiver,
+    /// The fanout handler the stream driver calls.
+    pub fanout: Fanout,
+}
+
+impl LocalStack {
+    /// Create the tables (unless they exist) and the default queues named
+    /// `<queue_prefix>-<name>`, then wire the receiver and fanout to them. Safe to run twice.
+    pub async fn provision(sdk: aws_config::SdkConfig, mut config: Config, queue_prefix: &str) -> Result<Self, Error> {
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        for (table, create) in [(&config.events_table, true), (&config.endpoints_table, false)] {
+            let exists = dynamo.describe_table().table_name(table).send().await.is_ok();
+            if !exists {
+                if create {
+                    create_events_table(&dynamo, table).await?;
+                } else {
+                    create_endpoints_table(&dynamo, table).await?;
+                }
+            }
+        }
+        let mut queues = create_queues(&sqs, queue_prefix).await?;
+        // Extra queues already configured (WAHOOKS_QUEUE_*) keep their URLs.
+        for (name, url) in std::mem::take(&mut config.queues) {
+            queues.retain(|(n, _)| n != &name);
+            queues.push((name, url));
+        }
+        config.queues = queues;
+        Self::connect(sdk, config).await
+    }
+
+    /// Wire the receiver and fanout to tables and queues that already exist.
+    pub async fn connect(sdk: aws_config::SdkConfig, config: Config) -> Result<Self, Error> {
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let registry = DynamoRegistry::new(dynamo.clone(), &config.endpoints_table);
+        let store = DynamoEventStore::new(dynamo.clone(), &config.events_table, config.retention_days);
+        let receiver = Receiver::new(Arc::new(registry.clone()), Arc::new(store));
+        let fanout = crate::lambda::fanout_with(&config, SqsPublisher::new(sqs.clone())).await?;
+        Ok(LocalStack {
+            sdk,
+            config,
+            dynamo,
+            sqs,
+            registry,
+            receiver,
+            fanout,
+        })
+    }
+
+    /// The URL of a queue by name.
+    pub fn queue_url(&self, name: &str) -> Option<&str> {
+        self.config
+            .queues
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, u)| u.as_str())
+    }
+}
+
+/// An HTTP request as the API Gateway HTTP API (payload 2.0) event Lambda receives, turned
+/// into a `Request` by the same `lambda_http` code. The body is always passed base64-encoded
+/// (as API Gateway does for binary bodies), so any bytes survive.
+pub fn apigw_request(method: &str, path: &str, query: &str, headers: &[(String, String)], body: &[u8]) -> Request {
+    apigw_request_encoded(method, path, query, headers, body, true)
+}
+
+/// [`apigw_request`] with the choice of a plain (`isBase64Encoded: false`) body, which must
+/// then be UTF-8 (it is replaced lossily otherwise).
+pub fn apigw_request_encoded(
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    base64: bool,
+) -> Request {
+    let mut h = serde_json::Map::new();
+    for (k, v) in headers {
+        let k = k.to_ascii_lowercase();
+        // API Gateway joins repeated headers with a comma.
+        let joined = match h.get(&k).and_then(|old| old.as_str()) {
+            Some(old) => format!("{old},{v}"),
+            None => v.clone(),
+        };
+        h.insert(k, serde_json::Value::String(joined));
+    }
+    let mut qs = serde_json::Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        qs.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
+    }
+    let body_field = if base64 {
+        base64::engine::general_purpose::STANDARD.encode(body)
+    } else {
+        String::from_utf8_lossy(body).into_owned()
+    };
+    let event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": h,
+        "queryStringParameters": qs,
+        "requestContext": {
+            "accountId": "000000000000", "apiId": "local", "domainName": "localhost", "domainPrefix": "localhost",
+            "requestId": "local", "routeKey": "$default", "stage": "$default",
+            "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0,
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "wahooks"}
+        },
+        "isBase64Encoded": base64,
+        "body": body_field,
+    });
+    // The event is built above from valid parts (valid base64, a JSON object).
+    lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|_| Request::default())
+}
