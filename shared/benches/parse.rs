@@ -1,8 +1,9 @@
 //! Parse + normalise over the whole fixture mix, next to the floor: `serde_json::from_slice`
 //! into a `Value` on the same bytes. Prints ns/event, events/s and the ratio to the floor.
 
+mod common;
+
 use std::hint::black_box;
-use std::path::Path;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -10,46 +11,7 @@ use criterion::{criterion_group, Criterion, Throughput};
 use wahooks::providers::{parse, ParseContext};
 use wahooks::Provider;
 
-/// Every payload fixture with its provider (header captures excluded), as providers send them:
-/// compact JSON on one line (tests/fixtures/zapi/SOURCES.md: the captured `content-length` is
-/// the compact length; the files are indented for reading).
-pub fn fixture_mix() -> Vec<(Provider, Vec<u8>)> {
-    pretty_fixture_mix()
-        .into_iter()
-        .map(|(p, b)| {
-            (
-                p,
-                wahooks::providers::compact_raw(&b)
-                    .expect("valid")
-                    .get()
-                    .as_bytes()
-                    .to_vec(),
-            )
-        })
-        .collect()
-}
-
-/// The fixtures byte for byte as stored (indented).
-pub fn pretty_fixture_mix() -> Vec<(Provider, Vec<u8>)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
-    let mut mix = Vec::new();
-    for provider in Provider::ALL {
-        let mut files: Vec<_> = std::fs::read_dir(root.join(provider.as_str()))
-            .expect("fixtures")
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .filter(|p| !p.to_string_lossy().contains("http-headers."))
-            .collect();
-        files.sort();
-        mix.extend(
-            files
-                .into_iter()
-                .map(|p| (provider, std::fs::read(p).expect("fixture"))),
-        );
-    }
-    mix
-}
+use common::{fixture_mix, pretty_fixture_mix};
 
 fn parse_all(mix: &[(Provider, Vec<u8>)]) -> usize {
     let now = Utc::now();

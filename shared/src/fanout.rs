@@ -6,8 +6,9 @@
 //! - FIFO queues (`.fifo`): `MessageGroupId = instance#chat`, `MessageDeduplicationId = event id`.
 //!   Every message, FIFO or not, carries the event id and type as message attributes.
 //! - Batches of ≤ 10 entries and ≤ 1 MiB; a FIFO queue's batches go out in order, and once an
-//!   entry of a group fails, later entries of that group are held back (reported failed) so a
-//!   retry cannot overtake them.
+//!   entry of a group fails, that group's entries in later batches are held back (reported
+//!   failed) so they cannot overtake it. (Within one batch SQS decides: a refused entry is rare,
+//!   and the consumer can still order a chat by `time`.)
 //! - Failures are reported per stream record (`batchItemFailures`, the sequence number), so
 //!   Lambda retries only from the first failed record.
 //! - An event too large for its queue goes without `data.raw`, with `data.stored_item` pointing
@@ -301,6 +302,7 @@ pub struct MemoryPublisher {
     sent: Arc<Mutex<Vec<(String, OutMessage)>>>,
     requests: Arc<Mutex<usize>>,
     down: Arc<Mutex<bool>>,
+    refused: Arc<Mutex<HashSet<String>>>,
 }
 
 impl MemoryPublisher {
@@ -325,6 +327,13 @@ impl MemoryPublisher {
         *self.requests.lock().unwrap_or_else(|p| p.into_inner()) = 0;
     }
 
+    /// Refuse the entries of these event ids (a partial batch failure).
+    pub fn refuse(&self, event_ids: &[&str]) {
+        let mut r = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        r.clear();
+        r.extend(event_ids.iter().map(|s| (*s).to_owned()));
+    }
+
     /// Simulate an SQS outage, or end it.
     pub fn set_down(&self, down: bool) {
         *self.down.lock().unwrap_or_else(|p| p.into_inner()) = down;
@@ -338,9 +347,17 @@ impl Publisher for MemoryPublisher {
         if *self.down.lock().unwrap_or_else(|p| p.into_inner()) {
             return Err(PublishError("in-memory queue is down".into()));
         }
+        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        sent.extend(batch.iter().map(|m| (queue.name.clone(), m.clone())));
-        Ok(Vec::new())
+        let mut failed = Vec::new();
+        for m in batch {
+            if refused.contains(&m.event_id) {
+                failed.push(m.entry_id.clone());
+            } else {
+                sent.push((queue.name.clone(), m.clone()));
+            }
+        }
+        Ok(failed)
     }
 }
 
@@ -645,6 +662,151 @@ mod tests {
         assert!(Routing::parse_overrides("nonsense").is_err());
         assert!(Routing::parse_overrides("message.received=").is_err());
         assert!(Routing::parse_overrides("whatsapp.nope=messages").is_err());
+    }
+
+    fn event(id: &str, t: EventType, chat: &str, raw: &str) -> CloudEvent {
+        let mut e = CloudEvent::new(
+            id.into(),
+            crate::Provider::Zapi,
+            "I",
+            t,
+            Some(chat.into()),
+            chrono::Utc::now(),
+            "ep",
+            chrono::Utc::now(),
+            crate::event::EventData::new(compact_raw(raw.as_bytes()).expect("json")),
+        );
+        e.data.message_id = Some(format!("M-{id}"));
+        e
+    }
+
+    /// The stream record Lambda delivers for a new item of `e`, as JSON.
+    fn record(seq: usize, name: &str, e: &CloudEvent) -> serde_json::Value {
+        use base64::Engine;
+        let mut without_raw = e.clone();
+        without_raw.data.raw = None;
+        let raw = e.data.raw.as_ref().map(|r| r.get().to_owned()).unwrap_or_default();
+        let zipped = zstd::encode_all(raw.as_bytes(), 3).expect("zstd");
+        serde_json::json!({
+            "eventID": format!("e{seq}"), "eventName": name, "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "dynamodb": {
+                "Keys": {"pk": {"S": format!("EVT#{}", e.id)}, "sk": {"S": "EVT"}},
+                "NewImage": {
+                    "pk": {"S": format!("EVT#{}", e.id)}, "sk": {"S": "EVT"},
+                    "event": {"S": without_raw.to_json()},
+                    "raw": {"B": base64::engine::general_purpose::STANDARD.encode(zipped)}
+                },
+                "SequenceNumber": format!("{seq:021}"), "SizeBytes": 100, "StreamViewType": "NEW_IMAGE"
+            }
+        })
+    }
+
+    fn stream(records: Vec<serde_json::Value>) -> StreamEvent {
+        serde_json::from_value(serde_json::json!({ "Records": records })).expect("a Lambda stream event")
+    }
+
+    fn fanout(publisher: &MemoryPublisher) -> Fanout {
+        let r = Routing::new(queues(), &Routing::routes_with(&[])).expect("complete");
+        Fanout::new(r, Arc::new(publisher.clone()), "events")
+    }
+
+    fn failures(r: &DynamoDbEventResponse) -> Vec<String> {
+        r.batch_item_failures
+            .iter()
+            .filter_map(|f| f.item_identifier.clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn batches_hold_at_most_ten_and_keep_stream_order() {
+        let p = MemoryPublisher::new();
+        let records = (0..25)
+            .map(|i| {
+                record(
+                    i,
+                    "INSERT",
+                    &event(&format!("id{i:02}"), EventType::MessageReceived, "C", "{}"),
+                )
+            })
+            .collect();
+        let (response, stats) = fanout(&p).handle(&stream(records)).await;
+        assert!(failures(&response).is_empty());
+        assert_eq!(p.requests(), 3, "25 messages in batches of 10, 10 and 5");
+        let ids: Vec<_> = p.sent().into_iter().map(|(_, m)| m.event_id).collect();
+        let expected: Vec<_> = (0..25).map(|i| format!("id{i:02}")).collect();
+        assert_eq!(ids, expected);
+        assert_eq!((stats.events, stats.messages), (25, 25));
+        let (queue, first) = &p.sent()[0];
+        assert_eq!(queue, "messages");
+        assert_eq!(first.group_id.as_deref(), Some("I#C"));
+        let body: CloudEvent = serde_json::from_str(&first.body).expect("a CloudEvent");
+        assert_eq!(
+            body.data.raw.as_ref().map(|r| r.get()),
+            Some("{}"),
+            "raw restored from the item"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_entry_fails_its_record_and_holds_back_the_rest_of_its_group() {
+        let p = MemoryPublisher::new();
+        p.refuse(&["a2"]);
+        // a1 a2 b1…b9 fill the first batch and the start of the second; a3 comes after.
+        let mut evs = vec![("a1".to_owned(), "A"), ("a2".to_owned(), "A")];
+        evs.extend((1..=9).map(|i| (format!("b{i}"), "B")));
+        evs.push(("a3".to_owned(), "A"));
+        let records = evs
+            .iter()
+            .enumerate()
+            .map(|(i, (id, chat))| record(i, "INSERT", &event(id, EventType::MessageReceived, chat, "{}")))
+            .collect();
+        let (response, _) = fanout(&p).handle(&stream(records)).await;
+        assert_eq!(failures(&response), [format!("{:021}", 1), format!("{:021}", 11)]);
+        let sent: Vec<_> = p.sent().into_iter().map(|(_, m)| m.event_id).collect();
+        let mut expected = vec!["a1".to_owned()];
+        expected.extend((1..=9).map(|i| format!("b{i}")));
+        assert_eq!(sent, expected, "a3 is not sent ahead of a2; chat B is not held up");
+    }
+
+    #[tokio::test]
+    async fn an_outage_fails_every_record_and_other_records_are_ignored() {
+        let p = MemoryPublisher::new();
+        p.set_down(true);
+        let e = event("x", EventType::ChatPresence, "C", "{}");
+        let mut quarantine = record(3, "INSERT", &e);
+        quarantine["dynamodb"]["NewImage"]["pk"] = serde_json::json!({"S": "QUARANTINE#abc"});
+        let mut corrupt = record(4, "INSERT", &event("y", EventType::MessageStatus, "C", "{}"));
+        corrupt["dynamodb"]["NewImage"]["event"] = serde_json::json!({"S": "not json"});
+        let records = vec![
+            record(0, "INSERT", &e),
+            record(1, "MODIFY", &e),
+            record(2, "REMOVE", &e),
+            quarantine,
+            corrupt,
+        ];
+        let (response, stats) = fanout(&p).handle(&stream(records)).await;
+        assert_eq!(failures(&response), [format!("{:021}", 0), format!("{:021}", 4)]);
+        assert_eq!(stats.ignored, 3);
+        assert!(p.sent().is_empty());
+    }
+
+    #[test]
+    fn too_large_for_the_queue_goes_without_raw_with_a_pointer() {
+        let big = format!("{{\"text\":\"{}\"}}", "x".repeat(5000));
+        let e = event("big", EventType::MessageReceived, "C", &big);
+        let small = Queue::new("messages", "http://q/m.fifo", 2048);
+        let body = body_for(&e, &small, "events");
+        assert!(body.len() <= 2048);
+        let slim: CloudEvent = serde_json::from_str(&body).expect("event");
+        assert!(slim.data.raw.is_none());
+        let p = slim.data.stored_item.expect("pointer");
+        assert_eq!(
+            (p.table.as_str(), p.pk.as_str(), p.sk.as_str()),
+            ("events", "EVT#big", "EVT")
+        );
+        assert_eq!(slim.data.message_id.as_deref(), Some("M-big"));
+        let roomy = Queue::new("messages", "http://q/m.fifo", 1024 * 1024);
+        assert!(body_for(&e, &roomy, "events").contains("xxxxx"));
     }
 
     #[test]
