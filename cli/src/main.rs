@@ -2,6 +2,7 @@
 
 mod endpoint;
 mod parse;
+mod serve;
 mod sign;
 
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ enum Command {
     Sign(sign::SignArgs),
     /// Check a body and its headers: prints `ok` (exit 0) or the reason (exit 1).
     Verify(sign::VerifyArgs),
+    /// Run the whole system on this machine (what `make run` starts).
+    Serve(serve::ServeArgs),
     /// Manage endpoints (the URLs providers post to).
     #[command(subcommand)]
     Endpoint(endpoint::EndpointCommand),
@@ -35,6 +38,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Endpoint(command) => endpoint::run(command).await,
         Command::Parse(args) => parse::run(args),
+        Command::Serve(args) => serve::run(args).await,
         Command::Sign(args) => sign::run_sign(args),
         Command::Verify(args) => sign::run_verify(args),
     }

@@ -1,0 +1,466 @@
+//! `wahooks serve`: the whole system on one machine (what `make run` starts).
+//!
+//! It starts moto server on 127.0.0.1 (unless `--aws-endpoint` names a running stand-in),
+//! creates the tables and queues from the same definitions as `infra/`, creates one demo
+//! endpoint per provider, serves every receiver route on one port with the production paths
+//! (each HTTP request becomes the API Gateway v2 event the Lambda gets, handled by the same
+//! code), runs the stream driver into the fanout handler, and prints the URLs, tokens and a
+//! ready-to-paste `curl` per provider. Ctrl-C (or SIGTERM) stops everything it started.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use wahooks::auth::sign;
+use wahooks::config::Config;
+use wahooks::endpoint::{Auth, Endpoint, PayloadFormat, Scheme, Secret};
+use wahooks::http::Receiver;
+use wahooks::local::{apigw_request, LocalStack};
+use wahooks::registry::{new_endpoint_id, new_token};
+use wahooks::stream_driver::StreamDriver;
+use wahooks::{Provider, Route};
+
+/// API Gateway's payload limit (HTTP API: 10 MB); the receiver refuses above 6 MiB itself.
+const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
+
+/// Arguments of `wahooks serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The port the receivers listen on (127.0.0.1).
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// The port moto server listens on (127.0.0.1).
+    #[arg(long, default_value_t = 4566)]
+    aws_port: u16,
+    /// Use this running AWS stand-in instead of starting moto.
+    #[arg(long)]
+    aws_endpoint: Option<String>,
+    /// The moto server executable.
+    #[arg(long, env = "WAHOOKS_MOTO_SERVER", default_value = ".venv/bin/moto_server")]
+    moto: PathBuf,
+    /// Prefix of the tables and queues (`<prefix>-events`, `<prefix>-messages.fifo`…).
+    #[arg(long, default_value = "wahooks")]
+    prefix: String,
+    /// Where to write `env` (the variables the other commands need) and `demo.json`.
+    #[arg(long, default_value = ".wahooks")]
+    state_dir: PathBuf,
+}
+
+/// One demo endpoint: what `make run` prints and `demo.json` records.
+struct Demo {
+    provider: Provider,
+    token: String,
+    endpoint: Endpoint,
+    /// The secret to print (never logged elsewhere).
+    secret: Option<String>,
+    /// A fixture to send in the printed curl.
+    fixture: &'static str,
+    route: Route,
+}
+
+fn demo_endpoints() -> anyhow::Result<Vec<Demo>> {
+    let now = chrono::Utc::now().to_rfc3339();
+    let mk = |provider, auth: Auth, secret: Option<String>, fixture, route| Demo {
+        provider,
+        token: new_token(),
+        endpoint: Endpoint {
+            id: new_endpoint_id(),
+            provider,
+            format: PayloadFormat::Default,
+            auth,
+            enabled: true,
+            created_at: now.clone(),
+        },
+        secret,
+        fixture,
+        route,
+    };
+    let hub_secret = format!("demo-{}", &new_token()[..24]);
+    let meta_secret = format!("demo-{}", &new_token()[..24]);
+    Ok(vec![
+        mk(
+            Provider::Zapi,
+            Auth::url_token(),
+            None,
+            "tests/fixtures/zapi/received-text.zapi-docs.json",
+            Route::MessageReceived,
+        ),
+        mk(
+            Provider::Hubmessage,
+            Auth::new(Scheme::Bearer, vec![Secret::new(hub_secret.clone())], None)?,
+            Some(hub_secret),
+            "tests/fixtures/hubmessage/hubmessage-default-text.json",
+            Route::Any,
+        ),
+        mk(
+            Provider::Wwa,
+            Auth::url_token(),
+            None,
+            "tests/fixtures/wwa/apiwhatsappweb-received.json",
+            Route::MessageReceived,
+        ),
+        mk(
+            Provider::Meta,
+            Auth::new(Scheme::HubSignature256, vec![Secret::new(meta_secret.clone())], None)?
+                .with_verify_token(Secret::new("demo-verify-token"))?,
+            Some(meta_secret),
+            "tests/fixtures/meta/meta-cloud-text-message.json",
+            Route::Any,
+        ),
+    ])
+}
+
+/// The route of a production path: `/v1/hooks/{token}` and `/v1/hooks/{token}/{route}`.
+pub fn route_of(path: &str) -> Option<Route> {
+    let rest = path.strip_prefix("/v1/hooks/")?;
+    let mut parts = rest.split('/');
+    let token = parts.next()?;
+    if token.is_empty() {
+        return None;
+    }
+    let route = match parts.next() {
+        None | Some("") => Route::Any,
+        Some(r) => r.parse().ok()?,
+    };
+    if parts.next().is_some_and(|p| !p.is_empty()) {
+        return None;
+    }
+    Some(route)
+}
+
+fn json_response(status: u16, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
+/// One HTTP request → the API Gateway v2 event → the receiver → the HTTP response.
+async fn handle(receiver: Receiver, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    let method = req.method().as_str().to_owned();
+    if path == "/" {
+        return Ok(json_response(
+            200,
+            json!({"service": "wahooks", "routes": Route::ALL.map(|r| format!("/v1/hooks/{{token}}/{}", r.as_str()))}),
+        ));
+    }
+    let Some(route) = route_of(&path) else {
+        return Ok(json_response(404, json!({"message": "Not Found"})));
+    };
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            // API Gateway's own answer to a body over its limit.
+            return Ok(json_response(413, json!({"message": "Request Entity Too Large"})));
+        }
+    };
+    let response = receiver
+        .handle(route, apigw_request(&method, &path, &query, &headers, &body))
+        .await;
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Empty => Bytes::new(),
+        lambda_http::Body::Text(t) => Bytes::from(t),
+        lambda_http::Body::Binary(b) => Bytes::from(b),
+        _ => Bytes::new(),
+    };
+    println!(
+        "{method} /v1/hooks/{}…/{} → {}",
+        path.trim_start_matches("/v1/hooks/").chars().take(6).collect::<String>(),
+        route.as_str(),
+        parts.status.as_u16()
+    );
+    Ok(Response::from_parts(parts, Full::new(bytes)))
+}
+
+fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+async fn start_moto(args: &ServeArgs) -> anyhow::Result<tokio::process::Child> {
+    if !args.moto.exists() {
+        bail!(
+            "{} not found: run `make run` (it installs moto into .venv) or pass --moto / --aws-endpoint",
+            args.moto.display()
+        );
+    }
+    if !port_free(args.aws_port) {
+        bail!(
+            "port {} is in use (another `make run`?): stop it or pass --aws-port",
+            args.aws_port
+        );
+    }
+    std::fs::create_dir_all(&args.state_dir)?;
+    let log = std::fs::File::create(args.state_dir.join("moto.log"))?;
+    let child = tokio::process::Command::new(&args.moto)
+        .args(["-H", "127.0.0.1", "-p", &args.aws_port.to_string()])
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", args.moto.display()))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], args.aws_port));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if tokio::time::Instant::now() > deadline {
+            bail!("moto server did not start on {addr} (see {}/moto.log)", args.state_dir.display());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(child)
+}
+
+/// The SDK configuration for a local stand-in: its URL, a region, dummy credentials.
+pub async fn local_sdk(endpoint: &str) -> aws_config::SdkConfig {
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(region))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "wahooks-local",
+        ))
+        .load()
+        .await
+}
+
+fn write_state(dir: &Path, endpoint: &str, stack: &LocalStack, demos: &[Demo], base: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut env = format!(
+        "# Written by `wahooks serve`: the configuration of the running local stack.\n\
+         export AWS_ENDPOINT_URL={endpoint}\nexport AWS_REGION=us-east-1\n\
+         export AWS_ACCESS_KEY_ID=test\nexport AWS_SECRET_ACCESS_KEY=test\n\
+         export WAHOOKS_EVENTS_TABLE={}\nexport WAHOOKS_ENDPOINTS_TABLE={}\nexport WAHOOKS_BASE_URL={base}\n",
+        stack.config.events_table, stack.config.endpoints_table
+    );
+    for (name, url) in &stack.config.queues {
+        env.push_str(&format!("export {}={url}\n", wahooks::fanout::queue_env_var(name)));
+    }
+    std::fs::write(dir.join("env"), env)?;
+    let demo: Vec<_> = demos
+        .iter()
+        .map(|d| {
+            json!({
+                "provider": d.provider.as_str(),
+                "endpoint": d.endpoint.id,
+                "token": d.token,
+                "scheme": d.endpoint.auth.scheme().as_str(),
+                "secret": d.secret,
+                "url": format!("{base}/v1/hooks/{}", d.token),
+            })
+        })
+        .collect();
+    std::fs::write(
+        dir.join("demo.json"),
+        serde_json::to_string_pretty(&json!({ "base_url": base, "aws_endpoint": endpoint, "endpoints": demo }))?,
+    )?;
+    Ok(())
+}
+
+fn curl_for(d: &Demo, base: &str) -> String {
+    let url = format!("{base}/v1/hooks/{}/{}", d.token, d.route.as_str());
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    if let (Ok(body), Scheme::Bearer | Scheme::HubSignature256) = (std::fs::read(d.fixture), d.endpoint.auth.scheme()) {
+        headers.extend(sign(&d.endpoint.auth, &body, chrono::Utc::now().timestamp()));
+    }
+    let h: String = headers.iter().map(|(k, v)| format!(" -H '{k}: {v}'")).collect();
+    format!("curl -sS -X POST '{url}'{h} --data-binary @{}", d.fixture)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Run the local stack until Ctrl-C.
+pub async fn run(args: ServeArgs) -> ExitCode {
+    match serve(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if !port_free(args.port) {
+        bail!("port {} is in use (another `make run`?): stop it or pass --port", args.port);
+    }
+    let mut moto = None;
+    let endpoint = match &args.aws_endpoint {
+        Some(e) => e.clone(),
+        None => {
+            moto = Some(start_moto(&args).await?);
+            format!("http://127.0.0.1:{}", args.aws_port)
+        }
+    };
+    let result = serve_with(&args, &endpoint).await;
+    if let Some(mut child) = moto {
+        let _ = child.kill().await;
+        let _ = child.wait().await;
+    }
+    result
+}
+
+async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
+    let sdk = local_sdk(endpoint).await;
+    let config = Config {
+        events_table: format!("{}-events", args.prefix),
+        endpoints_table: format!("{}-endpoints", args.prefix),
+        queues: Vec::new(),
+        ..Config::from_env()
+    };
+    let stack = LocalStack::provision(sdk, config, &args.prefix)
+        .await
+        .map_err(|e| anyhow::anyhow!("provisioning the local stack at {endpoint}: {e}"))?;
+    let demos = demo_endpoints()?;
+    for d in &demos {
+        stack
+            .registry
+            .create(&d.token, &d.endpoint)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the demo endpoints: {e}"))?;
+    }
+    let base = format!("http://127.0.0.1:{}", args.port);
+    write_state(&args.state_dir, endpoint, &stack, &demos, &base)?;
+
+    let listener = TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("listening on 127.0.0.1:{}", args.port))?;
+    print_banner(&stack, &demos, &base, endpoint, &args.state_dir);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let driver = {
+        let stack = stack.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut driver = StreamDriver::new(&stack.sdk, &stack.config.events_table);
+            driver
+                .run(&stack.fanout, Duration::from_millis(200), async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+        })
+    };
+    let receiver = stack.receiver.clone();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let receiver = receiver.clone();
+                let mut stop = stop_rx.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(receiver.clone(), req));
+                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+                    }
+                });
+            }
+        }
+    }
+    println!("\nstopping: the stream driver, the receivers and moto server");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    Ok(())
+}
+
+fn print_banner(stack: &LocalStack, demos: &[Demo], base: &str, endpoint: &str, state: &Path) {
+    println!("wahooks local stack is up (Ctrl-C stops it)\n");
+    println!("  receivers      {base}/v1/hooks/{{token}}/{{route}}");
+    println!(
+        "                 routes: {}",
+        Route::ALL.map(|r| r.as_str()).join(", ")
+    );
+    println!("  AWS stand-in   {endpoint} (moto server)");
+    println!("  events table   {}", stack.config.events_table);
+    for (name, url) in &stack.config.queues {
+        println!("  queue {name:<9}{url}");
+    }
+    println!("\nDemo endpoints (recorded in {}/demo.json):", state.display());
+    for d in demos {
+        let secret = d
+            .secret
+            .as_deref()
+            .map(|s| format!(", secret {s}"))
+            .unwrap_or_default();
+        println!(
+            "\n  {} — {} ({}{secret})",
+            d.provider,
+            d.endpoint.id,
+            d.endpoint.auth.scheme().as_str()
+        );
+        println!("    {base}/v1/hooks/{}/{}", d.token, d.route.as_str());
+        println!("    {}", curl_for(d, base));
+    }
+    println!(
+        "\nIn another terminal: `make tail` shows events as they reach the queues; \
+         `source {}/env` configures `wahooks send|tail|events|replay` for this stack.\n",
+        state.display()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_paths_map_to_routes() {
+        assert_eq!(route_of("/v1/hooks/tok"), Some(Route::Any));
+        assert_eq!(route_of("/v1/hooks/tok/"), Some(Route::Any));
+        assert_eq!(route_of("/v1/hooks/tok/any"), Some(Route::Any));
+        assert_eq!(route_of("/v1/hooks/tok/message-status"), Some(Route::MessageStatus));
+        assert_eq!(route_of("/v1/hooks/tok/presence"), Some(Route::Presence));
+        assert_eq!(route_of("/v1/hooks/tok/nope"), None);
+        assert_eq!(route_of("/v1/hooks/tok/any/extra"), None);
+        assert_eq!(route_of("/v1/hooks/"), None);
+        assert_eq!(route_of("/other"), None);
+    }
+
+    #[test]
+    fn demo_fixtures_exist_in_the_repo() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for d in demo_endpoints().expect("demo endpoints") {
+            assert!(root.join(d.fixture).exists(), "{}", d.fixture);
+        }
+    }
+}
