@@ -18,7 +18,7 @@ CARGO_TEST := cargo test --workspace --locked
 # Every Lambda: the crate name is the binary name is the folder under target/lambda/.
 FUNCTIONS := message-received message-sent message-status instance-connected instance-disconnected chat-presence any fanout
 
-.PHONY: help venv test lint bench build run deploy destroy clean
+.PHONY: help venv test lint bench build run tail deploy destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,9 +44,12 @@ build: venv ## build every Lambda bootstrap for arm64 (cargo lambda, offline)
 	cargo lambda build --release --arm64 --locked $(foreach f,$(FUNCTIONS),--package $(f))
 	@for f in $(FUNCTIONS); do printf '%-32s %9s bytes\n' target/lambda/$$f/bootstrap $$(stat -c %s target/lambda/$$f/bootstrap); done
 
-run: ## start the local stack (not yet available)
-	@echo "make run: not yet available — the local stack lands with the 'make run' issue."
-	@echo "Meanwhile: cargo run -p wahooks-cli -- parse --provider zapi tests/fixtures/zapi/received-text.zapi-docs.json"
+run: venv ## the whole system on this machine: moto, tables, queues, receivers on :3000, fanout
+	cargo run -q --locked -p wahooks-cli -- serve
+
+tail: ## print events as they reach the local queues (while `make run` runs)
+	@test -f .wahooks/env || { echo "start the local stack first: make run"; exit 1; }
+	@. .wahooks/env && cargo run -q --locked -p wahooks-cli -- tail $(QUEUES)
 
 clean: ## remove build outputs and the virtualenv
 	cargo clean

@@ -1,9 +1,14 @@
 //! `wahooks`: the command line of wahooks. Each subcommand lives in its own module.
 
 mod endpoint;
+mod events;
 mod parse;
+mod replay;
+mod send;
 mod serve;
 mod sign;
+mod stack;
+mod tail;
 
 use std::process::ExitCode;
 
@@ -27,6 +32,14 @@ enum Command {
     Verify(sign::VerifyArgs),
     /// Run the whole system on this machine (what `make run` starts).
     Serve(serve::ServeArgs),
+    /// POST payload files to a webhook URL as the provider would (signed when the scheme signs).
+    Send(send::SendArgs),
+    /// Print events as they reach the queues (and acknowledge them).
+    Tail(tail::TailArgs),
+    /// A chat's timeline or a message's lifecycle from the events table.
+    Events(events::EventsArgs),
+    /// Re-publish stored events to their queues.
+    Replay(replay::ReplayArgs),
     /// Manage endpoints (the URLs providers post to).
     #[command(subcommand)]
     Endpoint(endpoint::EndpointCommand),
@@ -39,6 +52,10 @@ async fn main() -> ExitCode {
         Command::Endpoint(command) => endpoint::run(command).await,
         Command::Parse(args) => parse::run(args),
         Command::Serve(args) => serve::run(args).await,
+        Command::Send(args) => send::run(args).await,
+        Command::Tail(args) => tail::run(args).await,
+        Command::Events(args) => events::run(args).await,
+        Command::Replay(args) => replay::run(args).await,
         Command::Sign(args) => sign::run_sign(args),
         Command::Verify(args) => sign::run_verify(args),
     }

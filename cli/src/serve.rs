@@ -141,8 +141,10 @@ pub fn route_of(path: &str) -> Option<Route> {
 fn json_response(status: u16, body: serde_json::Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -163,7 +165,12 @@ async fn handle(receiver: Receiver, req: Request<Incoming>) -> Result<Response<F
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
@@ -184,7 +191,10 @@ async fn handle(receiver: Receiver, req: Request<Incoming>) -> Result<Response<F
     };
     println!(
         "{method} /v1/hooks/{}…/{} → {}",
-        path.trim_start_matches("/v1/hooks/").chars().take(6).collect::<String>(),
+        path.trim_start_matches("/v1/hooks/")
+            .chars()
+            .take(6)
+            .collect::<String>(),
         route.as_str(),
         parts.status.as_u16()
     );
@@ -221,7 +231,10 @@ async fn start_moto(args: &ServeArgs) -> anyhow::Result<tokio::process::Child> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while tokio::net::TcpStream::connect(addr).await.is_err() {
         if tokio::time::Instant::now() > deadline {
-            bail!("moto server did not start on {addr} (see {}/moto.log)", args.state_dir.display());
+            bail!(
+                "moto server did not start on {addr} (see {}/moto.log)",
+                args.state_dir.display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -235,7 +248,11 @@ pub async fn local_sdk(endpoint: &str) -> aws_config::SdkConfig {
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(region))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "wahooks-local",
+            "test",
+            "test",
+            None,
+            None,
+            "wahooks-local",
         ))
         .load()
         .await
@@ -318,7 +335,10 @@ pub async fn run(args: ServeArgs) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if !port_free(args.port) {
-        bail!("port {} is in use (another `make run`?): stop it or pass --port", args.port);
+        bail!(
+            "port {} is in use (another `make run`?): stop it or pass --port",
+            args.port
+        );
     }
     let mut moto = None;
     let endpoint = match &args.aws_endpoint {
@@ -407,10 +427,7 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
 fn print_banner(stack: &LocalStack, demos: &[Demo], base: &str, endpoint: &str, state: &Path) {
     println!("wahooks local stack is up (Ctrl-C stops it)\n");
     println!("  receivers      {base}/v1/hooks/{{token}}/{{route}}");
-    println!(
-        "                 routes: {}",
-        Route::ALL.map(|r| r.as_str()).join(", ")
-    );
+    println!("                 routes: {}", Route::ALL.map(|r| r.as_str()).join(", "));
     println!("  AWS stand-in   {endpoint} (moto server)");
     println!("  events table   {}", stack.config.events_table);
     for (name, url) in &stack.config.queues {
@@ -418,11 +435,7 @@ fn print_banner(stack: &LocalStack, demos: &[Demo], base: &str, endpoint: &str, 
     }
     println!("\nDemo endpoints (recorded in {}/demo.json):", state.display());
     for d in demos {
-        let secret = d
-            .secret
-            .as_deref()
-            .map(|s| format!(", secret {s}"))
-            .unwrap_or_default();
+        let secret = d.secret.as_deref().map(|s| format!(", secret {s}")).unwrap_or_default();
         println!(
             "\n  {} — {} ({}{secret})",
             d.provider,

@@ -198,8 +198,10 @@ pub struct OutMessage {
     pub entry_id: String,
     /// The CloudEvent JSON.
     pub body: String,
-    /// The event id (also the FIFO deduplication id and the `id` attribute).
+    /// The event id (the `id` attribute).
     pub event_id: String,
+    /// FIFO only: the deduplication id (the event id; `<id>#<replay>` for a replay).
+    pub dedup_id: Option<String>,
     /// The event type (the `type` attribute).
     pub event_type: EventType,
     /// FIFO only: `instance#chat`.
@@ -278,7 +280,7 @@ impl Publisher for SqsPublisher {
                 .message_attributes("id", attr(&m.event_id)?)
                 .message_attributes("type", attr(m.event_type.as_str())?)
                 .set_message_group_id(m.group_id.clone())
-                .set_message_deduplication_id(queue.fifo.then(|| m.event_id.clone()))
+                .set_message_deduplication_id(m.dedup_id.clone())
                 .build()
                 .map_err(|e| PublishError(e.to_string()))?;
             entries.push(entry);
@@ -459,6 +461,7 @@ pub struct Fanout {
     routing: Arc<Routing>,
     publisher: Arc<dyn Publisher>,
     table: String,
+    dedup_suffix: Option<String>,
 }
 
 struct Pending {
@@ -473,7 +476,16 @@ impl Fanout {
             routing: Arc::new(routing),
             publisher,
             table: table.into(),
+            dedup_suffix: None,
         }
+    }
+
+    /// A fanout for replays: FIFO deduplication ids become `<event id>#<suffix>`, so SQS does
+    /// not drop a replay sent within 5 minutes of the original; the event id (body and `id`
+    /// attribute) is unchanged, and consumers dedupe on it.
+    pub fn for_replay(mut self, suffix: impl Into<String>) -> Fanout {
+        self.dedup_suffix = Some(suffix.into());
+        self
     }
 
     /// The routing in use.
@@ -551,6 +563,10 @@ impl Fanout {
                         entry_id: String::new(),
                         body,
                         event_id: event.id.clone(),
+                        dedup_id: queue.fifo.then(|| match &self.dedup_suffix {
+                            Some(suffix) => format!("{}#{suffix}", event.id),
+                            None => event.id.clone(),
+                        }),
                         event_type: event.event_type,
                         group_id: queue.fifo.then(|| group_id(&event)),
                     },

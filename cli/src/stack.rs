@@ -1,0 +1,59 @@
+//! The configuration every command reads, documented once in the README: the SDK's usual
+//! variables (`AWS_ENDPOINT_URL` for the local stand-in), `WAHOOKS_EVENTS_TABLE`,
+//! `WAHOOKS_ENDPOINTS_TABLE`, `WAHOOKS_QUEUE_<NAME>`; queues not set are found by name prefix.
+
+use wahooks::config::{aws_config, Config};
+
+/// The configuration and SDK config, with the queues filled in.
+pub struct Stack {
+    /// Tables, queues, routing.
+    pub config: Config,
+    /// The SDK configuration.
+    pub sdk: aws_config::SdkConfig,
+}
+
+/// `<prefix>-<name>[.fifo]` → `name`.
+fn queue_name(url: &str, prefix: &str) -> Option<String> {
+    let last = url.rsplit('/').next()?;
+    let name = last.strip_prefix(prefix)?.strip_prefix('-')?;
+    Some(name.trim_end_matches(".fifo").to_owned())
+}
+
+/// Read the environment; when no `WAHOOKS_QUEUE_*` is set, list the queues named
+/// `<prefix>-…` (what `make run` and the template create).
+pub async fn load(prefix: &str) -> anyhow::Result<Stack> {
+    let mut config = Config::from_env();
+    let sdk = aws_config().await;
+    if config.queues.is_empty() {
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let out = sqs
+            .list_queues()
+            .queue_name_prefix(prefix)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("listing queues: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+        config.queues = out
+            .queue_urls()
+            .iter()
+            .filter_map(|u| Some((queue_name(u, prefix)?, u.clone())))
+            .collect();
+        config.queues.sort();
+    }
+    Ok(Stack { config, sdk })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn queue_urls_give_their_names() {
+        assert_eq!(
+            super::queue_name("http://h/0/wahooks-messages.fifo", "wahooks").as_deref(),
+            Some("messages")
+        );
+        assert_eq!(
+            super::queue_name("http://h/0/wahooks-presence", "wahooks").as_deref(),
+            Some("presence")
+        );
+        assert_eq!(super::queue_name("http://h/0/other", "wahooks"), None);
+    }
+}

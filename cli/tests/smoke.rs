@@ -1,0 +1,251 @@
+//! The smoke test of `make run`: start the stack it starts (`wahooks serve`, which starts its
+//! own moto server) in the background on free loopback ports, send every fixture with
+//! `wahooks send` to the demo endpoints, check with `wahooks tail` that every stored event
+//! arrived on a queue exactly once, then stop everything with SIGTERM and check nothing is
+//! left listening.
+
+use std::collections::{HashMap, HashSet};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
+
+fn moto() -> PathBuf {
+    std::env::var("WAHOOKS_MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join(".venv/bin/moto_server"))
+}
+
+/// The serve process; killed if the test fails half-way.
+struct Serve(Option<Child>);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wahooks(env: &HashMap<String, String>, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wahooks"))
+        .current_dir(root())
+        .envs(env)
+        .args(args)
+        .output()
+        .expect("wahooks runs")
+}
+
+/// `export K=V` lines of the state file.
+fn read_env(path: &Path) -> HashMap<String, String> {
+    std::fs::read_to_string(path)
+        .expect("env file")
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn make_run_stack_receives_every_fixture_and_publishes_each_event_once() {
+    let (port, aws_port) = (free_port(), free_port());
+    let state = tempdir();
+    let child = Command::new(env!("CARGO_BIN_EXE_wahooks"))
+        .current_dir(root())
+        .args([
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--aws-port",
+            &aws_port.to_string(),
+        ])
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--moto")
+        .arg(moto())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("wahooks serve starts");
+    let mut serve = Serve(Some(child));
+
+    // Ready when the demo endpoints are written and the receivers listen.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(state.join("demo.json").exists() && port_open(port)) {
+        assert!(Instant::now() < deadline, "the stack did not come up");
+        if let Some(c) = &mut serve.0 {
+            assert!(c.try_wait().expect("wait").is_none(), "wahooks serve exited early");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let env = read_env(&state.join("env"));
+    assert_eq!(env["AWS_ENDPOINT_URL"], format!("http://127.0.0.1:{aws_port}"));
+    let demo: Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("demo.json")).expect("demo.json")).expect("json");
+
+    for e in demo["endpoints"].as_array().expect("endpoints") {
+        let provider = e["provider"].as_str().expect("provider");
+        let url = e["url"].as_str().expect("url");
+        let dir = format!("tests/fixtures/{provider}");
+        let mut args = vec!["send", "--url", url, "--provider", provider, "--scheme"];
+        args.push(e["scheme"].as_str().expect("scheme"));
+        if let Some(secret) = e["secret"].as_str() {
+            args.extend(["--secret", secret]);
+        }
+        args.push(&dir);
+        let out = wahooks(&env, &args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{provider}: {stdout}");
+        assert!(
+            stdout.contains(" ×") && !stdout.contains("→"),
+            "{provider}: every file 200: {stdout}"
+        );
+    }
+
+    // What was stored, by event id.
+    let stored: HashSet<String> = {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async {
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(&env["AWS_ENDPOINT_URL"])
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("t", "t", None, None, "t"))
+                .load()
+                .await;
+            let out = aws_sdk_dynamodb::Client::new(&sdk)
+                .scan()
+                .table_name(&env["WAHOOKS_EVENTS_TABLE"])
+                .send()
+                .await
+                .expect("scan");
+            out.items()
+                .iter()
+                .filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()))
+                .filter_map(|pk| pk.strip_prefix("EVT#").map(str::to_owned))
+                .collect()
+        })
+    };
+    assert!(
+        stored.len() > 100,
+        "the fixtures make over a hundred events: {}",
+        stored.len()
+    );
+
+    // Everything reaches a queue, once (tail acknowledges what it prints).
+    let mut published: HashMap<String, usize> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while published.len() < stored.len() && Instant::now() < deadline {
+        let out = wahooks(&env, &["tail", "--once"]);
+        assert!(out.status.success());
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let event: Value = serde_json::from_str(line).expect("tail prints one CloudEvent per line");
+            *published
+                .entry(event["id"].as_str().expect("id").to_owned())
+                .or_default() += 1;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let ids: HashSet<String> = published.keys().cloned().collect();
+    assert_eq!(ids, stored, "every stored event was published, nothing else");
+    assert!(published.values().all(|n| *n == 1), "nothing published twice");
+
+    // A message's lifecycle from gsi2: the Z-API group message read by several participants.
+    let lifecycle = wahooks(
+        &env,
+        &[
+            "events",
+            "--message",
+            "3AF111D2AE12E77B2C77",
+            "--instance",
+            "3E6D06A438D501A5CD70265FDA264287",
+        ],
+    );
+    let lines = String::from_utf8_lossy(&lifecycle.stdout).into_owned();
+    assert!(lifecycle.status.success());
+    assert!(
+        !lines.is_empty() && lines.lines().all(|l| l.contains("msg=3AF111D2AE12E77B2C77")),
+        "{lines}"
+    );
+    assert!(lines.contains("whatsapp.message.status"), "{lines}");
+
+    // Replay the statuses: each comes back once more, same ids.
+    let statuses: HashSet<String> = {
+        let json = wahooks(&env, &["events", "--message", "3AF111D2AE12E77B2C77", "--json"]);
+        String::from_utf8_lossy(&json.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).expect("json")["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert!(!statuses.is_empty());
+    let replay = wahooks(&env, &["replay", "--since", "1h", "--type", "message.status"]);
+    let said = String::from_utf8_lossy(&replay.stdout).into_owned();
+    assert!(replay.status.success(), "{said}");
+    assert!(said.contains("0 could not be sent"), "{said}");
+    let mut replayed: HashMap<String, usize> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !statuses.iter().all(|id| replayed.contains_key(id)) && Instant::now() < deadline {
+        let out = wahooks(&env, &["tail", "--once", "statuses"]);
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let event: Value = serde_json::from_str(line).expect("CloudEvent");
+            assert_eq!(event["type"], "whatsapp.message.status");
+            *replayed
+                .entry(event["id"].as_str().expect("id").to_owned())
+                .or_default() += 1;
+        }
+    }
+    assert!(statuses.iter().all(|id| replayed.get(id) == Some(&1)), "{replayed:?}");
+    assert!(
+        replayed.keys().all(|id| stored.contains(id)),
+        "a replay re-sends stored ids only"
+    );
+
+    // Stop it like Ctrl-C would; moto goes with it.
+    let mut child = serve.0.take().expect("running");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "serve exits cleanly: {status}");
+    assert!(!port_open(port), "the receivers stopped");
+    assert!(!port_open(aws_port), "moto server stopped");
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wahooks-smoke-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
