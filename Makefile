@@ -6,19 +6,25 @@ SHELL := /bin/bash
 # cargo-lambda finds zig through the first python3 on PATH, so the venv goes first.
 VENV       := $(CURDIR)/.venv
 PY         := $(VENV)/bin/python
+# checkov pins a boto3 that conflicts with moto's and SAM's, so it has a virtualenv of its own.
+CHECKOV_VENV := $(CURDIR)/.venv-checkov
 export PATH := $(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
-# Tests and the local stack never talk to real AWS: dummy credentials, a fixed region.
-export AWS_ACCESS_KEY_ID ?= test
-export AWS_SECRET_ACCESS_KEY ?= test
-export AWS_REGION ?= us-east-1
 export WAHOOKS_MOTO_SERVER := $(VENV)/bin/moto_server
+# Tests and the local stack never talk to real AWS: dummy credentials, a fixed region (only
+# for those targets: `make deploy` uses your own credentials).
+test run tail infra-check: export AWS_ACCESS_KEY_ID := test
+test run tail infra-check: export AWS_SECRET_ACCESS_KEY := test
+test run tail infra-check: export AWS_REGION := us-east-1
+# `make deploy` / `make destroy`: the stack name and region.
+STACK  ?= wahooks
+REGION ?= $(or $(AWS_REGION),us-east-1)
 
 CARGO_TEST := cargo test --workspace --locked
 # Every Lambda: the crate name is the binary name is the folder under target/lambda/.
 FUNCTIONS := message-received message-sent message-status instance-connected instance-disconnected chat-presence any fanout
 
-.PHONY: help venv test lint bench build run tail deploy destroy clean
+.PHONY: help venv test lint infra-check bench build run tail deploy destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,10 +34,20 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-venv: $(VENV)/.installed ## create the project virtualenv (moto, cargo-lambda, SAM, linters)
+venv: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## create the virtualenvs (moto, cargo-lambda, SAM, cfn-lint; checkov)
 
-test: venv lint ## run every test (lint, unit, fixtures, CLI, moto-backed integration)
+$(CHECKOV_VENV)/.installed: infra/requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
+	touch $@
+
+test: venv lint infra-check ## run every test (lint, infra checks, unit, fixtures, CLI, moto-backed integration)
 	$(CARGO_TEST)
+
+infra-check: venv ## cfn-lint (warnings fail), sam validate --lint, checkov (skips: infra/checkov.yaml)
+	cfn-lint infra/template.yaml
+	sam validate --lint --template infra/template.yaml --region $(AWS_REGION)
+	$(CHECKOV_VENV)/bin/checkov --config-file infra/checkov.yaml -f infra/template.yaml
 
 lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
@@ -51,6 +67,17 @@ tail: ## print events as they reach the local queues (while `make run` runs)
 	@test -f .wahooks/env || { echo "start the local stack first: make run"; exit 1; }
 	@. .wahooks/env && cargo run -q --locked -p wahooks-cli -- tail $(QUEUES)
 
-clean: ## remove build outputs and the virtualenv
+deploy: venv ## sam build + sam deploy to STACK in REGION (guided the first time: writes infra/samconfig.toml)
+	cd infra && sam build --beta-features --build-dir .aws-sam/build
+	cd infra && if [ -f samconfig.toml ]; then \
+		sam deploy --template-file .aws-sam/build/template.yaml --stack-name $(STACK) --region $(REGION); \
+	else \
+		sam deploy --guided --template-file .aws-sam/build/template.yaml --stack-name $(STACK) --region $(REGION) --capabilities CAPABILITY_IAM; \
+	fi
+
+destroy: venv ## delete the stack (the two tables are retained: delete them by hand if you mean it)
+	cd infra && sam delete --stack-name $(STACK) --region $(REGION)
+
+clean: ## remove build outputs and the virtualenvs
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(CHECKOV_VENV) infra/.aws-sam

@@ -25,7 +25,7 @@ pub async fn receiver_from_env() -> Receiver {
     let store = DynamoEventStore::new(dynamo.clone(), &config.events_table, config.retention_days);
     let registry = DynamoRegistry::new(dynamo, &config.endpoints_table);
     // Open the connection (DNS + TLS) during init, so the first request doesn't pay for it.
-    store.warm_up().await;
+    registry.warm_up().await;
     Receiver::new(Arc::new(CachedRegistry::new(registry, CACHE_TTL)), Arc::new(store))
 }
 

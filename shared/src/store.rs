@@ -165,11 +165,6 @@ impl DynamoEventStore {
     pub fn table(&self) -> &str {
         &self.table
     }
-
-    /// Open the connection now (TLS handshake during Lambda init, not on the first request).
-    pub async fn warm_up(&self) {
-        let _ = self.client.describe_table().table_name(&self.table).send().await;
-    }
 }
 
 /// SDK errors → the store's: everything but a failed condition means "try again later".

@@ -1,0 +1,328 @@
+//! Infra and code cannot drift: `infra/template.yaml` is transformed offline (samtranslator)
+//! and deployed into moto's CloudFormation (`infra/moto_deploy.py`); the receivers and the
+//! fanout then run against the tables and queues the template itself created, with names and
+//! attributes read from the stack. What moto ignores (TTL, PITR, architectures, the stream
+//! mapping) is asserted on the transformed template.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use chrono::Utc;
+use common::moto::Moto;
+use serde_json::Value;
+use wahooks::config::Config;
+use wahooks::endpoint::{Auth, Endpoint, PayloadFormat};
+use wahooks::fanout::DEFAULT_QUEUES;
+use wahooks::local::{apigw_request, LocalStack};
+use wahooks::registry::{new_endpoint_id, new_token};
+use wahooks::stream_driver::StreamDriver;
+use wahooks::{Provider, Route};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn python() -> PathBuf {
+    let p = root().join(".venv/bin/python");
+    assert!(p.exists(), "{} missing: run `make test` (it creates .venv)", p.display());
+    p
+}
+
+/// Deploy the template into `moto`; the stack's outputs, resources and transformed template.
+fn deploy(moto: &Moto) -> Value {
+    let out = Command::new(python())
+        .arg(root().join("infra/moto_deploy.py"))
+        .args(["--endpoint", &moto.url(), "--stack", "wahooks-drift"])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "the template deploys into moto: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
+fn output(stack: &Value, key: &str) -> String {
+    stack["outputs"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("output {key}"))
+        .to_owned()
+}
+
+/// The (transformed) resources of a type, by logical id.
+fn resources<'a>(stack: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> {
+    stack["template"]["Resources"]
+        .as_object()
+        .expect("resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .collect()
+}
+
+#[tokio::test]
+async fn receivers_and_fanout_run_on_what_the_template_creates() {
+    let moto = Moto::start();
+    let stack = deploy(&moto);
+    let queues: Vec<(String, String)> = DEFAULT_QUEUES
+        .iter()
+        .map(|name| {
+            let key = format!("{}{}QueueUrl", name[..1].to_uppercase(), &name[1..]);
+            (name.to_string(), output(&stack, &key))
+        })
+        .collect();
+    let config = Config {
+        events_table: output(&stack, "EventsTableName"),
+        endpoints_table: output(&stack, "EndpointsTableName"),
+        retention_days: 30,
+        queues,
+        routes: String::new(),
+    };
+    let local = LocalStack::connect(moto.sdk().await, config.clone())
+        .await
+        .expect("the code accepts the stack's queues");
+
+    // The queues as the template made them: 1 MiB, FIFO where the code expects it, a DLQ each.
+    for q in local.fanout.routing().queues() {
+        assert_eq!(q.max_bytes, 1024 * 1024, "{}: MaximumMessageSize read from the queue", q.name);
+        assert_eq!(q.fifo, wahooks::schema::is_fifo(&q.name), "{}", q.name);
+        let attrs = local
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&q.url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .expect("attributes");
+        let redrive = attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+            .unwrap_or_else(|| panic!("{} has a redrive policy", q.name));
+        assert!(redrive.contains("maxReceiveCount"), "{redrive}");
+    }
+
+    // The events table matches what the code (and `make run`) creates: keys, GSIs, stream.
+    wahooks::schema::create_events_table(&local.dynamo, "events-from-code")
+        .await
+        .expect("table");
+    let describe = |name: String| {
+        let dynamo = local.dynamo.clone();
+        async move {
+            let t = dynamo.describe_table().table_name(name).send().await.expect("describe");
+            let t = t.table().expect("table").clone();
+            let mut gsis: Vec<String> = t
+                .global_secondary_indexes()
+                .iter()
+                .map(|g| format!("{:?}:{:?}", g.index_name(), g.key_schema()))
+                .collect();
+            gsis.sort();
+            (
+                format!("{:?}", t.key_schema()),
+                gsis,
+                t.stream_specification().map(|s| format!("{:?}", s.stream_view_type())),
+            )
+        }
+    };
+    assert_eq!(
+        describe(config.events_table.clone()).await,
+        describe("events-from-code".into()).await,
+        "infra/template.yaml and shared/src/schema.rs define the same events table"
+    );
+
+    // A webhook per provider through the receivers, the stream through the fanout.
+    let mut accepted = HashSet::new();
+    for provider in Provider::ALL {
+        let token = new_token();
+        let endpoint = Endpoint {
+            id: new_endpoint_id(),
+            provider,
+            format: PayloadFormat::Default,
+            auth: Auth::url_token(),
+            enabled: true,
+            created_at: Utc::now().to_rfc3339(),
+        };
+        local.registry.create(&token, &endpoint).await.expect("endpoint");
+        for (name, body) in common::payloads(provider).into_iter().take(5) {
+            let path = format!("/v1/hooks/{token}");
+            let response = local
+                .receiver
+                .handle(Route::Any, apigw_request("POST", &path, "", &[], &body))
+                .await;
+            assert_eq!(response.status(), 200, "{provider}/{name}");
+            let v: Value = serde_json::from_slice(response.body().as_ref()).expect("json");
+            accepted.extend(
+                v["accepted"]
+                    .as_array()
+                    .expect("accepted")
+                    .iter()
+                    .map(|x| x.as_str().expect("id").to_owned()),
+            );
+        }
+    }
+    let mut driver = StreamDriver::new(&local.sdk, &config.events_table);
+    assert!(driver
+        .drain(&local.fanout, Duration::from_secs(60))
+        .await
+        .expect("stream"));
+    let mut arrived: HashMap<String, usize> = HashMap::new();
+    for (_, url) in &config.queues {
+        loop {
+            let got = local
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
+            if got.messages().is_empty() {
+                break;
+            }
+            for m in got.messages() {
+                let e = wahooks_consumer::decode(m.body().expect("body")).expect("event");
+                *arrived.entry(e.id).or_default() += 1;
+                local
+                    .sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle().expect("handle"))
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+    }
+    assert_eq!(arrived.keys().cloned().collect::<HashSet<_>>(), accepted);
+    assert!(arrived.values().all(|n| *n == 1));
+}
+
+#[tokio::test]
+async fn what_moto_ignores_is_asserted_on_the_template() {
+    let moto = Moto::start();
+    let stack = deploy(&moto);
+
+    // Every function in the Makefile is in the template, arm64 on provided.al2023, built by
+    // cargo-lambda, logging at the configured level.
+    let makefile = std::fs::read_to_string(root().join("Makefile")).expect("Makefile");
+    let functions_line = makefile
+        .lines()
+        .find(|l| l.starts_with("FUNCTIONS :="))
+        .expect("FUNCTIONS in the Makefile");
+    let built: HashSet<&str> = functions_line.trim_start_matches("FUNCTIONS :=").split_whitespace().collect();
+    let sam = std::fs::read_to_string(root().join("infra/template.yaml")).expect("template");
+    let lambdas = resources(&stack, "AWS::Lambda::Function");
+    assert_eq!(lambdas.len(), built.len(), "one Lambda per built function");
+    for f in &built {
+        assert!(
+            sam.contains(&format!("BuildMethod: rust-cargolambda, BuildProperties: {{ Binary: {f} }}")),
+            "{f} is built by cargo-lambda"
+        );
+    }
+    for (id, f) in &lambdas {
+        let p = &f["Properties"];
+        assert_eq!(p["Architectures"], serde_json::json!(["arm64"]), "{id}");
+        assert_eq!(p["Runtime"], "provided.al2023", "{id}");
+        assert_eq!(p["Handler"], "bootstrap", "{id}");
+        let env = p["Environment"]["Variables"].as_object().expect("env");
+        for var in ["WAHOOKS_EVENTS_TABLE", "WAHOOKS_ENDPOINTS_TABLE", "WAHOOKS_RETENTION_DAYS", "WAHOOKS_LOG_LEVEL"] {
+            assert!(env.contains_key(var), "{id} sets {var}");
+        }
+    }
+
+    // Least privilege: a receiver's own policy allows GetItem on endpoints and PutItem on
+    // events, nothing else; the fanout sends to queues and reads the stream.
+    for (id, role) in resources(&stack, "AWS::IAM::Role") {
+        let statements: Vec<&Value> = role["Properties"]["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().into_iter().flatten())
+            .collect();
+        let actions: HashSet<String> = statements
+            .iter()
+            .flat_map(|s| match &s["Action"] {
+                Value::String(a) => vec![a.clone()],
+                Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+                _ => vec![],
+            })
+            .collect();
+        assert!(!actions.iter().any(|a| a.contains('*')), "{id}: no wildcard actions");
+        if id.starts_with("Fanout") {
+            assert!(actions.contains("sqs:SendMessage") && actions.contains("dynamodb:GetRecords"), "{id}");
+            assert!(!actions.iter().any(|a| a == "dynamodb:PutItem"), "{id}");
+        } else {
+            let expected: HashSet<String> = ["dynamodb:GetItem", "dynamodb:PutItem"].map(String::from).into();
+            assert_eq!(actions, expected, "{id}");
+        }
+    }
+
+    // The events table: TTL on expires_at, PITR, SSE, stream NEW_IMAGE, on-demand.
+    let tables = resources(&stack, "AWS::DynamoDB::Table");
+    let events = tables
+        .iter()
+        .find(|(id, _)| id.as_str() == "EventsTable")
+        .expect("EventsTable")
+        .1;
+    let p = &events["Properties"];
+    assert_eq!(p["TimeToLiveSpecification"]["AttributeName"], "expires_at");
+    assert_eq!(p["TimeToLiveSpecification"]["Enabled"], true);
+    assert_eq!(p["StreamSpecification"]["StreamViewType"], "NEW_IMAGE");
+    assert_eq!(p["BillingMode"], "PAY_PER_REQUEST");
+    for (id, t) in &tables {
+        assert_eq!(
+            t["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+            true,
+            "{id}"
+        );
+        assert_eq!(t["Properties"]["SSESpecification"]["SSEEnabled"], true, "{id}");
+    }
+
+    // The stream mapping: batches of 100, bisect, bounded retries, DLQ, partial failures,
+    // INSERTs only.
+    let mappings = resources(&stack, "AWS::Lambda::EventSourceMapping");
+    assert_eq!(mappings.len(), 1);
+    let m = &mappings[0].1["Properties"];
+    assert_eq!(m["BatchSize"], 100);
+    assert_eq!(m["BisectBatchOnFunctionError"], true);
+    assert!(m["MaximumRetryAttempts"].as_i64().is_some_and(|n| n > 0));
+    assert_eq!(m["FunctionResponseTypes"], serde_json::json!(["ReportBatchItemFailures"]));
+    assert!(m["DestinationConfig"]["OnFailure"]["Destination"].is_object());
+    assert!(m["FilterCriteria"].to_string().contains("INSERT"));
+
+    // Every queue: 1 MiB messages; every non-DLQ queue redrives to a DLQ.
+    for (id, q) in resources(&stack, "AWS::SQS::Queue") {
+        if id != "StreamFailuresDlq" {
+            assert_eq!(q["Properties"]["MaximumMessageSize"], 1_048_576, "{id}");
+        }
+        if id.ends_with("Queue") {
+            assert!(q["Properties"]["RedrivePolicy"].is_object(), "{id}");
+        }
+    }
+
+    // The HTTP API routes: every route the code serves, with the production paths.
+    let routes: HashSet<String> = resources(&stack, "AWS::ApiGatewayV2::Route")
+        .iter()
+        .filter_map(|(_, r)| r["Properties"]["RouteKey"].as_str().map(str::to_owned))
+        .collect();
+    let body_routes: HashSet<String> = stack["template"]["Resources"]["HttpApi"]["Properties"]["Body"]["paths"]
+        .as_object()
+        .map(|paths| paths.keys().cloned().collect())
+        .unwrap_or_default();
+    for route in Route::ALL {
+        let path = format!("/v1/hooks/{{token}}/{}", route.as_str());
+        assert!(
+            body_routes.contains(&path) || routes.iter().any(|r| r.ends_with(&path)),
+            "{path} is routed: {body_routes:?} {routes:?}"
+        );
+    }
+    assert!(body_routes.contains("/v1/hooks/{token}") || routes.iter().any(|r| r.ends_with("/v1/hooks/{token}")));
+
+    // Alarms: every DLQ, 5xx, throttles, iterator age.
+    let alarms = resources(&stack, "AWS::CloudWatch::Alarm");
+    assert_eq!(alarms.len(), 9, "6 DLQ alarms, 5xx, throttles, iterator age");
+}
