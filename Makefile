@@ -24,7 +24,13 @@ CARGO_TEST := cargo test --workspace --locked
 # Every Lambda: the crate name is the binary name is the folder under target/lambda/.
 FUNCTIONS := message-received message-sent message-status instance-connected instance-disconnected chat-presence any fanout
 
-.PHONY: help venv test lint infra-check bench build run tail deploy destroy clean
+# Rust tools cargo installs, kept inside the repository (CI caches nothing outside it).
+TOOLS := $(CURDIR)/.tools
+CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
+FUZZ_TARGETS := parse authenticate
+FUZZ_SECONDS ?= 60
+
+.PHONY: help venv test lint infra-check bench build run tail load fuzz deploy destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,8 +47,21 @@ $(CHECKOV_VENV)/.installed: infra/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
 	touch $@
 
-test: venv lint infra-check ## run every test (lint, infra checks, unit, fixtures, CLI, moto-backed integration)
+test: venv lint infra-check ## run every test (lint, infra checks, unit, fixtures, CLI, moto-backed integration, short fuzz)
 	$(CARGO_TEST)
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
+
+$(CARGO_FUZZ):
+	cargo install --locked --root $(TOOLS) cargo-fuzz@0.13.2
+
+fuzz: $(CARGO_FUZZ) ## run every fuzz target for FUZZ_SECONDS (default 60), seeded with tests/fixtures
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p shared/fuzz/corpus/$$t && cp tests/fixtures/*/*.json shared/fuzz/corpus/$$t/ && \
+		echo "fuzz $$t for $(FUZZ_SECONDS) s" && \
+		(cd shared && PATH=$(TOOLS)/bin:$$PATH cargo fuzz run --sanitizer none $$t fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|Done|==|SUMMARY|thread)" ; \
+			exit $${PIPESTATUS[0]}) || exit 1; \
+	done
 
 infra-check: venv ## cfn-lint (warnings fail), sam validate --lint, checkov (skips: infra/checkov.yaml)
 	cfn-lint infra/template.yaml

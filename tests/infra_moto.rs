@@ -29,7 +29,11 @@ fn root() -> PathBuf {
 
 fn python() -> PathBuf {
     let p = root().join(".venv/bin/python");
-    assert!(p.exists(), "{} missing: run `make test` (it creates .venv)", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run `make test` (it creates .venv)",
+        p.display()
+    );
     p
 }
 
@@ -89,7 +93,12 @@ async fn receivers_and_fanout_run_on_what_the_template_creates() {
 
     // The queues as the template made them: 1 MiB, FIFO where the code expects it, a DLQ each.
     for q in local.fanout.routing().queues() {
-        assert_eq!(q.max_bytes, 1024 * 1024, "{}: MaximumMessageSize read from the queue", q.name);
+        assert_eq!(
+            q.max_bytes,
+            1024 * 1024,
+            "{}: MaximumMessageSize read from the queue",
+            q.name
+        );
         assert_eq!(q.fifo, wahooks::schema::is_fifo(&q.name), "{}", q.name);
         let attrs = local
             .sqs
@@ -213,13 +222,18 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
         .lines()
         .find(|l| l.starts_with("FUNCTIONS :="))
         .expect("FUNCTIONS in the Makefile");
-    let built: HashSet<&str> = functions_line.trim_start_matches("FUNCTIONS :=").split_whitespace().collect();
+    let built: HashSet<&str> = functions_line
+        .trim_start_matches("FUNCTIONS :=")
+        .split_whitespace()
+        .collect();
     let sam = std::fs::read_to_string(root().join("infra/template.yaml")).expect("template");
     let lambdas = resources(&stack, "AWS::Lambda::Function");
     assert_eq!(lambdas.len(), built.len(), "one Lambda per built function");
     for f in &built {
         assert!(
-            sam.contains(&format!("BuildMethod: rust-cargolambda, BuildProperties: {{ Binary: {f} }}")),
+            sam.contains(&format!(
+                "BuildMethod: rust-cargolambda, BuildProperties: {{ Binary: {f} }}"
+            )),
             "{f} is built by cargo-lambda"
         );
     }
@@ -229,7 +243,12 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
         assert_eq!(p["Runtime"], "provided.al2023", "{id}");
         assert_eq!(p["Handler"], "bootstrap", "{id}");
         let env = p["Environment"]["Variables"].as_object().expect("env");
-        for var in ["WAHOOKS_EVENTS_TABLE", "WAHOOKS_ENDPOINTS_TABLE", "WAHOOKS_RETENTION_DAYS", "WAHOOKS_LOG_LEVEL"] {
+        for var in [
+            "WAHOOKS_EVENTS_TABLE",
+            "WAHOOKS_ENDPOINTS_TABLE",
+            "WAHOOKS_RETENTION_DAYS",
+            "WAHOOKS_LOG_LEVEL",
+        ] {
             assert!(env.contains_key(var), "{id} sets {var}");
         }
     }
@@ -253,7 +272,10 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
             .collect();
         assert!(!actions.iter().any(|a| a.contains('*')), "{id}: no wildcard actions");
         if id.starts_with("Fanout") {
-            assert!(actions.contains("sqs:SendMessage") && actions.contains("dynamodb:GetRecords"), "{id}");
+            assert!(
+                actions.contains("sqs:SendMessage") && actions.contains("dynamodb:GetRecords"),
+                "{id}"
+            );
             assert!(!actions.iter().any(|a| a == "dynamodb:PutItem"), "{id}");
         } else {
             let expected: HashSet<String> = ["dynamodb:GetItem", "dynamodb:PutItem"].map(String::from).into();
@@ -275,8 +297,7 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
     assert_eq!(p["BillingMode"], "PAY_PER_REQUEST");
     for (id, t) in &tables {
         assert_eq!(
-            t["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
-            true,
+            t["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true,
             "{id}"
         );
         assert_eq!(t["Properties"]["SSESpecification"]["SSEEnabled"], true, "{id}");
@@ -290,7 +311,10 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
     assert_eq!(m["BatchSize"], 100);
     assert_eq!(m["BisectBatchOnFunctionError"], true);
     assert!(m["MaximumRetryAttempts"].as_i64().is_some_and(|n| n > 0));
-    assert_eq!(m["FunctionResponseTypes"], serde_json::json!(["ReportBatchItemFailures"]));
+    assert_eq!(
+        m["FunctionResponseTypes"],
+        serde_json::json!(["ReportBatchItemFailures"])
+    );
     assert!(m["DestinationConfig"]["OnFailure"]["Destination"].is_object());
     assert!(m["FilterCriteria"].to_string().contains("INSERT"));
 

@@ -104,7 +104,13 @@ fn bench(c: &mut Criterion) {
     for (p, body) in common::fixture_mix() {
         let raw = Arc::new(body.clone());
         for event in parse(&ParseContext::new(p, "ep_bench", now), &body).unwrap_or_default() {
-            let item = event_item(&StoredEvent { event, raw: raw.clone() }, 30);
+            let item = event_item(
+                &StoredEvent {
+                    event,
+                    raw: raw.clone(),
+                },
+                30,
+            );
             let size = item_size(&item);
             let units = size.div_ceil(1024);
             let copies = 1 + usize::from(item.contains_key("gsi1pk")) + usize::from(item.contains_key("gsi2pk"));

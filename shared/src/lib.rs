@@ -15,17 +15,26 @@
 //! - [`lambda`], [`config`], [`schema`]: wiring, environment, table definitions.
 
 pub mod auth;
+#[cfg(feature = "aws")]
 pub mod config;
 pub mod endpoint;
 pub mod event;
+#[cfg(feature = "aws")]
 pub mod fanout;
+#[cfg(feature = "aws")]
 pub mod http;
+#[cfg(feature = "aws")]
 pub mod lambda;
+#[cfg(feature = "aws")]
 pub mod local;
 pub mod providers;
+#[cfg(feature = "aws")]
 pub mod registry;
+#[cfg(feature = "aws")]
 pub mod schema;
+#[cfg(feature = "aws")]
 pub mod store;
+#[cfg(feature = "aws")]
 pub mod stream_driver;
 
 pub use event::{CloudEvent, EventType, Provider, Route};

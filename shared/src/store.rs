@@ -106,10 +106,7 @@ pub fn event_item(e: &StoredEvent, retention_days: i64) -> HashMap<String, Attri
         ("occurred_at".to_owned(), s(ev.time.clone())),
         ("received_at".to_owned(), s(ev.receivedat.clone())),
         ("event".to_owned(), s(without_raw.to_json())),
-        (
-            "raw".to_owned(),
-            AttributeValue::B(Blob::new(compress_raw(&e.raw))),
-        ),
+        ("raw".to_owned(), AttributeValue::B(Blob::new(compress_raw(&e.raw)))),
         ("raw_sha256".to_owned(), s(hex::encode(Sha256::digest(&e.raw[..])))),
         ("expires_at".to_owned(), AttributeValue::N(expires_at.to_string())),
     ]);
