@@ -224,6 +224,24 @@ fn make_run_stack_receives_every_fixture_and_publishes_each_event_once() {
         "a replay re-sends stored ids only"
     );
 
+    // Hostile HTTP does not bring the server down (statuses are checked in tests/hostile.rs).
+    let zapi_url = demo["endpoints"][0]["url"].as_str().expect("url").to_owned();
+    let zapi_path = zapi_url.trim_start_matches(&format!("http://127.0.0.1:{port}"));
+    assert_eq!(
+        http(port, "POST", zapi_path, &vec![b'x'; 11 * 1024 * 1024]),
+        Some(413),
+        "over API Gateway's 10 MB"
+    );
+    assert_eq!(http(port, "POST", "/v1/hooks/../etc/passwd", b"{}"), Some(404));
+    assert_eq!(http(port, "POST", zapi_path, &[0xff, 0x00, 0xfe]), Some(400));
+    raw(port, b"GARBAGE / HTTP/9.9\r\n\r\n");
+    raw(port, b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n");
+    raw(port, b"POST / HTTP/1.1\r\nHost: x\r\nX-Injected: a\rb\r\n\r\n");
+    assert_eq!(http(port, "GET", "/", b""), Some(200), "still serving");
+    if let Some(c) = &mut serve.0 {
+        assert!(c.try_wait().expect("wait").is_none(), "still running");
+    }
+
     // Stop it like Ctrl-C would; moto goes with it.
     let mut child = serve.0.take().expect("running");
     let killed = Command::new("kill")
@@ -242,6 +260,33 @@ fn make_run_stack_receives_every_fixture_and_publishes_each_event_once() {
     assert!(status.success(), "serve exits cleanly: {status}");
     assert!(!port_open(port), "the receivers stopped");
     assert!(!port_open(aws_port), "moto server stopped");
+}
+
+/// One HTTP/1.1 request on a fresh connection; the status code, if an answer came.
+fn http(port: u16, method: &str, path: &str, body: &[u8]) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).ok()?;
+    let _ = s.write_all(body);
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Bytes that are not a valid request; whatever comes back is ignored.
+fn raw(port: u16, bytes: &[u8]) {
+    use std::io::{Read, Write};
+    if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = s.write_all(bytes);
+        let _ = s.read_to_end(&mut Vec::new());
+    }
 }
 
 fn tempdir() -> PathBuf {

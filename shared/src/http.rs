@@ -124,11 +124,20 @@ pub struct Receiver {
     pub clock: Clock,
 }
 
-/// The token and route of `/…/v1/hooks/{token}[/{route}]` (a stage prefix is allowed).
+/// The token of `[/{stage}]/v1/hooks/{token}[/{route}]`. Any other shape (dot segments, extra
+/// or empty segments, a missing `v1/hooks`) has no token: a path trick is a 404, never a
+/// lookup.
 pub fn token_from_path(path: &str) -> Option<&str> {
-    let mut segments = path.split('/').filter(|s| !s.is_empty());
-    segments.by_ref().find(|s| *s == "hooks")?;
-    segments.next()
+    let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    let rest = match segments.as_slice() {
+        ["v1", "hooks", rest @ ..] => rest,
+        [stage, "v1", "hooks", rest @ ..] if !stage.is_empty() && *stage != ".." && *stage != "." => rest,
+        _ => return None,
+    };
+    match rest {
+        [token] | [token, _] if !token.is_empty() => Some(token),
+        _ => None,
+    }
 }
 
 impl Receiver {
@@ -156,7 +165,14 @@ impl Receiver {
     }
 
     async fn try_handle(&self, route: Route, req: &Request) -> Result<Response<Body>, Failure> {
-        let token = token_from_path(req.uri().path())
+        // The path exactly as the client sent it (API Gateway's rawPath), not a normalised one.
+        let raw_path = req.raw_http_path();
+        let path = if raw_path.is_empty() {
+            req.uri().path()
+        } else {
+            raw_path
+        };
+        let token = token_from_path(path)
             .filter(|t| plausible_token(t))
             .ok_or(Failure::NotFound)?;
         let endpoint = self
@@ -319,5 +335,11 @@ mod tests {
         assert_eq!(token_from_path("/v1/hooks/abc/message-received"), Some("abc"));
         assert_eq!(token_from_path("/prod/v1/hooks/abc"), Some("abc"));
         assert_eq!(token_from_path("/v1/other/abc"), None);
+        assert_eq!(token_from_path("/v1/hooks/abc/"), Some("abc"));
+        assert_eq!(token_from_path("/v1/hooks/../hooks/abc/any"), None);
+        assert_eq!(token_from_path("/v1/hooks/abc/any/extra"), None);
+        assert_eq!(token_from_path("/v1/hooks//any"), None);
+        assert_eq!(token_from_path("/a/b/v1/hooks/abc"), None);
+        assert_eq!(token_from_path("v1/hooks/abc"), None);
     }
 }
