@@ -13,9 +13,9 @@ export SAM_CLI_TELEMETRY := 0
 export WAHOOKS_MOTO_SERVER := $(VENV)/bin/moto_server
 # Tests and the local stack never talk to real AWS: dummy credentials, a fixed region (only
 # for those targets: `make deploy` uses your own credentials).
-test run tail infra-check: export AWS_ACCESS_KEY_ID := test
-test run tail infra-check: export AWS_SECRET_ACCESS_KEY := test
-test run tail infra-check: export AWS_REGION := us-east-1
+test run tail load infra-check: export AWS_ACCESS_KEY_ID := test
+test run tail load infra-check: export AWS_SECRET_ACCESS_KEY := test
+test run tail load infra-check: export AWS_REGION := us-east-1
 # `make deploy` / `make destroy`: the stack name and region.
 STACK  ?= wahooks
 REGION ?= $(or $(AWS_REGION),us-east-1)
@@ -50,6 +50,9 @@ $(CHECKOV_VENV)/.installed: infra/requirements-checkov.txt
 test: venv lint infra-check ## run every test (lint, infra checks, unit, fixtures, CLI, moto-backed integration, short fuzz)
 	$(CARGO_TEST)
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
+
+load: venv ## the load harness: N=20000 deliveries, concurrency 32, faults; prints the report
+	cargo run -q --locked -p wahooks-cli -- load --n $(or $(N),20000) --concurrency 32
 
 $(CARGO_FUZZ):
 	cargo install --locked --root $(TOOLS) cargo-fuzz@0.13.2

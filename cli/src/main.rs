@@ -2,6 +2,7 @@
 
 mod endpoint;
 mod events;
+mod load;
 mod parse;
 mod replay;
 mod send;
@@ -40,6 +41,8 @@ enum Command {
     Events(events::EventsArgs),
     /// Re-publish stored events to their queues.
     Replay(replay::ReplayArgs),
+    /// The load and fault harness: its own local stack, N deliveries, a lost/doubled report.
+    Load(load::LoadArgs),
     /// Manage endpoints (the URLs providers post to).
     #[command(subcommand)]
     Endpoint(endpoint::EndpointCommand),
@@ -56,6 +59,7 @@ async fn main() -> ExitCode {
         Command::Tail(args) => tail::run(args).await,
         Command::Events(args) => events::run(args).await,
         Command::Replay(args) => replay::run(args).await,
+        Command::Load(args) => load::run(args).await,
         Command::Sign(args) => sign::run_sign(args),
         Command::Verify(args) => sign::run_verify(args),
     }

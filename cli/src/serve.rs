@@ -149,7 +149,7 @@ fn json_response(status: u16, body: serde_json::Value) -> Response<Full<Bytes>> 
 }
 
 /// One HTTP request → the API Gateway v2 event → the receiver → the HTTP response.
-async fn handle(receiver: Receiver, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(receiver: Receiver, req: Request<Incoming>, log: bool) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or_default().to_owned();
     let method = req.method().as_str().to_owned();
@@ -189,15 +189,14 @@ async fn handle(receiver: Receiver, req: Request<Incoming>) -> Result<Response<F
         lambda_http::Body::Binary(b) => Bytes::from(b),
         _ => Bytes::new(),
     };
-    println!(
-        "{method} /v1/hooks/{}…/{} → {}",
-        path.trim_start_matches("/v1/hooks/")
-            .chars()
-            .take(6)
-            .collect::<String>(),
-        route.as_str(),
-        parts.status.as_u16()
-    );
+    if log {
+        let token_start: String = path.trim_start_matches("/v1/hooks/").chars().take(6).collect();
+        println!(
+            "{method} /v1/hooks/{token_start}…/{} → {}",
+            route.as_str(),
+            parts.status.as_u16()
+        );
+    }
     Ok(Response::from_parts(parts, Full::new(bytes)))
 }
 
@@ -206,12 +205,6 @@ fn port_free(port: u16) -> bool {
 }
 
 async fn start_moto(args: &ServeArgs) -> anyhow::Result<tokio::process::Child> {
-    if !args.moto.exists() {
-        bail!(
-            "{} not found: run `make run` (it installs moto into .venv) or pass --moto / --aws-endpoint",
-            args.moto.display()
-        );
-    }
     if !port_free(args.aws_port) {
         bail!(
             "port {} is in use (another `make run`?): stop it or pass --aws-port",
@@ -219,32 +212,43 @@ async fn start_moto(args: &ServeArgs) -> anyhow::Result<tokio::process::Child> {
         );
     }
     std::fs::create_dir_all(&args.state_dir)?;
-    let log = std::fs::File::create(args.state_dir.join("moto.log"))?;
-    let child = tokio::process::Command::new(&args.moto)
-        .args(["-H", "127.0.0.1", "-p", &args.aws_port.to_string()])
-        .stdout(log.try_clone()?)
-        .stderr(log)
+    spawn_moto(&args.moto, args.aws_port, &args.state_dir.join("moto.log")).await
+}
+
+/// Start moto server on 127.0.0.1:`port` (killed when the child is dropped) and wait until it
+/// accepts connections.
+pub async fn spawn_moto(moto: &Path, port: u16, log: &Path) -> anyhow::Result<tokio::process::Child> {
+    if !moto.exists() {
+        bail!(
+            "{} not found: run `make run` (it installs moto into .venv) or pass --moto / --aws-endpoint",
+            moto.display()
+        );
+    }
+    let log_file = std::fs::File::create(log)?;
+    let child = tokio::process::Command::new(moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("starting {}", args.moto.display()))?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], args.aws_port));
+        .with_context(|| format!("starting {}", moto.display()))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while tokio::net::TcpStream::connect(addr).await.is_err() {
         if tokio::time::Instant::now() > deadline {
-            bail!(
-                "moto server did not start on {addr} (see {}/moto.log)",
-                args.state_dir.display()
-            );
+            bail!("moto server did not start on {addr} (see {})", log.display());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(child)
 }
 
-/// The SDK configuration for a local stand-in: its URL, a region, dummy credentials.
+/// The SDK configuration for a local stand-in: its URL, a region, dummy credentials, and the
+/// same short timeouts as in Lambda (a frozen stand-in is a 503, not a hung request).
 pub async fn local_sdk(endpoint: &str) -> aws_config::SdkConfig {
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(wahooks::config::timeouts())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(region))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -396,18 +400,28 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
                 .await;
         })
     };
-    let receiver = stack.receiver.clone();
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
+    let server = tokio::spawn(serve_http(listener, stack.receiver.clone(), stop_rx.clone(), true));
+    shutdown_signal().await;
+    println!("\nstopping: the stream driver, the receivers and moto server");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    Ok(())
+}
+
+/// Serve every route on `listener` until `stop` turns true (open connections finish their
+/// request first); `log` prints one line per request.
+pub async fn serve_http(listener: TcpListener, receiver: Receiver, stop: watch::Receiver<bool>, log: bool) {
+    let mut stopping = stop.clone();
     loop {
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = stopping.wait_for(|s| *s) => return,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let receiver = receiver.clone();
-                let mut stop = stop_rx.clone();
+                let mut stop = stop.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(receiver.clone(), req));
+                    let service = hyper::service::service_fn(move |req| handle(receiver.clone(), req, log));
                     let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                     tokio::pin!(conn);
                     tokio::select! {
@@ -418,10 +432,6 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
             }
         }
     }
-    println!("\nstopping: the stream driver, the receivers and moto server");
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
-    Ok(())
 }
 
 fn print_banner(stack: &LocalStack, demos: &[Demo], base: &str, endpoint: &str, state: &Path) {

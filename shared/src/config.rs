@@ -82,15 +82,19 @@ pub fn queues_from(vars: impl Iterator<Item = (String, String)>) -> Vec<(String,
 /// `AWS_ENDPOINT_URL` (the local stand-in) honoured by the SDK itself. Timeouts are short so a
 /// dead DynamoDB becomes a 503 well inside API Gateway's 30 s, not a hung request.
 pub async fn aws_config() -> aws_config::SdkConfig {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts())
+        .load()
+        .await
+}
+
+/// Connect 2 s, attempt 3 s, operation 8 s.
+pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
         .operation_attempt_timeout(Duration::from_secs(3))
         .operation_timeout(Duration::from_secs(8))
-        .build();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await
+        .build()
 }
 
 /// Structured JSON logs (CloudWatch-friendly); `RUST_LOG` / `WAHOOKS_LOG_LEVEL` set the level.

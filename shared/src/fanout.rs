@@ -637,7 +637,7 @@ mod tests {
         DEFAULT_QUEUES
             .iter()
             .map(|n| {
-                let fifo = matches!(*n, "messages" | "statuses" | "instance");
+                let fifo = *n != "presence";
                 let url = format!("http://q/{n}{}", if fifo { ".fifo" } else { "" });
                 Queue::new(*n, url, 1024 * 1024)
             })
@@ -655,7 +655,10 @@ mod tests {
             Some("statuses")
         );
         assert!(r.targets(EventType::MessageStatus).all(|q| q.fifo));
-        assert!(r.targets(EventType::ChatPresence).all(|q| !q.fifo));
+        assert!(
+            r.targets(EventType::ChatPresence).all(|q| !q.fifo),
+            "this test's presence queue is standard"
+        );
     }
 
     #[test]

@@ -51,14 +51,25 @@ pub async fn fanout_from_env() -> Result<Fanout, RoutingError> {
 
 /// Build a fanout for `config` over `publisher` (the local stack and tests use this too).
 pub async fn fanout_with(config: &Config, publisher: SqsPublisher) -> Result<Fanout, RoutingError> {
+    let sizes = publisher.clone();
+    fanout_through(config, &sizes, Arc::new(publisher)).await
+}
+
+/// Build a fanout for `config` that reads the queues' limits through `sqs` and sends through
+/// `publisher` (the load harness wraps SQS in a fault injector).
+pub async fn fanout_through(
+    config: &Config,
+    sqs: &SqsPublisher,
+    publisher: Arc<dyn crate::fanout::Publisher>,
+) -> Result<Fanout, RoutingError> {
     let mut queues = Vec::new();
     for (name, url) in &config.queues {
-        let max = publisher.max_message_size(url).await.unwrap_or(256 * 1024);
+        let max = sqs.max_message_size(url).await.unwrap_or(256 * 1024);
         queues.push(Queue::new(name, url, max));
     }
     let overrides = Routing::parse_overrides(&config.routes)?;
     let routing = Routing::new(queues, &Routing::routes_with(&overrides))?;
-    Ok(Fanout::new(routing, Arc::new(publisher), &config.events_table))
+    Ok(Fanout::new(routing, publisher, &config.events_table))
 }
 
 /// Run the fanout Lambda (DynamoDB stream → SQS, partial batch failures reported).

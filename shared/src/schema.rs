@@ -72,10 +72,12 @@ pub async fn create_endpoints_table(client: &Client, name: &str) -> Result<(), a
     Ok(())
 }
 
-/// Whether a default queue is FIFO (per-chat order matters for messages, statuses and the
-/// instance's lifecycle; presence and unrouted events are standard queues).
+/// Whether a default queue is FIFO: all five are. Per-chat order matters for every kind
+/// (typing then paused, sent then read), and FIFO deduplication (the event id) absorbs the
+/// re-sends a fanout retry makes, so no queue ever holds an event twice. (The load harness
+/// found standard queues doubling events after SQS faults.)
 pub fn is_fifo(queue: &str) -> bool {
-    matches!(queue, "messages" | "statuses" | "instance")
+    crate::fanout::DEFAULT_QUEUES.contains(&queue)
 }
 
 /// Create the default queues ([`crate::fanout::DEFAULT_QUEUES`]) named `<prefix>-<name>`
