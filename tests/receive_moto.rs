@@ -432,3 +432,34 @@ async fn a_payload_on_the_wrong_route_is_stored_under_its_real_type() {
     let items = stack.event_items().await;
     assert_eq!(s(&items[0], "type"), "whatsapp.chat.presence");
 }
+
+#[tokio::test]
+async fn the_lambda_sdk_configuration_reaches_dynamodb_and_sqs_with_env_credentials_only() {
+    let moto = Moto::start();
+    let url = moto.url();
+    let env = |k: &str| match k {
+        "AWS_REGION" => Some("us-east-1".to_owned()),
+        "AWS_ACCESS_KEY_ID" => Some("test".to_owned()),
+        "AWS_SECRET_ACCESS_KEY" => Some("test".to_owned()),
+        "AWS_SESSION_TOKEN" => Some("session".to_owned()),
+        "AWS_ENDPOINT_URL" => Some(url.clone()),
+        _ => None,
+    };
+    let sdk = wahooks::config::lambda_sdk_config(env);
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    create_events_table(&dynamo, "lambda-config").await.expect("a table through the Lambda config");
+    assert!(dynamo.list_tables().send().await.expect("list").table_names().contains(&"lambda-config".to_owned()));
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    sqs.create_queue().queue_name("lambda-config").send().await.expect("a queue");
+
+    // Unreachable: an error within the configured timeouts (retries need a sleep: it has one).
+    let dead = wahooks::config::lambda_sdk_config(|k| match k {
+        "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:9".to_owned()),
+        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".to_owned()),
+        _ => None,
+    });
+    let started = std::time::Instant::now();
+    let err = aws_sdk_dynamodb::Client::new(&dead).list_tables().send().await;
+    assert!(err.is_err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -8,6 +8,15 @@ use crate::store::DEFAULT_RETENTION_DAYS;
 #[cfg(test)]
 mod tests {
     #[test]
+    fn log_levels_and_directives_are_read_and_nonsense_means_info() {
+        use tracing::level_filters::LevelFilter;
+        assert_eq!(super::log_filter("debug").default_level(), Some(LevelFilter::DEBUG));
+        assert_eq!(super::log_filter("warn,wahooks=trace").default_level(), Some(LevelFilter::WARN));
+        assert_eq!(super::log_filter("").default_level(), Some(LevelFilter::INFO));
+        assert_eq!(super::log_filter("%%%").default_level(), Some(LevelFilter::INFO));
+    }
+
+    #[test]
     fn queue_variables_become_names() {
         let vars = [
             ("WAHOOKS_QUEUE_MESSAGES", "http://q/m.fifo"),
@@ -88,6 +97,44 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// The Lambdas' AWS configuration, built straight from the environment Lambda provides (the
+/// region, the role's credentials in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/
+/// `AWS_SESSION_TOKEN`, and `AWS_ENDPOINT_URL` when set), with the same timeouts. The SDK's
+/// full default chain (profiles, SSO, STS web identity, IMDS) finds the same credentials in
+/// Lambda but links all of that code into every bootstrap; this keeps them smaller. `var`
+/// reads a variable (`std::env::var` in Lambda; a map in tests).
+pub fn lambda_sdk_config(var: impl Fn(&str) -> Option<String>) -> aws_config::SdkConfig {
+    let region = var("AWS_REGION")
+        .or_else(|| var("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    let credentials = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        (Some(id), Some(secret)) => Some(aws_sdk_dynamodb::config::Credentials::new(
+            id,
+            secret,
+            var("AWS_SESSION_TOKEN"),
+            None,
+            "lambda-environment",
+        )),
+        _ => None,
+    };
+    let mut builder = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        .timeout_config(timeouts());
+    if let Some(c) = credentials {
+        builder = builder.credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(c));
+    }
+    if let Some(url) = var("AWS_ENDPOINT_URL").filter(|u| !u.is_empty()) {
+        builder = builder.endpoint_url(url);
+    }
+    builder.build()
+}
+
+/// [`lambda_sdk_config`] from the process environment.
+pub fn lambda_sdk_config_from_env() -> aws_config::SdkConfig {
+    lambda_sdk_config(|k| std::env::var(k).ok())
+}
+
 /// Connect 2 s, attempt 3 s, operation 8 s.
 pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
     aws_config::timeout::TimeoutConfig::builder()
@@ -97,16 +144,40 @@ pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
         .build()
 }
 
-/// Structured JSON logs (CloudWatch-friendly); `RUST_LOG` / `WAHOOKS_LOG_LEVEL` set the level.
+/// Structured JSON logs (CloudWatch-friendly); `RUST_LOG` / `WAHOOKS_LOG_LEVEL` set the level:
+/// a level (`info`) or `target=level` directives (`info,wahooks=debug`), without regexes (the
+/// regex engine of a full `EnvFilter` would add to every bootstrap). An unreadable value means
+/// `info`.
 pub fn init_tracing() {
-    let filter = std::env::var("RUST_LOG")
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let spec = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("WAHOOKS_LOG_LEVEL"))
-        .unwrap_or_else(|_| "info".to_owned());
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_current_span(false)
-        .without_time()
-        .with_target(false)
+        .unwrap_or_default();
+    let _ = tracing_subscriber::registry()
+        .with(log_filter(&spec))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(false)
+                .without_time()
+                .with_target(false),
+        )
         .try_init();
+}
+
+/// The log filter of a `RUST_LOG`-style spec; `info` when empty or unreadable.
+pub fn log_filter(spec: &str) -> tracing_subscriber::filter::Targets {
+    let info = || tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO);
+    if spec.trim().is_empty() {
+        return info();
+    }
+    let Ok(parsed) = spec.trim().parse::<tracing_subscriber::filter::Targets>() else {
+        return info();
+    };
+    if parsed.default_level().is_some() {
+        parsed
+    } else {
+        parsed.with_default(tracing::Level::INFO)
+    }
 }

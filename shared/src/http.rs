@@ -140,6 +140,26 @@ pub fn token_from_path(path: &str) -> Option<&str> {
     }
 }
 
+/// The `MisroutedEvents` metric as a CloudWatch Embedded Metric Format line: printed to stdout
+/// in Lambda, CloudWatch turns it into a metric (namespace `wahooks`, dimension `Route`)
+/// without an API call.
+pub fn misrouted_metric(route: Route, event_type: crate::EventType, now_ms: i64) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "wahooks",
+                "Dimensions": [["Route"]],
+                "Metrics": [{"Name": "MisroutedEvents", "Unit": "Count"}],
+            }],
+        },
+        "Route": route.as_str(),
+        "EventType": event_type.as_str(),
+        "MisroutedEvents": 1,
+    })
+    .to_string()
+}
+
 impl Receiver {
     /// A receiver over the given ports with the system clock.
     pub fn new(registry: Arc<dyn EndpointRegistry>, store: Arc<dyn EventStore>) -> Self {
@@ -237,6 +257,7 @@ impl Receiver {
                 event_id = %e.id,
                 "event arrived on the wrong route"
             );
+            println!("{}", misrouted_metric(route, e.event_type, (self.clock)().timestamp_millis()));
         }
         let raw = Arc::new(verified.body().to_vec());
         let stored: Vec<StoredEvent> = events
@@ -335,6 +356,11 @@ mod tests {
         assert_eq!(token_from_path("/v1/hooks/abc/message-received"), Some("abc"));
         assert_eq!(token_from_path("/prod/v1/hooks/abc"), Some("abc"));
         assert_eq!(token_from_path("/v1/other/abc"), None);
+        let emf: serde_json::Value =
+            serde_json::from_str(&misrouted_metric(Route::Presence, crate::EventType::MessageReceived, 5)).expect("json");
+        assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "MisroutedEvents");
+        assert_eq!(emf["Route"], "presence");
+        assert_eq!(emf["MisroutedEvents"], 1);
         assert_eq!(token_from_path("/v1/hooks/abc/"), Some("abc"));
         assert_eq!(token_from_path("/v1/hooks/../hooks/abc/any"), None);
         assert_eq!(token_from_path("/v1/hooks/abc/any/extra"), None);

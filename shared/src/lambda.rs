@@ -10,7 +10,7 @@ use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::LambdaEvent;
 
-use crate::config::{aws_config, init_tracing, Config};
+use crate::config::{init_tracing, lambda_sdk_config_from_env, Config};
 use crate::event::Route;
 use crate::fanout::{Fanout, Queue, Routing, RoutingError, SqsPublisher};
 use crate::http::Receiver;
@@ -20,7 +20,7 @@ use crate::store::DynamoEventStore;
 /// Build the production receiver from the environment.
 pub async fn receiver_from_env() -> Receiver {
     let config = Config::from_env();
-    let sdk = aws_config().await;
+    let sdk = lambda_sdk_config_from_env();
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let store = DynamoEventStore::new(dynamo.clone(), &config.events_table, config.retention_days);
     let registry = DynamoRegistry::new(dynamo, &config.endpoints_table);
@@ -44,7 +44,7 @@ pub async fn run_receiver(route: Route) -> Result<(), Error> {
 /// `MaximumMessageSize` read once (256 KiB assumed if it cannot be read), the routing checked.
 pub async fn fanout_from_env() -> Result<Fanout, RoutingError> {
     let config = Config::from_env();
-    let sdk = aws_config().await;
+    let sdk = lambda_sdk_config_from_env();
     let publisher = SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk));
     fanout_with(&config, publisher).await
 }
