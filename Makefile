@@ -75,8 +75,9 @@ lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-bench: ## criterion benchmarks: parse, verify, pipeline (figures in README)
+bench: ## criterion benchmarks: parse, verify, pipeline, fanout, and Standard Webhooks vs svix (figures in README)
 	cargo bench --workspace --locked
+	cd shared/bench-svix && cargo bench --locked
 
 build: venv ## build every Lambda bootstrap for arm64 (cargo lambda, offline)
 	cargo lambda build --release --arm64 --locked $(foreach f,$(FUNCTIONS),--package $(f))

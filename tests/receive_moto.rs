@@ -447,10 +447,22 @@ async fn the_lambda_sdk_configuration_reaches_dynamodb_and_sqs_with_env_credenti
     };
     let sdk = wahooks::config::lambda_sdk_config(env);
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    create_events_table(&dynamo, "lambda-config").await.expect("a table through the Lambda config");
-    assert!(dynamo.list_tables().send().await.expect("list").table_names().contains(&"lambda-config".to_owned()));
+    create_events_table(&dynamo, "lambda-config")
+        .await
+        .expect("a table through the Lambda config");
+    assert!(dynamo
+        .list_tables()
+        .send()
+        .await
+        .expect("list")
+        .table_names()
+        .contains(&"lambda-config".to_owned()));
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    sqs.create_queue().queue_name("lambda-config").send().await.expect("a queue");
+    sqs.create_queue()
+        .queue_name("lambda-config")
+        .send()
+        .await
+        .expect("a queue");
 
     // Unreachable: an error within the configured timeouts (retries need a sleep: it has one).
     let dead = wahooks::config::lambda_sdk_config(|k| match k {

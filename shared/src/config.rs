@@ -11,7 +11,10 @@ mod tests {
     fn log_levels_and_directives_are_read_and_nonsense_means_info() {
         use tracing::level_filters::LevelFilter;
         assert_eq!(super::log_filter("debug").default_level(), Some(LevelFilter::DEBUG));
-        assert_eq!(super::log_filter("warn,wahooks=trace").default_level(), Some(LevelFilter::WARN));
+        assert_eq!(
+            super::log_filter("warn,wahooks=trace").default_level(),
+            Some(LevelFilter::WARN)
+        );
         assert_eq!(super::log_filter("").default_level(), Some(LevelFilter::INFO));
         assert_eq!(super::log_filter("%%%").default_level(), Some(LevelFilter::INFO));
     }

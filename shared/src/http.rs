@@ -257,7 +257,10 @@ impl Receiver {
                 event_id = %e.id,
                 "event arrived on the wrong route"
             );
-            println!("{}", misrouted_metric(route, e.event_type, (self.clock)().timestamp_millis()));
+            println!(
+                "{}",
+                misrouted_metric(route, e.event_type, (self.clock)().timestamp_millis())
+            );
         }
         let raw = Arc::new(verified.body().to_vec());
         let stored: Vec<StoredEvent> = events
@@ -357,8 +360,12 @@ mod tests {
         assert_eq!(token_from_path("/prod/v1/hooks/abc"), Some("abc"));
         assert_eq!(token_from_path("/v1/other/abc"), None);
         let emf: serde_json::Value =
-            serde_json::from_str(&misrouted_metric(Route::Presence, crate::EventType::MessageReceived, 5)).expect("json");
-        assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "MisroutedEvents");
+            serde_json::from_str(&misrouted_metric(Route::Presence, crate::EventType::MessageReceived, 5))
+                .expect("json");
+        assert_eq!(
+            emf["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+            "MisroutedEvents"
+        );
         assert_eq!(emf["Route"], "presence");
         assert_eq!(emf["MisroutedEvents"], 1);
         assert_eq!(token_from_path("/v1/hooks/abc/"), Some("abc"));
