@@ -69,15 +69,18 @@ fn usage(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The endpoint's auth and the body file, or the usage error (exit 2).
+fn auth_and_body(scheme: &SchemeArgs, file: &std::path::Path) -> Result<(Auth, Vec<u8>), ExitCode> {
+    let auth = scheme.auth().map_err(usage)?;
+    let body = std::fs::read(file).map_err(|e| usage(format!("{}: {e}", file.display())))?;
+    Ok((auth, body))
+}
+
 /// Print one `Name: value` line per header.
 pub fn run_sign(args: SignArgs) -> ExitCode {
-    let auth = match args.scheme.auth() {
-        Ok(a) => a,
-        Err(e) => return usage(e),
-    };
-    let body = match std::fs::read(&args.file) {
-        Ok(b) => b,
-        Err(e) => return usage(format!("{}: {e}", args.file.display())),
+    let (auth, body) = match auth_and_body(&args.scheme, &args.file) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     for (name, value) in sign(&auth, &body, args.scheme.now()) {
         println!("{name}: {value}");
@@ -87,13 +90,9 @@ pub fn run_sign(args: SignArgs) -> ExitCode {
 
 /// Print `ok` and exit 0, or print the reason and exit 1.
 pub fn run_verify(args: VerifyArgs) -> ExitCode {
-    let auth = match args.scheme.auth() {
-        Ok(a) => a,
-        Err(e) => return usage(e),
-    };
-    let body = match std::fs::read(&args.file) {
-        Ok(b) => b,
-        Err(e) => return usage(format!("{}: {e}", args.file.display())),
+    let (auth, body) = match auth_and_body(&args.scheme, &args.file) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let mut headers = HeaderMap::new();
     for line in &args.headers {

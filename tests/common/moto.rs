@@ -81,20 +81,15 @@ impl Moto {
         }
     }
 
-    /// The SDK configuration the Lambdas would build, pointed at this server.
+    /// The SDK configuration the Lambdas would build (the same timeouts), pointed at this server.
     pub async fn sdk(&self) -> aws_config::SdkConfig {
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(1))
-            .operation_attempt_timeout(Duration::from_secs(2))
-            .operation_timeout(Duration::from_secs(5))
-            .build();
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(self.url())
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
                 "test", "test", None, None, "test",
             ))
-            .timeout_config(timeouts)
+            .timeout_config(wahooks::config::timeouts())
             .load()
             .await
     }
