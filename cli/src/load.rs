@@ -369,10 +369,12 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     let published_once: HashSet<&String> = published.keys().map(|(_, id)| id).collect();
     let lost_unstored = tally.acknowledged.iter().filter(|id| !stored.contains(*id)).count();
     let lost_unpublished = stored.iter().filter(|id| !published_once.contains(id)).count();
-    let doubled = published.values().filter(|n| **n > 1).count();
+    let distinct = |ids: &Vec<String>| ids.iter().collect::<HashSet<_>>().len();
+    let doubled = published.values().filter(|ids| distinct(ids) > 1).count();
+    let redelivered: usize = published.values().map(|ids| ids.len() - distinct(ids)).sum();
     let mut doubled_by_queue: HashMap<&str, usize> = HashMap::new();
-    for ((queue, _), n) in &published {
-        if *n > 1 {
+    for ((queue, _), ids) in &published {
+        if distinct(ids) > 1 {
             *doubled_by_queue.entry(queue.as_str()).or_default() += 1;
         }
     }
@@ -399,6 +401,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         "stored_unacknowledged": stored.iter().filter(|id| !tally.acknowledged.contains(*id)).count(),
         "doubled": doubled,
         "doubled_by_queue": doubled_by_queue,
+        "redelivered_to_workers": redelivered,
         "status_5xx": tally.server_errors,
         "other_statuses": tally.other_statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "gave_up": tally.gave_up,
@@ -507,8 +510,10 @@ async fn stored_ids(stack: &LocalStack) -> anyhow::Result<HashSet<String>> {
     }
 }
 
-/// (queue, event id) → messages received.
-type Published = HashMap<(String, String), usize>;
+/// (queue, event id) → the SQS message ids it arrived as. Two message ids = published twice; the
+/// same message id received twice is SQS redelivering to the worker (a visibility timeout ran
+/// out), which is counted apart.
+type Published = HashMap<(String, String), Vec<String>>;
 
 /// A worker on one queue for the whole run (as a real deployment has): receive, count, delete;
 /// once `done` is set, stop at the second empty receive. Errors (a frozen stand-in) are retried.
@@ -521,6 +526,7 @@ async fn consume(sqs: aws_sdk_sqs::Client, name: String, url: String, done: watc
             .queue_url(&url)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
+            .visibility_timeout(120)
             .send()
             .await;
         let Ok(got) = got else {
@@ -542,7 +548,8 @@ async fn consume(sqs: aws_sdk_sqs::Client, name: String, url: String, done: watc
                 .and_then(|b| wahooks_consumer::decode(b).ok())
                 .map(|e| e.id)
                 .unwrap_or_default();
-            *counts.entry((name.clone(), id)).or_default() += 1;
+            let message_id = m.message_id().unwrap_or_default().to_owned();
+            counts.entry((name.clone(), id)).or_default().push(message_id);
             if let Ok(entry) = aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
                 .id(format!("d{i}"))
                 .receipt_handle(m.receipt_handle().unwrap_or_default())
@@ -579,7 +586,8 @@ fn print_report(r: &Value) {
         ("published", "published"),
         ("lost", "lost"),
         ("stored, never acknowledged", "stored_unacknowledged"),
-        ("doubled", "doubled"),
+        ("doubled (published twice)", "doubled"),
+        ("redelivered to workers by SQS", "redelivered_to_workers"),
         ("5xx answers (retried)", "status_5xx"),
         ("gave up after 60 attempts", "gave_up"),
     ] {

@@ -10,7 +10,8 @@
 //!   failed) so they cannot overtake it. (Within one batch SQS decides: a refused entry is rare,
 //!   and the consumer can still order a chat by `time`.)
 //! - Failures are reported per stream record (`batchItemFailures`, the sequence number), so
-//!   Lambda retries only from the first failed record.
+//!   Lambda retries only from the first failed record; what this container already sent from
+//!   that batch is remembered and not sent again.
 //! - An event too large for its queue goes without `data.raw`, with `data.stored_item` pointing
 //!   at the item; `MODIFY`/`REMOVE` records (TTL expiry) and quarantine items are ignored.
 
@@ -462,6 +463,35 @@ pub struct Fanout {
     publisher: Arc<dyn Publisher>,
     table: String,
     dedup_suffix: Option<String>,
+    /// Messages this container sent recently: a retried stream batch (Lambda re-delivers every
+    /// record from the first failed one) skips them instead of sending them again.
+    recent: Arc<Mutex<RecentlySent>>,
+}
+
+/// A bounded set of (queue, dedup id) pairs, oldest forgotten first.
+#[derive(Default)]
+struct RecentlySent {
+    set: HashSet<(usize, String)>,
+    order: std::collections::VecDeque<(usize, String)>,
+}
+
+impl RecentlySent {
+    const CAPACITY: usize = 20_000;
+
+    fn contains(&self, key: &(usize, String)) -> bool {
+        self.set.contains(key)
+    }
+
+    fn insert(&mut self, key: (usize, String)) {
+        if self.set.insert(key.clone()) {
+            self.order.push_back(key);
+            if self.order.len() > Self::CAPACITY {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
 }
 
 struct Pending {
@@ -477,6 +507,7 @@ impl Fanout {
             publisher,
             table: table.into(),
             dedup_suffix: None,
+            recent: Arc::default(),
         }
     }
 
@@ -584,6 +615,19 @@ impl Fanout {
         let mut accepted = 0;
         let mut failed = Vec::new();
         let mut blocked_groups: HashSet<String> = HashSet::new();
+        let key = |m: &OutMessage| (q, m.dedup_id.clone().unwrap_or_else(|| m.event_id.clone()));
+        // Already sent by an earlier attempt of this batch in this container: not again.
+        let pending: Vec<Pending> = {
+            let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            pending
+                .into_iter()
+                .filter(|p| {
+                    let sent = recent.contains(&key(&p.message));
+                    accepted += usize::from(sent);
+                    !sent
+                })
+                .collect()
+        };
         let mut rest = pending.into_iter().peekable();
         while rest.peek().is_some() {
             // Fill a batch: ≤ 10 entries, ≤ 1 MiB, skipping groups that already failed.
@@ -614,6 +658,7 @@ impl Fanout {
                     messages.iter().map(|m| m.entry_id.clone()).collect()
                 }
             };
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
             for p in batch {
                 if refused.contains(&p.message.entry_id) {
                     if let Some(g) = &p.message.group_id {
@@ -621,6 +666,7 @@ impl Fanout {
                     }
                     failed.push(p.record);
                 } else {
+                    recent.insert(key(&p.message));
                     accepted += 1;
                 }
             }
@@ -779,12 +825,28 @@ mod tests {
             .enumerate()
             .map(|(i, (id, chat))| record(i, "INSERT", &event(id, EventType::MessageReceived, chat, "{}")))
             .collect();
-        let (response, _) = fanout(&p).handle(&stream(records)).await;
+        let f = fanout(&p);
+        let (response, _) = f.handle(&stream(records)).await;
         assert_eq!(failures(&response), [format!("{:021}", 1), format!("{:021}", 11)]);
         let sent: Vec<_> = p.sent().into_iter().map(|(_, m)| m.event_id).collect();
         let mut expected = vec!["a1".to_owned()];
         expected.extend((1..=9).map(|i| format!("b{i}")));
         assert_eq!(sent, expected, "a3 is not sent ahead of a2; chat B is not held up");
+
+        // Lambda retries from the first failed record: what was sent is not sent again.
+        p.clear();
+        p.refuse(&[]);
+        let retry = evs
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, (id, chat))| record(i, "INSERT", &event(id, EventType::MessageReceived, chat, "{}")))
+            .collect();
+        let (response, stats) = f.handle(&stream(retry)).await;
+        assert!(failures(&response).is_empty());
+        let sent: Vec<_> = p.sent().into_iter().map(|(_, m)| m.event_id).collect();
+        assert_eq!(sent, ["a2", "a3"], "only what was not sent before");
+        assert_eq!(stats.messages, 11, "the skipped ones count as delivered");
     }
 
     #[tokio::test]
