@@ -278,12 +278,9 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         .queues
         .iter()
         .map(|(name, url)| {
-            tokio::spawn(consume(
-                stack.sqs.clone(),
-                name.clone(),
-                url.clone(),
-                consumers_rx.clone(),
-            ))
+            let worker = consume(stack.sqs.clone(), url.clone(), consumers_rx.clone());
+            let name = name.clone();
+            tokio::spawn(async move { (name, worker.await) })
         })
         .collect();
 
@@ -358,26 +355,27 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
 
     let stored = stored_ids(&stack).await?;
     let _ = consumers_done.send(true);
-    let mut published = Published::new();
+    let mut seen: Vec<(String, Seen)> = Vec::new();
     for c in consumers {
-        published.extend(c.await?);
+        seen.push(c.await?);
     }
     drop(moto);
     let _ = std::fs::remove_dir_all(&state);
 
     let tally = tally.lock().map_err(|_| anyhow::anyhow!("tally poisoned"))?;
-    let published_once: HashSet<&String> = published.keys().map(|(_, id)| id).collect();
+    let published_once: HashSet<&String> = seen.iter().flat_map(|(_, s)| s.sends.keys()).collect();
     let lost_unstored = tally.acknowledged.iter().filter(|id| !stored.contains(*id)).count();
     let lost_unpublished = stored.iter().filter(|id| !published_once.contains(id)).count();
-    let distinct = |ids: &Vec<String>| ids.iter().collect::<HashSet<_>>().len();
-    let doubled = published.values().filter(|ids| distinct(ids) > 1).count();
-    let redelivered: usize = published.values().map(|ids| ids.len() - distinct(ids)).sum();
     let mut doubled_by_queue: HashMap<&str, usize> = HashMap::new();
-    for ((queue, _), ids) in &published {
-        if distinct(ids) > 1 {
-            *doubled_by_queue.entry(queue.as_str()).or_default() += 1;
+    for (queue, s) in &seen {
+        let n = s.sends.values().filter(|sends| sends.len() > 1).count();
+        if n > 0 {
+            doubled_by_queue.insert(queue.as_str(), n);
         }
     }
+    let doubled: usize = doubled_by_queue.values().sum();
+    let redelivered: usize = seen.iter().map(|(_, s)| s.redelivered).sum();
+    let dropped: usize = seen.iter().map(|(_, s)| s.dropped_by_fifo_dedup).sum();
     let mut lat = tally.latencies_us.clone();
     lat.sort_unstable();
     let pct = |p: f64| {
@@ -402,6 +400,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         "doubled": doubled,
         "doubled_by_queue": doubled_by_queue,
         "redelivered_to_workers": redelivered,
+        "resends_sqs_fifo_would_drop": dropped,
         "status_5xx": tally.server_errors,
         "other_statuses": tally.other_statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "gave_up": tally.gave_up,
@@ -510,15 +509,30 @@ async fn stored_ids(stack: &LocalStack) -> anyhow::Result<HashSet<String>> {
     }
 }
 
-/// (queue, event id) → the SQS message ids it arrived as. Two message ids = published twice; the
-/// same message id received twice is SQS redelivering to the worker (a visibility timeout ran
-/// out), which is counted apart.
-type Published = HashMap<(String, String), Vec<String>>;
+/// What a worker saw on one queue.
+#[derive(Default)]
+struct Seen {
+    /// Event id → the distinct sends it arrived from (SQS message ids).
+    sends: HashMap<String, HashSet<String>>,
+    /// Deduplication id → when its first send was made (ms): SQS FIFO drops a send with the same
+    /// id for 5 minutes even after the first was deleted. moto only compares with messages
+    /// still in the queue, so re-sends it lets through inside that window are what SQS would
+    /// have dropped: counted apart, not as doubles.
+    first_sent: HashMap<String, i64>,
+    /// Sends SQS would have dropped (see `first_sent`).
+    dropped_by_fifo_dedup: usize,
+    /// The same message received again (a visibility timeout ran out).
+    redelivered: usize,
+}
 
-/// A worker on one queue for the whole run (as a real deployment has): receive, count, delete;
-/// once `done` is set, stop at the second empty receive. Errors (a frozen stand-in) are retried.
-async fn consume(sqs: aws_sdk_sqs::Client, name: String, url: String, done: watch::Receiver<bool>) -> Published {
-    let mut counts = Published::new();
+/// SQS FIFO's deduplication interval.
+const FIFO_DEDUP_WINDOW_MS: i64 = 5 * 60 * 1000;
+
+/// A worker on one queue for the whole run (as a real deployment has): receive, count, delete.
+/// Once `done` is set it stops when the queue holds nothing, visible or in flight.
+async fn consume(sqs: aws_sdk_sqs::Client, url: String, done: watch::Receiver<bool>) -> Seen {
+    use aws_sdk_sqs::types::{MessageSystemAttributeName as Sys, QueueAttributeName as Q};
+    let mut seen = Seen::default();
     let mut empty = 0;
     loop {
         let got = sqs
@@ -526,7 +540,8 @@ async fn consume(sqs: aws_sdk_sqs::Client, name: String, url: String, done: watc
             .queue_url(&url)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
-            .visibility_timeout(120)
+            .visibility_timeout(30)
+            .message_system_attribute_names(Sys::All)
             .send()
             .await;
         let Ok(got) = got else {
@@ -536,7 +551,22 @@ async fn consume(sqs: aws_sdk_sqs::Client, name: String, url: String, done: watc
         if got.messages().is_empty() {
             empty += 1;
             if *done.borrow() && empty >= 2 {
-                return counts;
+                // Messages a lost receive left in flight come back after the visibility timeout.
+                let attrs = sqs
+                    .get_queue_attributes()
+                    .queue_url(&url)
+                    .attribute_names(Q::ApproximateNumberOfMessages)
+                    .attribute_names(Q::ApproximateNumberOfMessagesNotVisible)
+                    .send()
+                    .await;
+                let waiting: usize = attrs
+                    .ok()
+                    .and_then(|a| a.attributes().cloned())
+                    .map(|a| a.values().filter_map(|v| v.parse::<usize>().ok()).sum())
+                    .unwrap_or(1);
+                if waiting == 0 {
+                    return seen;
+                }
             }
             continue;
         }
@@ -549,7 +579,28 @@ async fn consume(sqs: aws_sdk_sqs::Client, name: String, url: String, done: watc
                 .map(|e| e.id)
                 .unwrap_or_default();
             let message_id = m.message_id().unwrap_or_default().to_owned();
-            counts.entry((name.clone(), id)).or_default().push(message_id);
+            let attr = |k: Sys| m.attributes().and_then(|a| a.get(&k)).cloned();
+            let sends = seen.sends.entry(id.clone()).or_default();
+            if sends.contains(&message_id) {
+                seen.redelivered += 1;
+            } else {
+                let sent_at: i64 = attr(Sys::SentTimestamp)
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or_default();
+                let dedup = attr(Sys::MessageDeduplicationId);
+                let within_window = dedup
+                    .as_ref()
+                    .and_then(|d| seen.first_sent.get(d))
+                    .is_some_and(|first| sent_at - first < FIFO_DEDUP_WINDOW_MS);
+                if within_window {
+                    seen.dropped_by_fifo_dedup += 1;
+                } else {
+                    sends.insert(message_id);
+                    if let Some(d) = dedup {
+                        seen.first_sent.entry(d).or_insert(sent_at);
+                    }
+                }
+            }
             if let Ok(entry) = aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
                 .id(format!("d{i}"))
                 .receipt_handle(m.receipt_handle().unwrap_or_default())
@@ -558,8 +609,7 @@ async fn consume(sqs: aws_sdk_sqs::Client, name: String, url: String, done: watc
                 entries.push(entry);
             }
         }
-        // A failed delete means the messages come back and are counted again: that would show
-        // as "doubled", so retry it until it goes through.
+        // A failed delete means the messages come back (counted as redelivered): retry it.
         while sqs
             .delete_message_batch()
             .queue_url(&url)
@@ -588,6 +638,7 @@ fn print_report(r: &Value) {
         ("stored, never acknowledged", "stored_unacknowledged"),
         ("doubled (published twice)", "doubled"),
         ("redelivered to workers by SQS", "redelivered_to_workers"),
+        ("re-sends SQS FIFO would drop", "resends_sqs_fifo_would_drop"),
         ("5xx answers (retried)", "status_5xx"),
         ("gave up after 60 attempts", "gave_up"),
     ] {
