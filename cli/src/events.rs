@@ -65,26 +65,19 @@ async fn query(
     key: &str,
     value: String,
 ) -> Result<Vec<Item>, String> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = dynamo
-            .query()
-            .table_name(table)
-            .index_name(index)
-            .key_condition_expression("#k = :v")
-            .expression_attribute_names("#k", key)
-            .expression_attribute_values(":v", AttributeValue::S(value.clone()))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
-        items.extend(out.items().iter().cloned());
-        start = out.last_evaluated_key().cloned();
-        if start.is_none() {
-            return Ok(items);
-        }
-    }
+    dynamo
+        .query()
+        .table_name(table)
+        .index_name(index)
+        .key_condition_expression("#k = :v")
+        .expression_attribute_names("#k", key)
+        .expression_attribute_values(":v", AttributeValue::S(value))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
 }
 
 async fn scan_suffix(
@@ -94,26 +87,20 @@ async fn scan_suffix(
     prefix: &str,
     suffix: String,
 ) -> Result<Vec<Item>, String> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = dynamo
-            .scan()
-            .table_name(table)
-            .filter_expression("begins_with(#k, :p) AND contains(#k, :s)")
-            .expression_attribute_names("#k", key)
-            .expression_attribute_values(":p", AttributeValue::S(prefix.to_owned()))
-            .expression_attribute_values(":s", AttributeValue::S(suffix.clone()))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
-        items.extend(out.items().iter().filter(|i| s(i, key).ends_with(&suffix)).cloned());
-        start = out.last_evaluated_key().cloned();
-        if start.is_none() {
-            return Ok(items);
-        }
-    }
+    let items: Vec<Item> = dynamo
+        .scan()
+        .table_name(table)
+        .filter_expression("begins_with(#k, :p) AND contains(#k, :s)")
+        .expression_attribute_names("#k", key)
+        .expression_attribute_values(":p", AttributeValue::S(prefix.to_owned()))
+        .expression_attribute_values(":s", AttributeValue::S(suffix.clone()))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+    Ok(items.into_iter().filter(|i| s(i, key).ends_with(&suffix)).collect())
 }
 
 /// Print the events, oldest first.
@@ -125,10 +112,7 @@ pub async fn run(args: EventsArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut table = stack.config.events_table.clone();
-    if std::env::var("WAHOOKS_EVENTS_TABLE").is_err() {
-        table = format!("{}-events", args.prefix);
-    }
+    let table = stack.config.events_table.clone();
     let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
     let (index, key, sort, prefix, id) = match (&args.chat, &args.message) {
         (Some(chat), _) => ("gsi1", "gsi1pk", "gsi1sk", "CHAT#", chat.clone()),

@@ -484,29 +484,22 @@ fn record(tally: &Mutex<Tally>, answer: Option<(u16, hyper::body::Bytes)>, elaps
 }
 
 async fn stored_ids(stack: &LocalStack) -> anyhow::Result<HashSet<String>> {
-    let mut ids = HashSet::new();
-    let mut start = None;
-    loop {
-        let out = stack
-            .dynamo
-            .scan()
-            .table_name(&stack.config.events_table)
-            .projection_expression("pk")
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("scan: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-        ids.extend(
-            out.items()
-                .iter()
-                .filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()))
-                .filter_map(|pk| pk.strip_prefix("EVT#").map(str::to_owned)),
-        );
-        start = out.last_evaluated_key().cloned();
-        if start.is_none() {
-            return Ok(ids);
-        }
-    }
+    let items: Vec<_> = stack
+        .dynamo
+        .scan()
+        .table_name(&stack.config.events_table)
+        .projection_expression("pk")
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("scan: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    Ok(items
+        .iter()
+        .filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()))
+        .filter_map(|pk| pk.strip_prefix("EVT#").map(str::to_owned))
+        .collect())
 }
 
 /// What a worker saw on one queue.

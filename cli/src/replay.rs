@@ -76,25 +76,18 @@ async fn scan(
                 .map(|(k, t)| (k, AttributeValue::S(t.as_str().into()))),
         );
     }
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = dynamo
-            .scan()
-            .table_name(table)
-            .filter_expression(&filter)
-            .set_expression_attribute_names((!names.is_empty()).then(|| names.clone().into_iter().collect()))
-            .set_expression_attribute_values(Some(values.clone().into_iter().collect()))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
-        items.extend(out.items().iter().cloned());
-        start = out.last_evaluated_key().cloned();
-        if start.is_none() {
-            break;
-        }
-    }
+    let mut items: Vec<Item> = dynamo
+        .scan()
+        .table_name(table)
+        .filter_expression(&filter)
+        .set_expression_attribute_names((!names.is_empty()).then(|| names.into_iter().collect()))
+        .set_expression_attribute_values(Some(values.into_iter().collect()))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
     // Oldest first, so each chat's events are re-sent in order.
     items.sort_by_key(|i| i.get("gsi1sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default());
     Ok(items)
@@ -119,10 +112,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<bool> {
         Some(u) => parse_time(u, now).map_err(anyhow::Error::msg)?,
         None => wahooks::event::rfc3339_ms(now + chrono::Duration::seconds(1)),
     };
-    let mut stack = crate::stack::load(&args.prefix).await?;
-    if std::env::var("WAHOOKS_EVENTS_TABLE").is_err() {
-        stack.config.events_table = format!("{}-events", args.prefix);
-    }
+    let stack = crate::stack::load(&args.prefix).await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
     let items = scan(&dynamo, &stack.config.events_table, &since, &until, &args.types)
         .await

@@ -19,10 +19,15 @@ fn queue_name(url: &str, prefix: &str) -> Option<String> {
     Some(name.trim_end_matches(".fifo").to_owned())
 }
 
-/// Read the environment; when no `WAHOOKS_QUEUE_*` is set, list the queues named
-/// `<prefix>-…` (what `make run` and the template create).
+/// Read the environment; the events table is `<prefix>-events` unless `WAHOOKS_EVENTS_TABLE`
+/// is set, and when no `WAHOOKS_QUEUE_*` is set, the queues named `<prefix>-…`
+/// are listed (what `make run` creates).
 pub async fn load(prefix: &str) -> anyhow::Result<Stack> {
     let mut config = Config::from_env();
+    if std::env::var("WAHOOKS_EVENTS_TABLE").is_err() {
+        config.events_table = format!("{prefix}-events");
+    }
+
     let sdk = aws_config().await;
     if config.queues.is_empty() {
         let sqs = aws_sdk_sqs::Client::new(&sdk);
