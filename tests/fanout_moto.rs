@@ -8,15 +8,14 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use chrono::Utc;
 use common::moto::Moto;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use wahooks::config::Config;
-use wahooks::endpoint::{Auth, Endpoint, PayloadFormat};
+use wahooks::endpoint::{Auth, PayloadFormat};
 use wahooks::fanout::{Routing, SqsPublisher};
 use wahooks::local::{apigw_request, LocalStack};
-use wahooks::registry::{new_endpoint_id, new_token};
+use wahooks::registry::{new_endpoint, new_token};
 use wahooks::stream_driver::StreamDriver;
 use wahooks::{CloudEvent, EventType, Provider, Route};
 
@@ -38,14 +37,7 @@ async fn stack(moto: &Moto) -> LocalStack {
 
 async fn endpoint(stack: &LocalStack, provider: Provider) -> String {
     let token = new_token();
-    let endpoint = Endpoint {
-        id: new_endpoint_id(),
-        provider,
-        format: PayloadFormat::Default,
-        auth: Auth::url_token(),
-        enabled: true,
-        created_at: Utc::now().to_rfc3339(),
-    };
+    let endpoint = new_endpoint(provider, PayloadFormat::Default, Auth::url_token());
     stack.registry.create(&token, &endpoint).await.expect("endpoint stored");
     token
 }

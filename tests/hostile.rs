@@ -13,9 +13,9 @@ use common::moto::Moto;
 use serde_json::Value;
 use wahooks::auth::sign;
 use wahooks::config::Config;
-use wahooks::endpoint::{Auth, Endpoint, PayloadFormat, Scheme, Secret};
+use wahooks::endpoint::{Auth, PayloadFormat, Scheme, Secret};
 use wahooks::local::{apigw_request, LocalStack};
-use wahooks::registry::{new_endpoint_id, new_token};
+use wahooks::registry::{new_endpoint, new_token};
 use wahooks::{Provider, Route};
 
 struct Case {
@@ -43,14 +43,7 @@ async fn stack(moto: &Moto) -> LocalStack {
 
 async fn endpoint(stack: &LocalStack, provider: Provider, auth: Auth) -> String {
     let token = new_token();
-    let endpoint = Endpoint {
-        id: new_endpoint_id(),
-        provider,
-        format: PayloadFormat::Default,
-        auth,
-        enabled: true,
-        created_at: Utc::now().to_rfc3339(),
-    };
+    let endpoint = new_endpoint(provider, PayloadFormat::Default, auth);
     stack.registry.create(&token, &endpoint).await.expect("endpoint");
     token
 }

@@ -12,14 +12,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use chrono::Utc;
 use common::moto::Moto;
 use serde_json::Value;
 use wahooks::config::Config;
-use wahooks::endpoint::{Auth, Endpoint, PayloadFormat};
+use wahooks::endpoint::{Auth, PayloadFormat};
 use wahooks::fanout::DEFAULT_QUEUES;
 use wahooks::local::{apigw_request, LocalStack};
-use wahooks::registry::{new_endpoint_id, new_token};
+use wahooks::registry::{new_endpoint, new_token};
 use wahooks::stream_driver::StreamDriver;
 use wahooks::{Provider, Route};
 
@@ -147,14 +146,7 @@ async fn receivers_and_fanout_run_on_what_the_template_creates() {
     let mut accepted = HashSet::new();
     for provider in Provider::ALL {
         let token = new_token();
-        let endpoint = Endpoint {
-            id: new_endpoint_id(),
-            provider,
-            format: PayloadFormat::Default,
-            auth: Auth::url_token(),
-            enabled: true,
-            created_at: Utc::now().to_rfc3339(),
-        };
+        let endpoint = new_endpoint(provider, PayloadFormat::Default, Auth::url_token());
         local.registry.create(&token, &endpoint).await.expect("endpoint");
         for (name, body) in common::payloads(provider).into_iter().take(5) {
             let path = format!("/v1/hooks/{token}");

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use wahooks::auth::sign;
 use wahooks::endpoint::{Auth, Endpoint, PayloadFormat, Scheme, Secret};
 use wahooks::http::Receiver;
-use wahooks::registry::{new_endpoint_id, new_token, DynamoRegistry};
+use wahooks::registry::{new_endpoint, new_token, DynamoRegistry};
 use wahooks::schema::{create_endpoints_table, create_events_table};
 use wahooks::store::{DynamoEventStore, EventStore, PutOutcome, Quarantined, StoreError, StoredEvent};
 use wahooks::{Provider, Route};
@@ -61,14 +61,7 @@ impl Stack {
 
     async fn endpoint(&self, provider: Provider, auth: Auth) -> (String, Endpoint) {
         let token = new_token();
-        let endpoint = Endpoint {
-            id: new_endpoint_id(),
-            provider,
-            format: PayloadFormat::Default,
-            auth,
-            enabled: true,
-            created_at: Utc::now().to_rfc3339(),
-        };
+        let endpoint = new_endpoint(provider, PayloadFormat::Default, auth);
         self.registry.create(&token, &endpoint).await.expect("endpoint stored");
         (token, endpoint)
     }

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use base64::Engine;
 use rand::RngCore;
 use wahooks::config::{aws_config, Config};
-use wahooks::endpoint::{Auth, Endpoint, PayloadFormat, Scheme, Secret};
-use wahooks::registry::{new_endpoint_id, new_token, DynamoRegistry};
+use wahooks::endpoint::{Auth, PayloadFormat, Scheme, Secret};
+use wahooks::registry::{new_endpoint, new_token, DynamoRegistry};
 use wahooks::{Provider, Route};
 
 /// `wahooks endpoint` subcommands.
@@ -133,14 +133,7 @@ async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
                 printed_verify = Some(token);
             }
             let token = new_token();
-            let endpoint = Endpoint {
-                id: new_endpoint_id(),
-                provider,
-                format,
-                auth,
-                enabled: true,
-                created_at: chrono::Utc::now().to_rfc3339(),
-            };
+            let endpoint = new_endpoint(provider, format, auth);
             registry().await.create(&token, &endpoint).await?;
             let base = base_url.trim_end_matches('/');
             println!("endpoint: {}", endpoint.id);

@@ -19,11 +19,11 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use wahooks::config::Config;
-use wahooks::endpoint::{Auth, Endpoint, PayloadFormat};
+use wahooks::endpoint::{Auth, PayloadFormat};
 use wahooks::fanout::{OutMessage, PublishError, Publisher, Queue, SqsPublisher};
 use wahooks::local::LocalStack;
 use wahooks::providers::{parse, ParseContext};
-use wahooks::registry::{new_endpoint_id, new_token};
+use wahooks::registry::{new_endpoint, new_token};
 use wahooks::stream_driver::StreamDriver;
 use wahooks::Provider;
 
@@ -233,14 +233,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     let mut tokens = HashMap::new();
     for provider in Provider::ALL {
         let token = new_token();
-        let ep = Endpoint {
-            id: new_endpoint_id(),
-            provider,
-            format: PayloadFormat::Default,
-            auth: Auth::url_token(),
-            enabled: true,
-            created_at: chrono::Utc::now().to_rfc3339(),
-        };
+        let ep = new_endpoint(provider, PayloadFormat::Default, Auth::url_token());
         stack
             .registry
             .create(&token, &ep)

@@ -26,7 +26,7 @@ use wahooks::config::Config;
 use wahooks::endpoint::{Auth, Endpoint, PayloadFormat, Scheme, Secret};
 use wahooks::http::Receiver;
 use wahooks::local::{apigw_request, LocalStack};
-use wahooks::registry::{new_endpoint_id, new_token};
+use wahooks::registry::{new_endpoint, new_token};
 use wahooks::stream_driver::StreamDriver;
 use wahooks::{Provider, Route};
 
@@ -69,18 +69,10 @@ struct Demo {
 }
 
 fn demo_endpoints() -> anyhow::Result<Vec<Demo>> {
-    let now = chrono::Utc::now().to_rfc3339();
     let mk = |provider, auth: Auth, secret: Option<String>, fixture, route| Demo {
         provider,
         token: new_token(),
-        endpoint: Endpoint {
-            id: new_endpoint_id(),
-            provider,
-            format: PayloadFormat::Default,
-            auth,
-            enabled: true,
-            created_at: now.clone(),
-        },
+        endpoint: new_endpoint(provider, PayloadFormat::Default, auth),
         secret,
         fixture,
         route,

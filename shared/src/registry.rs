@@ -36,6 +36,22 @@ pub fn new_endpoint_id() -> String {
     format!("ep_{}", hex::encode(bytes))
 }
 
+/// A new enabled endpoint with a fresh id, created now.
+pub fn new_endpoint(
+    provider: crate::Provider,
+    format: crate::endpoint::PayloadFormat,
+    auth: crate::endpoint::Auth,
+) -> Endpoint {
+    Endpoint {
+        id: new_endpoint_id(),
+        provider,
+        format,
+        auth,
+        enabled: true,
+        created_at: chrono::Utc::now().to_rfc3339(),
+    }
+}
+
 /// Whether a path segment can be a token (anything else is a 404 without a lookup).
 pub fn plausible_token(token: &str) -> bool {
     (16..=128).contains(&token.len())
