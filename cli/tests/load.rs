@@ -30,9 +30,14 @@ fn a_thousand_deliveries_with_faults_lose_nothing_and_double_nothing() {
     let stored = report["stored"].as_u64().expect("stored");
     assert!(stored > 500, "most deliveries are distinct events: {report}");
     assert_eq!(report["published"], stored, "every stored event was published");
-    assert_eq!(
-        report["acknowledged_events"], stored,
-        "every acknowledged event was stored"
+    // Every acknowledged event was stored (lost = 0 above); what else was stored came from an
+    // attempt answered 503 whose retry keyed its event to another minute (README, Guarantees).
+    let acknowledged = report["acknowledged_events"].as_u64().expect("acknowledged");
+    let unacknowledged = report["stored_unacknowledged"].as_u64().expect("stored_unacknowledged");
+    assert_eq!(acknowledged + unacknowledged, stored, "{report}");
+    assert!(
+        unacknowledged <= report["status_5xx"].as_u64().expect("5xx"),
+        "each unacknowledged event comes from a 503'd attempt: {report}"
     );
     assert!(
         report["duplicates"].as_u64().expect("duplicates") > 0,
