@@ -1,7 +1,7 @@
 //! Hub Message (and Omni Z-API): the `DEFAULT` channel format (`{message, messageEventType}`),
 //! template webhooks (a JSON array in Meta's shape) and the `Z_API` format (Z-API bodies).
 
-use serde_json::Value;
+use super::json::Json;
 
 use super::{delivery_or, i64_of, str_of, zapi, Body, ParseContext};
 use crate::event::{
@@ -26,7 +26,7 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
 }
 
 /// Template webhooks: `[{field, identifier, type, value{…}, waba_id}]`, one event per item.
-fn templates(ctx: &ParseContext<'_>, body: &Body<'_>, items: &[Value]) -> Vec<CloudEvent> {
+fn templates(ctx: &ParseContext<'_>, body: &Body<'_>, items: &[Json<'_>]) -> Vec<CloudEvent> {
     items
         .iter()
         .enumerate()
@@ -35,7 +35,7 @@ fn templates(ctx: &ParseContext<'_>, body: &Body<'_>, items: &[Value]) -> Vec<Cl
             let instance = str_of(item, "waba_id").unwrap_or_else(|| "-".to_owned());
             let mut data = body.data();
             data.notification = str_of(item, "type").or_else(|| str_of(item, "field"));
-            data.parameters = item.get("value").cloned();
+            data.parameters = item.get("value").map(Json::to_value);
             let natural = str_of(item, "identifier").unwrap_or_else(|| index.to_string());
             let key = match ctx.delivery_id {
                 Some(d) => format!("delivery:{d}\u{1f}{index}"),
@@ -72,14 +72,14 @@ fn map_state(name: &str) -> Option<MessageStatus> {
 
 /// A channel webhook message. Nothing in the body names the subscribed event, so the route is
 /// the hint: `message-sent` → sent, `message-status` → status, anything else → received.
-fn channel_message(ctx: &ParseContext<'_>, body: &Body<'_>, m: &Value) -> CloudEvent {
+fn channel_message(ctx: &ParseContext<'_>, body: &Body<'_>, m: &Json<'_>) -> CloudEvent {
     let instance = str_of(m, "channel_id").unwrap_or_else(|| "-".to_owned());
     let meta = &m["metadata"];
     let from_me = super::bool_of(meta, "from_me");
     let item = first_item(m);
     let state = item
         .and_then(|i| i.get("state_items"))
-        .and_then(Value::as_array)
+        .and_then(Json::as_array)
         .and_then(|states| states.last())
         .and_then(|s| str_of(&s["state"], "name"));
     let event_type = match ctx.route {
@@ -137,14 +137,14 @@ fn channel_message(ctx: &ParseContext<'_>, body: &Body<'_>, m: &Value) -> CloudE
 }
 
 /// The message's first content or attachment.
-fn first_item(m: &Value) -> Option<&Value> {
+fn first_item<'j, 'a>(m: &'j Json<'a>) -> Option<&'j Json<'a>> {
     ["contents", "attachments"]
         .iter()
-        .filter_map(|k| m.get(*k).and_then(Value::as_array))
+        .filter_map(|k| m.get(k).and_then(Json::as_array))
         .find_map(|items| items.first())
 }
 
-fn content_of(item: &Value) -> Content {
+fn content_of(item: &Json<'_>) -> Content {
     let wire = str_of(item, "type").unwrap_or_default();
     let kind = match wire.as_str() {
         "TEXT" => ContentKind::Text,
@@ -169,7 +169,7 @@ fn content_of(item: &Value) -> Content {
     if kind == ContentKind::Contact {
         content.options = item
             .get("contacts")
-            .and_then(Value::as_array)
+            .and_then(Json::as_array)
             .map(|cs| cs.iter().filter_map(|c| str_of(c, "name")).collect())
             .unwrap_or_default();
     }

@@ -1,7 +1,7 @@
 //! Meta WhatsApp Cloud API: `entry[].changes[].value.messages[]` and `statuses[]`; one webhook
 //! can carry many events, each becomes its own.
 
-use serde_json::Value;
+use super::json::Json;
 
 use super::{delivery_or, f64_of, i64_of, str_of, Body, ParseContext};
 use crate::event::{
@@ -12,18 +12,9 @@ use crate::event::{
 /// Parse a Cloud API webhook body.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
     let mut events = Vec::new();
-    let entries = body
-        .value
-        .get("entry")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let entries = body.value.get("entry").and_then(Json::as_array).unwrap_or_default();
     for entry in entries {
-        let changes = entry
-            .get("changes")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let changes = entry.get("changes").and_then(Json::as_array).unwrap_or_default();
         for change in changes {
             let value = &change["value"];
             let instance = str_of(&value["metadata"], "phone_number_id")
@@ -31,10 +22,10 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
                 .unwrap_or_else(|| "-".to_owned());
             let field = str_of(change, "field").unwrap_or_default();
             let before = events.len();
-            for m in value.get("messages").and_then(Value::as_array).into_iter().flatten() {
+            for m in value.get("messages").and_then(Json::as_array).into_iter().flatten() {
                 events.push(message(ctx, body, &instance, value, m));
             }
-            for s in value.get("statuses").and_then(Value::as_array).into_iter().flatten() {
+            for s in value.get("statuses").and_then(Json::as_array).into_iter().flatten() {
                 events.push(status(ctx, body, &instance, s));
             }
             if events.len() == before && field.contains("template") {
@@ -45,14 +36,14 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
     events
 }
 
-fn time_of(ctx: &ParseContext<'_>, v: &Value) -> chrono::DateTime<chrono::Utc> {
+fn time_of(ctx: &ParseContext<'_>, v: &Json<'_>) -> chrono::DateTime<chrono::Utc> {
     // Meta's `timestamp` is epoch seconds as a string.
     i64_of(v, "timestamp")
         .and_then(from_epoch_guess)
         .unwrap_or(ctx.received_at)
 }
 
-fn message(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, value: &Value, m: &Value) -> CloudEvent {
+fn message(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, value: &Json<'_>, m: &Json<'_>) -> CloudEvent {
     let mut data = body.data();
     let from = str_of(m, "from");
     data.message_id = str_of(m, "id");
@@ -71,7 +62,7 @@ fn message(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, value: &Valu
     };
     let name = value
         .get("contacts")
-        .and_then(Value::as_array)
+        .and_then(Json::as_array)
         .and_then(|cs| cs.iter().find(|c| str_of(c, "wa_id") == from))
         .and_then(|c| str_of(&c["profile"], "name"));
     data.sender = Some(Sender {
@@ -121,7 +112,7 @@ fn per_event(ctx: &ParseContext<'_>, key: String, message_id: Option<&str>) -> S
     }
 }
 
-fn content_of(m: &Value) -> Content {
+fn content_of(m: &Json<'_>) -> Content {
     let wire = str_of(m, "type").unwrap_or_else(|| "unknown".to_owned());
     let kind = match wire.as_str() {
         "text" => ContentKind::Text,
@@ -195,7 +186,7 @@ fn map_status(word: &str) -> Option<MessageStatus> {
     })
 }
 
-fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, s: &Value) -> CloudEvent {
+fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, s: &Json<'_>) -> CloudEvent {
     let mut data = body.data();
     let word = str_of(s, "status").unwrap_or_default();
     data.message_id = str_of(s, "id");
@@ -216,7 +207,7 @@ fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, s: &Value) ->
     data.participant = str_of(s, "recipient_participant_id");
     data.error = s
         .get("errors")
-        .and_then(Value::as_array)
+        .and_then(Json::as_array)
         .and_then(|e| e.first())
         .map(|e| EventError {
             code: str_of(e, "code"),
@@ -256,13 +247,13 @@ fn template(
     body: &Body<'_>,
     instance: &str,
     field: &str,
-    value: &Value,
+    value: &Json<'_>,
     index: usize,
 ) -> CloudEvent {
     let mut data = body.data();
     data.notification = Some(field.to_owned());
-    data.parameters = Some(value.clone());
-    let key = delivery_or(ctx, || super::sha256_hex(value.to_string().as_bytes()));
+    data.parameters = Some(value.to_value());
+    let key = delivery_or(ctx, || super::fingerprint_without(value, &[]));
     let key = format!("{key}\u{1f}{index}");
     CloudEvent::new(
         event_id(ctx.provider, instance, &[EventType::TemplateUpdated.as_str(), &key]),

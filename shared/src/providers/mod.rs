@@ -1,12 +1,13 @@
 //! Provider adapters: raw body bytes in, canonical events out. Pure functions, no I/O.
 //!
 //! Each provider has its own module (`zapi`, `hubmessage`, `wwa`, `meta`). They read the body
-//! as a `serde_json::Value` rather than typed wire structs on purpose: real traffic carries
-//! duplicate keys (legacy Z-API examples), numbers sent as strings, unknown kinds and fields
-//! that appear without notice; a permissive reader keeps every one of those events instead of
-//! rejecting it, and the untouched body travels along in `data.raw`.
+//! as a JSON tree ([`json::Json`]) rather than typed wire structs on purpose: real traffic
+//! carries duplicate keys (legacy Z-API examples), numbers sent as strings, unknown kinds and
+//! fields that appear without notice; a permissive reader keeps every one of those events
+//! instead of rejecting it, and the untouched body travels along in `data.raw`.
 
 pub mod hubmessage;
+mod json;
 pub mod meta;
 pub mod wwa;
 pub mod zapi;
@@ -15,8 +16,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::value::RawValue;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use self::json::Json;
 
 use crate::event::{event_id, CloudEvent, EventData, EventType, Provider, Route};
 
@@ -85,17 +87,30 @@ pub fn parse(ctx: &ParseContext<'_>, body: &[u8]) -> Result<Vec<CloudEvent>, Dec
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(DecodeError::Empty);
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
+    let decode_error = |e: serde_json::Error| {
         if e.is_eof() {
             DecodeError::Truncated(e.to_string())
         } else {
             DecodeError::NotJson(e.to_string())
         }
-    })?;
-    if !value.is_object() && !value.is_array() {
+    };
+    // The JSON is validated once. Compact bodies (what providers send) are checked in one pass
+    // that allocates nothing; that text becomes `data.raw` as is, and the tree is read from it
+    // without a second UTF-8 check. Indented bodies are read into the tree directly and then
+    // have their whitespace removed for `data.raw`.
+    let (value, raw) = if has_line_breaks(body) {
+        let value: Json<'_> = serde_json::from_slice(body).map_err(decode_error)?;
+        (value, compact_raw(body).map_err(decode_error)?)
+    } else {
+        let text: &RawValue = serde_json::from_slice(body).map_err(decode_error)?;
+        (
+            Json::parse(text.get()).map_err(decode_error)?,
+            Arc::from(text.to_owned()),
+        )
+    };
+    if !value.is_object() && value.as_array().is_none() {
         return Err(DecodeError::NotObjectOrArray);
     }
-    let raw = compact_raw(body).map_err(|e| DecodeError::NotJson(e.to_string()))?;
     let body = Body {
         value: &value,
         raw,
@@ -117,7 +132,7 @@ pub fn parse(ctx: &ParseContext<'_>, body: &[u8]) -> Result<Vec<CloudEvent>, Dec
 /// A decoded body as the adapters see it.
 pub(crate) struct Body<'a> {
     /// The parsed JSON.
-    pub value: &'a Value,
+    pub value: &'a Json<'a>,
     /// The JSON text with insignificant whitespace removed, for `data.raw`.
     pub raw: Arc<RawValue>,
     /// The bytes as received.
@@ -134,15 +149,18 @@ impl Body<'_> {
 /// The body's JSON on one line for `data.raw`, with nothing else changed: key order, duplicate
 /// keys, number spellings and string escapes stay exactly as sent. Providers send compact JSON
 /// (Z-API's `content-length` is the compact length), which is taken as is; a body with line
-/// breaks has the whitespace between its tokens removed. `body` must be valid JSON.
+/// breaks has the whitespace between its tokens removed. Either way the JSON is validated once.
 pub fn compact_raw(body: &[u8]) -> Result<Arc<RawValue>, serde_json::Error> {
-    let text = if body.iter().any(|&b| b == b'\n' || b == b'\r') {
-        strip_whitespace(body)
+    if has_line_breaks(body) {
+        let text = String::from_utf8(strip_whitespace(body)).map_err(|_| serde::de::Error::custom("invalid UTF-8"))?;
+        RawValue::from_string(text).map(Arc::from)
     } else {
-        body.trim_ascii().to_vec()
-    };
-    let text = String::from_utf8(text).map_err(|_| serde::de::Error::custom("invalid UTF-8"))?;
-    RawValue::from_string(text).map(Arc::from)
+        serde_json::from_slice::<&RawValue>(body).map(|text| Arc::from(text.to_owned()))
+    }
+}
+
+fn has_line_breaks(body: &[u8]) -> bool {
+    body.iter().any(|&b| b == b'\n' || b == b'\r')
 }
 
 /// Remove the whitespace outside strings (inside a valid JSON string there is no raw line break).
@@ -198,15 +216,9 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// A fingerprint of a JSON object without the fields that change between redeliveries
-/// (`serde_json::Map` is sorted, so equal objects serialise equally).
-pub(crate) fn fingerprint_without(value: &Value, volatile: &[&str]) -> String {
-    let mut copy = value.clone();
-    if let Some(map) = copy.as_object_mut() {
-        for k in volatile {
-            map.remove(*k);
-        }
-    }
-    sha256_hex(copy.to_string().as_bytes())
+/// (the canonical text has sorted keys, so equal objects serialise equally).
+pub(crate) fn fingerprint_without(value: &Json<'_>, volatile: &[&str]) -> String {
+    sha256_hex(value.canonical_without(volatile).as_bytes())
 }
 
 /// The receive time to the minute: the natural key of events that carry neither an id nor a
@@ -220,40 +232,40 @@ pub(crate) fn minute_bucket(ctx: &ParseContext<'_>) -> String {
 }
 
 /// A string field; numbers are accepted and rendered as strings (providers mix the two).
-pub(crate) fn str_of(v: &Value, key: &str) -> Option<String> {
+pub(crate) fn str_of(v: &Json<'_>, key: &str) -> Option<String> {
     match v.get(key)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Json::String(s) if !s.is_empty() => Some(s.as_ref().to_owned()),
+        Json::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
 
 /// A boolean field; `"true"`/`"false"` strings are accepted.
-pub(crate) fn bool_of(v: &Value, key: &str) -> Option<bool> {
+pub(crate) fn bool_of(v: &Json<'_>, key: &str) -> Option<bool> {
     match v.get(key)? {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s == "true" => Some(true),
-        Value::String(s) if s == "false" => Some(false),
+        Json::Bool(b) => Some(*b),
+        Json::String(s) if s == "true" => Some(true),
+        Json::String(s) if s == "false" => Some(false),
         _ => None,
     }
 }
 
 /// An integer field; numeric strings are accepted.
-pub(crate) fn i64_of(v: &Value, key: &str) -> Option<i64> {
+pub(crate) fn i64_of(v: &Json<'_>, key: &str) -> Option<i64> {
     match v.get(key)? {
-        Value::Number(n) => n
+        Json::Number(n) => n
             .as_i64()
             .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
-        Value::String(s) => s.trim().parse().ok(),
+        Json::String(s) => s.trim().parse().ok(),
         _ => None,
     }
 }
 
 /// A float field; numeric strings are accepted.
-pub(crate) fn f64_of(v: &Value, key: &str) -> Option<f64> {
+pub(crate) fn f64_of(v: &Json<'_>, key: &str) -> Option<f64> {
     match v.get(key)? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => s.trim().parse().ok(),
         _ => None,
     }
     .filter(|f: &f64| f.is_finite())
@@ -300,7 +312,7 @@ mod tests {
 
     #[test]
     fn lenient_field_readers_accept_numbers_as_strings() {
-        let v: Value = serde_json::from_str(r#"{"a":"12","b":12,"c":"true","d":"x"}"#).unwrap_or_default();
+        let v = Json::parse(r#"{"a":"12","b":12,"c":"true","d":"x"}"#).unwrap_or(Json::Null);
         assert_eq!(i64_of(&v, "a"), Some(12));
         assert_eq!(str_of(&v, "b").as_deref(), Some("12"));
         assert_eq!(bool_of(&v, "c"), Some(true));

@@ -1,7 +1,7 @@
 //! WhatsApp Web API (apiwhatsappweb.com): send, receive, connected, disconnected. Its bodies
 //! carry no type field, no timestamp and no delivery id: the shape decides, the route helps.
 
-use serde_json::Value;
+use super::json::Json;
 
 use super::{delivery_or, fingerprint_without, minute_bucket, str_of, Body, ParseContext};
 use crate::event::{
@@ -78,7 +78,7 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
 }
 
 /// `photo` / `video` are null unless the message is one; otherwise it is text.
-fn received_content(v: &Value) -> Content {
+fn received_content(v: &Json<'_>) -> Content {
     let status = &v["whatsappStatus"];
     let (kind, media) = if let Some(url) = str_of(v, "photo") {
         (ContentKind::Image, Some(url))

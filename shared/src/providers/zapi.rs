@@ -1,7 +1,7 @@
 //! Z-API callbacks (and Hub Message's `Z_API` format): the seven `type`s, every message kind
 //! and notification, as real traffic sends them (see tests/fixtures/zapi/SOURCES.md).
 
-use serde_json::Value;
+use super::json::Json;
 
 use super::{bool_of, delivery_or, f64_of, fingerprint_without, i64_of, minute_bucket, str_of, Body, ParseContext};
 use crate::event::{
@@ -10,9 +10,9 @@ use crate::event::{
 };
 
 /// Whether a JSON object looks like a Z-API callback (`type: "…Callback"`).
-pub(crate) fn is_zapi_shape(v: &Value) -> bool {
+pub(crate) fn is_zapi_shape(v: &Json<'_>) -> bool {
     v.get("type")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .and_then(|t| t.len().checked_sub(8).and_then(|start| t.get(start..)))
         .is_some_and(|suffix| suffix.eq_ignore_ascii_case("callback"))
 }
@@ -21,7 +21,7 @@ pub(crate) fn is_zapi_shape(v: &Value) -> bool {
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
     let v = body.value;
     let instance = str_of(v, "instanceId").unwrap_or_else(|| "-".to_owned());
-    let kind = v.get("type").and_then(Value::as_str).unwrap_or_default();
+    let kind = v.get("type").and_then(Json::as_str).unwrap_or_default();
     // The docs' attribute table spells it `ReceivedCallBack`: compare without case.
     let is = |name: &str| kind.eq_ignore_ascii_case(name);
     if is("ReceivedCallback") {
@@ -40,7 +40,7 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
 }
 
 /// The chat of a callback: `phone` verbatim, its kind from the suffix and flags.
-fn chat_of(v: &Value) -> Option<Chat> {
+fn chat_of(v: &Json<'_>) -> Option<Chat> {
     let id = str_of(v, "phone")?;
     let kind = if id == "status@broadcast" {
         ChatKind::Status
@@ -61,7 +61,7 @@ fn chat_of(v: &Value) -> Option<Chat> {
 }
 
 /// The time of a callback: `momment` (ms; the Disconnected example is in s), else receipt.
-fn time_of(ctx: &ParseContext<'_>, v: &Value) -> chrono::DateTime<chrono::Utc> {
+fn time_of(ctx: &ParseContext<'_>, v: &Json<'_>) -> chrono::DateTime<chrono::Utc> {
     i64_of(v, "momment")
         .or_else(|| i64_of(v, "moment"))
         .and_then(from_epoch_guess)
@@ -89,7 +89,10 @@ fn received(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     let (event_type, what) = match &notification {
         Some(name) => {
             data.notification = Some(name.clone());
-            data.parameters = v.get("notificationParameters").filter(|p| !p.is_null()).cloned();
+            data.parameters = v
+                .get("notificationParameters")
+                .filter(|p| !p.is_null())
+                .map(Json::to_value);
             (EventType::Notification, format!("notification:{name}"))
         }
         None => {
@@ -133,7 +136,7 @@ fn received(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
 }
 
 /// Who sent a ReceivedCallback message.
-fn sender_of(v: &Value, chat: Option<&Chat>, from_me: bool) -> Sender {
+fn sender_of(v: &Json<'_>, chat: Option<&Chat>, from_me: bool) -> Sender {
     let name = str_of(v, "senderName");
     match chat.map(|c| c.kind) {
         Some(ChatKind::Group) | Some(ChatKind::Status) | Some(ChatKind::Newsletter) => Sender {
@@ -156,7 +159,7 @@ fn sender_of(v: &Value, chat: Option<&Chat>, from_me: bool) -> Sender {
 
 /// What distinguishes two events about the same message id: the content kind, plus the
 /// reaction's emoji and time (a changed or removed reaction is a new event) and an edit's id.
-fn content_identity(v: &Value, content: &Content) -> String {
+fn content_identity(v: &Json<'_>, content: &Content) -> String {
     let mut what = content
         .wire_kind
         .clone()
@@ -176,7 +179,7 @@ fn content_identity(v: &Value, content: &Content) -> String {
 }
 
 /// The message a reaction, vote, pin or event response points at.
-fn content_reference(v: &Value) -> Option<String> {
+fn content_reference(v: &Json<'_>) -> Option<String> {
     str_of(&v["reaction"]["referencedMessage"], "messageId")
         .or_else(|| str_of(&v["pollVote"], "pollMessageId"))
         .or_else(|| str_of(&v["pinMessage"]["referencedMessage"], "messageId"))
@@ -212,13 +215,12 @@ fn content_kind_of_key(key: &str) -> Option<ContentKind> {
     })
 }
 
-fn content_of(v: &Value) -> Content {
+fn content_of(v: &Json<'_>) -> Content {
     // One pass over the body's keys (a lookup per known key would be ~30 map searches).
-    let found = v.as_object().and_then(|map| {
-        map.iter()
-            .filter(|(_, c)| c.is_object())
-            .find_map(|(key, c)| content_kind_of_key(key).map(|kind| (key.as_str(), kind, c)))
-    });
+    let found = v
+        .entries()
+        .filter(|(_, c)| c.is_object())
+        .find_map(|(key, c)| content_kind_of_key(key).map(|kind| (key, kind, c)));
     let Some((key, kind, c)) = found else {
         if bool_of(v, "waitingMessage") == Some(true) {
             return Content::new(ContentKind::Waiting);
@@ -226,12 +228,9 @@ fn content_of(v: &Value) -> Content {
         // An unknown kind: keep it, name the first unfamiliar object key, raw has the rest.
         let mut c = Content::new(ContentKind::Other);
         c.wire_kind = v
-            .as_object()
-            .and_then(|m| {
-                m.iter()
-                    .find(|(k, x)| x.is_object() && !ENVELOPE_OBJECTS.contains(&k.as_str()))
-            })
-            .map(|(k, _)| k.clone());
+            .entries()
+            .find(|(k, x)| x.is_object() && !ENVELOPE_OBJECTS.contains(k))
+            .map(|(k, _)| k.to_owned());
         return c;
     };
     let mut content = Content::new(kind);
@@ -270,7 +269,7 @@ fn content_of(v: &Value) -> Content {
         "reaction" => {
             content.text = str_of(c, "value");
             // An empty emoji means the reaction was taken back.
-            content.removed = c.get("value").and_then(Value::as_str) == Some("");
+            content.removed = c.get("value").and_then(Json::as_str) == Some("");
         }
         "poll" => {
             content.text = str_of(c, "question");
@@ -318,9 +317,9 @@ fn content_of(v: &Value) -> Content {
 /// Objects in a ReceivedCallback that are envelope, not content.
 const ENVELOPE_OBJECTS: &[&str] = &["externalAdReply", "statusImage", "statusVideo", "statusAudio"];
 
-fn option_names(c: &Value) -> Vec<String> {
+fn option_names(c: &Json<'_>) -> Vec<String> {
     c.get("options")
-        .and_then(Value::as_array)
+        .and_then(Json::as_array)
         .map(|opts| opts.iter().filter_map(|o| str_of(o, "name")).collect())
         .unwrap_or_default()
 }
@@ -350,12 +349,12 @@ fn statuses(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> Vec<Clou
     let subject = chat.as_ref().map(|c| c.id.clone());
     let participant = str_of(v, "participant");
     let t = time_of(ctx, v);
-    let ids: Vec<Option<String>> = match v.get("ids").and_then(Value::as_array) {
+    let ids: Vec<Option<String>> = match v.get("ids").and_then(Json::as_array) {
         Some(ids) if !ids.is_empty() => ids
             .iter()
             .map(|id| match id {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
+                Json::String(s) => Some(s.as_ref().to_owned()),
+                Json::Number(n) => Some(n.to_string()),
                 _ => None,
             })
             .collect(),
