@@ -164,26 +164,46 @@ fn has_line_breaks(body: &[u8]) -> bool {
 }
 
 /// Remove the whitespace outside strings (inside a valid JSON string there is no raw line break).
+/// Copies whole runs between the bytes that matter rather than byte by byte.
 fn strip_whitespace(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in body {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            in_string = b == b'"';
-            out.push(b);
+    let mut rest = body;
+    loop {
+        // Outside a string: copy up to the next whitespace or quote.
+        let Some(at) = rest
+            .iter()
+            .position(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t' | b'"'))
+        else {
+            out.extend_from_slice(rest);
+            return out;
+        };
+        out.extend_from_slice(&rest[..at]);
+        if rest[at] != b'"' {
+            rest = &rest[at + 1..];
+            continue;
         }
+        // Inside a string: copy through the closing quote, skipping escaped characters.
+        let mut end = at + 1;
+        loop {
+            match rest[end..].iter().position(|b| matches!(b, b'"' | b'\\')) {
+                Some(i) if rest[end + i] == b'\\' => end += i + 2,
+                Some(i) => {
+                    end += i + 1;
+                    break;
+                }
+                None => {
+                    end = rest.len();
+                    break;
+                }
+            }
+            if end >= rest.len() {
+                end = rest.len();
+                break;
+            }
+        }
+        out.extend_from_slice(&rest[at..end]);
+        rest = &rest[end..];
     }
-    out
 }
 
 /// The catch-all: valid JSON we can't classify, stored and published as `whatsapp.unknown`.
@@ -283,6 +303,36 @@ mod tests {
     fn compact_raw_removes_only_whitespace_between_tokens() {
         let raw = compact_raw(b"{ \"a\" : [1, 2.50],\n \"b\": \"x y\\\" z\" }").expect("valid");
         assert_eq!(raw.get(), r#"{"a":[1,2.50],"b":"x y\" z"}"#);
+    }
+
+    /// The byte-at-a-time definition `strip_whitespace` must agree with.
+    fn strip_whitespace_reference(body: &[u8]) -> Vec<u8> {
+        let (mut out, mut in_string, mut escaped) = (Vec::new(), false, false);
+        for &b in body {
+            if in_string {
+                out.push(b);
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_string = false;
+                }
+            } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+                in_string = b == b'"';
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn strip_whitespace_matches_its_byte_at_a_time_definition(
+            body in proptest::collection::vec(proptest::sample::select(b" \n\r\t\"\\ab{}:,".to_vec()), 0..64)
+        ) {
+            proptest::prop_assert_eq!(strip_whitespace(&body), strip_whitespace_reference(&body));
+        }
     }
 
     #[test]
