@@ -5,13 +5,16 @@
 //! The only way to get a [`Verified`] body is [`authenticate`]: the parser and the store take
 //! `Verified`, so unauthenticated bytes cannot reach them by mistake.
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use base64::Engine;
 use flate2::read::GzDecoder;
 use hmac::{Hmac, Mac};
+use http::header::{AsHeaderName, HeaderName, CONTENT_ENCODING};
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
+use smallvec::SmallVec;
 use subtle::ConstantTimeEq;
 
 use crate::endpoint::{standard_webhooks_key, Auth, Scheme, Secret};
@@ -116,22 +119,28 @@ pub enum RequestError {
 }
 
 /// An authenticated body: the bytes the provider signed (inflated if it was gzipped), plus the
-/// provider's delivery id when the scheme carries one. Only [`authenticate`] builds it.
+/// provider's delivery id when the scheme carries one. Only [`authenticate`] builds it; it
+/// borrows the request's body and headers unless the body had to be inflated.
 #[derive(Debug, Clone)]
-pub struct Verified {
-    body: Vec<u8>,
-    delivery_id: Option<String>,
+pub struct Verified<'a> {
+    body: Cow<'a, [u8]>,
+    delivery_id: Option<&'a str>,
 }
 
-impl Verified {
+impl<'a> Verified<'a> {
     /// The authenticated body bytes.
     pub fn body(&self) -> &[u8] {
         &self.body
     }
 
     /// The provider's delivery id (`x-idempotency-key`, `webhook-id`), if any.
-    pub fn delivery_id(&self) -> Option<&str> {
-        self.delivery_id.as_deref()
+    pub fn delivery_id(&self) -> Option<&'a str> {
+        self.delivery_id
+    }
+
+    /// The authenticated body, owned (copied only if it is still the request's).
+    pub fn into_body(self) -> Vec<u8> {
+        self.body.into_owned()
     }
 }
 
@@ -141,27 +150,34 @@ impl Verified {
 /// Header-only schemes are checked before the body is touched; signature schemes sign the
 /// uncompressed body (Hub Message gzips bodies ≥ 1 KiB and signs them uncompressed), so a gzip
 /// body is inflated, with a hard cap, first.
-pub fn authenticate(auth: &Auth, headers: &HeaderMap, raw: &[u8], now: i64) -> Result<Verified, RequestError> {
+pub fn authenticate<'a>(
+    auth: &Auth,
+    headers: &'a HeaderMap,
+    raw: &'a [u8],
+    now: i64,
+) -> Result<Verified<'a>, RequestError> {
     match auth.scheme() {
         Scheme::UrlToken => {}
-        Scheme::Bearer => check_static(auth, headers, "authorization", |v| strip_prefix_ci(v, "bearer "))?,
+        Scheme::Bearer => check_static(auth, headers, "authorization", |v| {
+            strip_prefix_ci(v, "bearer ").map(Cow::Borrowed)
+        })?,
         Scheme::Basic => check_static(auth, headers, "authorization", |v| {
             let encoded = strip_prefix_ci(v, "basic ")?;
-            let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
-            String::from_utf8(decoded).ok()
+            let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+            String::from_utf8(decoded).ok().map(Cow::Owned)
         })?,
         Scheme::ApiKey | Scheme::CustomHeader | Scheme::ZapiToken => {
-            let header = auth.header().unwrap_or("z-api-token").to_owned();
-            check_static(auth, headers, &header, |v| Some(v.to_owned()))?
+            let header = auth.header().unwrap_or("z-api-token");
+            check_static(auth, headers, header, |v| Some(Cow::Borrowed(v)))?
         }
         Scheme::HubmessageHmac | Scheme::StandardWebhooks | Scheme::HubSignature256 => {}
     }
     let body = inflate(headers, raw)?;
     let delivery_id = match auth.scheme() {
-        Scheme::HubmessageHmac => Some(verify_hubmessage(auth.secrets(), headers, &body, now)?),
-        Scheme::StandardWebhooks => Some(verify_standard_webhooks(auth.secrets(), headers, &body, now)?),
+        Scheme::HubmessageHmac => Some(verify_hubmessage(auth.mac_keys(), headers, &body, now)?),
+        Scheme::StandardWebhooks => Some(verify_standard_webhooks(auth.mac_keys(), headers, &body, now)?),
         Scheme::HubSignature256 => {
-            verify_hub_signature(auth.secrets(), headers, &body)?;
+            verify_hub_signature(auth.mac_keys(), headers, &body)?;
             None
         }
         _ => None,
@@ -188,23 +204,32 @@ pub fn verify_subscription(auth: &Auth, query: &[(String, String)]) -> Result<St
         .ok_or(AuthError::Subscription("hub.challenge is missing"))
 }
 
-/// The single value of a header; absent and repeated headers are errors.
-fn one_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, AuthError> {
+/// The single value of a header; absent and repeated headers are errors. `name` is a
+/// `HeaderName` constant for the schemes' fixed headers (no parsing per request).
+fn one_header<N>(headers: &HeaderMap, name: N) -> Result<&str, AuthError>
+where
+    N: AsHeaderName + AsRef<str> + Copy,
+{
     let mut values = headers.get_all(name).iter();
-    let first = values.next().ok_or_else(|| AuthError::MissingHeader(name.to_owned()))?;
+    let first = values
+        .next()
+        .ok_or_else(|| AuthError::MissingHeader(name.as_ref().to_owned()))?;
     if values.next().is_some() {
-        return Err(AuthError::DuplicateHeader(name.to_owned()));
+        return Err(AuthError::DuplicateHeader(name.as_ref().to_owned()));
     }
-    first.to_str().map(str::trim).map_err(|_| AuthError::MalformedHeader {
-        header: name.to_owned(),
-        reason: "not visible ASCII",
-    })
+    first
+        .to_str()
+        .map(str::trim_ascii)
+        .map_err(|_| AuthError::MalformedHeader {
+            header: name.as_ref().to_owned(),
+            reason: "not visible ASCII",
+        })
 }
 
-fn strip_prefix_ci(value: &str, prefix: &str) -> Option<String> {
+fn strip_prefix_ci<'v>(value: &'v str, prefix: &str) -> Option<&'v str> {
     let head = value.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
-        .then(|| value[prefix.len()..].trim().to_owned())
+        .then(|| value[prefix.len()..].trim_ascii())
 }
 
 /// Constant-time string equality that does not leak the length either: compare digests.
@@ -213,14 +238,14 @@ fn ct_eq_str(a: &str, b: &str) -> bool {
 }
 
 /// A static credential in `header`, extracted by `extract`, equal to one of the secrets.
-fn check_static(
+fn check_static<'h>(
     auth: &Auth,
-    headers: &HeaderMap,
+    headers: &'h HeaderMap,
     header: &str,
-    extract: impl Fn(&str) -> Option<String>,
+    extract: impl Fn(&'h str) -> Option<Cow<'h, str>>,
 ) -> Result<(), AuthError> {
     let value = one_header(headers, header)?;
-    let presented = extract(value).ok_or(AuthError::MalformedHeader {
+    let presented = extract(value).ok_or_else(|| AuthError::MalformedHeader {
         header: header.to_owned(),
         reason: match auth.scheme() {
             Scheme::Bearer => "expected `Bearer <token>`",
@@ -240,32 +265,32 @@ fn check_static(
     }
 }
 
-/// Undo `Content-Encoding: gzip` with a hard cap on the inflated size.
-fn inflate(headers: &HeaderMap, raw: &[u8]) -> Result<Vec<u8>, BodyError> {
+/// Undo `Content-Encoding: gzip` with a hard cap on the inflated size. An identity body is
+/// borrowed as it is.
+fn inflate<'a>(headers: &HeaderMap, raw: &'a [u8]) -> Result<Cow<'a, [u8]>, BodyError> {
     if raw.len() > MAX_BODY_BYTES {
         return Err(BodyError::TooLarge { limit: MAX_BODY_BYTES });
     }
     let encoding = headers
-        .get(http::header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase())
+        .get(CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("(not visible ASCII)").trim_ascii())
         .unwrap_or_default();
-    match encoding.as_str() {
-        "" | "identity" => Ok(raw.to_vec()),
-        "gzip" | "x-gzip" => {
-            let mut out = Vec::with_capacity(raw.len() * 4);
-            // Read one byte past the cap to tell "exactly at the cap" from "over it".
-            GzDecoder::new(raw)
-                .take(MAX_BODY_BYTES as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| BodyError::BadGzip(e.to_string()))?;
-            if out.len() > MAX_BODY_BYTES {
-                return Err(BodyError::TooLarge { limit: MAX_BODY_BYTES });
-            }
-            Ok(out)
-        }
-        other => Err(BodyError::UnsupportedEncoding(other.to_owned())),
+    if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
+        return Ok(Cow::Borrowed(raw));
     }
+    if !(encoding.eq_ignore_ascii_case("gzip") || encoding.eq_ignore_ascii_case("x-gzip")) {
+        return Err(BodyError::UnsupportedEncoding(encoding.to_ascii_lowercase()));
+    }
+    let mut out = Vec::with_capacity(raw.len() * 4);
+    // Read one byte past the cap to tell "exactly at the cap" from "over it".
+    GzDecoder::new(raw)
+        .take(MAX_BODY_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| BodyError::BadGzip(e.to_string()))?;
+    if out.len() > MAX_BODY_BYTES {
+        return Err(BodyError::TooLarge { limit: MAX_BODY_BYTES });
+    }
+    Ok(Cow::Owned(out))
 }
 
 fn check_window(t: i64, now: i64) -> Result<(), AuthError> {
@@ -278,13 +303,52 @@ fn check_window(t: i64, now: i64) -> Result<(), AuthError> {
     }
 }
 
+/// Each secret's HMAC-SHA256 key with the key schedule done (the inner and outer pads
+/// hashed), as `ring::hmac::Key` keeps it: a request then only hashes its own bytes. Never
+/// printed, and equal whenever the secrets are (it is derived from them).
+#[derive(Clone, Default)]
+pub struct MacKeys(Vec<HmacSha256>);
+
+impl MacKeys {
+    /// The keys of `secrets` under `scheme`: the secret's text for `hubmessage-hmac` (the
+    /// 64-hex text itself, not its bytes) and `hub-signature-256`, the base64 after `whsec_`
+    /// for `standard-webhooks`; none for the other schemes.
+    pub(crate) fn new(scheme: Scheme, secrets: &[Secret]) -> MacKeys {
+        MacKeys(match scheme {
+            Scheme::HubmessageHmac | Scheme::HubSignature256 => {
+                secrets.iter().map(|s| mac(s.expose().as_bytes())).collect()
+            }
+            Scheme::StandardWebhooks => secrets
+                .iter()
+                .filter_map(standard_webhooks_key)
+                .map(|key| mac(&key))
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+}
+
+impl std::fmt::Debug for MacKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MacKeys({} × ***)", self.0.len())
+    }
+}
+
+impl PartialEq for MacKeys {
+    fn eq(&self, _: &MacKeys) -> bool {
+        true
+    }
+}
+
+impl Eq for MacKeys {}
+
 fn mac(key: &[u8]) -> HmacSha256 {
     // HMAC takes keys of any length: this cannot fail.
     <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
 }
 
-const HUB_SIGNATURE: &str = "x-webhook-signature";
-const HUB_IDEMPOTENCY: &str = "x-idempotency-key";
+const HUB_SIGNATURE: HeaderName = HeaderName::from_static("x-webhook-signature");
+const HUB_IDEMPOTENCY: HeaderName = HeaderName::from_static("x-idempotency-key");
 
 /// `topic:partition:offset`, split on the last two colons (the topic may contain colons).
 fn split_idempotency_key(key: &str) -> Option<(&str, &str, &str)> {
@@ -293,134 +357,164 @@ fn split_idempotency_key(key: &str) -> Option<(&str, &str, &str)> {
     (!topic.is_empty() && !partition.is_empty() && !offset.is_empty()).then_some((topic, partition, offset))
 }
 
-/// The bytes Hub Message signs: `t\ntopic\npartition\noffset\nbody`.
-fn hubmessage_signed(t: &str, key: &str, body: &[u8]) -> Option<Vec<u8>> {
-    let (topic, partition, offset) = split_idempotency_key(key)?;
-    let mut msg = Vec::with_capacity(body.len() + key.len() + 24);
-    for part in [t, topic, partition, offset] {
-        msg.extend_from_slice(part.as_bytes());
-        msg.push(b'\n');
-    }
-    msg.extend_from_slice(body);
-    Some(msg)
+/// What Hub Message signs, `t\ntopic\npartition\noffset\nbody`, as a short prefix (on the
+/// stack) and the body, fed to the MAC one after the other (the body is never copied). The
+/// prefix is the idempotency key with its last two colons turned into line breaks.
+fn hubmessage_prefix(t: &str, key: &str) -> Option<SmallVec<[u8; 128]>> {
+    let (topic, partition, _) = split_idempotency_key(key)?;
+    let mut prefix = SmallVec::<[u8; 128]>::new();
+    prefix.extend_from_slice(t.as_bytes());
+    prefix.push(b'\n');
+    let start = prefix.len();
+    prefix.extend_from_slice(key.as_bytes());
+    prefix.push(b'\n');
+    prefix[start + topic.len()] = b'\n';
+    prefix[start + topic.len() + 1 + partition.len()] = b'\n';
+    Some(prefix)
 }
 
-fn verify_hubmessage(secrets: &[Secret], headers: &HeaderMap, body: &[u8], now: i64) -> Result<String, AuthError> {
-    let sig = one_header(headers, HUB_SIGNATURE)?;
-    let key = one_header(headers, HUB_IDEMPOTENCY)?;
-    let malformed = |header: &str, reason| AuthError::MalformedHeader {
-        header: header.to_owned(),
+/// 64 hex digits (either case) → 32 bytes.
+fn hex32(text: &str) -> Option<[u8; 32]> {
+    let digits = text.as_bytes();
+    // Checked without a branch per digit: digits and letters come in random order, and a
+    // mispredicted branch per digit cost more than the rest of the decoding.
+    let all_hex = digits.iter().fold(true, |ok, &d| {
+        ok & ((d.wrapping_sub(b'0') < 10) | ((d | 0x20).wrapping_sub(b'a') < 6))
+    });
+    if digits.len() != 64 || !all_hex {
+        return None;
+    }
+    // The low four bits of `0-9`, `a-f` and `A-F` are 0-9 and 1-6; letters (0x4_, 0x6_) add 9.
+    let nibble = |d: u8| (d & 0x0f) + (d >> 6) * 9;
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = nibble(pair[0]) << 4 | nibble(pair[1]);
+    }
+    Some(out)
+}
+
+/// The signatures a header carries: one or two in practice, kept off the heap.
+type Signatures = SmallVec<[[u8; 32]; 2]>;
+
+fn verify_hubmessage<'h>(keys: &MacKeys, headers: &'h HeaderMap, body: &[u8], now: i64) -> Result<&'h str, AuthError> {
+    let sig = one_header(headers, &HUB_SIGNATURE)?;
+    let key = one_header(headers, &HUB_IDEMPOTENCY)?;
+    let malformed = |header: &HeaderName, reason| AuthError::MalformedHeader {
+        header: header.as_str().to_owned(),
         reason,
     };
-    let (mut t, mut v1) = (None, Vec::new());
+    let (mut t, mut signatures) = (None, Signatures::new());
     for item in sig.split(',') {
-        match item.trim().split_once('=') {
-            Some(("t", value)) => t = Some(value.trim()),
-            Some(("v1", value)) => v1.push(value.trim()),
+        match item.trim_ascii().split_once('=') {
+            Some(("t", value)) => t = Some(value.trim_ascii()),
+            Some(("v1", value)) => signatures.push(
+                hex32(value.trim_ascii()).ok_or_else(|| malformed(&HUB_SIGNATURE, "`v1=` is not 64 hex digits"))?,
+            ),
             _ => {}
         }
     }
-    let t = t.ok_or(malformed(HUB_SIGNATURE, "no `t=` timestamp"))?;
+    let t = t.ok_or_else(|| malformed(&HUB_SIGNATURE, "no `t=` timestamp"))?;
     let t_secs: i64 = t
         .parse()
-        .map_err(|_| malformed(HUB_SIGNATURE, "`t=` is not an integer"))?;
-    if v1.is_empty() {
-        return Err(malformed(HUB_SIGNATURE, "no `v1=` signature"));
+        .map_err(|_| malformed(&HUB_SIGNATURE, "`t=` is not an integer"))?;
+    if signatures.is_empty() {
+        return Err(malformed(&HUB_SIGNATURE, "no `v1=` signature"));
     }
-    let signatures = v1
-        .iter()
-        .map(|s| hex::decode(s).ok().filter(|b| b.len() == 32))
-        .collect::<Option<Vec<_>>>()
-        .ok_or(malformed(HUB_SIGNATURE, "`v1=` is not 64 hex digits"))?;
-    let signed =
-        hubmessage_signed(t, key, body).ok_or(malformed(HUB_IDEMPOTENCY, "expected `topic:partition:offset`"))?;
+    let prefix =
+        hubmessage_prefix(t, key).ok_or_else(|| malformed(&HUB_IDEMPOTENCY, "expected `topic:partition:offset`"))?;
     check_window(t_secs, now)?;
     // The key is the 64-hex secret's ASCII text, not its decoded bytes.
-    any_mac_matches(
-        secrets.iter().map(|s| s.expose().as_bytes().to_vec()),
-        &signed,
-        &signatures,
-    )
-    .then(|| key.to_owned())
-    .ok_or(AuthError::BadSignature(HUB_SIGNATURE.to_owned()))
+    any_mac_matches(keys, &[&prefix, body], &signatures)
+        .then_some(key)
+        .ok_or_else(|| AuthError::BadSignature(HUB_SIGNATURE.as_str().to_owned()))
 }
 
-/// Whether any key's HMAC over `msg` equals any of the signatures (`verify_slice` is
-/// constant-time).
-fn any_mac_matches(keys: impl Iterator<Item = Vec<u8>>, msg: &[u8], signatures: &[Vec<u8>]) -> bool {
-    let mut matched = false;
-    for key in keys {
-        let mut m = mac(&key);
-        m.update(msg);
+/// Whether any key's HMAC over the concatenated `parts` equals any of the signatures. Every
+/// key and signature is tried (no early exit) and each comparison is constant-time.
+fn any_mac_matches(keys: &MacKeys, parts: &[&[u8]], signatures: &[[u8; 32]]) -> bool {
+    let mut matched = subtle::Choice::from(0);
+    for key in &keys.0 {
+        let mut m = key.clone();
+        for part in parts {
+            m.update(part);
+        }
+        let expected = words(&m.finalize().into_bytes().into());
         for sig in signatures {
-            matched |= m.clone().verify_slice(sig).is_ok();
+            matched |= expected.ct_eq(&words(sig));
         }
     }
-    matched
+    matched.into()
 }
 
-const SW_ID: &str = "webhook-id";
-const SW_TIMESTAMP: &str = "webhook-timestamp";
-const SW_SIGNATURE: &str = "webhook-signature";
+/// A MAC as four words, so the constant-time comparison takes four steps rather than 32.
+fn words(mac: &[u8; 32]) -> [u64; 4] {
+    std::array::from_fn(|i| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&mac[i * 8..i * 8 + 8]);
+        u64::from_ne_bytes(word)
+    })
+}
 
-fn verify_standard_webhooks(
-    secrets: &[Secret],
-    headers: &HeaderMap,
+const SW_ID: HeaderName = HeaderName::from_static("webhook-id");
+const SW_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const SW_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+
+fn verify_standard_webhooks<'h>(
+    keys: &MacKeys,
+    headers: &'h HeaderMap,
     body: &[u8],
     now: i64,
-) -> Result<String, AuthError> {
-    let id = one_header(headers, SW_ID)?;
-    let ts = one_header(headers, SW_TIMESTAMP)?;
-    let sig = one_header(headers, SW_SIGNATURE)?;
-    let malformed = |header: &str, reason| AuthError::MalformedHeader {
-        header: header.to_owned(),
+) -> Result<&'h str, AuthError> {
+    let id = one_header(headers, &SW_ID)?;
+    let ts = one_header(headers, &SW_TIMESTAMP)?;
+    let sig = one_header(headers, &SW_SIGNATURE)?;
+    let malformed = |header: &HeaderName, reason| AuthError::MalformedHeader {
+        header: header.as_str().to_owned(),
         reason,
     };
-    let t: i64 = ts.parse().map_err(|_| malformed(SW_TIMESTAMP, "not an integer"))?;
+    let t: i64 = ts.parse().map_err(|_| malformed(&SW_TIMESTAMP, "not an integer"))?;
     // A space-separated list; only `v1` (HMAC-SHA256) entries are ours to check.
-    let mut signatures = Vec::new();
+    let (mut signatures, mut any_v1) = (Signatures::new(), false);
     for entry in sig.split(' ').filter(|e| !e.is_empty()) {
         let (version, b64) = entry
             .split_once(',')
-            .ok_or(malformed(SW_SIGNATURE, "expected `v1,<base64>`"))?;
+            .ok_or_else(|| malformed(&SW_SIGNATURE, "expected `v1,<base64>`"))?;
         if version == "v1" {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|_| malformed(SW_SIGNATURE, "the signature is not base64"))?;
-            signatures.push(bytes);
+            any_v1 = true;
+            // Room for any 32-byte encoding; a longer one cannot be an HMAC-SHA256 and never matches.
+            let mut buf = [0u8; 48];
+            match base64::engine::general_purpose::STANDARD.decode_slice(b64, &mut buf) {
+                Ok(32) => signatures.push(<[u8; 32]>::try_from(&buf[..32]).unwrap_or_default()),
+                Ok(_) | Err(base64::DecodeSliceError::OutputSliceTooSmall) => {}
+                Err(base64::DecodeSliceError::DecodeError(_)) => {
+                    return Err(malformed(&SW_SIGNATURE, "the signature is not base64"))
+                }
+            }
         }
     }
-    if signatures.is_empty() {
-        return Err(malformed(SW_SIGNATURE, "no `v1,` signature"));
+    if !any_v1 {
+        return Err(malformed(&SW_SIGNATURE, "no `v1,` signature"));
     }
     check_window(t, now)?;
-    let mut signed = Vec::with_capacity(id.len() + ts.len() + body.len() + 2);
-    signed.extend_from_slice(id.as_bytes());
-    signed.push(b'.');
-    signed.extend_from_slice(ts.as_bytes());
-    signed.push(b'.');
-    signed.extend_from_slice(body);
-    any_mac_matches(secrets.iter().filter_map(standard_webhooks_key), &signed, &signatures)
-        .then(|| id.to_owned())
-        .ok_or(AuthError::BadSignature(SW_SIGNATURE.to_owned()))
+    let signed = [id.as_bytes(), b".", ts.as_bytes(), b".", body];
+    any_mac_matches(keys, &signed, &signatures)
+        .then_some(id)
+        .ok_or_else(|| AuthError::BadSignature(SW_SIGNATURE.as_str().to_owned()))
 }
 
-const HUB_SIGNATURE_256: &str = "x-hub-signature-256";
+const HUB_SIGNATURE_256: HeaderName = HeaderName::from_static("x-hub-signature-256");
 
-fn verify_hub_signature(secrets: &[Secret], headers: &HeaderMap, body: &[u8]) -> Result<(), AuthError> {
-    let value = one_header(headers, HUB_SIGNATURE_256)?;
+fn verify_hub_signature(keys: &MacKeys, headers: &HeaderMap, body: &[u8]) -> Result<(), AuthError> {
+    let value = one_header(headers, &HUB_SIGNATURE_256)?;
     let malformed = |reason| AuthError::MalformedHeader {
-        header: HUB_SIGNATURE_256.to_owned(),
+        header: HUB_SIGNATURE_256.as_str().to_owned(),
         reason,
     };
-    let hex_sig = strip_prefix_ci(value, "sha256=").ok_or(malformed("expected `sha256=<hex>`"))?;
-    let sig = hex::decode(hex_sig)
-        .ok()
-        .filter(|b| b.len() == 32)
-        .ok_or(malformed("expected 64 hex digits"))?;
-    any_mac_matches(secrets.iter().map(|s| s.expose().as_bytes().to_vec()), body, &[sig])
+    let hex_sig = strip_prefix_ci(value, "sha256=").ok_or_else(|| malformed("expected `sha256=<hex>`"))?;
+    let sig = hex32(hex_sig).ok_or_else(|| malformed("expected 64 hex digits"))?;
+    any_mac_matches(keys, &[body], &[sig])
         .then_some(())
-        .ok_or(AuthError::BadSignature(HUB_SIGNATURE_256.to_owned()))
+        .ok_or_else(|| AuthError::BadSignature(HUB_SIGNATURE_256.as_str().to_owned()))
 }
 
 /// The headers a provider would send with `body` under `scheme` and `secret` at `now`
@@ -431,9 +525,11 @@ pub fn sign(auth: &Auth, body: &[u8], now: i64) -> Vec<(String, String)> {
         return Vec::new();
     };
     let s = secret.expose();
-    let hmac_hex = |key: &[u8], msg: &[u8]| {
+    let hmac_hex = |key: &[u8], parts: &[&[u8]]| {
         let mut m = mac(key);
-        m.update(msg);
+        for part in parts {
+            m.update(part);
+        }
         hex::encode(m.finalize().into_bytes())
     };
     match auth.scheme() {
@@ -450,13 +546,13 @@ pub fn sign(auth: &Auth, body: &[u8], now: i64) -> Vec<(String, String)> {
             // A Kafka-style coordinate like Hub's own; the offset makes it unique per second.
             let key = format!("wahooks.sign:0:{now}");
             let t = now.to_string();
-            let signed = hubmessage_signed(&t, &key, body).unwrap_or_default();
+            let prefix = hubmessage_prefix(&t, &key).unwrap_or_default();
             vec![
                 (
-                    HUB_SIGNATURE.into(),
-                    format!("t={t},v1={}", hmac_hex(s.as_bytes(), &signed)),
+                    HUB_SIGNATURE.as_str().into(),
+                    format!("t={t},v1={}", hmac_hex(s.as_bytes(), &[&prefix, body])),
                 ),
-                (HUB_IDEMPOTENCY.into(), key),
+                (HUB_IDEMPOTENCY.as_str().into(), key),
             ]
         }
         Scheme::StandardWebhooks => {
@@ -468,15 +564,15 @@ pub fn sign(auth: &Auth, body: &[u8], now: i64) -> Vec<(String, String)> {
             m.update(body);
             let sig = base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes());
             vec![
-                (SW_ID.into(), id),
-                (SW_TIMESTAMP.into(), now.to_string()),
-                (SW_SIGNATURE.into(), format!("v1,{sig}")),
+                (SW_ID.as_str().into(), id),
+                (SW_TIMESTAMP.as_str().into(), now.to_string()),
+                (SW_SIGNATURE.as_str().into(), format!("v1,{sig}")),
             ]
         }
         Scheme::HubSignature256 => {
             vec![(
                 "X-Hub-Signature-256".into(),
-                format!("sha256={}", hmac_hex(s.as_bytes(), body)),
+                format!("sha256={}", hmac_hex(s.as_bytes(), &[body])),
             )]
         }
     }
@@ -514,6 +610,23 @@ mod tests {
         );
         assert_eq!(split_idempotency_key("nocolons"), None);
         assert_eq!(split_idempotency_key(":0:1"), None);
+    }
+
+    #[test]
+    fn hubmessage_prefix_is_t_then_the_key_split_on_its_last_two_colons() {
+        let prefix = hubmessage_prefix("1789474359", "a:b.c:0:539402").expect("a key");
+        assert_eq!(&prefix[..], b"1789474359\na:b.c\n0\n539402\n");
+        assert!(hubmessage_prefix("1", "nocolons").is_none());
+    }
+
+    #[test]
+    fn hex32_reads_64_hex_digits_in_either_case_and_nothing_else() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i * 37 + 5) as u8);
+        assert_eq!(hex32(&hex::encode(bytes)), Some(bytes));
+        assert_eq!(hex32(&hex::encode_upper(bytes)), Some(bytes));
+        assert_eq!(hex32(&hex::encode(&bytes[..31])), None);
+        assert_eq!(hex32(&format!("{}g", &hex::encode(bytes)[..63])), None);
+        assert_eq!(hex32(&format!("+{}", &hex::encode(bytes)[1..])), None);
     }
 
     #[test]

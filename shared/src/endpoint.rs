@@ -7,6 +7,7 @@ use std::str::FromStr;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::MacKeys;
 use crate::event::Provider;
 
 /// A secret value: never printed by `Debug` or `Display`.
@@ -161,7 +162,19 @@ pub enum EndpointError {
 /// The authentication an endpoint requires: a scheme and its secrets (several at once, so a
 /// secret rotates without downtime).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "AuthRecord", into = "AuthRecord")]
 pub struct Auth {
+    scheme: Scheme,
+    header: Option<String>,
+    secrets: Vec<Secret>,
+    verify_token: Option<Secret>,
+    /// Each secret's HMAC key, set up once rather than on every request (signature schemes).
+    keys: MacKeys,
+}
+
+/// [`Auth`] as stored in the endpoints table and printed by the CLI (no derived keys).
+#[derive(Serialize, Deserialize)]
+struct AuthRecord {
     scheme: Scheme,
     /// The header read by `api-key` and `custom-header` (lower case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,6 +183,29 @@ pub struct Auth {
     /// Meta's subscription verify token (`hub-signature-256` endpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     verify_token: Option<Secret>,
+}
+
+impl From<AuthRecord> for Auth {
+    fn from(r: AuthRecord) -> Auth {
+        Auth {
+            keys: MacKeys::new(r.scheme, &r.secrets),
+            scheme: r.scheme,
+            header: r.header,
+            secrets: r.secrets,
+            verify_token: r.verify_token,
+        }
+    }
+}
+
+impl From<Auth> for AuthRecord {
+    fn from(a: Auth) -> AuthRecord {
+        AuthRecord {
+            scheme: a.scheme,
+            header: a.header,
+            secrets: a.secrets,
+            verify_token: a.verify_token,
+        }
+    }
 }
 
 impl Auth {
@@ -196,6 +232,7 @@ impl Auth {
             _ => None,
         };
         Ok(Auth {
+            keys: MacKeys::new(scheme, &secrets),
             scheme,
             header,
             secrets,
@@ -210,6 +247,7 @@ impl Auth {
             header: None,
             secrets: Vec::new(),
             verify_token: None,
+            keys: MacKeys::default(),
         }
     }
 
@@ -245,10 +283,16 @@ impl Auth {
         self.verify_token.as_ref()
     }
 
+    /// The secrets' HMAC keys, set up (signature schemes only; in the order of `secrets`).
+    pub(crate) fn mac_keys(&self) -> &MacKeys {
+        &self.keys
+    }
+
     /// Accept one more secret (rotation: old and new are both valid until the old is removed).
     pub fn add_secret(&mut self, secret: Secret) -> Result<(), EndpointError> {
         check_secret(self.scheme, self.secrets.len() + 1, &secret)?;
         self.secrets.push(secret);
+        self.keys = MacKeys::new(self.scheme, &self.secrets);
         Ok(())
     }
 
@@ -258,6 +302,7 @@ impl Auth {
             return Err(EndpointError::MissingSecret(self.scheme));
         }
         self.secrets.remove(index);
+        self.keys = MacKeys::new(self.scheme, &self.secrets);
         Ok(())
     }
 }

@@ -262,7 +262,7 @@ impl Receiver {
                 misrouted_metric(route, e.event_type, (self.clock)().timestamp_millis())
             );
         }
-        let raw = Arc::new(verified.body().to_vec());
+        let raw = Arc::new(verified.into_body());
         let stored: Vec<StoredEvent> = events
             .into_iter()
             .map(|event| StoredEvent {

@@ -77,8 +77,8 @@ pub enum RegistryError {
 /// The port.
 #[async_trait]
 pub trait EndpointRegistry: Send + Sync {
-    /// The endpoint for a URL token, if any.
-    async fn lookup(&self, token: &str) -> Result<Option<Endpoint>, RegistryError>;
+    /// The endpoint for a URL token, if any (shared: a cache hands out the same copy).
+    async fn lookup(&self, token: &str) -> Result<Option<Arc<Endpoint>>, RegistryError>;
 }
 
 /// The endpoints table.
@@ -183,7 +183,7 @@ fn decode(item: &HashMap<String, AttributeValue>) -> Result<(String, Endpoint), 
 
 #[async_trait]
 impl EndpointRegistry for DynamoRegistry {
-    async fn lookup(&self, token: &str) -> Result<Option<Endpoint>, RegistryError> {
+    async fn lookup(&self, token: &str) -> Result<Option<Arc<Endpoint>>, RegistryError> {
         let out = self
             .client
             .get_item()
@@ -192,15 +192,18 @@ impl EndpointRegistry for DynamoRegistry {
             .send()
             .await
             .map_err(|e| RegistryError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
-        out.item().map(decode).transpose().map(|o| o.map(|(_, e)| e))
+        out.item().map(decode).transpose().map(|o| o.map(|(_, e)| Arc::new(e)))
     }
 }
+
+/// When a token was looked up, and what was found (a miss is cached too).
+type CacheEntry = (Instant, Option<Arc<Endpoint>>);
 
 /// A per-container cache in front of a registry (hits and misses both cached for [`CACHE_TTL`]).
 pub struct CachedRegistry<R> {
     inner: R,
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, Option<Endpoint>)>>,
+    entries: Mutex<HashMap<String, CacheEntry>>,
 }
 
 impl<R: EndpointRegistry> CachedRegistry<R> {
@@ -216,7 +219,7 @@ impl<R: EndpointRegistry> CachedRegistry<R> {
 
 #[async_trait]
 impl<R: EndpointRegistry> EndpointRegistry for CachedRegistry<R> {
-    async fn lookup(&self, token: &str) -> Result<Option<Endpoint>, RegistryError> {
+    async fn lookup(&self, token: &str) -> Result<Option<Arc<Endpoint>>, RegistryError> {
         let key = token_key(token);
         if let Some((at, hit)) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             if at.elapsed() < self.ttl {
@@ -252,13 +255,14 @@ impl MemoryRegistry {
 
 #[async_trait]
 impl EndpointRegistry for MemoryRegistry {
-    async fn lookup(&self, token: &str) -> Result<Option<Endpoint>, RegistryError> {
+    async fn lookup(&self, token: &str) -> Result<Option<Arc<Endpoint>>, RegistryError> {
         Ok(self
             .endpoints
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&token_key(token))
-            .cloned())
+            .cloned()
+            .map(Arc::new))
     }
 }
 

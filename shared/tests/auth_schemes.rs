@@ -339,7 +339,8 @@ fn gzip_bodies_are_verified_uncompressed() {
     let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(BODY).expect("gzip");
     let gz = enc.finish().expect("gzip");
-    let verified = authenticate(&auth, &headers(&signed), &gz, NOW).expect("signed uncompressed");
+    let h = headers(&signed);
+    let verified = authenticate(&auth, &h, &gz, NOW).expect("signed uncompressed");
     assert_eq!(verified.body(), BODY);
 }
 
