@@ -2,6 +2,7 @@
 //! table, oldest first.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::process::ExitCode;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -134,15 +135,20 @@ pub async fn run(args: EventsArgs) -> ExitCode {
     if items.is_empty() {
         eprintln!("no events");
     }
+    let mut out = std::io::stdout().lock();
     for item in &items {
         let json = s(item, "event");
-        if args.json {
-            println!("{json}");
+        let line = if args.json {
+            json.to_owned()
         } else {
             match serde_json::from_str::<CloudEvent>(json) {
-                Ok(e) => println!("{}", summary(&e)),
-                Err(e) => println!("{}: unreadable event ({e})", s(item, "pk")),
+                Ok(e) => summary(&e),
+                Err(e) => format!("{}: unreadable event ({e})", s(item, "pk")),
             }
+        };
+        if writeln!(out, "{line}").is_err() {
+            // stdout closed (e.g. piped into `head`): nothing more to do.
+            break;
         }
     }
     ExitCode::SUCCESS

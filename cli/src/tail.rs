@@ -1,6 +1,7 @@
 //! `wahooks tail`: print CloudEvents as they reach the queues, one JSON document per line (or
 //! pretty). It is a consumer: what it prints is acknowledged (deleted) from the queue.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,11 +61,20 @@ pub async fn run(args: TailArgs) -> ExitCode {
                     // Enough printed: leave this one on the queue.
                     return std::future::ready(Err("stopping"));
                 }
-                if pretty {
-                    println!("── {name} · {} · {}", e.event_type, e.id);
-                    println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
+                let text = if pretty {
+                    format!(
+                        "── {name} · {} · {}\n{}",
+                        e.event_type,
+                        e.id,
+                        serde_json::to_string_pretty(&e).unwrap_or_default()
+                    )
                 } else {
-                    println!("{}", e.to_json());
+                    e.to_json()
+                };
+                if writeln!(std::io::stdout().lock(), "{text}").is_err() {
+                    // stdout closed (e.g. piped into `head`): stop, and leave this one on the queue.
+                    stop.store(true, Ordering::SeqCst);
+                    return std::future::ready(Err("stdout closed"));
                 }
                 let n = printed.fetch_add(1, Ordering::SeqCst) + 1;
                 if count.is_some_and(|c| n >= c) {

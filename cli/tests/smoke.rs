@@ -202,6 +202,21 @@ fn make_run_stack_receives_every_fixture_and_publishes_each_event_once() {
             .collect()
     };
     assert!(!statuses.is_empty());
+
+    // Piped into something that stops reading (`| head`): a quiet exit, not a panic.
+    let mut closed = Command::new(env!("CARGO_BIN_EXE_wahooks"))
+        .current_dir(root())
+        .envs(&env)
+        .args(["events", "--message", "3AF111D2AE12E77B2C77", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wahooks runs");
+    drop(closed.stdout.take());
+    let closed = closed.wait_with_output().expect("wahooks exits");
+    let stderr = String::from_utf8_lossy(&closed.stderr);
+    assert!(closed.status.success() && !stderr.contains("panicked"), "{stderr}");
+
     let replay = wahooks(&env, &["replay", "--since", "1h", "--type", "message.status"]);
     let said = String::from_utf8_lossy(&replay.stdout).into_owned();
     assert!(replay.status.success(), "{said}");
