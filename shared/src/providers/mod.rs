@@ -100,7 +100,7 @@ pub fn parse(ctx: &ParseContext<'_>, body: &[u8]) -> Result<Vec<CloudEvent>, Dec
     // have their whitespace removed for `data.raw`.
     let (value, raw) = if has_line_breaks(body) {
         let value: Json<'_> = serde_json::from_slice(body).map_err(decode_error)?;
-        (value, compact_raw(body).map_err(decode_error)?)
+        (value, strip_valid(body).map_err(decode_error)?)
     } else {
         let text: &RawValue = serde_json::from_slice(body).map_err(decode_error)?;
         (
@@ -149,14 +149,21 @@ impl Body<'_> {
 /// The body's JSON on one line for `data.raw`, with nothing else changed: key order, duplicate
 /// keys, number spellings and string escapes stay exactly as sent. Providers send compact JSON
 /// (Z-API's `content-length` is the compact length), which is taken as is; a body with line
-/// breaks has the whitespace between its tokens removed. Either way the JSON is validated once.
+/// breaks has the whitespace between its tokens removed. An error if the body is not JSON.
 pub fn compact_raw(body: &[u8]) -> Result<Arc<RawValue>, serde_json::Error> {
     if has_line_breaks(body) {
-        let text = String::from_utf8(strip_whitespace(body)).map_err(|_| serde::de::Error::custom("invalid UTF-8"))?;
-        RawValue::from_string(text).map(Arc::from)
+        // The body as sent must be JSON: removing whitespace could join `1 2` into `12`.
+        serde_json::from_slice::<serde::de::IgnoredAny>(body)?;
+        strip_valid(body)
     } else {
         serde_json::from_slice::<&RawValue>(body).map(|text| Arc::from(text.to_owned()))
     }
+}
+
+/// [`compact_raw`] of a body already known to be JSON.
+fn strip_valid(body: &[u8]) -> Result<Arc<RawValue>, serde_json::Error> {
+    let text = String::from_utf8(strip_whitespace(body)).map_err(|_| serde::de::Error::custom("invalid UTF-8"))?;
+    RawValue::from_string(text).map(Arc::from)
 }
 
 fn has_line_breaks(body: &[u8]) -> bool {
@@ -303,6 +310,13 @@ mod tests {
     fn compact_raw_removes_only_whitespace_between_tokens() {
         let raw = compact_raw(b"{ \"a\" : [1, 2.50],\n \"b\": \"x y\\\" z\" }").expect("valid");
         assert_eq!(raw.get(), r#"{"a":[1,2.50],"b":"x y\" z"}"#);
+    }
+
+    #[test]
+    fn compact_raw_refuses_what_only_becomes_json_without_whitespace() {
+        assert!(compact_raw(b"[1 \n 2]").is_err());
+        assert!(compact_raw(b"[tr\nue]").is_err());
+        assert!(compact_raw(b"[1,\n 2]").is_ok());
     }
 
     /// The byte-at-a-time definition `strip_whitespace` must agree with.
