@@ -114,7 +114,8 @@ async fn receivers_and_fanout_run_on_what_the_template_creates() {
         assert!(redrive.contains("maxReceiveCount"), "{redrive}");
     }
 
-    // The events table matches what the code (and `make run`) creates: keys, GSIs, stream.
+    // The events table matches what the code (and `make run`) creates: keys, GSIs (and what
+    // they project), stream.
     wahooks::schema::create_events_table(&local.dynamo, "events-from-code")
         .await
         .expect("table");
@@ -126,7 +127,7 @@ async fn receivers_and_fanout_run_on_what_the_template_creates() {
             let mut gsis: Vec<String> = t
                 .global_secondary_indexes()
                 .iter()
-                .map(|g| format!("{:?}:{:?}", g.index_name(), g.key_schema()))
+                .map(|g| format!("{:?}:{:?}:{:?}", g.index_name(), g.key_schema(), g.projection()))
                 .collect();
             gsis.sort();
             (
