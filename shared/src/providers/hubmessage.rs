@@ -119,10 +119,11 @@ fn channel_message(ctx: &ParseContext<'_>, body: &Body<'_>, m: &Json<'_>) -> Clo
         ]
         .join("\u{1f}")
     });
-    let time = i64_of(meta, "moment")
-        .or_else(|| i64_of(m, "created"))
-        .and_then(from_epoch_guess)
-        .unwrap_or(ctx.received_at);
+    let time = ctx.event_time(
+        i64_of(meta, "moment")
+            .or_else(|| i64_of(m, "created"))
+            .and_then(from_epoch_guess),
+    );
     CloudEvent::new(
         event_id(ctx.provider, &instance, &[event_type.as_str(), &key]),
         ctx.provider,

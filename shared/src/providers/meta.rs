@@ -38,9 +38,7 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
 
 fn time_of(ctx: &ParseContext<'_>, v: &Json<'_>) -> chrono::DateTime<chrono::Utc> {
     // Meta's `timestamp` is epoch seconds as a string.
-    i64_of(v, "timestamp")
-        .and_then(from_epoch_guess)
-        .unwrap_or(ctx.received_at)
+    ctx.event_time(i64_of(v, "timestamp").and_then(from_epoch_guess))
 }
 
 fn message(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, value: &Json<'_>, m: &Json<'_>) -> CloudEvent {

@@ -51,6 +51,18 @@ impl<'a> ParseContext<'a> {
     }
 }
 
+impl ParseContext<'_> {
+    /// The event's time: the provider's when it has a believable one, else the receipt. A
+    /// time more than a day after the receipt, or before WhatsApp existed, is a unit or data
+    /// error (Z-API's Connected example reads as the year 2798), not when the event happened.
+    pub fn event_time(&self, provider_time: Option<DateTime<Utc>>) -> DateTime<Utc> {
+        let earliest = DateTime::from_timestamp(1_230_768_000, 0).unwrap_or(DateTime::UNIX_EPOCH); // 2009-01-01
+        provider_time
+            .filter(|t| *t >= earliest && *t <= self.received_at + TimeDelta::days(1))
+            .unwrap_or(self.received_at)
+    }
+}
+
 /// Why a body could not be decoded into events (it is not JSON we can read).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -347,6 +359,21 @@ mod tests {
         ) {
             proptest::prop_assert_eq!(strip_whitespace(&body), strip_whitespace_reference(&body));
         }
+    }
+
+    #[test]
+    fn provider_times_far_ahead_of_the_receipt_or_before_2009_are_not_believed() {
+        let ctx = ctx();
+        let at = |s: i64| DateTime::from_timestamp(s, 0);
+        let now = ctx.received_at.timestamp();
+        assert_eq!(
+            ctx.event_time(at(now - 86_400 * 365)),
+            at(now - 86_400 * 365).expect("t")
+        );
+        assert_eq!(ctx.event_time(at(now + 60)), at(now + 60).expect("t"));
+        assert_eq!(ctx.event_time(at(26_151_515_154)), ctx.received_at);
+        assert_eq!(ctx.event_time(at(1_000_000_000)), ctx.received_at);
+        assert_eq!(ctx.event_time(None), ctx.received_at);
     }
 
     #[test]

@@ -62,10 +62,10 @@ fn chat_of(v: &Json<'_>) -> Option<Chat> {
 
 /// The time of a callback: `momment` (ms; the Disconnected example is in s), else receipt.
 fn time_of(ctx: &ParseContext<'_>, v: &Json<'_>) -> chrono::DateTime<chrono::Utc> {
-    i64_of(v, "momment")
+    let provider_time = i64_of(v, "momment")
         .or_else(|| i64_of(v, "moment"))
-        .and_then(from_epoch_guess)
-        .unwrap_or(ctx.received_at)
+        .and_then(from_epoch_guess);
+    ctx.event_time(provider_time)
 }
 
 fn received(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEvent {
