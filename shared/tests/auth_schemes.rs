@@ -381,3 +381,21 @@ fn meta_subscription_handshake_echoes_the_challenge_only_with_the_right_token() 
     assert!(verify_subscription(&auth, &q("subscribe", "wrong")).is_err());
     assert!(verify_subscription(&auth, &q("unsubscribe", "my-verify-token")).is_err());
 }
+
+#[test]
+fn an_auth_read_back_from_storage_verifies_and_stores_no_derived_keys() {
+    for scheme in SECRET_SCHEMES {
+        let auth = auth_for(scheme, &[1]);
+        let stored = serde_json::to_value(&auth).expect("serialises");
+        let fields: Vec<&str> = stored.as_object().expect("object").keys().map(String::as_str).collect();
+        assert!(
+            fields
+                .iter()
+                .all(|f| ["scheme", "header", "secrets", "verify_token"].contains(f)),
+            "{fields:?}"
+        );
+        let read: Auth = serde_json::from_value(stored).expect("deserialises");
+        assert_eq!(read, auth);
+        authenticate(&read, &headers(&sign(&auth, BODY, NOW)), BODY, NOW).unwrap_or_else(|e| panic!("{scheme}: {e}"));
+    }
+}
