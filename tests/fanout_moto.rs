@@ -120,17 +120,10 @@ async fn drain_all(stack: &LocalStack) -> HashMap<String, Vec<Arrived>> {
 }
 
 async fn stored_ids(stack: &LocalStack) -> HashSet<String> {
-    let out = stack
-        .dynamo
-        .scan()
-        .table_name(&stack.config.events_table)
-        .send()
+    common::table_items(&stack.dynamo, &stack.config.events_table)
         .await
-        .expect("scan");
-    out.items()
         .iter()
-        .filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()))
-        .filter_map(|pk| pk.strip_prefix("EVT#").map(str::to_owned))
+        .filter_map(|i| common::s(i, "pk").strip_prefix("EVT#").map(str::to_owned))
         .collect()
 }
 

@@ -7,7 +7,6 @@ mod common;
 
 use std::io::Write;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use common::moto::Moto;
 use serde_json::Value;
@@ -49,18 +48,9 @@ async fn endpoint(stack: &LocalStack, provider: Provider, auth: Auth) -> String 
 }
 
 async fn items(stack: &LocalStack) -> (usize, usize) {
-    let out = stack
-        .dynamo
-        .scan()
-        .table_name(&stack.config.events_table)
-        .send()
-        .await
-        .expect("scan");
-    let pk = |i: &std::collections::HashMap<String, AttributeValue>| {
-        i.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
-    };
-    let events = out.items().iter().filter(|i| pk(i).starts_with("EVT#")).count();
-    let quarantined = out.items().iter().filter(|i| pk(i).starts_with("QUARANTINE#")).count();
+    let items = common::table_items(&stack.dynamo, &stack.config.events_table).await;
+    let count = |prefix: &str| items.iter().filter(|i| common::s(i, "pk").starts_with(prefix)).count();
+    let (events, quarantined) = (count("EVT#"), count("QUARANTINE#"));
     (events, quarantined)
 }
 

@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use common::apigw::request;
 use common::moto::Moto;
+use common::s;
 use http::Response;
 use lambda_http::Body;
 use serde_json::Value;
@@ -67,14 +68,7 @@ impl Stack {
     }
 
     async fn items(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-        let out = self
-            .dynamo
-            .scan()
-            .table_name(&self.events_table)
-            .send()
-            .await
-            .expect("scan");
-        out.items().to_vec()
+        common::table_items(&self.dynamo, &self.events_table).await
     }
 
     async fn event_items(&self) -> Vec<std::collections::HashMap<String, AttributeValue>> {
@@ -84,10 +78,6 @@ impl Stack {
             .filter(|i| s(i, "pk").starts_with("EVT#"))
             .collect()
     }
-}
-
-fn s(item: &std::collections::HashMap<String, AttributeValue>, k: &str) -> String {
-    item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
 }
 
 async fn post(
@@ -173,7 +163,7 @@ async fn every_fixture_is_stored_once_plain_then_as_a_base64_redelivery() {
     for item in &items {
         let id = s(item, "pk").trim_start_matches("EVT#").to_owned();
         assert!(expected_ids.contains(&id));
-        let event: Value = serde_json::from_str(&s(item, "event")).expect("CloudEvent JSON");
+        let event: Value = serde_json::from_str(s(item, "event")).expect("CloudEvent JSON");
         assert_eq!(event["id"], id.as_str());
         assert!(
             event["data"].get("raw").is_none(),

@@ -1,12 +1,29 @@
-//! Helpers shared by the integration tests: fixtures and (in `moto`) the local AWS stand-in.
+//! Helpers shared by the integration tests: fixtures, reading a table back, and (in `moto`) the
+//! local AWS stand-in.
 #![allow(dead_code)]
 
 pub mod apigw;
 pub mod moto;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use wahooks::Provider;
+
+/// A DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Every item of a table (events, quarantined bodies), as the tests read it back.
+pub async fn table_items(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Item> {
+    let out = dynamo.scan().table_name(table).send().await.expect("scan");
+    out.items().to_vec()
+}
+
+/// A string attribute of an item, or `""`.
+pub fn s<'i>(item: &'i Item, key: &str) -> &'i str {
+    item.get(key).and_then(|v| v.as_s().ok()).map_or("", String::as_str)
+}
 
 /// `tests/fixtures`.
 pub fn fixtures_dir() -> PathBuf {
