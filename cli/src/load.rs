@@ -89,16 +89,10 @@ fn templates(dir: &Path) -> anyhow::Result<Vec<Template>> {
     let mut out = Vec::new();
     for provider in Provider::ALL {
         let folder = dir.join(provider.as_str());
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
+        for f in crate::send::payload_files(std::slice::from_ref(&folder))
             .with_context(|| format!("reading {}", folder.display()))?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .filter(|p| !p.to_string_lossy().contains("http-headers."))
-            .collect();
-        files.sort();
-        for f in files {
-            let body = std::fs::read_to_string(&f)?;
+        {
+            let body = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
             let Ok(events) = parse(&ParseContext::new(provider, "load", now), body.as_bytes()) else {
                 continue;
             };
@@ -444,24 +438,18 @@ fn record(tally: &Mutex<Tally>, answer: Option<(u16, hyper::body::Bytes)>, elaps
         Some((200, bytes)) => {
             t.latencies_us.push(elapsed_us);
             let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            for id in v["accepted"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|x| x.as_str())
-            {
-                t.accepted += 1;
-                t.acknowledged.insert(id.to_owned());
-            }
-            for id in v["duplicates"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|x| x.as_str())
-            {
-                t.duplicates += 1;
-                t.acknowledged.insert(id.to_owned());
-            }
+            let ids = |key: &str| -> Vec<String> {
+                v[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            };
+            let (accepted, duplicates) = (ids("accepted"), ids("duplicates"));
+            t.accepted += accepted.len();
+            t.duplicates += duplicates.len();
+            t.acknowledged.extend(accepted.into_iter().chain(duplicates));
             true
         }
         Some((status, _)) if status < 500 => {
