@@ -525,12 +525,14 @@ pub fn sign(auth: &Auth, body: &[u8], now: i64) -> Vec<(String, String)> {
         return Vec::new();
     };
     let s = secret.expose();
-    let hmac_hex = |key: &[u8], parts: &[&[u8]]| {
-        let mut m = mac(key);
+    // With the newest secret's prepared key, the one verification tries last. (A stored
+    // `whsec_` secret that does not decode has no key: an empty one signs, and nothing verifies.)
+    let mac_of = |parts: &[&[u8]]| {
+        let mut m = auth.mac_keys().0.last().cloned().unwrap_or_else(|| mac(&[]));
         for part in parts {
             m.update(part);
         }
-        hex::encode(m.finalize().into_bytes())
+        m.finalize().into_bytes()
     };
     match auth.scheme() {
         Scheme::UrlToken => Vec::new(),
@@ -550,7 +552,7 @@ pub fn sign(auth: &Auth, body: &[u8], now: i64) -> Vec<(String, String)> {
             vec![
                 (
                     HUB_SIGNATURE.as_str().into(),
-                    format!("t={t},v1={}", hmac_hex(s.as_bytes(), &[&prefix, body])),
+                    format!("t={t},v1={}", hex::encode(mac_of(&[&prefix, body]))),
                 ),
                 (HUB_IDEMPOTENCY.as_str().into(), key),
             ]
@@ -558,11 +560,8 @@ pub fn sign(auth: &Auth, body: &[u8], now: i64) -> Vec<(String, String)> {
         Scheme::StandardWebhooks => {
             let digest = Sha256::digest([body, now.to_string().as_bytes()].concat());
             let id = format!("msg_{}", &hex::encode(digest)[..24]);
-            let key = standard_webhooks_key(secret).unwrap_or_default();
-            let mut m = mac(&key);
-            m.update(format!("{id}.{now}.").as_bytes());
-            m.update(body);
-            let sig = base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes());
+            let sig =
+                base64::engine::general_purpose::STANDARD.encode(mac_of(&[format!("{id}.{now}.").as_bytes(), body]));
             vec![
                 (SW_ID.as_str().into(), id),
                 (SW_TIMESTAMP.as_str().into(), now.to_string()),
@@ -572,7 +571,7 @@ pub fn sign(auth: &Auth, body: &[u8], now: i64) -> Vec<(String, String)> {
         Scheme::HubSignature256 => {
             vec![(
                 "X-Hub-Signature-256".into(),
-                format!("sha256={}", hmac_hex(s.as_bytes(), &[body])),
+                format!("sha256={}", hex::encode(mac_of(&[body]))),
             )]
         }
     }
