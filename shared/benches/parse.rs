@@ -4,14 +4,13 @@
 mod common;
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use chrono::Utc;
 use criterion::{criterion_group, Criterion, Throughput};
 use wahooks::providers::{parse, ParseContext};
 use wahooks::Provider;
 
-use common::{fixture_mix, pretty_fixture_mix};
+use common::{fixture_mix, interleaved, pretty_fixture_mix, Interleaved};
 
 fn parse_all(mix: &[(Provider, Vec<u8>)]) -> usize {
     let now = Utc::now();
@@ -69,27 +68,11 @@ fn summary() {
 /// cancels the drift of a shared machine that separate runs pick up.
 fn summarise(label: &str, mix: &[(Provider, Vec<u8>)]) {
     let events = parse_all(mix);
-    let time = |f: &dyn Fn() -> usize| {
-        let rounds = 10;
-        let start = Instant::now();
-        for _ in 0..rounds {
-            black_box(f());
-        }
-        start.elapsed().as_nanos() as f64 / rounds as f64
-    };
-    let (mut parse_ns, mut floor_ns, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..201 {
-        let parse = time(&|| parse_all(mix));
-        let floor = time(&|| floor_all(mix));
-        parse_ns.push(parse);
-        floor_ns.push(floor);
-        ratios.push(parse / floor);
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (parse_ns, floor_ns, ratio) = (median(&mut parse_ns), median(&mut floor_ns), median(&mut ratios));
+    let Interleaved {
+        ours_ns: parse_ns,
+        floor_ns,
+        ratio,
+    } = interleaved(201, 10, || parse_all(mix), || floor_all(mix));
     println!(
         "\nfixture mix, {label}: {} bodies, {} events, {} bytes",
         mix.len(),

@@ -3,14 +3,17 @@
 //! summary measures each ratio with the two interleaved (median of many alternating rounds),
 //! which cancels the drift of a shared machine that separate criterion runs pick up.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Instant;
 
 use base64::Engine;
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use wahooks::auth::{authenticate, bare_hmac_sha256, sign};
 use wahooks::endpoint::{Auth, Scheme, Secret};
+
+use common::interleaved;
 
 const NOW: i64 = 1_789_474_359;
 
@@ -76,40 +79,25 @@ fn summary() {
     for size in [1024usize, 64 * 1024] {
         let (body, cases) = cases(size);
         let per_round = (256 * 1024 / size).max(8);
-        let time = |f: &dyn Fn()| {
-            let start = Instant::now();
-            for _ in 0..per_round {
-                f();
-            }
-            start.elapsed().as_nanos() as f64 / per_round as f64
-        };
-        for (scheme, auth, headers) in cases
-            .iter()
-            .filter(|(s, ..)| s.as_str().contains("hub") || s.as_str().contains("standard"))
-        {
-            let (mut ratios, mut bare_ns, mut scheme_ns) = (Vec::new(), Vec::new(), Vec::new());
-            for _ in 0..301 {
-                let bare = time(&|| {
-                    black_box(bare_hmac_sha256(black_box(b"key"), black_box(&body)));
-                });
-                let ours = time(&|| {
-                    let _ = black_box(authenticate(auth, headers, black_box(&body), NOW));
-                });
-                ratios.push(ours / bare);
-                bare_ns.push(bare);
-                scheme_ns.push(ours);
-            }
-            let median = |v: &mut Vec<f64>| {
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
-            };
+        for (scheme, auth, headers) in cases.iter().filter(|(s, ..)| {
+            matches!(
+                s,
+                Scheme::HubSignature256 | Scheme::HubmessageHmac | Scheme::StandardWebhooks
+            )
+        }) {
+            let m = interleaved(
+                301,
+                per_round,
+                || authenticate(auth, headers, black_box(&body), NOW).is_ok(),
+                || bare_hmac_sha256(black_box(b"key"), black_box(&body)),
+            );
             println!(
                 "  {:>2} KB {:<18} {:>8.0} ns vs {:>8.0} ns bare: {:.2}x",
                 size / 1024,
                 scheme.as_str(),
-                median(&mut scheme_ns),
-                median(&mut bare_ns),
-                median(&mut ratios)
+                m.ours_ns,
+                m.floor_ns,
+                m.ratio
             );
         }
     }

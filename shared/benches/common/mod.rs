@@ -1,7 +1,9 @@
 //! The fixture mix every bench runs over (tests/fixtures, header captures excluded).
 #![allow(dead_code)]
 
+use std::hint::black_box;
 use std::path::Path;
+use std::time::Instant;
 
 use wahooks::Provider;
 
@@ -44,4 +46,47 @@ pub fn pretty_fixture_mix() -> Vec<(Provider, Vec<u8>)> {
         );
     }
     mix
+}
+
+/// Medians of a measurement taken in alternating batches.
+pub struct Interleaved {
+    /// ns per call of the code measured.
+    pub ours_ns: f64,
+    /// ns per call of what it is compared with.
+    pub floor_ns: f64,
+    /// The median of the rounds' ratios.
+    pub ratio: f64,
+}
+
+/// `ours` against `floor` in `rounds` alternating batches of `calls` calls each, the medians
+/// kept: alternating cancels the drift of a shared machine that separate runs pick up.
+pub fn interleaved<A, B>(rounds: usize, calls: usize, ours: impl Fn() -> A, floor: impl Fn() -> B) -> Interleaved {
+    let time = |f: &dyn Fn()| {
+        let start = Instant::now();
+        for _ in 0..calls {
+            f();
+        }
+        start.elapsed().as_nanos() as f64 / calls as f64
+    };
+    let (mut ours_ns, mut floor_ns, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let o = time(&|| {
+            black_box(ours());
+        });
+        let f = time(&|| {
+            black_box(floor());
+        });
+        ours_ns.push(o);
+        floor_ns.push(f);
+        ratios.push(o / f);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Interleaved {
+        ours_ns: median(ours_ns),
+        floor_ns: median(floor_ns),
+        ratio: median(ratios),
+    }
 }
