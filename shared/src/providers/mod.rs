@@ -49,9 +49,7 @@ impl<'a> ParseContext<'a> {
             delivery_id: None,
         }
     }
-}
 
-impl ParseContext<'_> {
     /// The event's time: the provider's when it has a believable one, else the receipt. A
     /// time more than a day after the receipt, or before WhatsApp existed, is a unit or data
     /// error (Z-API's Connected example reads as the year 2798), not when the event happened.
