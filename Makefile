@@ -90,12 +90,12 @@ tail: ## print events as they reach the local queues (while `make run` runs)
 	@test -f .wahooks/env || { echo "start the local stack first: make run"; exit 1; }
 	@. .wahooks/env && cargo run -q --locked -p wahooks-cli -- tail $(QUEUES)
 
-deploy: venv ## sam build + sam deploy to STACK in REGION (guided the first time: writes infra/samconfig.toml)
+deploy: venv ## sam build + sam deploy to STACK in REGION, PARAMS="Name=value …" (guided the first time)
 	cd infra && sam build --beta-features --build-dir .aws-sam/build
 	cd infra && if [ -f samconfig.toml ]; then \
-		sam deploy --template-file .aws-sam/build/template.yaml --stack-name $(STACK) --region $(REGION); \
+		sam deploy --template-file .aws-sam/build/template.yaml --stack-name $(STACK) --region $(REGION) $(if $(PARAMS),--parameter-overrides $(PARAMS)); \
 	else \
-		sam deploy --guided --template-file .aws-sam/build/template.yaml --stack-name $(STACK) --region $(REGION) --capabilities CAPABILITY_IAM; \
+		sam deploy --guided --template-file .aws-sam/build/template.yaml --stack-name $(STACK) --region $(REGION) --capabilities CAPABILITY_IAM $(if $(PARAMS),--parameter-overrides $(PARAMS)); \
 	fi
 
 destroy: venv ## delete the stack (the two tables are retained: delete them by hand if you mean it)

@@ -10,7 +10,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use common::moto::Moto;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+
 use wahooks::config::Config;
 use wahooks::endpoint::{Auth, PayloadFormat};
 use wahooks::fanout::{Routing, SqsPublisher};
@@ -123,7 +123,7 @@ async fn stored_ids(stack: &LocalStack) -> HashSet<String> {
     common::table_items(&stack.dynamo, &stack.config.events_table)
         .await
         .iter()
-        .filter_map(|i| common::s(i, "pk").strip_prefix("EVT#").map(str::to_owned))
+        .filter_map(|i| wahooks::store::keys::event_id_of_sk(common::s(i, "sk")).map(str::to_owned))
         .collect()
 }
 
@@ -243,9 +243,13 @@ async fn when_sqs_is_down_records_are_reported_failed_then_delivered_once() {
         .endpoint_url(format!("http://127.0.0.1:{dead_port}"))
         .build();
     let dead_sqs = aws_sdk_sqs::Client::new(&dead_sdk);
-    let down = wahooks::lambda::fanout_with(&stack.config, SqsPublisher::new(dead_sqs))
-        .await
-        .expect("routing");
+    let down = wahooks::lambda::fanout_through(
+        &stack.config,
+        &SqsPublisher::new(stack.sqs.clone()),
+        std::sync::Arc::new(SqsPublisher::new(dead_sqs)),
+    )
+    .await
+    .expect("routing");
 
     let mut driver = StreamDriver::new(&stack.sdk, &stack.config.events_table);
     let handed = driver.poll_once(&down).await.expect("stream readable");
@@ -337,12 +341,10 @@ async fn an_event_too_large_for_its_queue_is_sent_without_raw_with_its_pointer()
         .expect("get")
         .item
         .expect("the pointer leads to the item");
-    let raw = wahooks::store::decompress_raw(item["raw"].as_b().expect("blob").as_ref()).expect("zstd");
-    assert_eq!(
-        Sha256::digest(&raw),
-        Sha256::digest(&body),
-        "the full body is one read away"
-    );
+    let stored = wahooks::store::event_of_sdk_item(&item).expect("the item holds the CloudEvent");
+    let raw: serde_json::Value = serde_json::from_str(stored.data.raw.expect("with raw").get()).expect("json");
+    let sent: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(raw, sent, "the full body is one read away");
 }
 
 #[tokio::test]
@@ -383,4 +385,155 @@ async fn routing_overrides_fan_one_type_out_to_several_queues() {
     assert_eq!(on_audit, id);
     assert_eq!(on_messages, id);
     assert!(Routing::parse_overrides(&stack.config.routes).is_ok());
+}
+
+/// A Meta webhook carrying `n` text messages, of chat `a` and (every third) chat `b`.
+fn meta_batch(n: usize, a: &str, b: &str) -> (Vec<u8>, Vec<String>) {
+    let mut messages = Vec::new();
+    let mut of_a = Vec::new();
+    for i in 0..n {
+        let from = if i % 3 == 2 { b } else { a };
+        let id = format!("wamid.order-{i}");
+        if from == a {
+            of_a.push(id.clone());
+        }
+        messages.push(serde_json::json!({
+            "from": from, "id": id, "timestamp": "1757390383", "type": "text", "text": {"body": format!("message {i}")}
+        }));
+    }
+    let body = serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": "PNID"},
+            "messages": messages
+        }}]}]
+    });
+    (serde_json::to_vec(&body).expect("json"), of_a)
+}
+
+#[tokio::test]
+async fn one_webhooks_events_reach_their_queue_in_body_order() {
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    let token = endpoint(&stack, Provider::Meta).await;
+    // Six messages of one chat in one webhook (the order a worker must see), and other chats'
+    // webhooks around it, spread over the local stream's shards.
+    for k in 0..6 {
+        let (other, _) = meta_batch(3, &format!("1555010{k}"), &format!("1555020{k}"));
+        assert_eq!(post(&stack, &token, &other).await.0, 200);
+    }
+    let (body, expected) = meta_batch(9, "15551234567", "15557654321");
+    assert_eq!(expected.len(), 6);
+    let (status, answer) = post(&stack, &token, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let mut driver = stack.stream_driver();
+    drive(&stack, &mut driver).await;
+    let arrived = drain_queue(&stack.sqs, stack.queue_url("messages").expect("url")).await;
+    let order: Vec<String> = arrived
+        .iter()
+        .filter(|m| m.event.subject.as_deref() == Some("15551234567"))
+        .filter_map(|m| m.event.data.message_id.clone())
+        .collect();
+    assert_eq!(order, expected, "the provider's order, within the chat's FIFO group");
+}
+
+#[tokio::test]
+async fn chat_ids_of_any_text_and_characters_sqs_refuses_reach_their_queue() {
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    let token = endpoint(&stack, Provider::Zapi).await;
+    let text = "oi \u{fffe}\u{ffff} 🙂 até já";
+    let chats = ["Contato São Paulo 1", "Contact number", "🙂 grupo da família", &"9".repeat(300)];
+    let mut sent = HashMap::new();
+    for (i, chat) in chats.iter().enumerate() {
+        let body = serde_json::json!({
+            "type": "ReceivedCallback", "instanceId": "INSTANCE", "messageId": format!("M{i}"),
+            "phone": chat, "fromMe": false, "momment": 1757390383000u64, "text": {"message": text}
+        });
+        let (status, answer) = post(&stack, &token, &serde_json::to_vec(&body).expect("json")).await;
+        assert_eq!(status, 200, "{answer}");
+        sent.insert(format!("M{i}"), chat.to_string());
+    }
+    let mut driver = stack.stream_driver();
+    drive(&stack, &mut driver).await;
+    assert_eq!(driver.stats().failed, 0, "SQS's rules were met on the first try");
+    let arrived = drain_queue(&stack.sqs, stack.queue_url("messages").expect("url")).await;
+    assert_eq!(arrived.len(), chats.len());
+    let mut groups = HashSet::new();
+    for m in &arrived {
+        let id = m.event.data.message_id.clone().expect("message id");
+        assert_eq!(m.event.subject.as_deref(), sent.get(&id).map(String::as_str), "the chat id as sent");
+        let content = m.event.data.content.as_ref().expect("content");
+        assert_eq!(content.text.as_deref(), Some(text), "the text read back identically");
+        let group = m.group.clone().expect("a FIFO group");
+        assert!(wahooks::sqs_rules::valid_group_or_dedup_id(&group), "{group}");
+        groups.insert(group);
+    }
+    assert_eq!(groups.len(), chats.len(), "different chats stay apart");
+}
+
+#[tokio::test]
+async fn an_sqs_outage_longer_than_the_record_age_is_given_up_then_recovered_exactly_once() {
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    let token = endpoint(&stack, Provider::Zapi).await;
+    let mut accepted = HashSet::new();
+    for (_, body) in common::payloads(Provider::Zapi).into_iter().take(15) {
+        let (status, answer) = post(&stack, &token, &body).await;
+        assert_eq!(status, 200);
+        accepted.extend(ids(&answer, "accepted"));
+    }
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let dead = aws_sdk_sqs::Client::new(
+        &stack
+            .sdk
+            .to_builder()
+            .endpoint_url(format!("http://127.0.0.1:{dead_port}"))
+            .build(),
+    );
+    let down = wahooks::lambda::fanout_through(
+        &stack.config,
+        &SqsPublisher::new(stack.sqs.clone()),
+        std::sync::Arc::new(SqsPublisher::new(dead)),
+    )
+    .await
+    .expect("routing");
+    // The template's settings, with the record age scaled down from 12 h to 1 s.
+    let settings = wahooks::stream_driver::MappingSettings {
+        max_record_age: Some(Duration::from_secs(1)),
+        ..wahooks::stream_driver::MappingSettings::DEPLOYED
+    };
+    let mut driver = stack.stream_driver().with_settings(settings);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while driver.has_pending() || driver.stats().invocations == 0 {
+        driver.poll_once(&down).await.expect("stream");
+        assert!(std::time::Instant::now() < deadline, "the batches were given up");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(driver.stats().given_up_records, accepted.len(), "every record given up");
+    assert!(drain_all(&stack).await.values().all(|v| v.is_empty()), "nothing was published");
+
+    // SQS is back: recover, as an operator would, with a fanout of its own.
+    let fanout = wahooks::lambda::fanout_with(&stack.config, SqsPublisher::new(stack.sqs.clone()))
+        .await
+        .expect("routing");
+    let failures = stack.failures_url.clone().expect("a failures queue");
+    let done = wahooks::stream_driver::recover(&stack.sdk, &failures, &fanout).await.expect("recover");
+    assert_eq!(done.records, accepted.len(), "{done:?}");
+    assert!(done.left.is_empty(), "{done:?}");
+    assert_eq!(done.batches, driver.stats().given_up);
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for m in drain_all(&stack).await.values().flatten() {
+        *counts.entry(m.event.id.clone()).or_default() += 1;
+    }
+    assert_eq!(counts.keys().cloned().collect::<HashSet<_>>(), accepted, "every event published");
+    assert!(counts.values().all(|c| *c == 1), "exactly once: {counts:?}");
+    // The failure records are gone: a second recover finds nothing.
+    let again = wahooks::stream_driver::recover(&stack.sdk, &failures, &fanout).await.expect("recover");
+    assert_eq!((again.batches, again.records), (0, 0));
 }

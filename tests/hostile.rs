@@ -49,8 +49,14 @@ async fn endpoint(stack: &LocalStack, provider: Provider, auth: Auth) -> String 
 
 async fn items(stack: &LocalStack) -> (usize, usize) {
     let items = common::table_items(&stack.dynamo, &stack.config.events_table).await;
-    let count = |prefix: &str| items.iter().filter(|i| common::s(i, "pk").starts_with(prefix)).count();
-    let (events, quarantined) = (count("EVT#"), count("QUARANTINE#"));
+    let events = items
+        .iter()
+        .filter(|i| wahooks::store::keys::is_event_sk(common::s(i, "sk")))
+        .count();
+    let quarantined = items
+        .iter()
+        .filter(|i| wahooks::store::keys::is_quarantine_pk(common::s(i, "pk")))
+        .count();
     (events, quarantined)
 }
 

@@ -246,8 +246,9 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
         }
     }
 
-    // Least privilege: a receiver's own policy allows GetItem on endpoints and PutItem on
-    // events, nothing else; the fanout sends to queues and reads the stream.
+    // Least privilege: a receiver's own policy allows GetItem on endpoints and PutItem (plus
+    // UpdateItem/GetItem for state items) on events, nothing else; the fanout sends to queues
+    // and reads the stream.
     for (id, role) in resources(&stack, "AWS::IAM::Role") {
         let statements: Vec<&Value> = role["Properties"]["Policies"]
             .as_array()
@@ -271,7 +272,9 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
             );
             assert!(!actions.iter().any(|a| a == "dynamodb:PutItem"), "{id}");
         } else {
-            let expected: HashSet<String> = ["dynamodb:GetItem", "dynamodb:PutItem"].map(String::from).into();
+            let expected: HashSet<String> = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+                .map(String::from)
+                .into();
             assert_eq!(actions, expected, "{id}");
         }
     }
@@ -296,14 +299,26 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
         assert_eq!(t["Properties"]["SSESpecification"]["SSEEnabled"], true, "{id}");
     }
 
-    // The stream mapping: batches of 100, bisect, bounded retries, DLQ, partial failures,
-    // INSERTs only.
+    // The stream mapping: exactly the settings the local stream driver applies
+    // (MappingSettings::DEPLOYED), partial failures, an on-failure destination, new events only.
     let mappings = resources(&stack, "AWS::Lambda::EventSourceMapping");
     assert_eq!(mappings.len(), 1);
     let m = &mappings[0].1["Properties"];
-    assert_eq!(m["BatchSize"], 100);
-    assert_eq!(m["BisectBatchOnFunctionError"], true);
-    assert!(m["MaximumRetryAttempts"].as_i64().is_some_and(|n| n > 0));
+    let deployed = wahooks::stream_driver::MappingSettings::DEPLOYED;
+    let from_template = wahooks::stream_driver::MappingSettings {
+        batch_size: m["BatchSize"].as_u64().expect("BatchSize") as usize,
+        bisect_on_error: m["BisectBatchOnFunctionError"] == true,
+        max_retry_attempts: match m["MaximumRetryAttempts"].as_i64().expect("MaximumRetryAttempts") {
+            -1 => None,
+            n => Some(n as u32),
+        },
+        max_record_age: match m["MaximumRecordAgeInSeconds"].as_i64().expect("MaximumRecordAgeInSeconds") {
+            -1 => None,
+            n => Some(Duration::from_secs(n as u64)),
+        },
+    };
+    assert_eq!(from_template, deployed, "infra/template.yaml and the local stream driver agree");
+    assert!(m["FilterCriteria"].to_string().contains("E#"), "only event items invoke the fanout");
     assert_eq!(
         m["FunctionResponseTypes"],
         serde_json::json!(["ReportBatchItemFailures"])

@@ -15,13 +15,14 @@ use common::s;
 use http::Response;
 use lambda_http::Body;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+
 use wahooks::auth::sign;
 use wahooks::endpoint::{Auth, Endpoint, PayloadFormat, Scheme, Secret};
 use wahooks::http::Receiver;
 use wahooks::registry::{new_endpoint, new_token, DynamoRegistry};
 use wahooks::schema::{create_endpoints_table, create_events_table};
-use wahooks::store::{DynamoEventStore, EventStore, PutOutcome, Quarantined, StoreError, StoredEvent};
+use wahooks::store::{event_of_sdk_item, keys, DynamoEventStore, EventStore, PutOutcome, Quarantined, StoreError};
+use wahooks::CloudEvent;
 use wahooks::{Provider, Route};
 
 struct Stack {
@@ -75,7 +76,7 @@ impl Stack {
         self.items()
             .await
             .into_iter()
-            .filter(|i| s(i, "pk").starts_with("EVT#"))
+            .filter(|i| keys::is_event_sk(s(i, "sk")))
             .collect()
     }
 }
@@ -161,22 +162,20 @@ async fn every_fixture_is_stored_once_plain_then_as_a_base64_redelivery() {
         "one item per accepted event, nothing twice"
     );
     for item in &items {
-        let id = s(item, "pk").trim_start_matches("EVT#").to_owned();
+        let id = keys::event_id_of_sk(s(item, "sk")).expect("an event key").to_owned();
         assert!(expected_ids.contains(&id));
-        let event: Value = serde_json::from_str(s(item, "event")).expect("CloudEvent JSON");
-        assert_eq!(event["id"], id.as_str());
-        assert!(
-            event["data"].get("raw").is_none(),
-            "the CloudEvent is stored without raw"
-        );
-        assert_eq!(s(item, "type"), event["type"].as_str().expect("type"));
-        let raw = wahooks::store::decompress_raw(item["raw"].as_b().expect("raw blob").as_ref()).expect("zstd");
-        assert_eq!(s(item, "raw_sha256"), hex::encode(Sha256::digest(&raw)));
-        assert!(s(item, "gsi1pk").starts_with("CHAT#"));
+        let event: CloudEvent = event_of_sdk_item(item).expect("the item's body is the CloudEvent");
+        assert_eq!(event.id, id);
+        assert!(event.data.raw.is_some(), "the CloudEvent is stored with raw");
+        assert_eq!(s(item, "pk"), keys::event_pk(&event), "partitioned by chat");
+        assert_eq!(s(item, "type"), event.event_type.as_str());
         assert!(item["expires_at"].as_n().expect("ttl").parse::<i64>().expect("number") > Utc::now().timestamp());
-        if event["data"].get("message_id").is_some() {
-            assert!(s(item, "gsi2pk").starts_with("MSG#"), "{id}");
-        }
+        assert!(item["received_at"].as_n().is_ok());
+        assert_eq!(
+            item.contains_key("gsi1pk"),
+            event.data.message_id.is_some(),
+            "{id}: the message index is sparse"
+        );
     }
 }
 
@@ -204,15 +203,22 @@ struct FailsAfterFirst {
 
 #[async_trait]
 impl EventStore for FailsAfterFirst {
-    async fn put_if_absent(&self, events: &[StoredEvent]) -> Result<Vec<PutOutcome>, StoreError> {
+    async fn put_if_absent(&self, events: &[CloudEvent]) -> Result<Vec<PutOutcome>, StoreError> {
         if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
             self.inner.put_if_absent(&events[..1]).await?;
-            return Err(StoreError::Unavailable("injected: second write failed".into()));
+            return Err(StoreError::unavailable("injected: second write failed"));
         }
         self.inner.put_if_absent(events).await
     }
     async fn quarantine(&self, item: Quarantined) -> Result<(), StoreError> {
         self.inner.quarantine(item).await
+    }
+    async fn state_sequence(
+        &self,
+        event: &CloudEvent,
+        change: &wahooks::event::StateChange,
+    ) -> Result<u64, StoreError> {
+        self.inner.state_sequence(event, change).await
     }
 }
 
@@ -299,7 +305,7 @@ async fn an_undecodable_authenticated_body_is_400_and_quarantined() {
     assert_eq!((status, v["code"].as_str()), (400, Some("truncated_json")));
     let items = stack.items().await;
     assert_eq!(items.len(), 1);
-    assert!(s(&items[0], "pk").starts_with("QUARANTINE#"));
+    assert!(keys::is_quarantine_pk(s(&items[0], "pk")));
     assert!(s(&items[0], "reason").contains("truncated"));
 }
 
@@ -401,7 +407,17 @@ async fn meta_get_handshake_echoes_the_challenge_through_the_any_route() {
             ),
         )
         .await;
-    assert_eq!(bad.status(), 401);
+    assert_eq!(bad.status(), 403, "a wrong verify token is forbidden, as Meta's examples answer");
+    let not_a_handshake = stack
+        .receiver
+        .handle(Route::Any, request("GET", &path, "hub.mode=other", &[], b"", false))
+        .await;
+    assert_eq!(not_a_handshake.status(), 401);
+    let put = stack
+        .receiver
+        .handle(Route::Any, request("PUT", &path, "", &[], b"{}", false))
+        .await;
+    assert_eq!(put.status(), 405);
 }
 
 #[tokio::test]
@@ -457,4 +473,28 @@ async fn the_lambda_sdk_configuration_reaches_dynamodb_and_sqs_with_env_credenti
     let err = aws_sdk_dynamodb::Client::new(&dead).list_tables().send().await;
     assert!(err.is_err());
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn a_stalled_dynamodb_is_answered_with_our_503_inside_the_function_timeout() {
+    let stack = Stack::start().await;
+    let (token, _) = stack.endpoint(Provider::Zapi, Auth::url_token()).await;
+    let body = std::fs::read(common::provider_dir(Provider::Zapi).join("received-text.zapi-docs.json")).expect("f");
+    let pid = stack.moto.pid().expect("moto runs").to_string();
+    let signal = |sig: &str| {
+        std::process::Command::new("kill").args([sig, &pid]).status().expect("kill runs");
+    };
+    signal("-STOP");
+    let started = std::time::Instant::now();
+    let (status, v) = post(&stack.receiver, Route::MessageReceived, &token, &json_headers(), &body, false).await;
+    let took = started.elapsed();
+    signal("-CONT");
+    assert_eq!((status, v["code"].as_str()), (503, Some("unavailable")), "{v}");
+    // The functions' timeout is 10 s: past it API Gateway would answer with its own 5xx.
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "answered after {took:?}, inside the function timeout"
+    );
+    let (status, _) = post(&stack.receiver, Route::MessageReceived, &token, &json_headers(), &body, false).await;
+    assert_eq!(status, 200, "the retry once DynamoDB is back stores it");
 }

@@ -1,12 +1,13 @@
-//! `wahooks events`: a chat's timeline (gsi1) or a message's lifecycle (gsi2) from the events
-//! table, oldest first.
+//! `wahooks events`: a chat's timeline (the chat's partition of the events table) or a
+//! message's lifecycle (`gsi1`, keys-only, then the events themselves), oldest first.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use wahooks::CloudEvent;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use wahooks::store::keys;
+use wahooks::{CloudEvent, Provider};
 
 /// Arguments of `wahooks events`.
 #[derive(clap::Args)]
@@ -18,10 +19,14 @@ pub struct EventsArgs {
     /// A WhatsApp message id (`data.message_id`).
     #[arg(long)]
     message: Option<String>,
-    /// The provider instance (Z-API instanceId, Meta phone number id…). Without it every
-    /// instance is searched (a table scan: fine locally, slow on a big table).
+    /// The provider instance (Z-API instanceId, Meta phone number id…). With it, the events are
+    /// read with a Query; without it every instance is searched (a table scan: fine locally,
+    /// slow on a big table).
     #[arg(long)]
     instance: Option<String>,
+    /// The provider of the instance (with `--instance`; default: every provider).
+    #[arg(long)]
+    provider: Option<Provider>,
     /// Print each CloudEvent (without `data.raw`) as JSON instead of a summary line.
     #[arg(long)]
     json: bool,
@@ -59,17 +64,22 @@ pub fn summary(e: &CloudEvent) -> String {
     format!("{}  {:<32} {}  msg={msg}  {what}", e.time, e.event_type.as_str(), e.id)
 }
 
+fn sdk_error<E: std::error::Error + 'static, R: std::fmt::Debug>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> String {
+    aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
+}
+
+/// Every item whose `key` is `value`, from the table or an index.
 async fn query(
     dynamo: &aws_sdk_dynamodb::Client,
     table: &str,
-    index: &str,
+    index: Option<&str>,
     key: &str,
     value: String,
 ) -> Result<Vec<Item>, String> {
     dynamo
         .query()
         .table_name(table)
-        .index_name(index)
+        .set_index_name(index.map(str::to_owned))
         .key_condition_expression("#k = :v")
         .expression_attribute_names("#k", key)
         .expression_attribute_values(":v", AttributeValue::S(value))
@@ -78,30 +88,60 @@ async fn query(
         .send()
         .try_collect()
         .await
-        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+        .map_err(sdk_error)
 }
 
-async fn scan_suffix(
-    dynamo: &aws_sdk_dynamodb::Client,
-    table: &str,
-    key: &str,
-    prefix: &str,
-    suffix: String,
-) -> Result<Vec<Item>, String> {
+/// Every item whose `key` ends with `#<suffix>` (any provider and instance): a scan.
+async fn scan_suffix(dynamo: &aws_sdk_dynamodb::Client, table: &str, key: &str, suffix: String) -> Result<Vec<Item>, String> {
     let items: Vec<Item> = dynamo
         .scan()
         .table_name(table)
-        .filter_expression("begins_with(#k, :p) AND contains(#k, :s)")
+        .filter_expression("contains(#k, :s)")
         .expression_attribute_names("#k", key)
-        .expression_attribute_values(":p", AttributeValue::S(prefix.to_owned()))
         .expression_attribute_values(":s", AttributeValue::S(suffix.clone()))
         .into_paginator()
         .items()
         .send()
         .try_collect()
         .await
-        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+        .map_err(sdk_error)?;
     Ok(items.into_iter().filter(|i| s(i, key).ends_with(&suffix)).collect())
+}
+
+/// The items the keys of an index listing name (`gsi1` is keys-only), 100 keys per request.
+async fn fetch(dynamo: &aws_sdk_dynamodb::Client, table: &str, listed: &[Item]) -> Result<Vec<Item>, String> {
+    let mut out = Vec::new();
+    for chunk in listed.chunks(100) {
+        let mut keys: Vec<HashMap<String, AttributeValue>> = chunk
+            .iter()
+            .map(|i| {
+                ["pk", "sk"]
+                    .iter()
+                    .filter_map(|k| i.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+                    .collect()
+            })
+            .collect();
+        // BatchGetItem may answer part of the keys: ask again for the rest.
+        while !keys.is_empty() {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut keys)))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let got = dynamo
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            if let Some(items) = got.responses().and_then(|r| r.get(table)) {
+                out.extend(items.iter().cloned());
+            }
+            if let Some(rest) = got.unprocessed_keys().and_then(|u| u.get(table)) {
+                keys = rest.keys().to_vec();
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Print the events, oldest first.
@@ -115,36 +155,62 @@ pub async fn run(args: EventsArgs) -> ExitCode {
     };
     let table = stack.config.events_table.clone();
     let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let (index, key, sort, prefix, id) = match (&args.chat, &args.message) {
-        (Some(chat), _) => ("gsi1", "gsi1pk", "gsi1sk", "CHAT#", chat.clone()),
-        (None, Some(msg)) => ("gsi2", "gsi2pk", "gsi2sk", "MSG#", msg.clone()),
-        (None, None) => return ExitCode::from(2),
+    let providers: Vec<Provider> = match args.provider {
+        Some(p) => vec![p],
+        None => Provider::ALL.to_vec(),
     };
-    let result = match &args.instance {
-        Some(instance) => query(&dynamo, &table, index, key, format!("{prefix}{instance}#{id}")).await,
-        None => scan_suffix(&dynamo, &table, key, prefix, format!("#{id}")).await,
-    };
-    let mut items = match result {
+    let result = async {
+        match (&args.chat, &args.message, &args.instance) {
+            (Some(chat), _, Some(instance)) => {
+                let mut items = Vec::new();
+                for p in &providers {
+                    let pk = keys::chat_partition(p.as_str(), instance, chat);
+                    items.extend(query(&dynamo, &table, None, "pk", pk).await?);
+                }
+                Ok(items)
+            }
+            (Some(chat), _, None) => scan_suffix(&dynamo, &table, "pk", format!("#{}", keys::part(chat))).await,
+            (None, Some(msg), Some(instance)) => {
+                let mut listed = Vec::new();
+                for p in &providers {
+                    let key = keys::message_key(p.as_str(), instance, msg);
+                    listed.extend(query(&dynamo, &table, Some("gsi1"), "gsi1pk", key).await?);
+                }
+                fetch(&dynamo, &table, &listed).await
+            }
+            (None, Some(msg), None) => scan_suffix(&dynamo, &table, "gsi1pk", format!("#{}", keys::part(msg))).await,
+            (None, None, _) => Err("--chat or --message".to_owned()),
+        }
+    }
+    .await;
+    let items = match result {
         Ok(items) => items,
         Err(e) => {
             eprintln!("error: {table}: {e}");
             return ExitCode::FAILURE;
         }
     };
-    items.sort_by(|a, b| s(a, sort).cmp(s(b, sort)));
-    if items.is_empty() {
+    let mut events: Vec<Result<CloudEvent, String>> = items
+        .iter()
+        .filter(|i| keys::is_event_sk(s(i, "sk")))
+        .map(|i| wahooks::store::event_of_sdk_item(i).map_err(|e| format!("{}: unreadable event ({e})", s(i, "sk"))))
+        .collect();
+    events.sort_by_cached_key(|e| match e {
+        Ok(e) => (e.time_ms(), e.receivedat.clone(), e.id.clone()),
+        Err(_) => (0, String::new(), String::new()),
+    });
+    if events.is_empty() {
         eprintln!("no events");
     }
     let mut out = std::io::stdout().lock();
-    for item in &items {
-        let json = s(item, "event");
-        let line = if args.json {
-            json.to_owned()
-        } else {
-            match serde_json::from_str::<CloudEvent>(json) {
-                Ok(e) => summary(&e),
-                Err(e) => format!("{}: unreadable event ({e})", s(item, "pk")),
+    for event in events {
+        let line = match event {
+            Ok(mut e) if args.json => {
+                e.data.raw = None;
+                e.to_json()
             }
+            Ok(e) => summary(&e),
+            Err(e) => e,
         };
         if writeln!(out, "{line}").is_err() {
             // stdout closed (e.g. piped into `head`): nothing more to do.

@@ -3,8 +3,12 @@
 //! the fanout), delivers the fixture mix N times at a given concurrency with 10% exact
 //! redeliveries and 5% redeliveries that differ only in their timestamp, retrying 5xx and
 //! connection errors like a provider, optionally freezes the stand-in (SIGSTOP, state kept) and
-//! fails SQS mid-run, then counts what was stored and published and reports lost and doubled
-//! events, 5xx, throughput and latency.
+//! fails SQS mid-run for longer than the stream mapping's retry budget (the record age, scaled
+//! down from the template's 12 h to `--record-age-seconds`), so batches are given up and their
+//! metadata reaches the on-failure queue; then it runs `recover` as an operator would, counts
+//! what was stored and published and reports lost and doubled events, 5xx, throughput and
+//! latency. Everything goes through the same rules as AWS: SQS's (the adapter checks every
+//! batch), the mapping's (several shards, bisect, record age, on-failure destination).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -24,7 +28,7 @@ use wahooks::fanout::{OutMessage, PublishError, Publisher, Queue, SqsPublisher};
 use wahooks::local::LocalStack;
 use wahooks::providers::{parse, ParseContext};
 use wahooks::registry::{new_endpoint, new_token};
-use wahooks::stream_driver::StreamDriver;
+use wahooks::stream_driver::MappingSettings;
 use wahooks::Provider;
 
 /// Arguments of `wahooks load`.
@@ -43,6 +47,10 @@ pub struct LoadArgs {
     /// the receivers answer 503 while the stand-in is frozen).
     #[arg(long, default_value_t = 10)]
     fault_seconds: u64,
+    /// The stream mapping's maximum record age for this run, in seconds (the template's is 12 h):
+    /// an SQS outage longer than this gives batches up to the on-failure queue.
+    #[arg(long, default_value_t = 6)]
+    record_age_seconds: u64,
     /// Print the report as one JSON document.
     #[arg(long)]
     json: bool,
@@ -245,11 +253,15 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         stop_rx.clone(),
         false,
     ));
+    let settings = MappingSettings {
+        max_record_age: Some(Duration::from_secs(args.record_age_seconds)),
+        ..MappingSettings::DEPLOYED
+    };
     let driver_task = {
-        let (sdk, table, fanout) = (stack.sdk.clone(), stack.config.events_table.clone(), fanout.clone());
+        let (stack, fanout) = (stack.clone(), fanout.clone());
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let mut driver = StreamDriver::new(&sdk, table);
+            let mut driver = stack.stream_driver().with_settings(settings);
             driver
                 .run(&fanout, Duration::from_millis(100), async move {
                     let _ = stop.wait_for(|s| *s).await;
@@ -305,7 +317,10 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
             tokio::time::sleep(Duration::from_secs(secs)).await;
             sqs_down.store(false, Ordering::SeqCst);
             if let Ok(mut f) = faults.lock() {
-                f.push(format!("SQS failing in the fanout for {secs} s at delivery {at}"));
+                f.push(format!(
+                    "SQS failing in the fanout for {secs} s at delivery {at} (the record age is {} s)",
+                    settings.max_record_age.map(|a| a.as_secs()).unwrap_or_default()
+                ));
             }
         })
     });
@@ -339,6 +354,13 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     let mut driver = driver_task.await?;
     let drained = driver.drain(&fanout, Duration::from_secs(1200)).await?;
     anyhow::ensure!(drained, "the stream did not drain within 20 minutes");
+    // What the mapping gave up on is in the on-failure queue: recover it as an operator would,
+    // with a fanout of its own (another process: it remembers nothing of the first one).
+    let recovery_fanout = wahooks::lambda::fanout_with(&stack.config, SqsPublisher::new(stack.sqs.clone())).await?;
+    let failures_url = stack.failures_url.clone().context("a failures queue")?;
+    let recovered = wahooks::stream_driver::recover(&stack.sdk, &failures_url, &recovery_fanout)
+        .await
+        .map_err(anyhow::Error::msg)?;
 
     let stored = stored_ids(&stack).await?;
     let _ = consumers_done.send(true);
@@ -391,6 +413,11 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         "status_5xx": tally.server_errors,
         "other_statuses": tally.other_statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "gave_up": tally.gave_up,
+        "batches_given_up_by_the_mapping": driver.stats().given_up,
+        "records_given_up_by_the_mapping": driver.stats().given_up_records,
+        "failure_records_recovered": recovered.batches,
+        "records_recovered": recovered.records,
+        "failure_records_left": recovered.left,
         "seconds": send_time.as_secs_f64(),
         "deliveries_per_second": args.n as f64 / send_time.as_secs_f64(),
         "latency_ms_p50": pct(0.50) as f64 / 1000.0,
@@ -402,7 +429,10 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     } else {
         print_report(&report);
     }
-    Ok(report["lost"] == 0 && report["doubled"] == 0 && report["gave_up"] == 0)
+    Ok(report["lost"] == 0
+        && report["doubled"] == 0
+        && report["gave_up"] == 0
+        && recovered.left.is_empty())
 }
 
 /// POST until a non-5xx answer, like a provider retrying (up to 60 attempts, backing off).
@@ -469,7 +499,7 @@ async fn stored_ids(stack: &LocalStack) -> anyhow::Result<HashSet<String>> {
         .dynamo
         .scan()
         .table_name(&stack.config.events_table)
-        .projection_expression("pk")
+        .projection_expression("sk")
         .into_paginator()
         .items()
         .send()
@@ -478,8 +508,8 @@ async fn stored_ids(stack: &LocalStack) -> anyhow::Result<HashSet<String>> {
         .map_err(|e| anyhow::anyhow!("scan: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
     Ok(items
         .iter()
-        .filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()))
-        .filter_map(|pk| pk.strip_prefix("EVT#").map(str::to_owned))
+        .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()))
+        .filter_map(|sk| wahooks::store::keys::event_id_of_sk(sk).map(str::to_owned))
         .collect())
 }
 
@@ -615,6 +645,9 @@ fn print_report(r: &Value) {
         ("re-sends SQS FIFO would drop", "resends_sqs_fifo_would_drop"),
         ("5xx answers (retried)", "status_5xx"),
         ("gave up after 60 attempts", "gave_up"),
+        ("batches the mapping gave up", "batches_given_up_by_the_mapping"),
+        ("records in them", "records_given_up_by_the_mapping"),
+        ("records re-published by recover", "records_recovered"),
     ] {
         println!("  {label:<32} {}", r[key]);
     }

@@ -4,6 +4,8 @@ mod endpoint;
 mod events;
 mod load;
 mod parse;
+mod quarantine;
+mod recover;
 mod replay;
 mod send;
 mod serve;
@@ -41,8 +43,13 @@ enum Command {
     Events(events::EventsArgs),
     /// Re-publish stored events to their queues.
     Replay(replay::ReplayArgs),
+    /// Re-publish the stream batches the mapping gave up on (the `stream-failures` queue).
+    Recover(recover::RecoverArgs),
     /// The load and fault harness: its own local stack, N deliveries, a lost/doubled report.
     Load(load::LoadArgs),
+    /// The bodies the receivers could not decode or store: list, show, re-parse.
+    #[command(subcommand)]
+    Quarantine(quarantine::QuarantineCommand),
     /// Manage endpoints (the URLs providers post to).
     #[command(subcommand)]
     Endpoint(endpoint::EndpointCommand),
@@ -53,12 +60,14 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Endpoint(command) => endpoint::run(command).await,
+        Command::Quarantine(command) => quarantine::run(command).await,
         Command::Parse(args) => parse::run(args),
         Command::Serve(args) => serve::run(args).await,
         Command::Send(args) => send::run(args).await,
         Command::Tail(args) => tail::run(args).await,
         Command::Events(args) => events::run(args).await,
         Command::Replay(args) => replay::run(args).await,
+        Command::Recover(args) => recover::run(args).await,
         Command::Load(args) => load::run(args).await,
         Command::Sign(args) => sign::run_sign(args),
         Command::Verify(args) => sign::run_verify(args),

@@ -59,12 +59,17 @@ async fn scan(
     until: &str,
     types: &[EventType],
 ) -> Result<Vec<Item>, String> {
-    let mut filter = "begins_with(pk, :evt) AND received_at >= :since AND received_at < :until".to_owned();
+    let ms = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|t| t.timestamp_millis().to_string())
+            .map_err(|e| format!("`{t}`: {e}"))
+    };
+    let mut filter = "begins_with(sk, :evt) AND received_at >= :since AND received_at < :until".to_owned();
     let mut names = vec![];
     let mut values = vec![
-        (":evt".to_owned(), AttributeValue::S("EVT#".into())),
-        (":since".to_owned(), AttributeValue::S(since.into())),
-        (":until".to_owned(), AttributeValue::S(until.into())),
+        (":evt".to_owned(), AttributeValue::S("E#".into())),
+        (":since".to_owned(), AttributeValue::N(ms(since)?)),
+        (":until".to_owned(), AttributeValue::N(ms(until)?)),
     ];
     if !types.is_empty() {
         let keys: Vec<String> = (0..types.len()).map(|i| format!(":t{i}")).collect();
@@ -89,7 +94,11 @@ async fn scan(
         .await
         .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
     // Oldest first, so each chat's events are re-sent in order.
-    items.sort_by_key(|i| i.get("gsi1sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default());
+    items.sort_by_cached_key(|i| {
+        wahooks::store::event_of_sdk_item(i)
+            .map(|e| (e.time_ms(), e.receivedat, e.id))
+            .unwrap_or_default()
+    });
     Ok(items)
 }
 

@@ -27,7 +27,6 @@ use wahooks::endpoint::{Auth, Endpoint, PayloadFormat, Scheme, Secret};
 use wahooks::http::Receiver;
 use wahooks::local::{apigw_request, LocalStack};
 use wahooks::registry::{new_endpoint, new_token};
-use wahooks::stream_driver::StreamDriver;
 use wahooks::{Provider, Route};
 
 /// API Gateway's payload limit (HTTP API: 10 MB); the receiver refuses above 6 MiB itself.
@@ -266,6 +265,9 @@ fn write_state(dir: &Path, endpoint: &str, stack: &LocalStack, demos: &[Demo], b
     for (name, url) in &stack.config.queues {
         env.push_str(&format!("export {}={url}\n", wahooks::fanout::queue_env_var(name)));
     }
+    if let Some(url) = &stack.failures_url {
+        env.push_str(&format!("export WAHOOKS_STREAM_FAILURES_URL={url}\n"));
+    }
     std::fs::write(dir.join("env"), env)?;
     let demo: Vec<_> = demos
         .iter()
@@ -384,7 +386,7 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
         let stack = stack.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let mut driver = StreamDriver::new(&stack.sdk, &stack.config.events_table);
+            let mut driver = stack.stream_driver();
             driver
                 .run(&stack.fanout, Duration::from_millis(200), async move {
                     let _ = stop.wait_for(|s| *s).await;

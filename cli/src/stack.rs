@@ -10,6 +10,9 @@ pub struct Stack {
     pub config: Config,
     /// The SDK configuration.
     pub sdk: aws_config::SdkConfig,
+    /// The stream mapping's on-failure queue (`WAHOOKS_STREAM_FAILURES_URL`, else the queue
+    /// named `<prefix>-stream-failures`), when there is one.
+    pub failures_url: Option<String>,
 }
 
 /// `<prefix>-<name>[.fifo]` → `name`.
@@ -29,7 +32,8 @@ pub async fn load(prefix: &str) -> anyhow::Result<Stack> {
     }
 
     let sdk = aws_config().await;
-    if config.queues.is_empty() {
+    let mut failures_url = std::env::var("WAHOOKS_STREAM_FAILURES_URL").ok().filter(|u| !u.is_empty());
+    if config.queues.is_empty() || failures_url.is_none() {
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let out = sqs
             .list_queues()
@@ -37,14 +41,28 @@ pub async fn load(prefix: &str) -> anyhow::Result<Stack> {
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("listing queues: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-        config.queues = out
+        let named: Vec<(String, String)> = out
             .queue_urls()
             .iter()
             .filter_map(|u| Some((queue_name(u, prefix)?, u.clone())))
             .collect();
-        config.queues.sort();
+        if failures_url.is_none() {
+            failures_url = named.iter().find(|(n, _)| n == "stream-failures").map(|(_, u)| u.clone());
+        }
+        if config.queues.is_empty() {
+            // DLQs and the failures queue are not routed to.
+            config.queues = named
+                .into_iter()
+                .filter(|(n, _)| !n.ends_with("-dlq") && n != "stream-failures")
+                .collect();
+            config.queues.sort();
+        }
     }
-    Ok(Stack { config, sdk })
+    Ok(Stack {
+        config,
+        sdk,
+        failures_url,
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The reduced load run of `make test`: 1,000 deliveries of the fixture mix (10% exact and 5%
 //! timestamp-only redeliveries) at concurrency 32 into a local stack, with the AWS stand-in
-//! frozen mid-run and SQS failing in the fanout later; nothing may be lost or doubled.
+//! frozen mid-run and SQS failing in the fanout later for longer than the mapping's record age
+//! (batches given up, then recovered); nothing may be lost or doubled.
 
 use std::path::Path;
 use std::process::Command;
@@ -43,6 +44,15 @@ fn a_thousand_deliveries_with_faults_lose_nothing_and_double_nothing() {
         report["duplicates"].as_u64().expect("duplicates") > 0,
         "redeliveries were answered as duplicates"
     );
+    assert!(
+        report["batches_given_up_by_the_mapping"].as_u64().expect("given up") > 0,
+        "the SQS outage outlasted the record age: {report}"
+    );
+    assert_eq!(
+        report["records_recovered"], report["records_given_up_by_the_mapping"],
+        "recover re-published exactly the records given up: {report}"
+    );
+    assert_eq!(report["failure_records_left"], serde_json::json!([]), "{report}");
     assert_eq!(
         report["faults"].as_array().map(Vec::len),
         Some(2),

@@ -140,8 +140,8 @@ fn make_run_stack_receives_every_fixture_and_publishes_each_event_once() {
                 .expect("scan");
             out.items()
                 .iter()
-                .filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()))
-                .filter_map(|pk| pk.strip_prefix("EVT#").map(str::to_owned))
+                .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()))
+                .filter_map(|sk| sk.strip_prefix("E#").map(str::to_owned))
                 .collect()
         })
     };

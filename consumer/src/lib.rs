@@ -296,6 +296,25 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_built_today_reads_tomorrows_types_kinds_and_statuses() {
+        let future = body("f")
+            .replace("whatsapp.message.received", "whatsapp.message.scheduled")
+            .replace(
+                r#""message_id":"M""#,
+                r#""message_id":"M","chat":{"id":"c","kind":"community"},"content":{"kind":"hologram"},"status":"beamed""#,
+            );
+        let e = decode(&future).expect("new vocabulary still decodes");
+        assert_eq!(e.event_type, EventType::Unknown);
+        assert_eq!(e.data.chat.as_ref().map(|c| c.kind), Some(wahooks::event::ChatKind::Other));
+        assert_eq!(
+            e.data.content.as_ref().map(|c| c.kind),
+            Some(wahooks::event::ContentKind::Other)
+        );
+        assert_eq!(e.data.status, Some(wahooks::event::MessageStatus::Other));
+        assert_eq!(e.data.message_id.as_deref(), Some("M"));
+    }
+
+    #[test]
     fn recent_ids_drop_repeats_and_forget_the_oldest() {
         let mut r = RecentIds::new(2);
         assert!(r.first_time("a"));

@@ -17,23 +17,16 @@ use serde_json::{json, Map, Value};
 use wahooks::fanout::{Fanout, MemoryPublisher, Queue, Routing, DEFAULT_QUEUES};
 use wahooks::providers::{parse, ParseContext};
 use wahooks::schema::is_fifo;
-use wahooks::store::{event_item, StoredEvent};
+use wahooks::store::event_item;
 
 /// One stream record per event of the fixture mix, as Lambda delivers it.
 fn records() -> Vec<Value> {
     let now = Utc::now();
     let mut out = Vec::new();
     for (provider, body) in common::fixture_mix() {
-        let raw = Arc::new(body.clone());
         let events = parse(&ParseContext::new(provider, "bench", now), &body).unwrap_or_default();
         for event in events {
-            let item = event_item(
-                &StoredEvent {
-                    event,
-                    raw: raw.clone(),
-                },
-                30,
-            );
+            let item = event_item(&event, 30);
             let image: Map<String, Value> = item
                 .iter()
                 .map(|(k, v)| {

@@ -71,6 +71,9 @@ pub enum AuthError {
     /// A GET that is not Meta's subscription handshake, or whose verify token is wrong.
     #[error("subscription handshake refused: {0}")]
     Subscription(&'static str),
+    /// Meta's subscription handshake with a wrong verify token (403, as Meta's examples answer).
+    #[error("subscription handshake refused: hub.verify_token does not match")]
+    WrongVerifyToken,
 }
 
 impl AuthError {
@@ -86,6 +89,7 @@ impl AuthError {
             AuthError::TimestampInFuture { .. } => "timestamp_in_future",
             AuthError::UnknownScheme(_) => "unknown_scheme",
             AuthError::Subscription(_) => "subscription_refused",
+            AuthError::WrongVerifyToken => "wrong_verify_token",
         }
     }
 }
@@ -197,7 +201,7 @@ pub fn verify_subscription(auth: &Auth, query: &[(String, String)]) -> Result<St
         .ok_or(AuthError::Subscription("this endpoint has no verify token"))?;
     let token = get("hub.verify_token").ok_or(AuthError::Subscription("hub.verify_token is missing"))?;
     if !ct_eq_str(token, expected.expose()) {
-        return Err(AuthError::Subscription("hub.verify_token does not match"));
+        return Err(AuthError::WrongVerifyToken);
     }
     get("hub.challenge")
         .map(str::to_owned)
@@ -545,8 +549,12 @@ pub fn sign(auth: &Auth, body: &[u8], now: i64) -> Vec<(String, String)> {
             vec![(auth.header().unwrap_or("z-api-token").to_owned(), s.to_owned())]
         }
         Scheme::HubmessageHmac => {
-            // A Kafka-style coordinate like Hub's own; the offset makes it unique per second.
-            let key = format!("wahooks.sign:0:{now}");
+            // A Kafka-style coordinate like Hub's own, one per body as Hub's are per record: the
+            // offset is the second and a digest of the body, so two bodies signed in the same
+            // second never share a key (the same body again is a redelivery, as with Hub).
+            let digest = Sha256::digest(body);
+            let tag = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+            let key = format!("wahooks.sign:0:{now}{tag:010}");
             let t = now.to_string();
             let prefix = hubmessage_prefix(&t, &key).unwrap_or_default();
             vec![

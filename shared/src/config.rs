@@ -26,6 +26,7 @@ mod tests {
             ("WAHOOKS_QUEUE_AUDIT_LOG", "http://q/a"),
             ("WAHOOKS_QUEUE_EMPTY", ""),
             ("OTHER", "x"),
+            ("WAHOOKS_EXTRA_QUEUES", "crm=http://q/c.fifo, =x,bad"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         let q = super::queues_from(vars.into_iter());
@@ -33,6 +34,7 @@ mod tests {
             q,
             [
                 ("audit-log".to_owned(), "http://q/a".to_owned()),
+                ("crm".to_owned(), "http://q/c.fifo".to_owned()),
                 ("messages".to_owned(), "http://q/m.fifo".to_owned())
             ]
         );
@@ -77,16 +79,24 @@ impl Config {
     }
 }
 
-/// `WAHOOKS_QUEUE_<NAME>=<url>` pairs → (name in lower case with `-`, url), sorted by name.
+/// `WAHOOKS_QUEUE_<NAME>=<url>` pairs, and `WAHOOKS_EXTRA_QUEUES=<name>=<url>[,…]` (what the
+/// template's extra-queue parameters set) → (name in lower case with `-`, url), sorted by name.
 pub fn queues_from(vars: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
-    let mut queues: Vec<(String, String)> = vars
-        .filter(|(_, v)| !v.is_empty())
-        .filter_map(|(k, v)| {
-            let name = k.strip_prefix("WAHOOKS_QUEUE_")?;
-            Some((name.to_ascii_lowercase().replace('_', "-"), v))
-        })
-        .collect();
+    let mut queues: Vec<(String, String)> = Vec::new();
+    for (k, v) in vars.filter(|(_, v)| !v.is_empty()) {
+        if k == "WAHOOKS_EXTRA_QUEUES" {
+            queues.extend(
+                v.split(',')
+                    .filter_map(|pair| pair.trim().split_once('='))
+                    .filter(|(n, u)| !n.trim().is_empty() && !u.trim().is_empty())
+                    .map(|(n, u)| (n.trim().to_ascii_lowercase().replace('_', "-"), u.trim().to_owned())),
+            );
+        } else if let Some(name) = k.strip_prefix("WAHOOKS_QUEUE_") {
+            queues.push((name.to_ascii_lowercase().replace('_', "-"), v));
+        }
+    }
     queues.sort();
+    queues.dedup_by(|a, b| a.0 == b.0);
     queues
 }
 
@@ -138,12 +148,14 @@ pub fn lambda_sdk_config_from_env() -> aws_config::SdkConfig {
     lambda_sdk_config(|k| std::env::var(k).ok())
 }
 
-/// Connect 2 s, attempt 3 s, operation 8 s.
+/// Connect 2 s, attempt 3 s, operation (with the SDK's retries) 6 s. A receiver's calls also
+/// share one 7 s budget (`http::REQUEST_BUDGET`) inside the functions' 10 s timeout, so however
+/// the calls add up, a stalled DynamoDB is answered with our 503, never API Gateway's own 5xx.
 pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
     aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
         .operation_attempt_timeout(Duration::from_secs(3))
-        .operation_timeout(Duration::from_secs(8))
+        .operation_timeout(Duration::from_secs(6))
         .build()
 }
 

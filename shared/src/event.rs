@@ -8,7 +8,6 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// The providers wahooks understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -185,8 +184,9 @@ pub enum EventType {
     /// The provider could not connect the instance through its proxy.
     #[serde(rename = "whatsapp.instance.proxy_failed")]
     InstanceProxyFailed,
-    /// Valid JSON of a shape we don't recognise: still stored and published.
-    #[serde(rename = "whatsapp.unknown")]
+    /// Valid JSON of a shape we don't recognise: still stored and published. A worker built
+    /// today also reads any type a later wahooks adds as this one (new types may appear).
+    #[serde(rename = "whatsapp.unknown", other)]
     Unknown,
 }
 
@@ -261,6 +261,9 @@ pub enum ChatKind {
     Newsletter,
     /// WhatsApp Status posts (`status@broadcast`).
     Status,
+    /// A kind a later wahooks adds, read by a worker built today (never emitted by this one).
+    #[serde(other)]
+    Other,
 }
 
 /// The chat: the provider's id verbatim, its kind, and its LID when the provider gives one.
@@ -314,6 +317,9 @@ pub enum ContentKind {
     Payment,
     Event,
     Waiting,
+    /// A kind without a canonical name (its wire name is in `wire_kind`); also how a worker
+    /// reads a kind a later wahooks adds.
+    #[serde(other)]
     Other,
 }
 
@@ -424,9 +430,27 @@ pub enum MessageStatus {
     Played,
     Failed,
     Deleted,
+    /// A status a later wahooks adds, read by a worker built today (never emitted by this one).
+    #[serde(other)]
+    Other,
 }
 
 impl MessageStatus {
+    /// Where the status stands in a message's life, so a worker can keep the furthest one when
+    /// statuses arrive out of order (providers do not promise their order): pending 0, sent 1,
+    /// delivered 2, read and read_by_me 3, played 4, failed and deleted 5 (final).
+    pub fn rank(self) -> u8 {
+        match self {
+            MessageStatus::Pending => 0,
+            MessageStatus::Sent => 1,
+            MessageStatus::Delivered => 2,
+            MessageStatus::Read | MessageStatus::ReadByMe => 3,
+            MessageStatus::Played => 4,
+            MessageStatus::Failed | MessageStatus::Deleted => 5,
+            MessageStatus::Other => 0,
+        }
+    }
+
     /// The snake_case name, as serialised.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -438,6 +462,7 @@ impl MessageStatus {
             MessageStatus::Played => "played",
             MessageStatus::Failed => "failed",
             MessageStatus::Deleted => "deleted",
+            MessageStatus::Other => "other",
         }
     }
 }
@@ -476,6 +501,9 @@ pub struct EventData {
     /// The state of a sent message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<MessageStatus>,
+    /// The status's [`MessageStatus::rank`]: keep the highest when statuses arrive out of order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_rank: Option<u8>,
     /// In groups: who acted (sent, read, played).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participant: Option<String>,
@@ -511,6 +539,7 @@ impl EventData {
             content: None,
             reply_to: None,
             status: None,
+            status_rank: None,
             participant: None,
             presence: None,
             notification: None,
@@ -538,7 +567,7 @@ pub struct StoredItemPointer {
 pub struct CloudEvent {
     /// Always `1.0`.
     pub specversion: String,
-    /// Deterministic event id (see [`event_id`]).
+    /// Deterministic event id (see [`crate::identity`]).
     pub id: String,
     /// `wahooks/<provider>/<instance>`.
     pub source: String,
@@ -562,6 +591,20 @@ pub struct CloudEvent {
     pub receivedat: String,
     /// The normalised fields and the raw provider JSON.
     pub data: EventData,
+    /// For state events without an id or a time of their own (presence, some connection
+    /// events): the state they report. Their id is fixed when they are stored, from how many
+    /// times this state has changed (see [`crate::identity::state_event_id`]). Not serialised.
+    #[serde(skip)]
+    pub state: Option<StateChange>,
+}
+
+/// The state a state event reports, and which of its scope's states it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// Which state of the chat (or instance): `presence`, `connection`.
+    pub kind: &'static str,
+    /// Its value, e.g. `composing`, `connected`.
+    pub value: String,
 }
 
 impl CloudEvent {
@@ -576,8 +619,9 @@ impl CloudEvent {
         time: DateTime<Utc>,
         endpoint: &str,
         received_at: DateTime<Utc>,
-        data: EventData,
+        mut data: EventData,
     ) -> Self {
+        data.status_rank = data.status.map(MessageStatus::rank);
         CloudEvent {
             specversion: "1.0".to_owned(),
             id,
@@ -591,7 +635,18 @@ impl CloudEvent {
             endpoint: endpoint.to_owned(),
             receivedat: rfc3339_ms(received_at),
             data,
+            state: None,
         }
+    }
+
+    /// This event as a state event reporting `value` of `kind` (its id is then provisional
+    /// until it is stored).
+    pub fn with_state(mut self, kind: &'static str, value: impl Into<String>) -> Self {
+        self.state = Some(StateChange {
+            kind,
+            value: value.into(),
+        });
+        self
     }
 
     /// The event time in epoch milliseconds (for sort keys).
@@ -642,44 +697,9 @@ pub fn from_epoch_guess(value: i64) -> Option<DateTime<Utc>> {
     }
 }
 
-/// The event id: the first 32 hex digits of SHA-256 over the provider, the instance and the
-/// event's natural key, each part length-prefixed so no two different keys collide by
-/// concatenation (DESIGN.md §3).
-pub fn event_id(provider: Provider, instance: &str, natural_key: &[&str]) -> String {
-    let mut hasher = Sha256::new();
-    let mut part = |s: &str| {
-        hasher.update((s.len() as u64).to_be_bytes());
-        hasher.update(s.as_bytes());
-    };
-    part(provider.as_str());
-    part(instance);
-    for k in natural_key {
-        part(k);
-    }
-    let digest = hasher.finalize();
-    hex::encode(&digest[..16])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn event_id_is_32_hex_and_deterministic() {
-        let a = event_id(Provider::Zapi, "I", &["m1", "chat"]);
-        let b = event_id(Provider::Zapi, "I", &["m1", "chat"]);
-        assert_eq!(a, b);
-        assert_eq!(a.len(), 32);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
-    }
-
-    #[test]
-    fn event_id_parts_cannot_collide_by_concatenation() {
-        assert_ne!(
-            event_id(Provider::Zapi, "I", &["ab", "c"]),
-            event_id(Provider::Zapi, "I", &["a", "bc"])
-        );
-    }
 
     #[test]
     fn rfc3339_has_milliseconds_and_z() {

@@ -24,14 +24,10 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use serde_dynamo::AttributeValue;
 
 use crate::event::{CloudEvent, EventType, StoredItemPointer};
-use crate::providers::compact_raw;
-use crate::store::decompress_raw;
+use crate::sqs_rules::{check_batch, escape_body, Entry, GroupId};
+use crate::store::{event_of_item, keys};
 
-/// SQS's limit on a whole `SendMessageBatch` request (and the largest queue limit).
-pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
-
-/// SQS's limit on entries per `SendMessageBatch`.
-pub const MAX_BATCH_ENTRIES: usize = 10;
+pub use crate::sqs_rules::{MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
 
 /// The default routing of DESIGN.md §5: event type → queue name.
 pub const DEFAULT_ROUTES: [(EventType, &str); 12] = [
@@ -94,6 +90,16 @@ pub enum RoutingError {
     /// `WAHOOKS_ROUTES` could not be read.
     #[error("WAHOOKS_ROUTES: {0}")]
     BadRoutes(String),
+    /// A routed queue cannot be read: it does not exist, or the function may not use it.
+    #[error("queue `{queue}` ({env}) cannot be reached: {detail}; check the URL, and grant the fanout sqs:SendMessage and sqs:GetQueueAttributes on it (in the template: the ExtraQueue parameters)")]
+    Unreachable {
+        /// The queue name.
+        queue: String,
+        /// Its variable.
+        env: String,
+        /// What SQS answered.
+        detail: String,
+    },
 }
 
 /// Event type → queues. Every type routes somewhere: a type with no route goes to `unrouted`.
@@ -245,8 +251,8 @@ impl SqsPublisher {
         SqsPublisher { client }
     }
 
-    /// Read a queue's `MaximumMessageSize` (once, at init); `None` if it cannot be read.
-    pub async fn max_message_size(&self, url: &str) -> Option<usize> {
+    /// Read a queue's `MaximumMessageSize` (once, at init); why not, if it cannot be read.
+    pub async fn max_message_size(&self, url: &str) -> Result<usize, String> {
         let out = self
             .client
             .get_queue_attributes()
@@ -254,11 +260,11 @@ impl SqsPublisher {
             .attribute_names(aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize)
             .send()
             .await
-            .ok()?;
-        out.attributes()?
-            .get(&aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize)?
-            .parse()
-            .ok()
+            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+        out.attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| "the queue has no MaximumMessageSize".to_owned())
     }
 }
 
@@ -266,6 +272,9 @@ impl SqsPublisher {
 impl Publisher for SqsPublisher {
     async fn send_batch(&self, queue: &Queue, batch: &[OutMessage]) -> Result<Vec<String>, PublishError> {
         use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+        // What SQS would refuse is refused here, before the request (the stand-in takes anything).
+        check_batch(&entries_of(batch), queue.fifo, queue.max_bytes)
+            .map_err(|v| PublishError(format!("SQS would refuse this batch: {v}")))?;
         let attr = |v: &str| {
             MessageAttributeValue::builder()
                 .data_type("String")
@@ -296,6 +305,20 @@ impl Publisher for SqsPublisher {
             .map_err(|e| PublishError(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string()))?;
         Ok(out.failed().iter().map(|f| f.id().to_owned()).collect())
     }
+}
+
+/// A batch as SQS sees it, for [`check_batch`].
+pub fn entries_of(batch: &[OutMessage]) -> Vec<Entry<'_>> {
+    batch
+        .iter()
+        .map(|m| Entry {
+            id: &m.entry_id,
+            body: &m.body,
+            attributes_bytes: attributes_size(&m.event_id, m.event_type),
+            group_id: m.group_id.as_deref(),
+            dedup_id: m.dedup_id.as_deref(),
+        })
+        .collect()
 }
 
 /// An in-memory publisher for unit tests and benches: records every message and request, with
@@ -350,6 +373,8 @@ impl Publisher for MemoryPublisher {
         if *self.down.lock().unwrap_or_else(|p| p.into_inner()) {
             return Err(PublishError("in-memory queue is down".into()));
         }
+        check_batch(&entries_of(batch), queue.fifo, queue.max_bytes)
+            .map_err(|v| PublishError(format!("SQS would refuse this batch: {v}")))?;
         let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
         let mut failed = Vec::new();
@@ -367,78 +392,74 @@ impl Publisher for MemoryPublisher {
 /// Why a stream record could not be turned back into an event.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    /// The item has no `event` attribute, or it is not a CloudEvent.
-    #[error("the item's event attribute is missing or not a CloudEvent: {0}")]
-    BadEvent(String),
-    /// The `raw` attribute could not be decompressed or is not JSON.
-    #[error("the item's raw attribute is unreadable: {0}")]
-    BadRaw(String),
+    /// The item's `body` is missing or is not a compressed CloudEvent.
+    #[error("the item's body is unreadable")]
+    BadBody(#[from] crate::store::ItemError),
 }
 
-/// Rebuild the CloudEvent of a new event item (from a stream NEW_IMAGE): the stored event plus
-/// `data.raw` from the compressed body. `None` for items that are not events (quarantine).
-pub fn event_from_image(image: &HashMap<String, AttributeValue>) -> Result<Option<CloudEvent>, RecordError> {
-    match image.get("pk") {
-        Some(AttributeValue::S(pk)) if pk.starts_with("EVT#") => {}
-        _ => return Ok(None),
-    }
-    let json = match image.get("event") {
-        Some(AttributeValue::S(s)) => s,
-        _ => return Err(RecordError::BadEvent("no `event` string attribute".into())),
+/// Rebuild the CloudEvent of a new event item (from a stream NEW_IMAGE): the stored event,
+/// `data.raw` included, and the item's keys (for a pointer). `None` for items that are not
+/// events (quarantine).
+pub fn event_from_image(
+    image: &HashMap<String, AttributeValue>,
+) -> Result<Option<(CloudEvent, StoredItemPointer)>, RecordError> {
+    let key = |k: &str| match image.get(k) {
+        Some(AttributeValue::S(s)) => Some(s.clone()),
+        _ => None,
     };
-    let mut event: CloudEvent = serde_json::from_str(json).map_err(|e| RecordError::BadEvent(e.to_string()))?;
-    if let Some(AttributeValue::B(compressed)) = image.get("raw") {
-        let body = decompress_raw(compressed).map_err(|e| RecordError::BadRaw(e.to_string()))?;
-        event.data.raw = Some(compact_raw(&body).map_err(|e| RecordError::BadRaw(e.to_string()))?);
+    let (Some(pk), Some(sk)) = (key("pk"), key("sk")) else {
+        return Ok(None);
+    };
+    if !keys::is_event_sk(&sk) {
+        return Ok(None);
     }
-    Ok(Some(event))
+    let body = match image.get("body") {
+        Some(AttributeValue::B(b)) => Some(b.as_slice()),
+        _ => None,
+    };
+    let event = event_of_item(body)?;
+    Ok(Some((
+        event,
+        StoredItemPointer {
+            table: String::new(),
+            pk,
+            sk,
+        },
+    )))
 }
 
 /// The message body for `queue`: the whole CloudEvent, or, when that is too large for the
 /// queue, the event without `data.raw` and with a pointer to its item (and, if even that is
 /// too large, only the pointer and the ids a worker needs to fetch it).
-pub fn body_for(event: &CloudEvent, queue: &Queue, table: &str) -> String {
+/// SQS refuses some characters in a body; escaped, the JSON reads back the same.
+pub fn body_for(event: &CloudEvent, queue: &Queue, pointer: &StoredItemPointer) -> String {
     let room = queue
         .max_bytes
         .saturating_sub(attributes_size(&event.id, event.event_type));
-    let full = event.to_json();
+    let full = escape_body(event.to_json());
     if full.len() <= room {
         return full;
     }
-    let pointer = StoredItemPointer {
-        table: table.to_owned(),
-        pk: format!("EVT#{}", event.id),
-        sk: "EVT".to_owned(),
-    };
     let mut slim = event.clone();
     slim.data.raw = None;
     slim.data.stored_item = Some(pointer.clone());
-    let body = slim.to_json();
+    let body = escape_body(slim.to_json());
     if body.len() <= room {
         return body;
     }
     let mut bare = slim;
     bare.data = crate::event::EventData {
         message_id: event.data.message_id.clone(),
-        stored_item: Some(pointer),
+        stored_item: Some(pointer.clone()),
         ..Default::default()
     };
-    bare.to_json()
+    escape_body(bare.to_json())
 }
 
-/// The FIFO group of an event: `instance#chat`, so each chat's events stay in order.
+/// The FIFO group of an event: one per chat of an instance, so each chat's events stay in
+/// order (SQS FIFO orders messages within a group), valid whatever the chat id holds.
 pub fn group_id(event: &CloudEvent) -> String {
-    let g = format!("{}#{}", event.instance, event.chat_key());
-    // MessageGroupId: ≤ 128 characters.
-    if g.len() <= 128 {
-        g
-    } else {
-        let mut end = 128;
-        while !g.is_char_boundary(end) {
-            end -= 1;
-        }
-        g[..end].to_owned()
-    }
+    GroupId::for_chat(&event.instance, event.chat_key()).as_str().to_owned()
 }
 
 /// What one invocation did (for logs and the bench).
@@ -575,15 +596,16 @@ impl Fanout {
         if record.event_name != "INSERT" {
             return Ok(false);
         }
-        let Some(event) = event_from_image(record.change.new_image.inner())? else {
+        let Some((event, mut pointer)) = event_from_image(record.change.new_image.inner())? else {
             return Ok(false);
         };
+        pointer.table.clone_from(&self.table);
         let queues = self.routing.queues();
         for (q, queue) in queues.iter().enumerate() {
             if !self.routing.targets(event.event_type).any(|t| t == queue) {
                 continue;
             }
-            let body = body_for(&event, queue, &self.table);
+            let body = body_for(&event, queue, &pointer);
             if event.data.raw.is_some() && !body.contains("\"raw\":") {
                 stats.slimmed += 1;
             }
@@ -678,6 +700,7 @@ impl Fanout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::compact_raw;
 
     fn queues() -> Vec<Queue> {
         DEFAULT_QUEUES
@@ -748,19 +771,14 @@ mod tests {
     /// The stream record Lambda delivers for a new item of `e`, as JSON.
     fn record(seq: usize, name: &str, e: &CloudEvent) -> serde_json::Value {
         use base64::Engine;
-        let mut without_raw = e.clone();
-        without_raw.data.raw = None;
-        let raw = e.data.raw.as_ref().map(|r| r.get().to_owned()).unwrap_or_default();
-        let zipped = zstd::encode_all(raw.as_bytes(), 3).expect("zstd");
+        let item = crate::store::event_item(e, 30);
+        let s = |k: &str| item[k].as_s().expect("string key").clone();
+        let body = base64::engine::general_purpose::STANDARD.encode(item["body"].as_b().expect("body").as_ref());
         serde_json::json!({
             "eventID": format!("e{seq}"), "eventName": name, "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
             "dynamodb": {
-                "Keys": {"pk": {"S": format!("EVT#{}", e.id)}, "sk": {"S": "EVT"}},
-                "NewImage": {
-                    "pk": {"S": format!("EVT#{}", e.id)}, "sk": {"S": "EVT"},
-                    "event": {"S": without_raw.to_json()},
-                    "raw": {"B": base64::engine::general_purpose::STANDARD.encode(zipped)}
-                },
+                "Keys": {"pk": {"S": s("pk")}, "sk": {"S": s("sk")}},
+                "NewImage": {"pk": {"S": s("pk")}, "sk": {"S": s("sk")}, "body": {"B": body}},
                 "SequenceNumber": format!("{seq:021}"), "SizeBytes": 100, "StreamViewType": "NEW_IMAGE"
             }
         })
@@ -855,9 +873,10 @@ mod tests {
         p.set_down(true);
         let e = event("x", EventType::ChatPresence, "C", "{}");
         let mut quarantine = record(3, "INSERT", &e);
-        quarantine["dynamodb"]["NewImage"]["pk"] = serde_json::json!({"S": "QUARANTINE#abc"});
+        quarantine["dynamodb"]["NewImage"]["pk"] = serde_json::json!({"S": "Q#abc"});
+        quarantine["dynamodb"]["NewImage"]["sk"] = serde_json::json!({"S": "Q#1"});
         let mut corrupt = record(4, "INSERT", &event("y", EventType::MessageStatus, "C", "{}"));
-        corrupt["dynamodb"]["NewImage"]["event"] = serde_json::json!({"S": "not json"});
+        corrupt["dynamodb"]["NewImage"]["body"] = serde_json::json!({"B": "bm90IHpzdGQ="});
         let records = vec![
             record(0, "INSERT", &e),
             record(1, "MODIFY", &e),
@@ -876,22 +895,27 @@ mod tests {
         let big = format!("{{\"text\":\"{}\"}}", "x".repeat(5000));
         let e = event("big", EventType::MessageReceived, "C", &big);
         let small = Queue::new("messages", "http://q/m.fifo", 2048);
-        let body = body_for(&e, &small, "events");
+        let pointer = StoredItemPointer {
+            table: "events".into(),
+            pk: crate::store::keys::event_pk(&e),
+            sk: crate::store::keys::event_sk(&e.id),
+        };
+        let body = body_for(&e, &small, &pointer);
         assert!(body.len() <= 2048);
         let slim: CloudEvent = serde_json::from_str(&body).expect("event");
         assert!(slim.data.raw.is_none());
         let p = slim.data.stored_item.expect("pointer");
         assert_eq!(
             (p.table.as_str(), p.pk.as_str(), p.sk.as_str()),
-            ("events", "EVT#big", "EVT")
+            ("events", pointer.pk.as_str(), "E#big")
         );
         assert_eq!(slim.data.message_id.as_deref(), Some("M-big"));
         let roomy = Queue::new("messages", "http://q/m.fifo", 1024 * 1024);
-        assert!(body_for(&e, &roomy, "events").contains("xxxxx"));
+        assert!(body_for(&e, &roomy, &pointer).contains("xxxxx"));
     }
 
     #[test]
-    fn long_group_ids_are_cut_at_128_bytes() {
+    fn group_ids_are_valid_for_any_chat_and_readable_when_they_can_be() {
         let raw = compact_raw(b"{}").expect("json");
         let mut e = CloudEvent::new(
             "id".into(),

@@ -13,7 +13,7 @@ use crate::auth::{authenticate, verify_subscription, AuthError, BodyError, Reque
 use crate::event::Route;
 use crate::providers::{parse, DecodeError, ParseContext};
 use crate::registry::{plausible_token, EndpointRegistry};
-use crate::store::{EventStore, PutOutcome, Quarantined, StoreError, StoredEvent};
+use crate::store::{EventStore, PutOutcome, Quarantined, StoreError};
 
 /// Everything a request can end in besides success, mapped to a status in [`Failure::status`].
 #[derive(Debug, thiserror::Error)]
@@ -36,9 +36,13 @@ pub enum Failure {
     /// Gzip that doesn't inflate.
     #[error("{0}")]
     BadBody(String),
-    /// Our storage is down or throttled: the provider should retry.
+    /// Our storage is down, throttled or too slow: the provider should retry.
     #[error("temporarily unavailable, retry later")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Authenticated and decoded, but DynamoDB refuses to store it: retrying cannot help, so the
+    /// body is quarantined and the caller told why (422).
+    #[error("the event cannot be stored: {0}; the body was kept in quarantine")]
+    Unstorable(String),
     /// A method other than POST (or GET for Meta's handshake).
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -49,11 +53,13 @@ impl Failure {
     pub fn status(&self) -> u16 {
         match self {
             Failure::NotFound => 404,
+            Failure::Unauthorized(AuthError::WrongVerifyToken) => 403,
             Failure::Unauthorized(_) => 401,
             Failure::TooLarge(_) => 413,
             Failure::UnsupportedEncoding(_) => 415,
             Failure::BadRequest(_) | Failure::BadBody(_) => 400,
             Failure::Unavailable(_) => 503,
+            Failure::Unstorable(_) => 422,
             Failure::MethodNotAllowed => 405,
         }
     }
@@ -68,6 +74,7 @@ impl Failure {
             Failure::BadRequest(e) => e.code(),
             Failure::BadBody(_) => "bad_body",
             Failure::Unavailable(_) => "unavailable",
+            Failure::Unstorable(_) => "unstorable",
             Failure::MethodNotAllowed => "method_not_allowed",
         }
     }
@@ -98,6 +105,7 @@ impl From<StoreError> for Failure {
         match e {
             StoreError::TooLarge { .. } => Failure::TooLarge(e.to_string()),
             StoreError::Unavailable(cause) => Failure::Unavailable(cause),
+            StoreError::Rejected(why) => Failure::Unstorable(why),
         }
     }
 }
@@ -109,6 +117,23 @@ fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
         .body(Body::Text(body.to_string()))
         .unwrap_or_else(|_| Response::new(Body::Empty))
 }
+
+/// An error and its sources, `: `-separated, for a log line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// How long a request may spend on AWS calls (the endpoint lookup and the puts) before it is
+/// answered 503: the functions' timeout is 10 s, so this leaves room to answer with our own
+/// JSON instead of API Gateway's 5xx. The SDK's own timeouts and retries fit inside it.
+pub const REQUEST_BUDGET: std::time::Duration = std::time::Duration::from_secs(7);
 
 /// The clock, injectable for tests.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -122,6 +147,8 @@ pub struct Receiver {
     pub store: Arc<dyn EventStore>,
     /// Now.
     pub clock: Clock,
+    /// The time budget of a request's AWS calls ([`REQUEST_BUDGET`]).
+    pub budget: std::time::Duration,
 }
 
 /// The token of `[/{stage}]/v1/hooks/{token}[/{route}]`. Any other shape (dot segments, extra
@@ -167,6 +194,7 @@ impl Receiver {
             registry,
             store,
             clock: Arc::new(Utc::now),
+            budget: REQUEST_BUDGET,
         }
     }
 
@@ -176,7 +204,9 @@ impl Receiver {
             Ok(response) => response,
             Err(failure) => {
                 match &failure {
-                    Failure::Unavailable(cause) => tracing::error!(route = %route, cause = %cause, "store unavailable"),
+                    Failure::Unavailable(cause) => {
+                        tracing::error!(route = %route, cause = %error_chain(cause.as_ref()), "store unavailable")
+                    }
                     f => tracing::info!(route = %route, status = f.status(), code = f.code(), "request refused"),
                 }
                 failure.response()
@@ -185,6 +215,11 @@ impl Receiver {
     }
 
     async fn try_handle(&self, route: Route, req: &Request) -> Result<Response<Body>, Failure> {
+        let deadline = tokio::time::Instant::now() + self.budget;
+        // The AWS calls of this request share one budget; past it the answer is our 503.
+        let within = |what: &'static str| {
+            move |_| Failure::Unavailable(format!("{what} did not finish within the request budget").into())
+        };
         // The path exactly as the client sent it (API Gateway's rawPath), not a normalised one.
         let raw_path = req.raw_http_path();
         let path = if raw_path.is_empty() {
@@ -195,11 +230,10 @@ impl Receiver {
         let token = token_from_path(path)
             .filter(|t| plausible_token(t))
             .ok_or(Failure::NotFound)?;
-        let endpoint = self
-            .registry
-            .lookup(token)
+        let endpoint = tokio::time::timeout_at(deadline, self.registry.lookup(token))
             .await
-            .map_err(|e| Failure::Unavailable(e.to_string()))?
+            .map_err(within("the endpoint lookup"))?
+            .map_err(|e| Failure::Unavailable(Box::new(e)))?
             .filter(|e| e.enabled)
             .ok_or(Failure::NotFound)?;
         let now = (self.clock)();
@@ -234,15 +268,10 @@ impl Receiver {
         let events = match parse(&ctx, verified.body()) {
             Ok(events) => events,
             Err(decode) => {
-                self.store
-                    .quarantine(Quarantined {
-                        endpoint: endpoint.id.clone(),
-                        provider: endpoint.provider.to_string(),
-                        reason: decode.to_string(),
-                        raw: verified.body().to_vec(),
-                        received_at_ms: now.timestamp_millis(),
-                    })
-                    .await?;
+                let q = quarantined(&endpoint.id, endpoint.provider, route, ctx.delivery_id, &decode.to_string(), verified.body(), now);
+                tokio::time::timeout_at(deadline, self.store.quarantine(q))
+                    .await
+                    .map_err(within("the quarantine write"))??;
                 tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, code = decode.code(), "body quarantined");
                 return Err(Failure::BadRequest(decode));
             }
@@ -262,34 +291,67 @@ impl Receiver {
                 misrouted_metric(route, e.event_type, (self.clock)().timestamp_millis())
             );
         }
-        let raw = Arc::new(verified.into_body());
-        let stored: Vec<StoredEvent> = events
-            .into_iter()
-            .map(|event| StoredEvent {
-                event,
-                raw: raw.clone(),
-            })
-            .collect();
-        let outcomes = self.store.put_if_absent(&stored).await?;
+        let mut events = events;
+        // State events (presence, untimed connection changes) get their id from the store.
+        tokio::time::timeout_at(deadline, crate::store::resolve_state_ids(self.store.as_ref(), &mut events))
+            .await
+            .map_err(within("reading the chat's state"))??;
+        let outcomes = match tokio::time::timeout_at(deadline, self.store.put_if_absent(&events))
+            .await
+            .map_err(within("storing the events"))?
+        {
+            Ok(outcomes) => outcomes,
+            Err(StoreError::Rejected(why)) => {
+                // Retrying can never store it: keep the body and say why (not a 503 forever).
+                let q = quarantined(&endpoint.id, endpoint.provider, route, ctx.delivery_id, &why, verified.body(), now);
+                tokio::time::timeout_at(deadline, self.store.quarantine(q))
+                    .await
+                    .map_err(within("the quarantine write"))??;
+                tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, reason = %why, "unstorable body quarantined");
+                return Err(Failure::Unstorable(why));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let (mut accepted, mut duplicates) = (Vec::new(), Vec::new());
-        for (s, outcome) in stored.iter().zip(outcomes) {
+        for (e, outcome) in events.iter().zip(outcomes) {
             tracing::info!(
                 endpoint = %endpoint.id,
                 provider = %endpoint.provider,
-                r#type = %s.event.event_type,
-                event_id = %s.event.id,
+                r#type = %e.event_type,
+                event_id = %e.id,
                 duplicate = outcome == PutOutcome::Duplicate,
                 "event stored"
             );
             match outcome {
-                PutOutcome::Stored => accepted.push(s.event.id.clone()),
-                PutOutcome::Duplicate => duplicates.push(s.event.id.clone()),
+                PutOutcome::Stored => accepted.push(e.id.clone()),
+                PutOutcome::Duplicate => duplicates.push(e.id.clone()),
             }
         }
         Ok(json_response(
             200,
             &json!({ "accepted": accepted, "duplicates": duplicates }),
         ))
+    }
+}
+
+/// The quarantine item of an authenticated body that could not be decoded or stored.
+fn quarantined(
+    endpoint: &str,
+    provider: crate::Provider,
+    route: Route,
+    delivery_id: Option<&str>,
+    reason: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Quarantined {
+    Quarantined {
+        endpoint: endpoint.to_owned(),
+        provider: provider.to_string(),
+        route: route.as_str().to_owned(),
+        delivery_id: delivery_id.map(str::to_owned),
+        reason: reason.to_owned(),
+        raw: body.to_vec(),
+        received_at_ms: now.timestamp_millis(),
     }
 }
 
@@ -342,6 +404,106 @@ mod tests {
         assert_eq!(body["accepted"].as_array().map(Vec::len), Some(2));
         assert_eq!(body["duplicates"].as_array().map(Vec::len), Some(1));
         assert_eq!(store.len(), 3);
+    }
+
+    fn presence(state: &str) -> String {
+        format!(r#"{{"type":"PresenceChatCallback","phone":"5511","status":"{state}","lastSeen":null,"instanceId":"I"}}"#)
+    }
+
+    fn wwa(state: &str) -> String {
+        format!(r#"{{"instanceId":"W","whatsappStatus":{{"message":"{state}"}}}}"#)
+    }
+
+    async fn deliver(r: &Receiver, body: &str) -> (u16, serde_json::Value) {
+        let res = r.handle(Route::Any, post(body)).await;
+        let status = res.status().as_u16();
+        (status, serde_json::from_slice(res.body().as_ref()).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn presence_and_connection_store_one_event_per_change_of_state_whatever_the_minute() {
+        let store = MemoryEventStore::new();
+        let r = receiver(&store);
+        for state in ["COMPOSING", "PAUSED", "COMPOSING"] {
+            let (status, v) = deliver(&r, &presence(state)).await;
+            assert_eq!(status, 200);
+            assert_eq!(v["accepted"].as_array().map(Vec::len), Some(1), "{state} is a new event");
+        }
+        let (_, again) = deliver(&r, &presence("COMPOSING")).await;
+        assert_eq!(again["duplicates"].as_array().map(Vec::len), Some(1), "the same state right after");
+        assert_eq!(store.len(), 3);
+
+        let registry = MemoryRegistry::default();
+        let mut ep = crate::registry::new_endpoint(Provider::Wwa, PayloadFormat::Default, Auth::url_token());
+        ep.id = "ep_wwa".into();
+        registry.insert(TOKEN, ep);
+        let r = Receiver::new(Arc::new(registry), Arc::new(store.clone()));
+        for state in ["Connected", "Disconnected", "Connected"] {
+            let (_, v) = deliver(&r, &wwa(state)).await;
+            assert_eq!(v["accepted"].as_array().map(Vec::len), Some(1), "{state}");
+        }
+        assert_eq!(store.len(), 6);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_redelivery_merges_and_any_change_of_state_does_not(
+            runs in proptest::collection::vec((0usize..3, 1usize..4), 1..12)
+        ) {
+            let states = ["COMPOSING", "PAUSED", "AVAILABLE"];
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let store = MemoryEventStore::new();
+            let r = receiver(&store);
+            let mut changes = 0;
+            let mut last = None;
+            for (state, deliveries) in &runs {
+                if last != Some(*state) {
+                    changes += 1;
+                }
+                last = Some(*state);
+                for _ in 0..*deliveries {
+                    let (status, _) = rt.block_on(deliver(&r, &presence(states[*state])));
+                    proptest::prop_assert_eq!(status, 200);
+                }
+            }
+            proptest::prop_assert_eq!(store.len(), changes);
+        }
+    }
+
+    /// A store whose puts DynamoDB refuses (a ValidationException): it can never succeed.
+    struct Refusing(MemoryEventStore);
+
+    #[async_trait::async_trait]
+    impl EventStore for Refusing {
+        async fn put_if_absent(&self, _: &[crate::CloudEvent]) -> Result<Vec<PutOutcome>, StoreError> {
+            Err(StoreError::Rejected("One or more parameter values were invalid".into()))
+        }
+        async fn quarantine(&self, q: Quarantined) -> Result<(), StoreError> {
+            self.0.quarantine(q).await
+        }
+        async fn state_sequence(
+            &self,
+            e: &crate::CloudEvent,
+            c: &crate::event::StateChange,
+        ) -> Result<u64, StoreError> {
+            self.0.state_sequence(e, c).await
+        }
+    }
+
+    #[tokio::test]
+    async fn what_dynamodb_refuses_is_quarantined_and_answered_422_not_503() {
+        let store = MemoryEventStore::new();
+        let r = Receiver {
+            store: Arc::new(Refusing(store.clone())),
+            ..receiver(&store)
+        };
+        let (status, v) = deliver(&r, STATUS).await;
+        assert_eq!((status, v["code"].as_str()), (422, Some("unstorable")));
+        assert!(v["detail"].as_str().unwrap_or_default().contains("quarantine"), "{v}");
+        let q = store.quarantined();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].raw, STATUS.as_bytes());
+        assert_eq!(q[0].route, "any");
     }
 
     #[tokio::test]

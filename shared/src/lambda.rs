@@ -40,8 +40,10 @@ pub async fn run_receiver(route: Route) -> Result<(), Error> {
     .await
 }
 
-/// Build the production fanout from the environment: one SQS client, each queue's
-/// `MaximumMessageSize` read once (256 KiB assumed if it cannot be read), the routing checked.
+/// Build the production fanout from the environment: one SQS client, each routed queue's
+/// `MaximumMessageSize` read once (which proves the queue exists and the role may reach it),
+/// the routing checked. A queue it cannot reach stops the function at init with what to fix,
+/// instead of failing every batch.
 pub async fn fanout_from_env() -> Result<Fanout, RoutingError> {
     let config = Config::from_env();
     let sdk = lambda_sdk_config_from_env();
@@ -62,13 +64,26 @@ pub async fn fanout_through(
     sqs: &SqsPublisher,
     publisher: Arc<dyn crate::fanout::Publisher>,
 ) -> Result<Fanout, RoutingError> {
+    let overrides = Routing::parse_overrides(&config.routes)?;
+    let routes = Routing::routes_with(&overrides);
     let mut queues = Vec::new();
     for (name, url) in &config.queues {
-        let max = sqs.max_message_size(url).await.unwrap_or(256 * 1024);
+        let routed = routes.iter().any(|(_, q)| q == name) || name == "unrouted";
+        let max = match sqs.max_message_size(url).await {
+            Ok(max) => max,
+            Err(detail) if routed => {
+                return Err(RoutingError::Unreachable {
+                    queue: name.clone(),
+                    env: crate::fanout::queue_env_var(name),
+                    detail,
+                })
+            }
+            // Not routed to: nothing is sent there, so nothing needs checking.
+            Err(_) => 256 * 1024,
+        };
         queues.push(Queue::new(name, url, max));
     }
-    let overrides = Routing::parse_overrides(&config.routes)?;
-    let routing = Routing::new(queues, &Routing::routes_with(&overrides))?;
+    let routing = Routing::new(queues, &routes)?;
     Ok(Fanout::new(routing, publisher, &config.events_table))
 }
 

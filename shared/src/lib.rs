@@ -2,12 +2,14 @@
 //! DynamoDB and fan it out through SQS.
 //!
 //! Where things live:
-//! - [`event`]: the canonical event (CloudEvents 1.0) and event ids;
+//! - [`event`]: the canonical event (CloudEvents 1.0);
+//! - [`identity`]: event ids, the one place that decides when two deliveries are one event;
 //! - [`providers`]: where each provider's payload is parsed (`zapi`, `hubmessage`, `wwa`, `meta`);
 //! - [`endpoint`]: endpoints, schemes and their (wrapped) secrets;
 //! - [`auth`]: where a request is authenticated (every scheme, constant-time, clock injected);
 //! - [`registry`]: where endpoints are looked up (hash of the URL token, cached);
 //! - [`store`]: where an event is stored (DynamoDB conditional puts);
+//! - [`sqs_rules`]: SQS's documented limits (ids, bodies, batches), enforced before every send;
 //! - [`fanout`]: where an event is published (the stream → SQS outbox, routing, batching);
 //! - [`http`]: the receiver pipeline and the one mapping of errors to statuses;
 //! - [`local`]: the local stack (provisioning, the API Gateway event of an HTTP request);
@@ -19,6 +21,7 @@ pub mod auth;
 pub mod config;
 pub mod endpoint;
 pub mod event;
+pub mod identity;
 #[cfg(feature = "aws")]
 pub mod fanout;
 #[cfg(feature = "aws")]
@@ -32,6 +35,7 @@ pub mod providers;
 pub mod registry;
 #[cfg(feature = "aws")]
 pub mod schema;
+pub mod sqs_rules;
 #[cfg(feature = "aws")]
 pub mod store;
 #[cfg(feature = "aws")]

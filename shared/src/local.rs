@@ -12,7 +12,8 @@ use crate::config::Config;
 use crate::fanout::{Fanout, SqsPublisher};
 use crate::http::Receiver;
 use crate::registry::DynamoRegistry;
-use crate::schema::{create_endpoints_table, create_events_table, create_queues};
+use crate::schema::{create_endpoints_table, create_events_table, create_failures_queue, create_queues};
+use crate::stream_driver::StreamDriver;
 use crate::store::DynamoEventStore;
 
 /// Errors while provisioning (the stand-in is down, a definition is refused).
@@ -35,6 +36,8 @@ pub struct LocalStack {
     pub receiver: Receiver,
     /// The fanout handler the stream driver calls.
     pub fanout: Fanout,
+    /// The stream mapping's on-failure destination (`<prefix>-stream-failures`), when provisioned.
+    pub failures_url: Option<String>,
 }
 
 impl LocalStack {
@@ -60,7 +63,10 @@ impl LocalStack {
             queues.push((name, url));
         }
         config.queues = queues;
-        Self::connect(sdk, config).await
+        let failures_url = create_failures_queue(&sqs, queue_prefix).await?;
+        let mut stack = Self::connect(sdk, config).await?;
+        stack.failures_url = Some(failures_url);
+        Ok(stack)
     }
 
     /// Wire the receiver and fanout to tables and queues that already exist.
@@ -79,7 +85,18 @@ impl LocalStack {
             registry,
             receiver,
             fanout,
+            failures_url: None,
         })
+    }
+
+    /// A stream driver over the events table with the deployed mapping settings, its failures
+    /// going to [`LocalStack::failures_url`].
+    pub fn stream_driver(&self) -> StreamDriver {
+        let driver = StreamDriver::new(&self.sdk, &self.config.events_table);
+        match &self.failures_url {
+            Some(url) => driver.on_failure(url),
+            None => driver,
+        }
     }
 
     /// The URL of a queue by name.
@@ -93,10 +110,32 @@ impl LocalStack {
 }
 
 /// An HTTP request as the API Gateway HTTP API (payload 2.0) event Lambda receives, turned
-/// into a `Request` by the same `lambda_http` code. The body is always passed base64-encoded
-/// (as API Gateway does for binary bodies), so any bytes survive.
+/// into a `Request` by the same `lambda_http` code. As API Gateway does, the body is passed as
+/// text for text content types (`text/*`, `application/json`, `…+json`, `application/xml`,
+/// `application/javascript`) that are UTF-8, and base64-encoded otherwise (gzip, no content
+/// type, binary), so any bytes survive; repeated headers are joined with commas.
 pub fn apigw_request(method: &str, path: &str, query: &str, headers: &[(String, String)], body: &[u8]) -> Request {
-    apigw_request_encoded(method, path, query, headers, body, true)
+    apigw_request_encoded(method, path, query, headers, body, !sent_as_text(headers, body))
+}
+
+/// Whether API Gateway passes this body as text (`isBase64Encoded: false`).
+pub fn sent_as_text(headers: &[(String, String)], body: &[u8]) -> bool {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.to_ascii_lowercase())
+    };
+    let encoded = header("content-encoding").is_some_and(|e| !e.trim().is_empty() && e.trim() != "identity");
+    let textual = header("content-type").is_some_and(|t| {
+        let t = t.split(';').next().unwrap_or_default().trim().to_owned();
+        t.starts_with("text/")
+            || t == "application/json"
+            || t.ends_with("+json")
+            || t == "application/xml"
+            || t == "application/javascript"
+    });
+    textual && !encoded && std::str::from_utf8(body).is_ok()
 }
 
 /// [`apigw_request`] with the choice of a plain (`isBase64Encoded: false`) body, which must

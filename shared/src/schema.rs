@@ -23,28 +23,23 @@ fn attr(name: &str) -> AttributeDefinition {
         .expect("name and type set")
 }
 
-/// The attributes the GSIs carry besides the keys: what a timeline needs (`wahooks events`
-/// reads `event`), not the stored body. Every GSI entry is a write of its own, billed per KB:
-/// without `raw` an entry fits in one write unit, where a copy of the whole item took two.
-pub const GSI_ATTRIBUTES: [&str; 3] = ["event", "type", "occurred_at"];
-
+/// The one index, `gsi1`: a message's lifecycle (`M#<provider>#<instance>#<message id>` /
+/// `<time ms>#<event id>`), sparse (only events with a message id have its keys) and keys-only:
+/// an entry costs one write unit whatever the event's size, and a listing reads the events it
+/// names from the table (`BatchGetItem`). A chat's timeline needs no index: the table is
+/// partitioned by chat.
 fn gsi(name: &str, pk: &str, sk: &str) -> GlobalSecondaryIndex {
     GlobalSecondaryIndex::builder()
         .index_name(name)
         .key_schema(key(pk, KeyType::Hash))
         .key_schema(key(sk, KeyType::Range))
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::Include)
-                .set_non_key_attributes(Some(GSI_ATTRIBUTES.map(str::to_owned).to_vec()))
-                .build(),
-        )
+        .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
         .build()
         .expect("index complete")
 }
 
-/// Create the `events` table: pk/sk, gsi1 (chat timeline), gsi2 (message lifecycle), stream
-/// NEW_IMAGE, on-demand.
+/// Create the `events` table: pk (the chat) / sk (the event), gsi1 (message lifecycle),
+/// stream NEW_IMAGE, on-demand.
 pub async fn create_events_table(client: &Client, name: &str) -> Result<(), aws_sdk_dynamodb::Error> {
     client
         .create_table()
@@ -52,11 +47,8 @@ pub async fn create_events_table(client: &Client, name: &str) -> Result<(), aws_
         .billing_mode(BillingMode::PayPerRequest)
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
-        .set_attribute_definitions(Some(
-            ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"].map(attr).to_vec(),
-        ))
+        .set_attribute_definitions(Some(["pk", "sk", "gsi1pk", "gsi1sk"].map(attr).to_vec()))
         .global_secondary_indexes(gsi("gsi1", "gsi1pk", "gsi1sk"))
-        .global_secondary_indexes(gsi("gsi2", "gsi2pk", "gsi2sk"))
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
@@ -113,4 +105,18 @@ pub async fn create_queues(
         out.push((name.to_owned(), url));
     }
     Ok(out)
+}
+
+/// Create the on-failure destination of the stream mapping: `<prefix>-stream-failures`, a
+/// standard queue (Lambda's destinations cannot be FIFO) keeping messages 14 days, as `infra/`
+/// does. Returns its URL.
+pub async fn create_failures_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<String, aws_sdk_sqs::Error> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-stream-failures"))
+        .attributes(A::MessageRetentionPeriod, "1209600")
+        .send()
+        .await?;
+    Ok(out.queue_url().unwrap_or_default().to_owned())
 }

@@ -1,19 +1,30 @@
-//! Where an event is stored: the `EventStore` port, its DynamoDB adapter (the `events` table of
-//! DESIGN.md §4) and an in-memory adapter for unit tests. Each event is one conditional put
-//! (`attribute_not_exists(pk)`): the first write wins and a redelivery is a no-op, so a webhook
-//! carrying several events can be retried after a partial failure and stores only what is missing.
+//! Where an event is stored: the `EventStore` port, its DynamoDB adapter (the `events` table)
+//! and an in-memory adapter for unit tests.
+//!
+//! The table is partitioned by chat: an event's item is `pk = C#<provider>#<instance>#<chat>`,
+//! `sk = E#<event id>` ([`keys`]). A chat's events share a partition, so a chat's timeline is one
+//! `Query`, and its records share a stream shard, where DynamoDB Streams keeps write order; a
+//! webhook's events are written in body order within each chat for that reason. Each event is
+//! one conditional put (`attribute_not_exists(pk)`): the first write wins, a redelivery is a
+//! no-op, and a webhook carrying several events can be retried after a partial failure and
+//! stores only what is missing. The id always names one chat (it is hashed over the chat, see
+//! [`crate::identity`]), so a redelivery always lands on the same item.
+//!
+//! An item holds only what a key or a filter needs as plain attributes (`type`, `received_at`,
+//! `expires_at`, the message index keys) and the CloudEvent itself, `data.raw` included,
+//! zstd-compressed in `body`: most items stay under the 1 KB a write unit buys. The one index,
+//! `gsi1` (a message's lifecycle), is sparse (events with a message id) and keys-only.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 
-use crate::event::CloudEvent;
+use crate::event::{CloudEvent, StateChange};
 
 /// DynamoDB's item size limit.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
@@ -21,13 +32,67 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 /// How long events are kept before DynamoDB's TTL removes them (default; `WAHOOKS_RETENTION_DAYS`).
 pub const DEFAULT_RETENTION_DAYS: i64 = 30;
 
-/// One event ready to store: the canonical event plus the body it came from.
-#[derive(Debug, Clone)]
-pub struct StoredEvent {
-    /// The canonical event (its `data.raw` is not stored again: `raw` below is).
-    pub event: CloudEvent,
-    /// The request body exactly as authenticated.
-    pub raw: Arc<Vec<u8>>,
+/// The keys of the events table: one place that says how an event, a quarantined body and the
+/// message index are addressed.
+pub mod keys {
+    use sha2::{Digest, Sha256};
+
+    use crate::event::CloudEvent;
+
+    /// The longest provider string kept verbatim in a key. DynamoDB allows 2,048 bytes in a
+    /// partition key and 1,024 in a sort key (index keys too); a longer part, or one holding the
+    /// `#` separator, is replaced by `~` and 32 hex digits of its SHA-256, so a key stays
+    /// within the limits and unambiguous whatever the provider sends.
+    pub const MAX_VERBATIM_PART: usize = 200;
+
+    /// A key part: the provider's text, or `~<hash>` when it is too long or holds `#`.
+    pub fn part(text: &str) -> String {
+        if text.len() <= MAX_VERBATIM_PART && !text.contains('#') && !text.starts_with('~') {
+            text.to_owned()
+        } else {
+            format!("~{}", &hex::encode(Sha256::digest(text.as_bytes()))[..32])
+        }
+    }
+
+    /// The partition of a chat: `C#<provider>#<instance>#<chat>` (`-` for events without one).
+    pub fn chat_partition(provider: &str, instance: &str, chat: &str) -> String {
+        format!("C#{}#{}#{}", part(provider), part(instance), part(chat))
+    }
+
+    /// An event's partition key.
+    pub fn event_pk(e: &CloudEvent) -> String {
+        chat_partition(e.provider.as_str(), &e.instance, e.chat_key())
+    }
+
+    /// An event's sort key: `E#<event id>`.
+    pub fn event_sk(event_id: &str) -> String {
+        format!("E#{event_id}")
+    }
+
+    /// Whether a sort key is an event's.
+    pub fn is_event_sk(sk: &str) -> bool {
+        sk.starts_with("E#")
+    }
+
+    /// The event id of an event sort key.
+    pub fn event_id_of_sk(sk: &str) -> Option<&str> {
+        sk.strip_prefix("E#")
+    }
+
+    /// The message index key of an event with a message id: `M#<provider>#<instance>#<message id>`.
+    pub fn message_key(provider: &str, instance: &str, message_id: &str) -> String {
+        format!("M#{}#{}#{}", part(provider), part(instance), part(message_id))
+    }
+
+    /// A quarantined body's partition key: `Q#<sha256 of the body>`.
+    pub fn quarantine_pk(sha256_hex: &str) -> String {
+        format!("Q#{sha256_hex}")
+    }
+
+    /// Whether a partition key is a quarantined body's.
+    pub fn is_quarantine_pk(pk: &str) -> bool {
+        pk.starts_with("Q#")
+    }
 }
 
 /// What happened to one event.
@@ -42,36 +107,76 @@ pub enum PutOutcome {
 /// Why the store could not take an event.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// DynamoDB is unreachable, throttling or failing: the provider should retry (503).
-    #[error("the event store is unavailable: {0}")]
-    Unavailable(String),
+    /// DynamoDB is unreachable, throttling, failing or misconfigured (a missing table or
+    /// permission is fixed by the operator): the provider should retry (503).
+    #[error("the event store is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The item would exceed DynamoDB's 400 KB limit (413); nothing was written.
     #[error("the event would be a {size}-byte item, over DynamoDB's {MAX_ITEM_BYTES}-byte limit")]
     TooLarge {
         /// The computed item size.
         size: usize,
     },
+    /// DynamoDB refused the item itself (a `ValidationException`): retrying can never succeed.
+    #[error("DynamoDB refused the event: {0}")]
+    Rejected(String),
+}
+
+impl StoreError {
+    /// An outage, with its cause kept for the log.
+    pub fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StoreError::Unavailable(cause.into())
+    }
 }
 
 /// The port: store events once, keep undecodable bodies aside.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Store each event if absent. Outcomes are in input order. On error some events may
-    /// already be stored: a retry stores the rest and reports those as duplicates.
-    async fn put_if_absent(&self, events: &[StoredEvent]) -> Result<Vec<PutOutcome>, StoreError>;
+    /// Store each event if absent. Outcomes are in input order. A chat's events are written in
+    /// input order, one after the other (so its stream records keep that order); different
+    /// chats at once. On error some events may already be stored: a retry stores the rest and
+    /// reports those as duplicates.
+    async fn put_if_absent(&self, events: &[CloudEvent]) -> Result<Vec<PutOutcome>, StoreError>;
 
-    /// Keep an authenticated body that could not be decoded (a quarantine item).
+    /// Keep an authenticated body that could not be decoded or stored (a quarantine item).
     async fn quarantine(&self, item: Quarantined) -> Result<(), StoreError>;
+
+    /// How many times the state `change.kind` of `event`'s chat (or instance) has changed, this
+    /// change included: the same value as the last one leaves the count as it is (a
+    /// redelivery), any other value adds one and becomes the last. State events get their id
+    /// from it ([`crate::identity::state_event_id`]). Kept in the chat's partition
+    /// (`sk = S#<kind>`), so a retry after a failed put finds the same count.
+    async fn state_sequence(&self, event: &CloudEvent, change: &StateChange) -> Result<u64, StoreError>;
 }
 
-/// An authenticated body we could not decode, kept for inspection and replay.
+/// The sort key of a chat's (or instance's) state of `kind`.
+fn state_sk(kind: &str) -> String {
+    format!("S#{kind}")
+}
+
+/// Give every state event its id: ask the store for its state's count, then derive the id.
+pub async fn resolve_state_ids(store: &dyn EventStore, events: &mut [CloudEvent]) -> Result<(), StoreError> {
+    for e in events.iter_mut() {
+        if let Some(change) = e.state.clone() {
+            let seq = store.state_sequence(e, &change).await?;
+            e.id = crate::identity::state_event_id(e, &change, seq);
+        }
+    }
+    Ok(())
+}
+
+/// An authenticated body we could not decode or store, kept for inspection and re-parsing.
 #[derive(Debug, Clone)]
 pub struct Quarantined {
     /// The endpoint it arrived on.
     pub endpoint: String,
     /// Its provider.
     pub provider: String,
-    /// Why it could not be decoded.
+    /// The route it arrived on.
+    pub route: String,
+    /// The provider's delivery id, when the request carried one.
+    pub delivery_id: Option<String>,
+    /// Why it could not be decoded or stored.
     pub reason: String,
     /// The body.
     pub raw: Vec<u8>,
@@ -81,10 +186,7 @@ pub struct Quarantined {
 
 /// The DynamoDB item of an event, as attribute name → value. Shared by both adapters so the
 /// in-memory one checks sizes exactly as the real one.
-pub fn event_item(e: &StoredEvent, retention_days: i64) -> HashMap<String, AttributeValue> {
-    let ev = &e.event;
-    let mut without_raw = ev.clone();
-    without_raw.data.raw = None;
+pub fn event_item(ev: &CloudEvent, retention_days: i64) -> HashMap<String, AttributeValue> {
     let time_ms = ev.time_ms();
     let received_ms = chrono::DateTime::parse_from_rfc3339(&ev.receivedat)
         .map(|t| t.timestamp_millis())
@@ -92,32 +194,49 @@ pub fn event_item(e: &StoredEvent, retention_days: i64) -> HashMap<String, Attri
     let expires_at = received_ms / 1000 + retention_days * 86_400;
     let s = |v: String| AttributeValue::S(v);
     let mut item = HashMap::from([
-        ("pk".to_owned(), s(format!("EVT#{}", ev.id))),
-        ("sk".to_owned(), s("EVT".to_owned())),
-        (
-            "gsi1pk".to_owned(),
-            s(format!("CHAT#{}#{}", ev.instance, ev.chat_key())),
-        ),
-        ("gsi1sk".to_owned(), s(format!("{time_ms:013}#{}", ev.id))),
+        ("pk".to_owned(), s(keys::event_pk(ev))),
+        ("sk".to_owned(), s(keys::event_sk(&ev.id))),
         ("type".to_owned(), s(ev.event_type.as_str().to_owned())),
-        ("provider".to_owned(), s(ev.provider.as_str().to_owned())),
-        ("instance".to_owned(), s(ev.instance.clone())),
-        ("endpoint".to_owned(), s(ev.endpoint.clone())),
-        ("occurred_at".to_owned(), s(ev.time.clone())),
-        ("received_at".to_owned(), s(ev.receivedat.clone())),
-        ("event".to_owned(), s(without_raw.to_json())),
-        ("raw".to_owned(), AttributeValue::B(Blob::new(compress_raw(&e.raw)))),
-        ("raw_sha256".to_owned(), s(hex::encode(Sha256::digest(&e.raw[..])))),
+        ("received_at".to_owned(), AttributeValue::N(received_ms.to_string())),
+        (
+            "body".to_owned(),
+            AttributeValue::B(Blob::new(compress(ev.to_json().as_bytes()))),
+        ),
         ("expires_at".to_owned(), AttributeValue::N(expires_at.to_string())),
     ]);
     if let Some(message_id) = &ev.data.message_id {
-        item.insert("gsi2pk".to_owned(), s(format!("MSG#{}#{message_id}", ev.instance)));
         item.insert(
-            "gsi2sk".to_owned(),
-            s(format!("{time_ms:013}#{}", ev.event_type.as_str())),
+            "gsi1pk".to_owned(),
+            s(keys::message_key(ev.provider.as_str(), &ev.instance, message_id)),
         );
+        item.insert("gsi1sk".to_owned(), s(format!("{time_ms:013}#{}", ev.id)));
     }
     item
+}
+
+/// Why an item could not be read back into an event.
+#[derive(Debug, thiserror::Error)]
+pub enum ItemError {
+    /// The item has no `body` binary attribute.
+    #[error("the item has no `body` attribute")]
+    NoBody,
+    /// `body` is not a zstd frame.
+    #[error("the item's body is not zstd")]
+    NotZstd(#[source] std::io::Error),
+    /// `body` is not a CloudEvent.
+    #[error("the item's body is not a CloudEvent")]
+    NotAnEvent(#[source] serde_json::Error),
+}
+
+/// The CloudEvent stored in an event item (the inverse of [`event_item`]).
+pub fn event_of_item(body: Option<&[u8]>) -> Result<CloudEvent, ItemError> {
+    let bytes = decompress(body.ok_or(ItemError::NoBody)?).map_err(ItemError::NotZstd)?;
+    serde_json::from_slice(&bytes).map_err(ItemError::NotAnEvent)
+}
+
+/// The CloudEvent of an item read with the SDK.
+pub fn event_of_sdk_item(item: &HashMap<String, AttributeValue>) -> Result<CloudEvent, ItemError> {
+    event_of_item(item.get("body").and_then(|b| b.as_b().ok()).map(|b| b.as_ref()))
 }
 
 /// DynamoDB's size of an item: attribute names plus values (numbers counted as their text,
@@ -135,24 +254,44 @@ pub fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
         .sum()
 }
 
+/// What DynamoDB bills for writing an item: one write unit per started KB of the base item,
+/// plus one per started KB of each index entry it creates. `gsi1` is keys-only: its entry is
+/// the index keys and the table keys.
+pub fn write_units(item: &HashMap<String, AttributeValue>) -> (usize, usize) {
+    let base = item_size(item).div_ceil(1024).max(1);
+    let index_entry: HashMap<String, AttributeValue> = ["pk", "sk", "gsi1pk", "gsi1sk"]
+        .iter()
+        .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect();
+    let index = if item.contains_key("gsi1pk") {
+        item_size(&index_entry).div_ceil(1024).max(1)
+    } else {
+        0
+    };
+    (base, index)
+}
+
 thread_local! {
     // One compression context per thread: creating one per body cost more than compressing.
     static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        std::cell::RefCell::new(zstd::bulk::Compressor::new(3).ok());
+        std::cell::RefCell::new(zstd::bulk::Compressor::new(COMPRESSION_LEVEL).ok());
     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         std::cell::RefCell::new(zstd::bulk::Decompressor::new().ok());
 }
 
-/// Compress a body for the `raw` attribute (zstd level 3, a self-describing frame).
-pub fn compress_raw(raw: &[u8]) -> Vec<u8> {
+/// zstd level for stored bodies: small JSON documents gain little past this.
+const COMPRESSION_LEVEL: i32 = 9;
+
+/// Compress bytes for a `body`/`raw` attribute (zstd, a self-describing frame).
+pub fn compress(raw: &[u8]) -> Vec<u8> {
     COMPRESSOR
         .with(|c| c.borrow_mut().as_mut().and_then(|c| c.compress(raw).ok()))
-        .unwrap_or_else(|| zstd::encode_all(raw, 3).unwrap_or_default())
+        .unwrap_or_else(|| zstd::encode_all(raw, COMPRESSION_LEVEL).unwrap_or_default())
 }
 
-/// Decompress a stored `raw` attribute.
-pub fn decompress_raw(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    // The frame records its size (we wrote it); the bodies we store are at most 6 MiB.
+/// Decompress a stored `body`/`raw` attribute.
+pub fn decompress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    // The frame records its size (we wrote it); what we store is at most 6 MiB.
     let size = zstd::zstd_safe::get_frame_content_size(bytes)
         .ok()
         .flatten()
@@ -188,43 +327,105 @@ impl DynamoEventStore {
     pub fn table(&self) -> &str {
         &self.table
     }
+
+    /// Put one item if its key is absent.
+    async fn put_one(&self, item: HashMap<String, AttributeValue>) -> Result<PutOutcome, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutOutcome::Stored),
+            Err(e) => match classify(e) {
+                Classified::ConditionFailed => Ok(PutOutcome::Duplicate),
+                Classified::Error(e) => Err(e),
+            },
+        }
+    }
 }
 
-/// SDK errors → the store's: everything but a failed condition means "try again later".
-fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(e: &SdkError<E, R>) -> StoreError {
-    StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+enum Classified {
+    ConditionFailed,
+    Error(StoreError),
+}
+
+/// SDK errors → the store's: a failed condition is a duplicate; a `ValidationException` (the
+/// item itself is refused: a key or item over a limit) can never succeed; anything else
+/// (throttling, 5xx, timeouts, a missing table or permission) is worth retrying.
+fn classify<E, R>(e: SdkError<E, R>) -> Classified
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if let SdkError::ServiceError(service) = &e {
+        match service.err().code() {
+            Some("ConditionalCheckFailedException") => return Classified::ConditionFailed,
+            Some("ValidationException") => {
+                let message = service.err().message().unwrap_or("ValidationException").to_owned();
+                return Classified::Error(StoreError::Rejected(message));
+            }
+            _ => {}
+        }
+    }
+    Classified::Error(StoreError::unavailable(e))
+}
+
+/// Indexes of `items` grouped by partition key, each group in input order.
+fn by_partition(items: &[HashMap<String, AttributeValue>]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        match groups.iter_mut().find(|(p, _)| *p == pk) {
+            Some((_, g)) => g.push(i),
+            None => groups.push((pk, vec![i])),
+        }
+    }
+    groups.into_iter().map(|(_, g)| g).collect()
 }
 
 #[async_trait]
 impl EventStore for DynamoEventStore {
-    async fn put_if_absent(&self, events: &[StoredEvent]) -> Result<Vec<PutOutcome>, StoreError> {
+    async fn put_if_absent(&self, events: &[CloudEvent]) -> Result<Vec<PutOutcome>, StoreError> {
         let items: Vec<_> = events.iter().map(|e| event_item(e, self.retention_days)).collect();
         // Refuse before writing anything: a webhook is stored whole or not at all for size.
         if let Some(size) = items.iter().map(item_size).find(|s| *s > MAX_ITEM_BYTES) {
             return Err(StoreError::TooLarge { size });
         }
-        let puts = items.into_iter().map(|item| {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-        });
-        // One webhook's puts go out together: a 31-id status costs one round trip, not 31.
-        let results = futures::future::join_all(puts).await;
-        let mut outcomes = Vec::with_capacity(results.len());
-        let mut first_error = None;
-        for r in results {
-            match r {
-                Ok(_) => outcomes.push(PutOutcome::Stored),
-                Err(SdkError::ServiceError(e))
-                    if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-                {
-                    outcomes.push(PutOutcome::Duplicate)
+        let groups = by_partition(&items);
+        let mut slots: Vec<Option<HashMap<String, AttributeValue>>> = items.into_iter().map(Some).collect();
+        // A chat's puts one after the other (its stream records then keep body order); chats
+        // at once, so a 31-id status of one chat costs 31 round trips but a batch of chats not more.
+        let chats = groups.into_iter().map(|group| {
+            let items: Vec<(usize, HashMap<String, AttributeValue>)> =
+                group.into_iter().filter_map(|i| slots[i].take().map(|it| (i, it))).collect();
+            async move {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items {
+                    match self.put_one(item).await {
+                        Ok(o) => out.push((i, o)),
+                        // The rest of this chat waits for the retry: nothing overtakes a failed put.
+                        Err(e) => return (out, Some(e)),
+                    }
                 }
-                Err(e) => {
-                    first_error.get_or_insert_with(|| unavailable(&e));
+                (out, None)
+            }
+        });
+        let results = futures::future::join_all(chats).await;
+        let mut outcomes = vec![PutOutcome::Duplicate; events.len()];
+        let mut first_error = None;
+        for (done, error) in results {
+            for (i, o) in done {
+                outcomes[i] = o;
+            }
+            if let Some(e) = error {
+                // A refusal outranks an outage: retrying the webhook cannot store it.
+                match (&first_error, &e) {
+                    (None, _) | (Some(StoreError::Unavailable(_)), StoreError::Rejected(_)) => first_error = Some(e),
+                    _ => {}
                 }
             }
         }
@@ -236,29 +437,87 @@ impl EventStore for DynamoEventStore {
 
     async fn quarantine(&self, q: Quarantined) -> Result<(), StoreError> {
         let sha = hex::encode(Sha256::digest(&q.raw));
-        let compressed = compress_raw(&q.raw);
+        let compressed = compress(&q.raw);
         if compressed.len() > MAX_ITEM_BYTES - 4096 {
             return Err(StoreError::TooLarge { size: compressed.len() });
         }
         let s = |v: String| AttributeValue::S(v);
-        self.client
+        let mut put = self
+            .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("QUARANTINE#{sha}")))
-            .item("sk", s(format!("{}", q.received_at_ms)))
+            .item("pk", s(keys::quarantine_pk(&sha)))
+            .item("sk", s(format!("Q#{}", q.received_at_ms)))
             .item("endpoint", s(q.endpoint))
             .item("provider", s(q.provider))
+            .item("route", s(q.route))
             .item("reason", s(q.reason))
+            .item("received_at", AttributeValue::N(q.received_at_ms.to_string()))
             .item("raw", AttributeValue::B(Blob::new(compressed)))
-            .item("raw_sha256", s(sha))
             .item(
                 "expires_at",
                 AttributeValue::N((q.received_at_ms / 1000 + self.retention_days * 86_400).to_string()),
-            )
-            .send()
-            .await
-            .map_err(|e| unavailable(&e))?;
+            );
+        if let Some(d) = q.delivery_id {
+            put = put.item("delivery_id", s(d));
+        }
+        put.send().await.map_err(|e| match classify(e) {
+            Classified::ConditionFailed => StoreError::Rejected("unexpected condition".into()),
+            Classified::Error(e) => e,
+        })?;
         Ok(())
+    }
+
+    async fn state_sequence(&self, event: &CloudEvent, change: &StateChange) -> Result<u64, StoreError> {
+        let (pk, sk) = (keys::event_pk(event), state_sk(change.kind));
+        let n = |v: &str| AttributeValue::N(v.to_owned());
+        let expires = chrono::Utc::now().timestamp() + self.retention_days * 86_400;
+        let changed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.clone()))
+            .key("sk", AttributeValue::S(sk.clone()))
+            .update_expression("SET #v = :v, #s = if_not_exists(#s, :zero) + :one, expires_at = :exp")
+            .condition_expression("attribute_not_exists(#v) OR #v <> :v")
+            .expression_attribute_names("#v", "state")
+            .expression_attribute_names("#s", "seq")
+            .expression_attribute_values(":v", AttributeValue::S(change.value.clone()))
+            .expression_attribute_values(":zero", n("0"))
+            .expression_attribute_values(":one", n("1"))
+            .expression_attribute_values(":exp", n(&expires.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        let seq_of = |item: Option<&HashMap<String, AttributeValue>>| {
+            item.and_then(|i| i.get("seq"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        match changed {
+            Ok(out) => Ok(seq_of(out.attributes())),
+            Err(e) => match classify(e) {
+                // The same state as the last: its count stands.
+                Classified::ConditionFailed => {
+                    let out = self
+                        .client
+                        .get_item()
+                        .table_name(&self.table)
+                        .key("pk", AttributeValue::S(pk))
+                        .key("sk", AttributeValue::S(sk))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .map_err(|e| match classify(e) {
+                            Classified::ConditionFailed => StoreError::Rejected("unexpected condition".into()),
+                            Classified::Error(e) => e,
+                        })?;
+                    Ok(seq_of(out.item()))
+                }
+                Classified::Error(e) => Err(e),
+            },
+        }
     }
 }
 
@@ -266,8 +525,10 @@ impl EventStore for DynamoEventStore {
 /// the same size check) and failure injection.
 #[derive(Default, Clone)]
 pub struct MemoryEventStore {
-    items: Arc<Mutex<HashMap<String, HashMap<String, AttributeValue>>>>,
+    items: Arc<Mutex<HashMap<(String, String), HashMap<String, AttributeValue>>>>,
+    order: Arc<Mutex<Vec<String>>>,
     quarantined: Arc<Mutex<Vec<Quarantined>>>,
+    states: Arc<Mutex<HashMap<(String, String), (String, u64)>>>,
     /// Fail the put of the n-th event (0-based) of the next call, once.
     fail_next_at: Arc<Mutex<Option<usize>>>,
     /// Fail every call (an outage).
@@ -300,12 +561,16 @@ impl MemoryEventStore {
         self.len() == 0
     }
 
-    /// The stored event ids.
+    /// The stored event ids, sorted.
     pub fn ids(&self) -> Vec<String> {
-        let items = self.items.lock().unwrap_or_else(|p| p.into_inner());
-        let mut ids: Vec<_> = items.keys().map(|k| k.trim_start_matches("EVT#").to_owned()).collect();
+        let mut ids = self.order.lock().unwrap_or_else(|p| p.into_inner()).clone();
         ids.sort();
         ids
+    }
+
+    /// The stored event ids in the order they were written.
+    pub fn ids_in_write_order(&self) -> Vec<String> {
+        self.order.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Quarantined bodies.
@@ -316,9 +581,9 @@ impl MemoryEventStore {
 
 #[async_trait]
 impl EventStore for MemoryEventStore {
-    async fn put_if_absent(&self, events: &[StoredEvent]) -> Result<Vec<PutOutcome>, StoreError> {
+    async fn put_if_absent(&self, events: &[CloudEvent]) -> Result<Vec<PutOutcome>, StoreError> {
         if *self.down.lock().unwrap_or_else(|p| p.into_inner()) {
-            return Err(StoreError::Unavailable("in-memory store is down".into()));
+            return Err(StoreError::unavailable("in-memory store is down"));
         }
         let items: Vec<_> = events.iter().map(|e| event_item(e, DEFAULT_RETENTION_DAYS)).collect();
         if let Some(size) = items.iter().map(item_size).find(|s| *s > MAX_ITEM_BYTES) {
@@ -326,19 +591,18 @@ impl EventStore for MemoryEventStore {
         }
         let fail_at = self.fail_next_at.lock().unwrap_or_else(|p| p.into_inner()).take();
         let mut stored = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
         let mut outcomes = Vec::new();
-        for (i, item) in items.into_iter().enumerate() {
+        for (i, (item, event)) in items.into_iter().zip(events).enumerate() {
             if fail_at == Some(i) {
-                return Err(StoreError::Unavailable(format!("injected failure at event {i}")));
+                return Err(StoreError::unavailable(format!("injected failure at event {i}")));
             }
-            let pk = match item.get("pk") {
-                Some(AttributeValue::S(pk)) => pk.clone(),
-                _ => continue,
-            };
-            match stored.entry(pk) {
+            let key = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            match stored.entry((key("pk"), key("sk"))) {
                 std::collections::hash_map::Entry::Occupied(_) => outcomes.push(PutOutcome::Duplicate),
                 std::collections::hash_map::Entry::Vacant(slot) => {
                     slot.insert(item);
+                    order.push(event.id.clone());
                     outcomes.push(PutOutcome::Stored);
                 }
             }
@@ -348,10 +612,24 @@ impl EventStore for MemoryEventStore {
 
     async fn quarantine(&self, item: Quarantined) -> Result<(), StoreError> {
         if *self.down.lock().unwrap_or_else(|p| p.into_inner()) {
-            return Err(StoreError::Unavailable("in-memory store is down".into()));
+            return Err(StoreError::unavailable("in-memory store is down"));
         }
         self.quarantined.lock().unwrap_or_else(|p| p.into_inner()).push(item);
         Ok(())
+    }
+
+    async fn state_sequence(&self, event: &CloudEvent, change: &StateChange) -> Result<u64, StoreError> {
+        if *self.down.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Err(StoreError::unavailable("in-memory store is down"));
+        }
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = states
+            .entry((keys::event_pk(event), state_sk(change.kind)))
+            .or_insert_with(|| (String::new(), 0));
+        if slot.1 == 0 || slot.0 != change.value {
+            *slot = (change.value.clone(), slot.1 + 1);
+        }
+        Ok(slot.1)
     }
 }
 
@@ -360,10 +638,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn raw_bodies_round_trip_through_zstd() {
+    fn bodies_round_trip_through_zstd() {
         for body in [&b""[..], b"{}", &[b'x'; 100_000][..]] {
-            let z = compress_raw(body);
-            assert_eq!(decompress_raw(&z).expect("frame"), body);
+            let z = compress(body);
+            assert_eq!(decompress(&z).expect("frame"), body);
         }
         // A frame without a recorded size (a streaming writer) still decodes.
         let mut streamed = Vec::new();
@@ -372,7 +650,22 @@ mod tests {
             std::io::Write::write_all(&mut w, b"{\"a\":1}").expect("write");
             w.finish().expect("finish");
         }
-        assert_eq!(decompress_raw(&streamed).expect("frame"), b"{\"a\":1}");
-        assert!(decompress_raw(b"not zstd").is_err());
+        assert_eq!(decompress(&streamed).expect("frame"), b"{\"a\":1}");
+        assert!(decompress(b"not zstd").is_err());
+    }
+
+    #[test]
+    fn key_parts_stay_within_dynamodb_limits_and_cannot_collide_through_the_separator() {
+        let long = "x".repeat(5000);
+        let pk = keys::chat_partition("zapi", &long, &long);
+        assert!(pk.len() < 100, "{pk}");
+        assert_ne!(
+            keys::chat_partition("zapi", "a#b", "c"),
+            keys::chat_partition("zapi", "a", "b#c")
+        );
+        assert_eq!(keys::part("5511999"), "5511999");
+        assert_eq!(keys::part("Contato São Paulo 1"), "Contato São Paulo 1");
+        assert!(keys::part("~looks-hashed").starts_with('~'));
+        assert_ne!(keys::part("~looks-hashed"), "~looks-hashed");
     }
 }

@@ -1,21 +1,61 @@
-//! The local stream driver: what Lambda's event-source mapping does in AWS, on one machine.
+//! The local stream driver: what Lambda's DynamoDB event-source mapping does in AWS, on one
+//! machine, with the mapping's documented semantics rather than kinder ones.
+//!
 //! It reads the events table's stream from the local stand-in (`aws-sdk-dynamodbstreams`),
-//! shard by shard, turns each batch into exactly the JSON event Lambda delivers, and calls the
-//! same [`Fanout`] handler. Partial failures are honoured as Lambda does with
-//! `ReportBatchItemFailures`: the batch is retried from the first failed record.
+//! spreads the records over [`LOCAL_SHARDS`] shards by partition key (as DynamoDB spreads
+//! partitions over shards: order holds within a shard only, and shards are processed at the
+//! same time), turns each shard's next batch into exactly the JSON event Lambda delivers, and
+//! calls the same [`Fanout`] handler. The [`MappingSettings`] are the template's
+//! ([`MappingSettings::DEPLOYED`], compared with `infra/template.yaml` by a test):
+//! - batches of at most `batch_size` records of one shard, oldest first;
+//! - `ReportBatchItemFailures` with `BisectBatchOnFunctionError`: the batch is split at the
+//!   lowest failed sequence number and only the records from it on are retried;
+//! - retries end when `max_retry_attempts` is reached or the oldest record of the batch is
+//!   older than `max_record_age`; then the batch's metadata (not its records) goes to the
+//!   on-failure destination, as Lambda sends it (`DDBStreamBatchInfo`), and the shard moves on.
+//!
+//! [`recover`] reads those failure records back and re-publishes exactly the records they
+//! name, once each.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use base64::Engine;
 use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::fanout::{Fanout, FanoutStats};
 
-/// Lambda's default batch size for DynamoDB streams (also the most GetRecords returns here).
-pub const BATCH_SIZE: i32 = 100;
+/// How many shards the local stream has (the stand-in has one; AWS has one per partition).
+pub const LOCAL_SHARDS: usize = 4;
+
+/// The event-source mapping's settings that decide delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MappingSettings {
+    /// `BatchSize`.
+    pub batch_size: usize,
+    /// `BisectBatchOnFunctionError`.
+    pub bisect_on_error: bool,
+    /// `MaximumRetryAttempts` (`None` = -1, until the record's age ends it).
+    pub max_retry_attempts: Option<u32>,
+    /// `MaximumRecordAgeInSeconds` (`None` = -1, until the stream trims the record at 24 h).
+    pub max_record_age: Option<Duration>,
+}
+
+impl MappingSettings {
+    /// What `infra/template.yaml` deploys: batches of 100, bisect on error, retries without a
+    /// count, for up to 12 hours of record age. An SQS outage of up to 12 h is absorbed by
+    /// retrying; longer, the batch's metadata reaches `stream-failures`, and the records are
+    /// still in the stream (it keeps 24 h) for `wahooks recover` for another 12 h.
+    pub const DEPLOYED: MappingSettings = MappingSettings {
+        batch_size: 100,
+        bisect_on_error: true,
+        max_retry_attempts: None,
+        max_record_age: Some(Duration::from_secs(12 * 3600)),
+    };
+}
 
 /// Why the driver stopped.
 #[derive(Debug, thiserror::Error)]
@@ -30,13 +70,23 @@ pub enum DriverError {
     },
 }
 
+/// A record waiting in a shard, with when the driver first saw it (its age).
+struct Waiting {
+    record: EventRecord,
+    seen: Instant,
+    created: chrono::DateTime<chrono::Utc>,
+    /// The shard id Lambda would report: the stand-in's shard and this local shard.
+    shard_id: String,
+}
+
 #[derive(Default)]
-struct Shard {
-    iterator: Option<String>,
-    /// Records handed to the handler and not yet acknowledged (retried first).
-    pending: Vec<EventRecord>,
-    /// The shard has been closed and drained.
-    done: bool,
+struct LocalShard {
+    waiting: VecDeque<Waiting>,
+    /// Retries of the batch now at the head.
+    retries: u32,
+    /// A give-up whose failure record could not be sent yet: the batch's size, kept so the
+    /// record names the same range when it is sent again.
+    giving_up: Option<usize>,
 }
 
 /// Totals over a driver's life.
@@ -48,6 +98,10 @@ pub struct DriveStats {
     pub acknowledged: usize,
     /// Records reported failed (each retry counts again).
     pub failed: usize,
+    /// Batches given up on and sent to the on-failure destination.
+    pub given_up: usize,
+    /// Records in those batches.
+    pub given_up_records: usize,
     /// The handler's own totals, summed.
     pub fanout: FanoutStats,
 }
@@ -56,28 +110,50 @@ pub struct DriveStats {
 pub struct StreamDriver {
     streams: aws_sdk_dynamodbstreams::Client,
     dynamo: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
     table: String,
     region: String,
     stream_arn: Option<String>,
-    shards: BTreeMap<String, Shard>,
+    settings: MappingSettings,
+    on_failure: Option<String>,
+    /// The stand-in's shards: their iterators, and whether they are closed and drained.
+    source: BTreeMap<String, (Option<String>, bool)>,
+    shards: Vec<LocalShard>,
     stats: DriveStats,
 }
 
 impl StreamDriver {
-    /// A driver for `table`'s stream, starting at its oldest record (TRIM_HORIZON).
+    /// A driver for `table`'s stream, starting at its oldest record (TRIM_HORIZON), with the
+    /// deployed settings and no on-failure destination.
     pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> StreamDriver {
         StreamDriver {
             streams: aws_sdk_dynamodbstreams::Client::new(sdk),
             dynamo: aws_sdk_dynamodb::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
             table: table.into(),
             region: sdk
                 .region()
                 .map(|r| r.to_string())
                 .unwrap_or_else(|| "us-east-1".into()),
             stream_arn: None,
-            shards: BTreeMap::new(),
+            settings: MappingSettings::DEPLOYED,
+            on_failure: None,
+            source: BTreeMap::new(),
+            shards: (0..LOCAL_SHARDS).map(|_| LocalShard::default()).collect(),
             stats: DriveStats::default(),
         }
+    }
+
+    /// Other mapping settings (a test's shorter record age, say).
+    pub fn with_settings(mut self, settings: MappingSettings) -> StreamDriver {
+        self.settings = settings;
+        self
+    }
+
+    /// The on-failure destination: a standard SQS queue URL.
+    pub fn on_failure(mut self, queue_url: impl Into<String>) -> StreamDriver {
+        self.on_failure = Some(queue_url.into());
+        self
     }
 
     /// Totals so far.
@@ -112,118 +188,174 @@ impl StreamDriver {
         Ok(arn)
     }
 
-    /// One round over every shard: retry pending records, else read the next batch, and hand
-    /// it to `fanout`. Returns how many records were handed over (0 = nothing to do).
-    pub async fn poll_once(&mut self, fanout: &Fanout) -> Result<usize, DriverError> {
-        let arn = self.discover().await?;
+    /// Read what is new in the stand-in's stream into the local shards.
+    async fn read_source(&mut self, arn: &str) -> Result<(), DriverError> {
         let described = self
             .streams
             .describe_stream()
-            .stream_arn(&arn)
+            .stream_arn(arn)
             .send()
             .await
             .map_err(|e| self.err(aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?;
         let shard_ids: Vec<String> = described
             .stream_description()
-            .map(|d| {
-                d.shards()
-                    .iter()
-                    .filter_map(|s| s.shard_id().map(str::to_owned))
-                    .collect()
-            })
+            .map(|d| d.shards().iter().filter_map(|s| s.shard_id().map(str::to_owned)).collect())
             .unwrap_or_default();
-        let mut handed = 0;
         for id in shard_ids {
-            let shard = self.shards.entry(id.clone()).or_default();
-            if shard.done {
+            let (iterator, done) = self.source.get(&id).cloned().unwrap_or((None, false));
+            if done {
                 continue;
             }
-            if shard.pending.is_empty() {
-                let iterator = match shard.iterator.clone() {
-                    Some(it) => it,
-                    None => {
-                        let out = self
-                            .streams
-                            .get_shard_iterator()
-                            .stream_arn(&arn)
-                            .shard_id(&id)
-                            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                            .send()
-                            .await
-                            .map_err(|e| DriverError::Stream {
-                                table: self.table.clone(),
-                                detail: aws_sdk_dynamodbstreams::error::DisplayErrorContext(e).to_string(),
-                            })?;
-                        out.shard_iterator().unwrap_or_default().to_owned()
-                    }
-                };
-                let out = self
+            let iterator = match iterator {
+                Some(it) => it,
+                None => self
                     .streams
-                    .get_records()
-                    .shard_iterator(&iterator)
-                    .limit(BATCH_SIZE)
+                    .get_shard_iterator()
+                    .stream_arn(arn)
+                    .shard_id(&id)
+                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
                     .send()
                     .await
-                    .map_err(|e| DriverError::Stream {
-                        table: self.table.clone(),
-                        detail: aws_sdk_dynamodbstreams::error::DisplayErrorContext(e).to_string(),
-                    })?;
-                let shard = self.shards.entry(id.clone()).or_default();
-                shard.iterator = out.next_shard_iterator().map(str::to_owned);
-                if shard.iterator.is_none() {
-                    shard.done = true;
-                }
-                for r in out.records() {
-                    match lambda_record(r, &arn, &self.region) {
-                        Ok(rec) => shard.pending.push(rec),
-                        Err(e) => tracing::error!(error = %e, "stream record could not be converted"),
+                    .map_err(|e| self.err(aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?
+                    .shard_iterator()
+                    .unwrap_or_default()
+                    .to_owned(),
+            };
+            let out = self
+                .streams
+                .get_records()
+                .shard_iterator(&iterator)
+                .limit(1000)
+                .send()
+                .await
+                .map_err(|e| self.err(aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?;
+            let next = out.next_shard_iterator().map(str::to_owned);
+            let closed = next.is_none();
+            self.source.insert(id.clone(), (next, closed));
+            for r in out.records() {
+                match lambda_record(r, arn, &self.region) {
+                    Ok(rec) => {
+                        let k = local_shard_of(&rec, LOCAL_SHARDS);
+                        let created = rec.change.approximate_creation_date_time;
+                        self.shards[k].waiting.push_back(Waiting {
+                            record: rec,
+                            seen: Instant::now(),
+                            created,
+                            // The shard id names the local shard too (see [`records_of`]).
+                            shard_id: format!("{id}{LOCAL_SHARD_MARK}{k}of{LOCAL_SHARDS}"),
+                        });
                     }
+                    Err(e) => tracing::error!(error = %e, "stream record could not be converted"),
                 }
             }
-            let shard = self.shards.entry(id).or_default();
-            if shard.pending.is_empty() {
-                continue;
-            }
-            let mut event = StreamEvent::default();
-            event.records = shard.pending.clone();
-            handed += event.records.len();
-            let (response, stats) = fanout.handle(&event).await;
+        }
+        Ok(())
+    }
+
+    /// One round: read what is new, then hand every local shard's next batch to `fanout`, the
+    /// shards at the same time. Returns how many records were handed over (0 = nothing to do).
+    pub async fn poll_once(&mut self, fanout: &Fanout) -> Result<usize, DriverError> {
+        let arn = self.discover().await?;
+        self.read_source(&arn).await?;
+        let batch_size = self.settings.batch_size.max(1);
+        let batches: Vec<(usize, StreamEvent)> = self
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.waiting.is_empty())
+            .map(|(k, s)| {
+                let mut event = StreamEvent::default();
+                event.records = s.waiting.iter().take(batch_size).map(|w| w.record.clone()).collect();
+                (k, event)
+            })
+            .collect();
+        let handed = batches.iter().map(|(_, e)| e.records.len()).sum();
+        let results = futures::future::join_all(batches.iter().map(|(_, event)| fanout.handle(event))).await;
+        for ((k, event), (response, stats)) in batches.iter().zip(results) {
             self.stats.invocations += 1;
             add(&mut self.stats.fanout, &stats);
-            // Lambda resumes from the lowest failed sequence number: keep it and what follows.
+            // Lambda resumes from the lowest failed sequence number (with bisect on, it splits
+            // the batch there and retries only the rest).
             let first_failed = response
                 .batch_item_failures
                 .iter()
                 .filter_map(|f| f.item_identifier.as_deref())
                 .filter_map(|seq| {
-                    shard
-                        .pending
+                    event
+                        .records
                         .iter()
                         .position(|r| r.change.sequence_number.as_deref() == Some(seq))
                 })
                 .min();
+            let shard = &mut self.shards[*k];
             match first_failed {
+                None => {
+                    self.stats.acknowledged += event.records.len();
+                    shard.waiting.drain(..event.records.len());
+                    shard.retries = 0;
+                }
                 Some(i) => {
                     self.stats.acknowledged += i;
-                    self.stats.failed += shard.pending.len() - i;
-                    shard.pending.drain(..i);
-                }
-                None => {
-                    self.stats.acknowledged += shard.pending.len();
-                    shard.pending.clear();
+                    self.stats.failed += event.records.len() - i;
+                    shard.waiting.drain(..i);
+                    if i > 0 {
+                        shard.retries = 0;
+                    } else {
+                        shard.retries += 1;
+                    }
+                    self.give_up_if_due(*k, &arn).await;
                 }
             }
         }
         Ok(handed)
     }
 
-    /// Whether records are waiting to be retried.
+    /// After a failed attempt: past the retry count or the record age, send the batch's
+    /// metadata to the on-failure destination and move the shard past it, as Lambda does.
+    async fn give_up_if_due(&mut self, k: usize, arn: &str) {
+        let settings = self.settings;
+        let shard = &self.shards[k];
+        let Some(oldest) = shard.waiting.front() else { return };
+        let (condition, due) = match (settings.max_retry_attempts, settings.max_record_age) {
+            (Some(max), _) if shard.retries > max => ("RetryAttemptsExhausted", true),
+            (_, Some(age)) if oldest.seen.elapsed() > age => ("RecordAgeExceeded", true),
+            _ => ("", false),
+        };
+        if !due {
+            return;
+        }
+        let n = shard
+            .giving_up
+            .unwrap_or_else(|| shard.waiting.len().min(settings.batch_size.max(1)));
+        let batch: Vec<&Waiting> = shard.waiting.iter().take(n).collect();
+        let info = failure_record(arn, condition, shard.retries + 1, &batch);
+        match &self.on_failure {
+            Some(url) => {
+                if let Err(e) = self.sqs.send_message().queue_url(url).message_body(info.to_string()).send().await {
+                    // Lambda would retry the destination; so does the next round, for the same batch.
+                    tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "on-failure destination unavailable");
+                    self.shards[k].giving_up = Some(n);
+                    return;
+                }
+            }
+            None => tracing::error!(records = n, "records discarded: no on-failure destination"),
+        }
+        tracing::warn!(shard = k, records = n, condition, "stream batch given up; its metadata went to the on-failure destination");
+        let shard = &mut self.shards[k];
+        shard.waiting.drain(..n);
+        shard.retries = 0;
+        shard.giving_up = None;
+        self.stats.given_up += 1;
+        self.stats.given_up_records += n;
+    }
+
+    /// Whether records are waiting to be retried or handed over.
     pub fn has_pending(&self) -> bool {
-        self.shards.values().any(|s| !s.pending.is_empty())
+        self.shards.iter().any(|s| !s.waiting.is_empty())
     }
 
     /// Poll until a round finds nothing new and nothing pending, or `timeout` passes (then
-    /// `false`). Failed records are retried every `retry_every`.
+    /// `false`). Failed records are retried every 200 ms.
     pub async fn drain(&mut self, fanout: &Fanout, timeout: Duration) -> Result<bool, DriverError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -262,12 +394,332 @@ impl StreamDriver {
     }
 }
 
+/// Marks a local shard in a shard id: `<stand-in shard>#local-<k>of<n>`.
+const LOCAL_SHARD_MARK: &str = "#local-";
+
+/// The local shard of a record: its partition key's hash, so a partition (a chat) always
+/// lands on the same shard, as in DynamoDB.
+fn local_shard_of(r: &EventRecord, shards: usize) -> usize {
+    let pk = match r.change.keys.inner().get("pk") {
+        Some(serde_dynamo::AttributeValue::S(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let digest = Sha256::digest(pk.as_bytes());
+    (u64::from_be_bytes(digest[..8].try_into().unwrap_or_default()) % shards as u64) as usize
+}
+
+/// The message Lambda sends to an on-failure destination for a DynamoDB stream batch: the
+/// invocation's context and the batch's shard and sequence range, not its records.
+fn failure_record(arn: &str, condition: &str, invocations: u32, batch: &[&Waiting]) -> Value {
+    let first = batch.first().map(|w| &w.record);
+    let last = batch.last().map(|w| &w.record);
+    let seq = |r: Option<&EventRecord>| r.and_then(|r| r.change.sequence_number.clone()).unwrap_or_default();
+    let arrival = |w: Option<&&Waiting>| {
+        w.map(|w| crate::event::rfc3339_ms(w.created)).unwrap_or_default()
+    };
+    let shard_id = batch.first().map(|w| w.shard_id.clone()).unwrap_or_default();
+    json!({
+        "requestContext": {
+            "requestId": uuid_like(&shard_id, &seq(first)),
+            "functionArn": "arn:aws:lambda:local:000000000000:function:fanout",
+            "condition": condition,
+            "approximateInvokeCount": invocations,
+        },
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": null},
+        "version": "1.0",
+        "timestamp": crate::event::rfc3339_ms(chrono::Utc::now()),
+        "DDBStreamBatchInfo": {
+            "shardId": shard_id,
+            "startSequenceNumber": seq(first),
+            "endSequenceNumber": seq(last),
+            "approximateArrivalOfFirstRecord": arrival(batch.first()),
+            "approximateArrivalOfLastRecord": arrival(batch.last()),
+            "batchSize": batch.len(),
+            "streamArn": arn,
+        }
+    })
+}
+
+fn uuid_like(a: &str, b: &str) -> String {
+    let h = hex::encode(Sha256::digest(format!("{a}{b}").as_bytes()));
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
 fn add(total: &mut FanoutStats, s: &FanoutStats) {
     total.events += s.events;
     total.messages += s.messages;
     total.slimmed += s.slimmed;
     total.ignored += s.ignored;
     total.failed += s.failed;
+}
+
+/// A batch that reached the on-failure destination, read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedBatch {
+    /// The stream.
+    pub stream_arn: String,
+    /// The shard (for the local driver: the stand-in's shard and the local shard).
+    pub shard_id: String,
+    /// The first record's sequence number.
+    pub start: String,
+    /// The last record's sequence number.
+    pub end: String,
+    /// How many records the batch held.
+    pub size: usize,
+}
+
+impl FailedBatch {
+    /// Read an on-failure destination message (`DDBStreamBatchInfo`); `None` if it is not one.
+    pub fn from_message(body: &str) -> Option<FailedBatch> {
+        let v: Value = serde_json::from_str(body).ok()?;
+        let info = v.get("DDBStreamBatchInfo")?;
+        let s = |k: &str| info.get(k).and_then(Value::as_str).map(str::to_owned);
+        Some(FailedBatch {
+            stream_arn: s("streamArn")?,
+            shard_id: s("shardId")?,
+            start: s("startSequenceNumber")?,
+            end: s("endSequenceNumber")?,
+            size: info.get("batchSize").and_then(Value::as_u64).unwrap_or_default() as usize,
+        })
+    }
+}
+
+/// Sequence numbers are decimal strings of growing length: compare them as numbers.
+fn seq_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// The records a failed batch names, read from the stream: those of its shard from its first
+/// to its last sequence number (for a local shard, only the records that shard held). `Err`
+/// when the stream no longer has them (it keeps 24 hours).
+pub async fn records_of(
+    streams: &aws_sdk_dynamodbstreams::Client,
+    batch: &FailedBatch,
+    region: &str,
+) -> Result<Vec<EventRecord>, ReadError> {
+    let unreadable = || ReadError::Gone(format!("unreadable shard id `{}`", batch.shard_id));
+    let (shard, local) = match batch.shard_id.split_once(LOCAL_SHARD_MARK) {
+        Some((shard, local)) => {
+            let (k, n) = local.split_once("of").ok_or_else(unreadable)?;
+            let k: usize = k.parse().map_err(|_| unreadable())?;
+            let n: usize = n.parse().map_err(|_| unreadable())?;
+            (shard.to_owned(), Some((k, n)))
+        }
+        None => (batch.shard_id.clone(), None),
+    };
+    let mut iterator = streams
+        .get_shard_iterator()
+        .stream_arn(&batch.stream_arn)
+        .shard_id(&shard)
+        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+        .sequence_number(&batch.start)
+        .send()
+        .await
+        .map_err(read_error)?
+        .shard_iterator()
+        .map(str::to_owned);
+    let mut out = Vec::new();
+    while let Some(it) = iterator {
+        let page = streams
+            .get_records()
+            .shard_iterator(&it)
+            .limit(1000)
+            .send()
+            .await
+            .map_err(read_error)?;
+        if page.records().is_empty() {
+            break;
+        }
+        for r in page.records() {
+            let seq = r.dynamodb().and_then(|d| d.sequence_number()).unwrap_or_default();
+            if seq_cmp(seq, &batch.end).is_gt() {
+                return Ok(out);
+            }
+            let rec = lambda_record(r, &batch.stream_arn, region).map_err(|e| ReadError::Gone(e.to_string()))?;
+            if local.map_or(true, |(k, n)| local_shard_of(&rec, n) == k) {
+                out.push(rec);
+            }
+        }
+        iterator = page.next_shard_iterator().map(str::to_owned);
+    }
+    Ok(out)
+}
+
+/// What [`recover`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// Failure records read.
+    pub batches: usize,
+    /// Stream records re-published.
+    pub records: usize,
+    /// Messages the queues accepted.
+    pub messages: usize,
+    /// Failure records left on their queue (their records could not all be published, or the
+    /// stream no longer has them), with why.
+    pub left: Vec<String>,
+}
+
+/// Re-publish what reached the on-failure destination: for each failure record on
+/// `failures_url`, the stream records of its shard range, once each and nothing else, through
+/// `fanout` (the event ids and FIFO deduplication ids of the first attempt); a failure record
+/// is deleted once all its records are published.
+pub async fn recover(
+    sdk: &aws_config::SdkConfig,
+    failures_url: &str,
+    fanout: &Fanout,
+) -> Result<Recovered, String> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
+    let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+    let mut done = Recovered::default();
+    let mut seen: HashMap<String, ()> = HashMap::new();
+    // The destination is at least once (Lambda, or our driver, may send a record twice): a
+    // range already re-published is only deleted.
+    let mut ranges: HashMap<(String, String, String), ()> = HashMap::new();
+    // And two records naming overlapping ranges publish each stream record once.
+    let mut published: HashMap<String, ()> = HashMap::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(failures_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .send()
+            .await
+            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+        if got.messages().is_empty() {
+            return Ok(done);
+        }
+        for m in got.messages() {
+            let id = m.message_id().unwrap_or_default().to_owned();
+            if seen.insert(id.clone(), ()).is_some() {
+                continue;
+            }
+            let Some(batch) = m.body().and_then(FailedBatch::from_message) else {
+                done.left.push(format!("{id}: not a stream batch failure record"));
+                continue;
+            };
+            let range = (batch.shard_id.clone(), batch.start.clone(), batch.end.clone());
+            if ranges.contains_key(&range) {
+                delete(&sqs, failures_url, m.receipt_handle()).await?;
+                continue;
+            }
+            done.batches += 1;
+            let mut read = records_of(&streams, &batch, &region).await;
+            for attempt in 1..5u64 {
+                match &read {
+                    Err(ReadError::Unavailable(_)) => {
+                        tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                        read = records_of(&streams, &batch, &region).await;
+                    }
+                    _ => break,
+                }
+            }
+            let records = match read {
+                Ok(r) => r,
+                Err(ReadError::Unavailable(e)) => {
+                    done.left.push(format!("{id}: the stream could not be read ({e}); run recover again"));
+                    continue;
+                }
+                Err(ReadError::Gone(e)) => {
+                    done.left.push(format!(
+                        "{id}: the stream no longer has {}..{} ({e}); use `wahooks replay --since/--until` around the failure",
+                        batch.start, batch.end
+                    ));
+                    continue;
+                }
+            };
+            let mut pending: Vec<EventRecord> = records
+                .into_iter()
+                .filter(|r| {
+                    r.change
+                        .sequence_number
+                        .as_ref()
+                        .map_or(true, |seq| !published.contains_key(seq))
+                })
+                .collect();
+            let total = pending.len();
+            let sequences: Vec<String> = pending.iter().filter_map(|r| r.change.sequence_number.clone()).collect();
+            for attempt in 0..5 {
+                let mut event = StreamEvent::default();
+                event.records = std::mem::take(&mut pending);
+                let (response, stats) = fanout.handle(&event).await;
+                done.messages += stats.messages;
+                let failed: std::collections::HashSet<String> = response
+                    .batch_item_failures
+                    .iter()
+                    .filter_map(|f| f.item_identifier.clone())
+                    .collect();
+                pending = event
+                    .records
+                    .into_iter()
+                    .filter(|r| r.change.sequence_number.as_ref().is_some_and(|s| failed.contains(s)))
+                    .collect();
+                if pending.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(300 * (attempt + 1))).await;
+            }
+            done.records += total - pending.len();
+            let still: std::collections::HashSet<&String> =
+                pending.iter().filter_map(|r| r.change.sequence_number.as_ref()).collect();
+            for seq in sequences.iter().filter(|s| !still.contains(s)) {
+                published.insert(seq.clone(), ());
+            }
+            if pending.is_empty() {
+                ranges.insert(range, ());
+                delete(&sqs, failures_url, m.receipt_handle()).await?;
+            } else {
+                done.left.push(format!("{id}: {} record(s) still refused; run recover again", pending.len()));
+            }
+        }
+    }
+}
+
+async fn delete(sqs: &aws_sdk_sqs::Client, url: &str, handle: Option<&str>) -> Result<(), String> {
+    if let Some(handle) = handle {
+        sqs.delete_message()
+            .queue_url(url)
+            .receipt_handle(handle)
+            .send()
+            .await
+            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+    }
+    Ok(())
+}
+
+/// Why a failed batch's records could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The stream no longer has them (trimmed after 24 h), or the shard is unknown.
+    Gone(String),
+    /// The stream could not be reached now: worth trying again.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Gone(e) | ReadError::Unavailable(e) => f.write_str(e),
+        }
+    }
+}
+
+fn read_error<E, R>(e: aws_sdk_dynamodbstreams::error::SdkError<E, R>) -> ReadError
+where
+    E: aws_sdk_dynamodbstreams::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let gone = matches!(
+        e.as_service_error().and_then(|s| s.code()),
+        Some("TrimmedDataAccessException" | "ResourceNotFoundException" | "ExpiredIteratorException")
+    );
+    let text = aws_sdk_dynamodbstreams::error::DisplayErrorContext(e).to_string();
+    if gone {
+        ReadError::Gone(text)
+    } else {
+        ReadError::Unavailable(text)
+    }
 }
 
 /// One record from `GetRecords` → the record Lambda delivers (the same JSON, deserialised by
@@ -323,5 +775,25 @@ fn attribute(v: &AttributeValue) -> Value {
         AttributeValue::L(v) => json!({ "L": v.iter().map(attribute).collect::<Vec<_>>() }),
         AttributeValue::M(m) => json!({ "M": image(m) }),
         _ => json!({ "NULL": true }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_compare_as_numbers() {
+        assert!(seq_cmp("9", "10").is_lt());
+        assert!(seq_cmp("100", "099").is_gt());
+        assert!(seq_cmp("42", "42").is_eq());
+    }
+
+    #[test]
+    fn failure_records_read_back() {
+        let msg = r#"{"requestContext":{"condition":"RecordAgeExceeded"},"version":"1.0","DDBStreamBatchInfo":{"shardId":"s#local-1of4","startSequenceNumber":"10","endSequenceNumber":"20","batchSize":3,"streamArn":"arn:x"}}"#;
+        let b = FailedBatch::from_message(msg).expect("a failure record");
+        assert_eq!((b.shard_id.as_str(), b.start.as_str(), b.end.as_str(), b.size), ("s#local-1of4", "10", "20", 3));
+        assert!(FailedBatch::from_message("{}").is_none());
     }
 }

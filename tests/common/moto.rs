@@ -68,6 +68,11 @@ impl Moto {
         }
     }
 
+    /// The server's process id (to freeze it with SIGSTOP and wake it with SIGCONT).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -3,11 +3,11 @@
 
 use super::json::Json;
 
-use super::{delivery_or, i64_of, str_of, zapi, Body, ParseContext};
+use super::{fingerprint_without, i64_of, str_of, zapi, Body, ParseContext};
 use crate::event::{
-    event_id, from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route,
-    Sender,
+    from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route, Sender,
 };
+use crate::identity::{event_id, without_natural_key};
 
 /// Parse a Hub Message body in whichever of its formats it arrived.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
@@ -36,13 +36,11 @@ fn templates(ctx: &ParseContext<'_>, body: &Body<'_>, items: &[Json<'_>]) -> Vec
             let mut data = body.data();
             data.notification = str_of(item, "type").or_else(|| str_of(item, "field"));
             data.parameters = item.get("value").map(Json::to_value);
-            let natural = str_of(item, "identifier").unwrap_or_else(|| index.to_string());
-            let key = match ctx.delivery_id {
-                Some(d) => format!("delivery:{d}\u{1f}{index}"),
-                None => natural,
-            };
+            let key = str_of(item, "identifier").unwrap_or_else(|| {
+                without_natural_key(ctx, format!("{index}\u{1f}{}", fingerprint_without(item, &[])))
+            });
             CloudEvent::new(
-                event_id(ctx.provider, &instance, &[EventType::TemplateUpdated.as_str(), &key]),
+                event_id(ctx.provider, &instance, EventType::TemplateUpdated, None, &[&key]),
                 ctx.provider,
                 &instance,
                 EventType::TemplateUpdated,
@@ -70,8 +68,32 @@ fn map_state(name: &str) -> Option<MessageStatus> {
     })
 }
 
-/// A channel webhook message. Nothing in the body names the subscribed event, so the route is
-/// the hint: `message-sent` → sent, `message-status` → status, anything else → received.
+/// Which event a `DEFAULT` channel body is. The body says it where it can: a known
+/// `messageEventType`; `metadata.from_me: false` (a customer's message: received); a message of
+/// ours whose last `state_items[].state.name` is past sending (delivered, read, played, failed,
+/// deleted: a status). What the body cannot tell apart, a message of ours that is only pending
+/// or sent (Hub's `MESSAGE_DELIVERY`, or one sent from the phone), the route decides:
+/// `message-received` → received, otherwise sent. Without `from_me` the route decides all.
+fn classify(ctx: &ParseContext<'_>, event_type_field: Option<&str>, from_me: Option<bool>, status: Option<MessageStatus>) -> EventType {
+    match event_type_field {
+        Some("MESSAGE_RECEIVED") => return EventType::MessageReceived,
+        Some("MESSAGE_DELIVERY") => return EventType::MessageSent,
+        Some("MESSAGE_STATUS") | Some("RECEIVED_STATUS") => return EventType::MessageStatus,
+        _ => {}
+    }
+    let past_sending = status.is_some_and(|s| s.rank() >= MessageStatus::Delivered.rank());
+    match (from_me, ctx.route) {
+        (Some(false), _) => EventType::MessageReceived,
+        (Some(true), _) if past_sending => EventType::MessageStatus,
+        (Some(true), Some(Route::MessageReceived)) => EventType::MessageReceived,
+        (Some(true), _) => EventType::MessageSent,
+        (None, Some(Route::MessageSent)) => EventType::MessageSent,
+        (None, Some(Route::MessageStatus)) => EventType::MessageStatus,
+        (None, _) => EventType::MessageReceived,
+    }
+}
+
+/// A channel webhook message, classified by [`classify`].
 fn channel_message(ctx: &ParseContext<'_>, body: &Body<'_>, m: &Json<'_>) -> CloudEvent {
     let instance = str_of(m, "channel_id").unwrap_or_else(|| "-".to_owned());
     let meta = &m["metadata"];
@@ -82,11 +104,12 @@ fn channel_message(ctx: &ParseContext<'_>, body: &Body<'_>, m: &Json<'_>) -> Clo
         .and_then(Json::as_array)
         .and_then(|states| states.last())
         .and_then(|s| str_of(&s["state"], "name"));
-    let event_type = match ctx.route {
-        Some(Route::MessageSent) => EventType::MessageSent,
-        Some(Route::MessageStatus) => EventType::MessageStatus,
-        _ => EventType::MessageReceived,
-    };
+    let event_type = classify(
+        ctx,
+        body.value.get("messageEventType").and_then(Json::as_str),
+        from_me,
+        state.as_deref().and_then(map_state),
+    );
 
     let mut data = body.data();
     data.message_id = str_of(m, "_id");
@@ -111,21 +134,17 @@ fn channel_message(ctx: &ParseContext<'_>, body: &Body<'_>, m: &Json<'_>) -> Clo
     data.status = state.as_deref().and_then(map_state);
 
     let subject = data.chat.as_ref().map(|c| c.id.clone());
-    let key = delivery_or(ctx, || {
-        [
-            data.message_id.as_deref().unwrap_or("-"),
-            subject.as_deref().unwrap_or("-"),
-            state.as_deref().unwrap_or("-"),
-        ]
-        .join("\u{1f}")
-    });
+    let key = match &data.message_id {
+        Some(id) => format!("{id}\u{1f}{}", state.as_deref().unwrap_or("-")),
+        None => without_natural_key(ctx, fingerprint_without(body.value, &[])),
+    };
     let time = ctx.event_time(
         i64_of(meta, "moment")
             .or_else(|| i64_of(m, "created"))
             .and_then(from_epoch_guess),
     );
     CloudEvent::new(
-        event_id(ctx.provider, &instance, &[event_type.as_str(), &key]),
+        event_id(ctx.provider, &instance, event_type, subject.as_deref(), &[&key]),
         ctx.provider,
         &instance,
         event_type,
@@ -175,4 +194,40 @@ fn content_of(item: &Json<'_>) -> Content {
             .unwrap_or_default();
     }
     content
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Provider;
+
+    fn ctx(route: Option<Route>) -> ParseContext<'static> {
+        ParseContext {
+            route,
+            ..ParseContext::new(Provider::Hubmessage, "ep", chrono::Utc::now())
+        }
+    }
+
+    #[test]
+    fn default_bodies_are_classified_from_the_body_where_it_can_tell() {
+        let any = ctx(Some(Route::Any));
+        let read = Some(MessageStatus::Read);
+        let pending = Some(MessageStatus::Pending);
+        assert_eq!(classify(&any, None, Some(false), None), EventType::MessageReceived);
+        assert_eq!(classify(&any, None, Some(true), read), EventType::MessageStatus);
+        assert_eq!(classify(&any, None, Some(true), Some(MessageStatus::Failed)), EventType::MessageStatus);
+        assert_eq!(classify(&any, None, Some(true), pending), EventType::MessageSent);
+        assert_eq!(
+            classify(&ctx(Some(Route::MessageReceived)), None, Some(true), pending),
+            EventType::MessageReceived,
+            "only the route tells an echo from a send"
+        );
+        assert_eq!(
+            classify(&ctx(Some(Route::MessageStatus)), None, Some(false), None),
+            EventType::MessageReceived,
+            "the body outranks the route"
+        );
+        assert_eq!(classify(&any, Some("MESSAGE_STATUS"), Some(true), pending), EventType::MessageStatus);
+        assert_eq!(classify(&ctx(Some(Route::MessageSent)), None, None, None), EventType::MessageSent);
+    }
 }

@@ -3,11 +3,11 @@
 
 use super::json::Json;
 
-use super::{delivery_or, f64_of, i64_of, str_of, Body, ParseContext};
+use super::{f64_of, i64_of, str_of, Body, ParseContext};
 use crate::event::{
-    event_id, from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventError, EventType, MessageStatus,
-    Sender,
+    from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventError, EventType, MessageStatus, Sender,
 };
+use crate::identity::{event_id, without_natural_key};
 
 /// Parse a Cloud API webhook body.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
@@ -74,22 +74,20 @@ fn message(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, value: &Json
     data.reply_to = str_of(&m["context"], "id").or_else(|| str_of(&m["reaction"], "message_id"));
     let content = content_of(m);
     let subject = data.chat.as_ref().map(|c| c.id.clone());
-    let key = delivery_or(ctx, || {
-        [
-            data.message_id.as_deref().unwrap_or("-"),
-            subject.as_deref().unwrap_or("-"),
-            "from_them",
-            data.participant.as_deref().unwrap_or("-"),
-            content.wire_kind.as_deref().unwrap_or("-"),
-            // A changed reaction reuses the message id.
-            &str_of(&m["reaction"], "emoji").unwrap_or_default(),
-        ]
-        .join("\u{1f}")
-    });
-    let key = per_event(ctx, key, data.message_id.as_deref());
+    let natural = [
+        data.participant.as_deref().unwrap_or("-"),
+        content.wire_kind.as_deref().unwrap_or("-"),
+        // A changed reaction reuses the message id.
+        &str_of(&m["reaction"], "emoji").unwrap_or_default(),
+    ]
+    .join("\u{1f}");
+    let key = match &data.message_id {
+        Some(id) => format!("{id}\u{1f}{natural}"),
+        None => without_natural_key(ctx, format!("{natural}\u{1f}{}", super::fingerprint_without(m, &[]))),
+    };
     data.content = Some(content);
     CloudEvent::new(
-        event_id(ctx.provider, instance, &[EventType::MessageReceived.as_str(), &key]),
+        event_id(ctx.provider, instance, EventType::MessageReceived, subject.as_deref(), &[&key]),
         ctx.provider,
         instance,
         EventType::MessageReceived,
@@ -99,15 +97,6 @@ fn message(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, value: &Json
         ctx.received_at,
         data,
     )
-}
-
-/// With a delivery id (which covers the whole webhook), add the message id so each of its
-/// events keeps its own id.
-fn per_event(ctx: &ParseContext<'_>, key: String, message_id: Option<&str>) -> String {
-    match ctx.delivery_id {
-        Some(_) => format!("{key}\u{1f}{}", message_id.unwrap_or("-")),
-        None => key,
-    }
 }
 
 fn content_of(m: &Json<'_>) -> Content {
@@ -212,23 +201,13 @@ fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, s: &Json<'_>)
             message: str_of(e, "message").or_else(|| str_of(e, "title")).unwrap_or_default(),
         });
     let subject = data.chat.as_ref().map(|c| c.id.clone());
-    let key = delivery_or(ctx, || {
-        [
-            data.message_id.as_deref().unwrap_or("-"),
-            subject.as_deref().unwrap_or("-"),
-            &word,
-            data.participant.as_deref().unwrap_or("-"),
-        ]
-        .join("\u{1f}")
-    });
-    let key = per_event(ctx, key, data.message_id.as_deref());
-    let key = if ctx.delivery_id.is_some() {
-        format!("{key}\u{1f}{word}")
-    } else {
-        key
+    let natural = [&word, data.participant.as_deref().unwrap_or("-")].join("\u{1f}");
+    let key = match &data.message_id {
+        Some(id) => format!("{id}\u{1f}{natural}"),
+        None => without_natural_key(ctx, format!("{natural}\u{1f}{}", super::fingerprint_without(s, &[]))),
     };
     CloudEvent::new(
-        event_id(ctx.provider, instance, &[EventType::MessageStatus.as_str(), &key]),
+        event_id(ctx.provider, instance, EventType::MessageStatus, subject.as_deref(), &[&key]),
         ctx.provider,
         instance,
         EventType::MessageStatus,
@@ -251,10 +230,9 @@ fn template(
     let mut data = body.data();
     data.notification = Some(field.to_owned());
     data.parameters = Some(value.to_value());
-    let key = delivery_or(ctx, || super::fingerprint_without(value, &[]));
-    let key = format!("{key}\u{1f}{index}");
+    let key = format!("{}\u{1f}{index}", super::fingerprint_without(value, &[]));
     CloudEvent::new(
-        event_id(ctx.provider, instance, &[EventType::TemplateUpdated.as_str(), &key]),
+        event_id(ctx.provider, instance, EventType::TemplateUpdated, None, &[&key]),
         ctx.provider,
         instance,
         EventType::TemplateUpdated,

@@ -16,11 +16,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 use self::json::Json;
 
-use crate::event::{event_id, CloudEvent, EventData, EventType, Provider, Route};
+use crate::event::{CloudEvent, EventData, EventType, Provider, Route};
+use crate::identity::{event_id, sha256_hex, without_natural_key};
 
 /// What is known about a request besides its body.
 #[derive(Debug, Clone, Copy)]
@@ -225,9 +225,9 @@ fn strip_whitespace(body: &[u8]) -> Vec<u8> {
 
 /// The catch-all: valid JSON we can't classify, stored and published as `whatsapp.unknown`.
 pub(crate) fn unknown(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEvent {
-    let key = delivery_or(ctx, || sha256_hex(body.bytes));
+    let key = without_natural_key(ctx, sha256_hex(body.bytes));
     CloudEvent::new(
-        event_id(ctx.provider, instance, &["unknown", &key]),
+        event_id(ctx.provider, instance, EventType::Unknown, None, &[&key]),
         ctx.provider,
         instance,
         EventType::Unknown,
@@ -237,19 +237,6 @@ pub(crate) fn unknown(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -
         ctx.received_at,
         body.data(),
     )
-}
-
-/// The provider's delivery id when it sent one, else `natural()`.
-pub(crate) fn delivery_or(ctx: &ParseContext<'_>, natural: impl FnOnce() -> String) -> String {
-    match ctx.delivery_id {
-        Some(d) => format!("delivery:{d}"),
-        None => natural(),
-    }
-}
-
-/// Hex SHA-256.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// A fingerprint of a JSON object without the fields that change between redeliveries

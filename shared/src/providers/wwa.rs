@@ -3,10 +3,9 @@
 
 use super::json::Json;
 
-use super::{delivery_or, fingerprint_without, minute_bucket, str_of, Body, ParseContext};
-use crate::event::{
-    event_id, Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route, Sender,
-};
+use super::{fingerprint_without, str_of, Body, ParseContext};
+use crate::event::{Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route, Sender};
+use crate::identity::{event_id, without_natural_key};
 
 /// Parse a WhatsApp Web API body.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
@@ -59,13 +58,20 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
     }
 
     let subject = data.chat.as_ref().map(|c| c.id.clone());
-    let key = delivery_or(ctx, || match &data.message_id {
-        Some(id) => format!("{id}\u{1f}{}", subject.as_deref().unwrap_or("-")),
-        // Connection events: nothing natural, not even a time.
-        None => format!("{}\u{1f}{}", fingerprint_without(v, &[]), minute_bucket(ctx)),
-    });
-    vec![CloudEvent::new(
-        event_id(ctx.provider, &instance, &[event_type.as_str(), &key]),
+    // Connection events carry nothing natural, not even a time: they are state events (their id
+    // is fixed when stored, from the instance's connection changes).
+    let connection = match event_type {
+        EventType::InstanceConnected => Some("connected"),
+        EventType::InstanceDisconnected => Some("disconnected"),
+        _ => None,
+    };
+    let key = match (&data.message_id, connection) {
+        (Some(id), _) => id.clone(),
+        (None, Some(state)) => without_natural_key(ctx, format!("{state}\u{1f}state")),
+        (None, None) => without_natural_key(ctx, fingerprint_without(v, &[])),
+    };
+    let event = CloudEvent::new(
+        event_id(ctx.provider, &instance, event_type, subject.as_deref(), &[&key]),
         ctx.provider,
         &instance,
         event_type,
@@ -74,7 +80,11 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
         ctx.endpoint,
         ctx.received_at,
         data,
-    )]
+    );
+    vec![match (&event.data.message_id, connection) {
+        (None, Some(state)) => event.with_state("connection", state),
+        _ => event,
+    }]
 }
 
 /// `photo` / `video` are null unless the message is one; otherwise it is text.

@@ -3,11 +3,11 @@
 
 use super::json::Json;
 
-use super::{bool_of, delivery_or, f64_of, fingerprint_without, i64_of, minute_bucket, str_of, Body, ParseContext};
+use super::{bool_of, f64_of, fingerprint_without, i64_of, minute_bucket, str_of, Body, ParseContext};
 use crate::event::{
-    event_id, from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventError, EventType, MessageStatus,
-    Sender,
+    from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventError, EventType, MessageStatus, Sender,
 };
+use crate::identity::{event_id, without_natural_key};
 
 /// Whether a JSON object looks like a Z-API callback (`type: "…Callback"`).
 pub(crate) fn is_zapi_shape(v: &Json<'_>) -> bool {
@@ -108,22 +108,24 @@ fn received(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     data.chat = chat;
 
     let subject = data.chat.as_ref().map(|c| c.id.clone());
-    let key = delivery_or(ctx, || match &data.message_id {
+    let key = match &data.message_id {
         // `momment` changes between redeliveries of one message: never part of the key.
         Some(id) => [
             id.as_str(),
-            subject.as_deref().unwrap_or("-"),
             if from_me == Some(true) { "from_me" } else { "from_them" },
             participant.as_deref().unwrap_or("-"),
             &what,
         ]
         .join("\u{1f}"),
         // Profile and label notifications carry no message id.
-        None => format!("{what}\u{1f}{}", fingerprint_without(v, &["momment", "moment"])),
-    });
+        None => without_natural_key(
+            ctx,
+            format!("{what}\u{1f}{}", fingerprint_without(v, &["momment", "moment"])),
+        ),
+    };
     let t = time_of(ctx, v);
     CloudEvent::new(
-        event_id(ctx.provider, instance, &[event_type.as_str(), &key]),
+        event_id(ctx.provider, instance, event_type, subject.as_deref(), &[&key]),
         ctx.provider,
         instance,
         event_type,
@@ -367,21 +369,18 @@ fn statuses(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> Vec<Clou
             data.chat = chat.clone();
             data.status = status;
             data.participant = participant.clone();
-            let natural = [
-                message_id.as_deref().unwrap_or("-"),
-                subject.as_deref().unwrap_or("-"),
-                &word,
-                participant.as_deref().unwrap_or("-"),
-            ]
-            .join("\u{1f}");
-            // A delivery id covers the whole callback: add the message id to tell them apart.
-            let key = match ctx.delivery_id {
-                Some(d) => format!("delivery:{d}\u{1f}{natural}"),
-                None if message_id.is_none() => fingerprint_without(v, &["momment"]),
-                None => natural,
+            let key = match &message_id {
+                Some(id) => [id.as_str(), &word, participant.as_deref().unwrap_or("-")].join("\u{1f}"),
+                None => without_natural_key(ctx, fingerprint_without(v, &["momment"])),
             };
             CloudEvent::new(
-                event_id(ctx.provider, instance, &[EventType::MessageStatus.as_str(), &key]),
+                event_id(
+                    ctx.provider,
+                    instance,
+                    EventType::MessageStatus,
+                    subject.as_deref(),
+                    &[&key],
+                ),
                 ctx.provider,
                 instance,
                 EventType::MessageStatus,
@@ -412,15 +411,13 @@ fn delivery(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     } else {
         MessageStatus::Sent
     });
-    let key = delivery_or(ctx, || {
-        let id = str_of(v, "zaapId")
-            .or_else(|| data.message_id.clone())
-            .unwrap_or_else(|| fingerprint_without(v, &["momment"]));
-        format!("{id}\u{1f}{}", if failed { "failed" } else { "ok" })
-    });
+    let id = str_of(v, "zaapId")
+        .or_else(|| data.message_id.clone())
+        .unwrap_or_else(|| without_natural_key(ctx, fingerprint_without(v, &["momment"])));
+    let key = format!("{id}\u{1f}{}", if failed { "failed" } else { "ok" });
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     CloudEvent::new(
-        event_id(ctx.provider, instance, &[EventType::MessageSent.as_str(), &key]),
+        event_id(ctx.provider, instance, EventType::MessageSent, subject.as_deref(), &[&key]),
         ctx.provider,
         instance,
         EventType::MessageSent,
@@ -440,18 +437,14 @@ fn presence(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     // `lastSeen` is documented as a timestamp but null in every capture.
     let last_seen = i64_of(v, "lastSeen").and_then(from_epoch_guess);
     let subject = data.chat.as_ref().map(|c| c.id.clone());
-    let key = delivery_or(ctx, || {
-        let when = last_seen
-            .map(|t| t.timestamp_millis().to_string())
-            .unwrap_or_else(|| minute_bucket(ctx));
-        format!(
-            "{}\u{1f}{}\u{1f}{when}",
-            subject.as_deref().unwrap_or("-"),
-            data.presence.as_deref().unwrap_or("-")
-        )
-    });
-    CloudEvent::new(
-        event_id(ctx.provider, instance, &[EventType::ChatPresence.as_str(), &key]),
+    let presence = data.presence.clone().unwrap_or_else(|| "-".to_owned());
+    let key = match last_seen {
+        Some(t) => format!("{presence}\u{1f}{}", t.timestamp_millis()),
+        // No time: the id is fixed when stored, from the chat's presence changes (a state event).
+        None => without_natural_key(ctx, format!("{presence}\u{1f}state")),
+    };
+    let event = CloudEvent::new(
+        event_id(ctx.provider, instance, EventType::ChatPresence, subject.as_deref(), &[&key]),
         ctx.provider,
         instance,
         EventType::ChatPresence,
@@ -460,7 +453,11 @@ fn presence(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
         ctx.endpoint,
         ctx.received_at,
         data,
-    )
+    );
+    match last_seen {
+        Some(_) => event,
+        None => event.with_state("presence", presence),
+    }
 }
 
 /// Connected, Disconnected and Proxy callbacks: instance state, no chat.
@@ -476,12 +473,23 @@ fn instance_event(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, kind:
     let mut data = body.data();
     data.error = str_of(v, "error").map(|message| EventError { code: None, message });
     let momment = i64_of(v, "momment");
-    let key = delivery_or(ctx, || match momment {
-        Some(m) => m.to_string(),
-        None => format!("{}\u{1f}{}", fingerprint_without(v, &[]), minute_bucket(ctx)),
-    });
-    CloudEvent::new(
-        event_id(ctx.provider, instance, &[event_type.as_str(), &key]),
+    // Connection changes without a time are state events (the id is fixed when stored); a proxy
+    // failure without one is keyed to its body and minute.
+    let connection = match event_type {
+        EventType::InstanceConnected => Some("connected"),
+        EventType::InstanceDisconnected => Some("disconnected"),
+        _ => None,
+    };
+    let key = match (momment, connection) {
+        (Some(m), _) => m.to_string(),
+        (None, Some(state)) => without_natural_key(ctx, format!("{state}\u{1f}state")),
+        (None, None) => without_natural_key(
+            ctx,
+            format!("{}\u{1f}{}", fingerprint_without(v, &[]), minute_bucket(ctx)),
+        ),
+    };
+    let event = CloudEvent::new(
+        event_id(ctx.provider, instance, event_type, None, &[&key]),
         ctx.provider,
         instance,
         event_type,
@@ -490,7 +498,11 @@ fn instance_event(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, kind:
         ctx.endpoint,
         ctx.received_at,
         data,
-    )
+    );
+    match (momment, connection) {
+        (None, Some(state)) => event.with_state("connection", state),
+        _ => event,
+    }
 }
 
 #[cfg(test)]

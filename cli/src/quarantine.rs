@@ -1,0 +1,213 @@
+//! `wahooks quarantine`: the authenticated bodies the receivers could not decode or store
+//! (answered 400 or 422 and kept in `Q#<sha256>` items of the events table): list them, show
+//! one, and re-parse them once the cause is fixed (a newer wahooks that reads the shape, a
+//! corrected body), storing what now parses and removing it from quarantine.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::ExitCode;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use wahooks::providers::{parse, ParseContext};
+use wahooks::store::{decompress, keys, resolve_state_ids, DynamoEventStore, EventStore, PutOutcome};
+use wahooks::{Provider, Route};
+
+/// `wahooks quarantine …`.
+#[derive(clap::Subcommand)]
+pub enum QuarantineCommand {
+    /// One line per quarantined body: id, when, provider, endpoint, route, size, why.
+    List(Common),
+    /// Print a quarantined body as it was received (its details go to stderr).
+    Show {
+        /// The body's id (its SHA-256, or a prefix of it, as `list` prints).
+        id: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Parse quarantined bodies again; store the events of those that now parse and remove them
+    /// from quarantine (the others stay, with the reason printed).
+    Reparse {
+        /// The bodies' ids (or prefixes); none with `--all`.
+        ids: Vec<String>,
+        /// Every quarantined body.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// What every quarantine command reads.
+#[derive(clap::Args)]
+pub struct Common {
+    /// Name prefix of the table when `WAHOOKS_EVENTS_TABLE` is not set.
+    #[arg(long, default_value = "wahooks")]
+    prefix: String,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s<'a>(item: &'a Item, k: &str) -> &'a str {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default()
+}
+
+fn n(item: &Item, k: &str) -> i64 {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default()
+}
+
+fn id_of(item: &Item) -> &str {
+    s(item, "pk").strip_prefix("Q#").unwrap_or_default()
+}
+
+async fn quarantined(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<Vec<Item>> {
+    let mut items: Vec<Item> = dynamo
+        .scan()
+        .table_name(table)
+        .filter_expression("begins_with(pk, :q)")
+        .expression_attribute_values(":q", AttributeValue::S("Q#".into()))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("{table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    items.retain(|i| keys::is_quarantine_pk(s(i, "pk")));
+    items.sort_by_key(|i| n(i, "received_at"));
+    Ok(items)
+}
+
+fn raw_of(item: &Item) -> anyhow::Result<Vec<u8>> {
+    let blob = item
+        .get("raw")
+        .and_then(|v| v.as_b().ok())
+        .ok_or_else(|| anyhow::anyhow!("{}: no raw body", id_of(item)))?;
+    Ok(decompress(blob.as_ref())?)
+}
+
+/// Run a quarantine command.
+pub async fn run(command: QuarantineCommand) -> ExitCode {
+    match execute(command).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn select<'a>(items: &'a [Item], wanted: &[String], all: bool) -> anyhow::Result<Vec<&'a Item>> {
+    if all {
+        return Ok(items.iter().collect());
+    }
+    anyhow::ensure!(!wanted.is_empty(), "name the bodies to re-parse, or pass --all");
+    wanted
+        .iter()
+        .map(|w| {
+            let matching: Vec<&Item> = items.iter().filter(|i| id_of(i).starts_with(w.as_str())).collect();
+            match matching.as_slice() {
+                [one] => Ok(*one),
+                [] => Err(anyhow::anyhow!("no quarantined body `{w}`")),
+                _ => Err(anyhow::anyhow!("`{w}` names {} bodies: give more of the id", matching.len())),
+            }
+        })
+        .collect()
+}
+
+async fn execute(command: QuarantineCommand) -> anyhow::Result<bool> {
+    let prefix = match &command {
+        QuarantineCommand::List(c) | QuarantineCommand::Show { common: c, .. } | QuarantineCommand::Reparse { common: c, .. } => {
+            c.prefix.clone()
+        }
+    };
+    let stack = crate::stack::load(&prefix).await?;
+    let table = stack.config.events_table.clone();
+    let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
+    let items = quarantined(&dynamo, &table).await?;
+    match command {
+        QuarantineCommand::List(_) => {
+            let mut out = std::io::stdout().lock();
+            for i in &items {
+                let when = chrono::DateTime::from_timestamp_millis(n(i, "received_at"))
+                    .map(wahooks::event::rfc3339_ms)
+                    .unwrap_or_default();
+                let size = i.get("raw").and_then(|v| v.as_b().ok()).map_or(0, |b| b.as_ref().len());
+                let line = format!(
+                    "{}  {when}  {} {}  /{}  {size} B (zstd)  {}",
+                    &id_of(i)[..16.min(id_of(i).len())],
+                    s(i, "provider"),
+                    s(i, "endpoint"),
+                    s(i, "route"),
+                    s(i, "reason")
+                );
+                if writeln!(out, "{line}").is_err() {
+                    break;
+                }
+            }
+            if items.is_empty() {
+                eprintln!("nothing in quarantine");
+            }
+            Ok(true)
+        }
+        QuarantineCommand::Show { id, .. } => {
+            let item = select(&items, &[id], false)?[0];
+            eprintln!(
+                "{}: {} {} /{} — {}",
+                id_of(item),
+                s(item, "provider"),
+                s(item, "endpoint"),
+                s(item, "route"),
+                s(item, "reason")
+            );
+            std::io::stdout().write_all(&raw_of(item)?)?;
+            Ok(true)
+        }
+        QuarantineCommand::Reparse { ids, all, .. } => {
+            let store = DynamoEventStore::new(dynamo.clone(), &table, stack.config.retention_days);
+            let mut clean = true;
+            for item in select(&items, &ids, all)? {
+                let id = &id_of(item)[..16.min(id_of(item).len())];
+                match reparse(&store, item).await {
+                    Ok((stored, duplicates)) => {
+                        dynamo
+                            .delete_item()
+                            .table_name(&table)
+                            .key("pk", item["pk"].clone())
+                            .key("sk", item["sk"].clone())
+                            .send()
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+                        println!("{id}: {stored} event(s) stored, {duplicates} already stored; removed from quarantine");
+                    }
+                    Err(why) => {
+                        clean = false;
+                        println!("{id}: still not stored: {why}");
+                    }
+                }
+            }
+            Ok(clean)
+        }
+    }
+}
+
+/// Parse a quarantined body as the receiver would have, and store its events.
+async fn reparse(store: &DynamoEventStore, item: &Item) -> Result<(usize, usize), String> {
+    let provider: Provider = s(item, "provider").parse()?;
+    let route: Option<Route> = s(item, "route").parse().ok();
+    let raw = raw_of(item).map_err(|e| e.to_string())?;
+    let received_at = chrono::DateTime::from_timestamp_millis(n(item, "received_at")).unwrap_or_else(chrono::Utc::now);
+    let delivery = item.get("delivery_id").and_then(|v| v.as_s().ok()).cloned();
+    let ctx = ParseContext {
+        route,
+        delivery_id: delivery.as_deref(),
+        ..ParseContext::new(provider, s(item, "endpoint"), received_at)
+    };
+    let mut events = parse(&ctx, &raw).map_err(|e| e.to_string())?;
+    resolve_state_ids(store, &mut events).await.map_err(|e| e.to_string())?;
+    let outcomes = store.put_if_absent(&events).await.map_err(|e| e.to_string())?;
+    let stored = outcomes.iter().filter(|o| **o == PutOutcome::Stored).count();
+    Ok((stored, outcomes.len() - stored))
+}

@@ -1,0 +1,232 @@
+//! Event identity: the one place that decides when two deliveries are the same event.
+//!
+//! An event id is the first 32 hex digits of SHA-256 over the provider, the instance, the event
+//! type, the chat and the event's natural key, each part length-prefixed so no two keys collide
+//! by concatenation. The chat is always part of it, so one id always names one chat partition
+//! of the events table (`store::keys`): a redelivery lands on the item the first delivery made.
+//!
+//! [`RULES`] lists every natural key, per provider and event, with what the provider repeats
+//! on a redelivery and what changes; the adapters build ids only through [`event_id`] with the
+//! parts a rule names, and the README's "Event ids" table is [`markdown_table`] (a test keeps
+//! the two equal).
+
+use sha2::{Digest, Sha256};
+
+use crate::event::{EventType, Provider};
+use crate::providers::ParseContext;
+
+/// The event id of an event of `event_type` in `chat` (`None`: the instance itself) whose
+/// natural key is `key`.
+pub fn event_id(provider: Provider, instance: &str, event_type: EventType, chat: Option<&str>, key: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    let mut part = |s: &str| {
+        hasher.update((s.len() as u64).to_be_bytes());
+        hasher.update(s.as_bytes());
+    };
+    part(provider.as_str());
+    part(instance);
+    part(event_type.as_str());
+    part(chat.unwrap_or("-"));
+    for k in key {
+        part(k);
+    }
+    let digest = hasher.finalize();
+    hex::encode(&digest[..16])
+}
+
+/// The key of an event without a natural one: its fingerprint (the body without what changes
+/// between redeliveries) and, when the request carried one, the provider's delivery id. Two
+/// deliveries are then one event only if both agree: a delivery id never merges two different
+/// bodies, and an identical body under a new delivery id is a new delivery.
+pub fn without_natural_key(ctx: &ParseContext<'_>, fingerprint: String) -> String {
+    match ctx.delivery_id {
+        Some(d) => format!("delivery:{d}\u{1f}{fingerprint}"),
+        None => fingerprint,
+    }
+}
+
+/// The id of a state event (presence, a connection change without a time) once the store has
+/// told how many times its scope's state changed (`seq`, see `store::EventStore::state_sequence`):
+/// the same state again, with no other state in between, is a redelivery (same `seq`, same id);
+/// any other state is a new run, whatever the minute.
+pub fn state_event_id(e: &crate::event::CloudEvent, change: &crate::event::StateChange, seq: u64) -> String {
+    event_id(
+        e.provider,
+        &e.instance,
+        e.event_type,
+        e.subject.as_deref(),
+        &["state", change.kind, &change.value, &seq.to_string()],
+    )
+}
+
+/// Hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// One identity rule: which fields make the natural key of an event, and why.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    /// The provider (`zapi`, …, or `*` for every provider).
+    pub provider: &'static str,
+    /// The body it applies to.
+    pub body: &'static str,
+    /// The event type it yields.
+    pub event_type: &'static str,
+    /// The natural key's fields.
+    pub key: &'static str,
+    /// What the provider repeats on a redelivery, and what changes.
+    pub why: &'static str,
+}
+
+/// Every identity rule, in the README's order.
+pub const RULES: &[Rule] = &[
+    Rule {
+        provider: "zapi",
+        body: "`ReceivedCallback` (message)",
+        event_type: "message.received",
+        key: "`messageId`, `phone`, `fromMe`, group participant, content key (+ a reaction's emoji and time, an edit's id)",
+        why: "a redelivery repeats the message id; `momment` changes between redeliveries, so it is never part of the key; a changed reaction reuses the message id",
+    },
+    Rule {
+        provider: "zapi",
+        body: "`ReceivedCallback` with `notification`",
+        event_type: "notification",
+        key: "`messageId`, `phone`, `fromMe`, participant, notification name; without a message id: the body without `momment`",
+        why: "profile and label notifications carry no message id; only `momment` changes on a redelivery",
+    },
+    Rule {
+        provider: "zapi",
+        body: "`MessageStatusCallback`",
+        event_type: "message.status",
+        key: "one event per id in `ids`: the id, `phone`, `status`, `participant`",
+        why: "a repeated status is a redelivery; a new status of the same message is a new event",
+    },
+    Rule {
+        provider: "zapi",
+        body: "`DeliveryCallback`",
+        event_type: "message.sent",
+        key: "`zaapId` (else `messageId`), whether it failed",
+        why: "a redelivery repeats `zaapId`; success and failure of one send are two events",
+    },
+    Rule {
+        provider: "zapi",
+        body: "`ConnectedCallback`, `DisconnectedCallback`, `ProxyCallback`",
+        event_type: "instance.*",
+        key: "`momment`; without one, the state and how many times the instance's connection changed",
+        why: "each connection change has its own `momment`, repeated on a redelivery",
+    },
+    Rule {
+        provider: "zapi",
+        body: "`PresenceChatCallback`",
+        event_type: "chat.presence",
+        key: "`phone`, `status` and `lastSeen` when set; else `status` and how many times the chat's presence changed",
+        why: "presence carries no id and (in practice) no time: the same state again right after is a redelivery, another state a new event",
+    },
+    Rule {
+        provider: "hubmessage",
+        body: "`DEFAULT` channel message",
+        event_type: "message.received / sent / status",
+        key: "`message._id`, the chat, the last `state_items[].state.name`",
+        why: "a redelivery repeats the message id and its state; a new state is a new event",
+    },
+    Rule {
+        provider: "hubmessage",
+        body: "template webhook (array)",
+        event_type: "template.updated",
+        key: "each item's `identifier` (else its position and the item without volatile fields)",
+        why: "Meta's template identifier is repeated on a redelivery",
+    },
+    Rule {
+        provider: "wwa",
+        body: "send / receive",
+        event_type: "message.sent / received",
+        key: "`messageId`, `number`",
+        why: "the message id is repeated on a redelivery",
+    },
+    Rule {
+        provider: "wwa",
+        body: "connected / disconnected",
+        event_type: "instance.*",
+        key: "the state and how many times the instance's connection changed",
+        why: "these bodies carry no id and no time: `Connected → Disconnected → Connected` is three events, a repeated state one",
+    },
+    Rule {
+        provider: "meta",
+        body: "`messages[]`",
+        event_type: "message.received",
+        key: "the message `id` (wamid), the chat, participant, `type`, a reaction's emoji",
+        why: "Meta redelivers the same wamid; a changed reaction reuses the message id",
+    },
+    Rule {
+        provider: "meta",
+        body: "`statuses[]`",
+        event_type: "message.status",
+        key: "the message `id`, the chat, `status`, participant",
+        why: "a repeated status is a redelivery",
+    },
+    Rule {
+        provider: "meta",
+        body: "template and other fields",
+        event_type: "template.updated",
+        key: "the change's `value` and its position",
+        why: "the value is repeated whole on a redelivery",
+    },
+    Rule {
+        provider: "*",
+        body: "any body of an unknown shape",
+        event_type: "unknown",
+        key: "the SHA-256 of the body",
+        why: "nothing else is known about it",
+    },
+    Rule {
+        provider: "*",
+        body: "a request with a delivery id (Hub `x-idempotency-key`, Standard Webhooks `webhook-id`)",
+        event_type: "(any)",
+        key: "added to the key of events that have no natural key (never replaces one)",
+        why: "a delivery id is repeated on a redelivery, but it never merges two different bodies",
+    },
+];
+
+/// [`RULES`] as the README's Markdown table.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| provider | body | type | natural key | why |\n|---|---|---|---|---|\n");
+    for r in RULES {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            r.provider, r.body, r.event_type, r.key, r.why
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_32_hex_and_deterministic() {
+        let a = event_id(Provider::Zapi, "I", EventType::MessageReceived, Some("c"), &["m1"]);
+        let b = event_id(Provider::Zapi, "I", EventType::MessageReceived, Some("c"), &["m1"]);
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn parts_cannot_collide_by_concatenation_and_the_chat_and_type_count() {
+        let t = EventType::MessageReceived;
+        assert_ne!(
+            event_id(Provider::Zapi, "I", t, None, &["ab", "c"]),
+            event_id(Provider::Zapi, "I", t, None, &["a", "bc"])
+        );
+        assert_ne!(
+            event_id(Provider::Zapi, "I", t, Some("1"), &["m"]),
+            event_id(Provider::Zapi, "I", t, Some("2"), &["m"])
+        );
+        assert_ne!(
+            event_id(Provider::Zapi, "I", t, Some("1"), &["m"]),
+            event_id(Provider::Zapi, "I", EventType::MessageStatus, Some("1"), &["m"])
+        );
+    }
+}
