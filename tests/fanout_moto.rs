@@ -172,10 +172,9 @@ async fn every_fixture_reaches_its_queue_exactly_once_with_its_group() {
             );
             let fifo = queue_is_fifo(&stack, queue);
             if fifo {
-                assert_eq!(
-                    m.group.as_deref(),
-                    Some(format!("{}#{}", e.instance, e.chat_key()).as_str())
-                );
+                let group = wahooks::sqs_rules::GroupId::for_chat(&e.instance, e.chat_key());
+                assert_eq!(m.group.as_deref(), Some(group.as_str()), "one group per chat");
+                assert!(wahooks::sqs_rules::valid_group_or_dedup_id(group.as_str()));
             }
             assert!(e.data.raw.is_some(), "{} carries its raw body", e.id);
             seen.insert(e.id.clone());
@@ -444,7 +443,12 @@ async fn chat_ids_of_any_text_and_characters_sqs_refuses_reach_their_queue() {
     let stack = stack(&moto).await;
     let token = endpoint(&stack, Provider::Zapi).await;
     let text = "oi \u{fffe}\u{ffff} 🙂 até já";
-    let chats = ["Contato São Paulo 1", "Contact number", "🙂 grupo da família", &"9".repeat(300)];
+    let chats = [
+        "Contato São Paulo 1",
+        "Contact number",
+        "🙂 grupo da família",
+        &"9".repeat(300),
+    ];
     let mut sent = HashMap::new();
     for (i, chat) in chats.iter().enumerate() {
         let body = serde_json::json!({
@@ -463,7 +467,11 @@ async fn chat_ids_of_any_text_and_characters_sqs_refuses_reach_their_queue() {
     let mut groups = HashSet::new();
     for m in &arrived {
         let id = m.event.data.message_id.clone().expect("message id");
-        assert_eq!(m.event.subject.as_deref(), sent.get(&id).map(String::as_str), "the chat id as sent");
+        assert_eq!(
+            m.event.subject.as_deref(),
+            sent.get(&id).map(String::as_str),
+            "the chat id as sent"
+        );
         let content = m.event.data.content.as_ref().expect("content");
         assert_eq!(content.text.as_deref(), Some(text), "the text read back identically");
         let group = m.group.clone().expect("a FIFO group");
@@ -516,14 +524,19 @@ async fn an_sqs_outage_longer_than_the_record_age_is_given_up_then_recovered_exa
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert_eq!(driver.stats().given_up_records, accepted.len(), "every record given up");
-    assert!(drain_all(&stack).await.values().all(|v| v.is_empty()), "nothing was published");
+    assert!(
+        drain_all(&stack).await.values().all(|v| v.is_empty()),
+        "nothing was published"
+    );
 
     // SQS is back: recover, as an operator would, with a fanout of its own.
     let fanout = wahooks::lambda::fanout_with(&stack.config, SqsPublisher::new(stack.sqs.clone()))
         .await
         .expect("routing");
     let failures = stack.failures_url.clone().expect("a failures queue");
-    let done = wahooks::stream_driver::recover(&stack.sdk, &failures, &fanout).await.expect("recover");
+    let done = wahooks::stream_driver::recover(&stack.sdk, &failures, &fanout)
+        .await
+        .expect("recover");
     assert_eq!(done.records, accepted.len(), "{done:?}");
     assert!(done.left.is_empty(), "{done:?}");
     assert_eq!(done.batches, driver.stats().given_up);
@@ -531,9 +544,36 @@ async fn an_sqs_outage_longer_than_the_record_age_is_given_up_then_recovered_exa
     for m in drain_all(&stack).await.values().flatten() {
         *counts.entry(m.event.id.clone()).or_default() += 1;
     }
-    assert_eq!(counts.keys().cloned().collect::<HashSet<_>>(), accepted, "every event published");
+    assert_eq!(
+        counts.keys().cloned().collect::<HashSet<_>>(),
+        accepted,
+        "every event published"
+    );
     assert!(counts.values().all(|c| *c == 1), "exactly once: {counts:?}");
     // The failure records are gone: a second recover finds nothing.
-    let again = wahooks::stream_driver::recover(&stack.sdk, &failures, &fanout).await.expect("recover");
+    let again = wahooks::stream_driver::recover(&stack.sdk, &failures, &fanout)
+        .await
+        .expect("recover");
     assert_eq!((again.batches, again.records), (0, 0));
+}
+
+#[tokio::test]
+async fn a_route_to_a_queue_the_fanout_cannot_reach_stops_it_at_init_with_what_to_fix() {
+    let moto = Moto::start();
+    let base = stack(&moto).await;
+    let mut config = base.config.clone();
+    config.queues.push((
+        "audit".into(),
+        format!("{}/123456789012/no-such-queue.fifo", moto.url()),
+    ));
+    config.routes = "message.received=messages+audit".into();
+    let err = LocalStack::connect(base.sdk.clone(), config)
+        .await
+        .err()
+        .expect("the fanout refuses to start");
+    let text = err.to_string();
+    assert!(
+        text.contains("WAHOOKS_QUEUE_AUDIT") && text.contains("sqs:SendMessage"),
+        "{text}"
+    );
 }

@@ -312,13 +312,22 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
             -1 => None,
             n => Some(n as u32),
         },
-        max_record_age: match m["MaximumRecordAgeInSeconds"].as_i64().expect("MaximumRecordAgeInSeconds") {
+        max_record_age: match m["MaximumRecordAgeInSeconds"]
+            .as_i64()
+            .expect("MaximumRecordAgeInSeconds")
+        {
             -1 => None,
             n => Some(Duration::from_secs(n as u64)),
         },
     };
-    assert_eq!(from_template, deployed, "infra/template.yaml and the local stream driver agree");
-    assert!(m["FilterCriteria"].to_string().contains("E#"), "only event items invoke the fanout");
+    assert_eq!(
+        from_template, deployed,
+        "infra/template.yaml and the local stream driver agree"
+    );
+    assert!(
+        m["FilterCriteria"].to_string().contains("E#"),
+        "only event items invoke the fanout"
+    );
     assert_eq!(
         m["FunctionResponseTypes"],
         serde_json::json!(["ReportBatchItemFailures"])

@@ -224,7 +224,14 @@ fn every_hubmessage_fixture_parses() {
             let m = &body["message"];
             let e = &events[0];
             assert_eq!(events.len(), 1, "{name}");
-            assert_eq!(e.event_type, EventType::MessageReceived, "{name}");
+            // The body tells: a customer's message is received; one of ours still pending (every
+            // documented example) is sent.
+            let want = if m["metadata"]["from_me"] == true {
+                EventType::MessageSent
+            } else {
+                EventType::MessageReceived
+            };
+            assert_eq!(e.event_type, want, "{name}");
             assert_eq!(e.data.message_id.as_deref(), m["_id"].as_str(), "{name}");
             assert_eq!(e.instance, m["channel_id"].as_str().expect("channel"), "{name}");
             assert_eq!(e.data.from_me, m["metadata"]["from_me"].as_bool(), "{name}");

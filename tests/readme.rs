@@ -9,7 +9,10 @@ fn generated_section(name: &str, expected: &str) {
     let readme = std::fs::read_to_string(&path).expect("README.md");
     let (start, end) = (format!("<!-- {name}:start -->\n"), format!("<!-- {name}:end -->"));
     let from = readme.find(&start).unwrap_or_else(|| panic!("README has no {start}")) + start.len();
-    let to = readme[from..].find(&end).unwrap_or_else(|| panic!("README has no {end}")) + from;
+    let to = readme[from..]
+        .find(&end)
+        .unwrap_or_else(|| panic!("README has no {end}"))
+        + from;
     if std::env::var("WAHOOKS_BLESS").is_ok_and(|v| v == "1") {
         std::fs::write(&path, format!("{}{expected}{}", &readme[..from], &readme[to..])).expect("write README");
         return;

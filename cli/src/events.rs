@@ -92,7 +92,12 @@ async fn query(
 }
 
 /// Every item whose `key` ends with `#<suffix>` (any provider and instance): a scan.
-async fn scan_suffix(dynamo: &aws_sdk_dynamodb::Client, table: &str, key: &str, suffix: String) -> Result<Vec<Item>, String> {
+async fn scan_suffix(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+    suffix: String,
+) -> Result<Vec<Item>, String> {
     let items: Vec<Item> = dynamo
         .scan()
         .table_name(table)

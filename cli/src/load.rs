@@ -429,10 +429,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     } else {
         print_report(&report);
     }
-    Ok(report["lost"] == 0
-        && report["doubled"] == 0
-        && report["gave_up"] == 0
-        && recovered.left.is_empty())
+    Ok(report["lost"] == 0 && report["doubled"] == 0 && report["gave_up"] == 0 && recovered.left.is_empty())
 }
 
 /// POST until a non-5xx answer, like a provider retrying (up to 60 attempts, backing off).

@@ -48,7 +48,10 @@ pub struct Common {
 type Item = HashMap<String, AttributeValue>;
 
 fn s<'a>(item: &'a Item, k: &str) -> &'a str {
-    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default()
+    item.get(k)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .unwrap_or_default()
 }
 
 fn n(item: &Item, k: &str) -> i64 {
@@ -111,7 +114,10 @@ fn select<'a>(items: &'a [Item], wanted: &[String], all: bool) -> anyhow::Result
             match matching.as_slice() {
                 [one] => Ok(*one),
                 [] => Err(anyhow::anyhow!("no quarantined body `{w}`")),
-                _ => Err(anyhow::anyhow!("`{w}` names {} bodies: give more of the id", matching.len())),
+                _ => Err(anyhow::anyhow!(
+                    "`{w}` names {} bodies: give more of the id",
+                    matching.len()
+                )),
             }
         })
         .collect()
@@ -119,9 +125,9 @@ fn select<'a>(items: &'a [Item], wanted: &[String], all: bool) -> anyhow::Result
 
 async fn execute(command: QuarantineCommand) -> anyhow::Result<bool> {
     let prefix = match &command {
-        QuarantineCommand::List(c) | QuarantineCommand::Show { common: c, .. } | QuarantineCommand::Reparse { common: c, .. } => {
-            c.prefix.clone()
-        }
+        QuarantineCommand::List(c)
+        | QuarantineCommand::Show { common: c, .. }
+        | QuarantineCommand::Reparse { common: c, .. } => c.prefix.clone(),
     };
     let stack = crate::stack::load(&prefix).await?;
     let table = stack.config.events_table.clone();
@@ -180,7 +186,9 @@ async fn execute(command: QuarantineCommand) -> anyhow::Result<bool> {
                             .send()
                             .await
                             .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-                        println!("{id}: {stored} event(s) stored, {duplicates} already stored; removed from quarantine");
+                        println!(
+                            "{id}: {stored} event(s) stored, {duplicates} already stored; removed from quarantine"
+                        );
                     }
                     Err(why) => {
                         clean = false;

@@ -32,7 +32,9 @@ pub async fn load(prefix: &str) -> anyhow::Result<Stack> {
     }
 
     let sdk = aws_config().await;
-    let mut failures_url = std::env::var("WAHOOKS_STREAM_FAILURES_URL").ok().filter(|u| !u.is_empty());
+    let mut failures_url = std::env::var("WAHOOKS_STREAM_FAILURES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
     if config.queues.is_empty() || failures_url.is_none() {
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let out = sqs
@@ -47,7 +49,10 @@ pub async fn load(prefix: &str) -> anyhow::Result<Stack> {
             .filter_map(|u| Some((queue_name(u, prefix)?, u.clone())))
             .collect();
         if failures_url.is_none() {
-            failures_url = named.iter().find(|(n, _)| n == "stream-failures").map(|(_, u)| u.clone());
+            failures_url = named
+                .iter()
+                .find(|(n, _)| n == "stream-failures")
+                .map(|(_, u)| u.clone());
         }
         if config.queues.is_empty() {
             // DLQs and the failures queue are not routed to.

@@ -305,7 +305,10 @@ mod tests {
             );
         let e = decode(&future).expect("new vocabulary still decodes");
         assert_eq!(e.event_type, EventType::Unknown);
-        assert_eq!(e.data.chat.as_ref().map(|c| c.kind), Some(wahooks::event::ChatKind::Other));
+        assert_eq!(
+            e.data.chat.as_ref().map(|c| c.kind),
+            Some(wahooks::event::ChatKind::Other)
+        );
         assert_eq!(
             e.data.content.as_ref().map(|c| c.kind),
             Some(wahooks::event::ContentKind::Other)

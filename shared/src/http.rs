@@ -268,7 +268,15 @@ impl Receiver {
         let events = match parse(&ctx, verified.body()) {
             Ok(events) => events,
             Err(decode) => {
-                let q = quarantined(&endpoint.id, endpoint.provider, route, ctx.delivery_id, &decode.to_string(), verified.body(), now);
+                let q = quarantined(
+                    &endpoint.id,
+                    endpoint.provider,
+                    route,
+                    ctx.delivery_id,
+                    &decode.to_string(),
+                    verified.body(),
+                    now,
+                );
                 tokio::time::timeout_at(deadline, self.store.quarantine(q))
                     .await
                     .map_err(within("the quarantine write"))??;
@@ -293,9 +301,12 @@ impl Receiver {
         }
         let mut events = events;
         // State events (presence, untimed connection changes) get their id from the store.
-        tokio::time::timeout_at(deadline, crate::store::resolve_state_ids(self.store.as_ref(), &mut events))
-            .await
-            .map_err(within("reading the chat's state"))??;
+        tokio::time::timeout_at(
+            deadline,
+            crate::store::resolve_state_ids(self.store.as_ref(), &mut events),
+        )
+        .await
+        .map_err(within("reading the chat's state"))??;
         let outcomes = match tokio::time::timeout_at(deadline, self.store.put_if_absent(&events))
             .await
             .map_err(within("storing the events"))?
@@ -303,7 +314,15 @@ impl Receiver {
             Ok(outcomes) => outcomes,
             Err(StoreError::Rejected(why)) => {
                 // Retrying can never store it: keep the body and say why (not a 503 forever).
-                let q = quarantined(&endpoint.id, endpoint.provider, route, ctx.delivery_id, &why, verified.body(), now);
+                let q = quarantined(
+                    &endpoint.id,
+                    endpoint.provider,
+                    route,
+                    ctx.delivery_id,
+                    &why,
+                    verified.body(),
+                    now,
+                );
                 tokio::time::timeout_at(deadline, self.store.quarantine(q))
                     .await
                     .map_err(within("the quarantine write"))??;
@@ -407,7 +426,9 @@ mod tests {
     }
 
     fn presence(state: &str) -> String {
-        format!(r#"{{"type":"PresenceChatCallback","phone":"5511","status":"{state}","lastSeen":null,"instanceId":"I"}}"#)
+        format!(
+            r#"{{"type":"PresenceChatCallback","phone":"5511","status":"{state}","lastSeen":null,"instanceId":"I"}}"#
+        )
     }
 
     fn wwa(state: &str) -> String {
@@ -427,10 +448,18 @@ mod tests {
         for state in ["COMPOSING", "PAUSED", "COMPOSING"] {
             let (status, v) = deliver(&r, &presence(state)).await;
             assert_eq!(status, 200);
-            assert_eq!(v["accepted"].as_array().map(Vec::len), Some(1), "{state} is a new event");
+            assert_eq!(
+                v["accepted"].as_array().map(Vec::len),
+                Some(1),
+                "{state} is a new event"
+            );
         }
         let (_, again) = deliver(&r, &presence("COMPOSING")).await;
-        assert_eq!(again["duplicates"].as_array().map(Vec::len), Some(1), "the same state right after");
+        assert_eq!(
+            again["duplicates"].as_array().map(Vec::len),
+            Some(1),
+            "the same state right after"
+        );
         assert_eq!(store.len(), 3);
 
         let registry = MemoryRegistry::default();

@@ -21,11 +21,11 @@ pub mod auth;
 pub mod config;
 pub mod endpoint;
 pub mod event;
-pub mod identity;
 #[cfg(feature = "aws")]
 pub mod fanout;
 #[cfg(feature = "aws")]
 pub mod http;
+pub mod identity;
 #[cfg(feature = "aws")]
 pub mod lambda;
 #[cfg(feature = "aws")]

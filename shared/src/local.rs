@@ -13,8 +13,8 @@ use crate::fanout::{Fanout, SqsPublisher};
 use crate::http::Receiver;
 use crate::registry::DynamoRegistry;
 use crate::schema::{create_endpoints_table, create_events_table, create_failures_queue, create_queues};
-use crate::stream_driver::StreamDriver;
 use crate::store::DynamoEventStore;
+use crate::stream_driver::StreamDriver;
 
 /// Errors while provisioning (the stand-in is down, a definition is refused).
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

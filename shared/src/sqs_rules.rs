@@ -145,7 +145,9 @@ pub fn check_batch(entries: &[Entry<'_>], fifo: bool, max_message_bytes: usize) 
     let mut seen = std::collections::HashSet::new();
     for e in entries {
         let id_ok = (1..=80).contains(&e.id.len())
-            && e.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && e.id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !id_ok || !seen.insert(e.id) {
             return Err(RuleViolation::EntryId(e.id.to_owned()));
         }
@@ -204,7 +206,11 @@ mod tests {
             assert_eq!(g, GroupId::for_chat("I", chat), "stable");
             assert_ne!(g, GroupId::for_chat("J", chat), "instances stay apart");
         }
-        assert_eq!(GroupId::for_chat("I", "5511").as_str(), "I#5511", "readable when it can be");
+        assert_eq!(
+            GroupId::for_chat("I", "5511").as_str(),
+            "I#5511",
+            "readable when it can be"
+        );
         assert_ne!(
             GroupId::for_chat("I", "Contato São Paulo 1"),
             GroupId::for_chat("I", "Contato Sao Paulo 1")

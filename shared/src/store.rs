@@ -400,8 +400,10 @@ impl EventStore for DynamoEventStore {
         // A chat's puts one after the other (its stream records then keep body order); chats
         // at once, so a 31-id status of one chat costs 31 round trips but a batch of chats not more.
         let chats = groups.into_iter().map(|group| {
-            let items: Vec<(usize, HashMap<String, AttributeValue>)> =
-                group.into_iter().filter_map(|i| slots[i].take().map(|it| (i, it))).collect();
+            let items: Vec<(usize, HashMap<String, AttributeValue>)> = group
+                .into_iter()
+                .filter_map(|i| slots[i].take().map(|it| (i, it)))
+                .collect();
             async move {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items {
@@ -521,14 +523,21 @@ impl EventStore for DynamoEventStore {
     }
 }
 
+/// An item: attribute name → value.
+type Item = HashMap<String, AttributeValue>;
+
+/// A state's last value and how many times it changed.
+type StateRun = (String, u64);
+
 /// An in-memory store for unit tests and benches, with the same semantics (first write wins,
 /// the same size check) and failure injection.
 #[derive(Default, Clone)]
 pub struct MemoryEventStore {
-    items: Arc<Mutex<HashMap<(String, String), HashMap<String, AttributeValue>>>>,
+    items: Arc<Mutex<HashMap<(String, String), Item>>>,
     order: Arc<Mutex<Vec<String>>>,
     quarantined: Arc<Mutex<Vec<Quarantined>>>,
-    states: Arc<Mutex<HashMap<(String, String), (String, u64)>>>,
+    /// (partition, state kind) → (last value, changes so far).
+    states: Arc<Mutex<HashMap<(String, String), StateRun>>>,
     /// Fail the put of the n-th event (0-based) of the next call, once.
     fail_next_at: Arc<Mutex<Option<usize>>>,
     /// Fail every call (an outage).

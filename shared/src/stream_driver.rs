@@ -199,7 +199,12 @@ impl StreamDriver {
             .map_err(|e| self.err(aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?;
         let shard_ids: Vec<String> = described
             .stream_description()
-            .map(|d| d.shards().iter().filter_map(|s| s.shard_id().map(str::to_owned)).collect())
+            .map(|d| {
+                d.shards()
+                    .iter()
+                    .filter_map(|s| s.shard_id().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         for id in shard_ids {
             let (iterator, done) = self.source.get(&id).cloned().unwrap_or((None, false));
@@ -331,7 +336,14 @@ impl StreamDriver {
         let info = failure_record(arn, condition, shard.retries + 1, &batch);
         match &self.on_failure {
             Some(url) => {
-                if let Err(e) = self.sqs.send_message().queue_url(url).message_body(info.to_string()).send().await {
+                if let Err(e) = self
+                    .sqs
+                    .send_message()
+                    .queue_url(url)
+                    .message_body(info.to_string())
+                    .send()
+                    .await
+                {
                     // Lambda would retry the destination; so does the next round, for the same batch.
                     tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "on-failure destination unavailable");
                     self.shards[k].giving_up = Some(n);
@@ -340,7 +352,12 @@ impl StreamDriver {
             }
             None => tracing::error!(records = n, "records discarded: no on-failure destination"),
         }
-        tracing::warn!(shard = k, records = n, condition, "stream batch given up; its metadata went to the on-failure destination");
+        tracing::warn!(
+            shard = k,
+            records = n,
+            condition,
+            "stream batch given up; its metadata went to the on-failure destination"
+        );
         let shard = &mut self.shards[k];
         shard.waiting.drain(..n);
         shard.retries = 0;
@@ -414,9 +431,7 @@ fn failure_record(arn: &str, condition: &str, invocations: u32, batch: &[&Waitin
     let first = batch.first().map(|w| &w.record);
     let last = batch.last().map(|w| &w.record);
     let seq = |r: Option<&EventRecord>| r.and_then(|r| r.change.sequence_number.clone()).unwrap_or_default();
-    let arrival = |w: Option<&&Waiting>| {
-        w.map(|w| crate::event::rfc3339_ms(w.created)).unwrap_or_default()
-    };
+    let arrival = |w: Option<&&Waiting>| w.map(|w| crate::event::rfc3339_ms(w.created)).unwrap_or_default();
     let shard_id = batch.first().map(|w| w.shard_id.clone()).unwrap_or_default();
     json!({
         "requestContext": {
@@ -536,7 +551,7 @@ pub async fn records_of(
                 return Ok(out);
             }
             let rec = lambda_record(r, &batch.stream_arn, region).map_err(|e| ReadError::Gone(e.to_string()))?;
-            if local.map_or(true, |(k, n)| local_shard_of(&rec, n) == k) {
+            if local.is_none_or(|(k, n)| local_shard_of(&rec, n) == k) {
                 out.push(rec);
             }
         }
@@ -563,14 +578,13 @@ pub struct Recovered {
 /// `failures_url`, the stream records of its shard range, once each and nothing else, through
 /// `fanout` (the event ids and FIFO deduplication ids of the first attempt); a failure record
 /// is deleted once all its records are published.
-pub async fn recover(
-    sdk: &aws_config::SdkConfig,
-    failures_url: &str,
-    fanout: &Fanout,
-) -> Result<Recovered, String> {
+pub async fn recover(sdk: &aws_config::SdkConfig, failures_url: &str, fanout: &Fanout) -> Result<Recovered, String> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
-    let region = sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+    let region = sdk
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".into());
     let mut done = Recovered::default();
     let mut seen: HashMap<String, ()> = HashMap::new();
     // The destination is at least once (Lambda, or our driver, may send a record twice): a
@@ -618,7 +632,8 @@ pub async fn recover(
             let records = match read {
                 Ok(r) => r,
                 Err(ReadError::Unavailable(e)) => {
-                    done.left.push(format!("{id}: the stream could not be read ({e}); run recover again"));
+                    done.left
+                        .push(format!("{id}: the stream could not be read ({e}); run recover again"));
                     continue;
                 }
                 Err(ReadError::Gone(e)) => {
@@ -635,11 +650,14 @@ pub async fn recover(
                     r.change
                         .sequence_number
                         .as_ref()
-                        .map_or(true, |seq| !published.contains_key(seq))
+                        .is_none_or(|seq| !published.contains_key(seq))
                 })
                 .collect();
             let total = pending.len();
-            let sequences: Vec<String> = pending.iter().filter_map(|r| r.change.sequence_number.clone()).collect();
+            let sequences: Vec<String> = pending
+                .iter()
+                .filter_map(|r| r.change.sequence_number.clone())
+                .collect();
             for attempt in 0..5 {
                 let mut event = StreamEvent::default();
                 event.records = std::mem::take(&mut pending);
@@ -661,8 +679,10 @@ pub async fn recover(
                 tokio::time::sleep(Duration::from_millis(300 * (attempt + 1))).await;
             }
             done.records += total - pending.len();
-            let still: std::collections::HashSet<&String> =
-                pending.iter().filter_map(|r| r.change.sequence_number.as_ref()).collect();
+            let still: std::collections::HashSet<&String> = pending
+                .iter()
+                .filter_map(|r| r.change.sequence_number.as_ref())
+                .collect();
             for seq in sequences.iter().filter(|s| !still.contains(s)) {
                 published.insert(seq.clone(), ());
             }
@@ -670,7 +690,10 @@ pub async fn recover(
                 ranges.insert(range, ());
                 delete(&sqs, failures_url, m.receipt_handle()).await?;
             } else {
-                done.left.push(format!("{id}: {} record(s) still refused; run recover again", pending.len()));
+                done.left.push(format!(
+                    "{id}: {} record(s) still refused; run recover again",
+                    pending.len()
+                ));
             }
         }
     }
@@ -793,7 +816,10 @@ mod tests {
     fn failure_records_read_back() {
         let msg = r#"{"requestContext":{"condition":"RecordAgeExceeded"},"version":"1.0","DDBStreamBatchInfo":{"shardId":"s#local-1of4","startSequenceNumber":"10","endSequenceNumber":"20","batchSize":3,"streamArn":"arn:x"}}"#;
         let b = FailedBatch::from_message(msg).expect("a failure record");
-        assert_eq!((b.shard_id.as_str(), b.start.as_str(), b.end.as_str(), b.size), ("s#local-1of4", "10", "20", 3));
+        assert_eq!(
+            (b.shard_id.as_str(), b.start.as_str(), b.end.as_str(), b.size),
+            ("s#local-1of4", "10", "20", 3)
+        );
         assert!(FailedBatch::from_message("{}").is_none());
     }
 }

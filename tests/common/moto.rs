@@ -69,6 +69,7 @@ impl Moto {
     }
 
     /// The server's process id (to freeze it with SIGSTOP and wake it with SIGCONT).
+    #[allow(dead_code)]
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

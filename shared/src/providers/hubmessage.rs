@@ -74,7 +74,12 @@ fn map_state(name: &str) -> Option<MessageStatus> {
 /// deleted: a status). What the body cannot tell apart, a message of ours that is only pending
 /// or sent (Hub's `MESSAGE_DELIVERY`, or one sent from the phone), the route decides:
 /// `message-received` → received, otherwise sent. Without `from_me` the route decides all.
-fn classify(ctx: &ParseContext<'_>, event_type_field: Option<&str>, from_me: Option<bool>, status: Option<MessageStatus>) -> EventType {
+fn classify(
+    ctx: &ParseContext<'_>,
+    event_type_field: Option<&str>,
+    from_me: Option<bool>,
+    status: Option<MessageStatus>,
+) -> EventType {
     match event_type_field {
         Some("MESSAGE_RECEIVED") => return EventType::MessageReceived,
         Some("MESSAGE_DELIVERY") => return EventType::MessageSent,
@@ -215,7 +220,10 @@ mod tests {
         let pending = Some(MessageStatus::Pending);
         assert_eq!(classify(&any, None, Some(false), None), EventType::MessageReceived);
         assert_eq!(classify(&any, None, Some(true), read), EventType::MessageStatus);
-        assert_eq!(classify(&any, None, Some(true), Some(MessageStatus::Failed)), EventType::MessageStatus);
+        assert_eq!(
+            classify(&any, None, Some(true), Some(MessageStatus::Failed)),
+            EventType::MessageStatus
+        );
         assert_eq!(classify(&any, None, Some(true), pending), EventType::MessageSent);
         assert_eq!(
             classify(&ctx(Some(Route::MessageReceived)), None, Some(true), pending),
@@ -227,7 +235,13 @@ mod tests {
             EventType::MessageReceived,
             "the body outranks the route"
         );
-        assert_eq!(classify(&any, Some("MESSAGE_STATUS"), Some(true), pending), EventType::MessageStatus);
-        assert_eq!(classify(&ctx(Some(Route::MessageSent)), None, None, None), EventType::MessageSent);
+        assert_eq!(
+            classify(&any, Some("MESSAGE_STATUS"), Some(true), pending),
+            EventType::MessageStatus
+        );
+        assert_eq!(
+            classify(&ctx(Some(Route::MessageSent)), None, None, None),
+            EventType::MessageSent
+        );
     }
 }

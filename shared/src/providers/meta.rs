@@ -87,7 +87,13 @@ fn message(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, value: &Json
     };
     data.content = Some(content);
     CloudEvent::new(
-        event_id(ctx.provider, instance, EventType::MessageReceived, subject.as_deref(), &[&key]),
+        event_id(
+            ctx.provider,
+            instance,
+            EventType::MessageReceived,
+            subject.as_deref(),
+            &[&key],
+        ),
         ctx.provider,
         instance,
         EventType::MessageReceived,
@@ -207,7 +213,13 @@ fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, s: &Json<'_>)
         None => without_natural_key(ctx, format!("{natural}\u{1f}{}", super::fingerprint_without(s, &[]))),
     };
     CloudEvent::new(
-        event_id(ctx.provider, instance, EventType::MessageStatus, subject.as_deref(), &[&key]),
+        event_id(
+            ctx.provider,
+            instance,
+            EventType::MessageStatus,
+            subject.as_deref(),
+            &[&key],
+        ),
         ctx.provider,
         instance,
         EventType::MessageStatus,

@@ -417,7 +417,13 @@ fn delivery(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     let key = format!("{id}\u{1f}{}", if failed { "failed" } else { "ok" });
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     CloudEvent::new(
-        event_id(ctx.provider, instance, EventType::MessageSent, subject.as_deref(), &[&key]),
+        event_id(
+            ctx.provider,
+            instance,
+            EventType::MessageSent,
+            subject.as_deref(),
+            &[&key],
+        ),
         ctx.provider,
         instance,
         EventType::MessageSent,
@@ -444,7 +450,13 @@ fn presence(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
         None => without_natural_key(ctx, format!("{presence}\u{1f}state")),
     };
     let event = CloudEvent::new(
-        event_id(ctx.provider, instance, EventType::ChatPresence, subject.as_deref(), &[&key]),
+        event_id(
+            ctx.provider,
+            instance,
+            EventType::ChatPresence,
+            subject.as_deref(),
+            &[&key],
+        ),
         ctx.provider,
         instance,
         EventType::ChatPresence,
