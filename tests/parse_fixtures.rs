@@ -5,7 +5,7 @@ mod common;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use wahooks::event::{ContentKind, MessageStatus};
+use wahooks::event::{ChatKind, ContentKind, MessageStatus};
 use wahooks::providers::{compact_raw, parse, ParseContext};
 use wahooks::{CloudEvent, EventType, Provider};
 
@@ -31,11 +31,16 @@ fn assert_envelope(name: &str, provider: Provider, bytes: &[u8], e: &CloudEvent)
         );
     }
     let raw = e.data.raw.as_ref().expect("raw is carried");
-    assert_eq!(
-        raw.get(),
-        compact_raw(bytes).expect("valid").get(),
-        "{name}: raw is the body untouched"
-    );
+    let compact = compact_raw(bytes).expect("valid");
+    // Evolution's `apikey` (a live credential) is the one thing masked.
+    let expected = match provider {
+        Provider::Evolution => {
+            String::from_utf8(wahooks::providers::mask_credentials(compact.get().as_bytes()).into_owned())
+                .expect("utf8")
+        }
+        _ => compact.get().to_owned(),
+    };
+    assert_eq!(raw.get(), expected, "{name}: raw is the body untouched");
     assert_ne!(
         e.event_type,
         EventType::Unknown,
@@ -359,5 +364,291 @@ fn duplicate_keys_in_legacy_examples_are_accepted() {
             .matches("\"instanceId\"")
             .count(),
         2
+    );
+}
+
+/// What each Evolution fixture must become: (file prefix, type, chat kind, content kind).
+const EVOLUTION: &[(&str, EventType, Option<ChatKind>, Option<ContentKind>)] = &[
+    ("connection-update-close", EventType::InstanceDisconnected, None, None),
+    ("connection-update-open", EventType::InstanceConnected, None, None),
+    ("contacts-upsert", EventType::Notification, Some(ChatKind::Direct), None),
+    (
+        "group-participants-update",
+        EventType::Notification,
+        Some(ChatKind::Group),
+        None,
+    ),
+    (
+        "messages-upsert-contact",
+        EventType::MessageReceived,
+        Some(ChatKind::Direct),
+        Some(ContentKind::Contact),
+    ),
+    (
+        "messages-upsert-group-text",
+        EventType::MessageReceived,
+        Some(ChatKind::Group),
+        Some(ContentKind::Text),
+    ),
+    (
+        "messages-upsert-image",
+        EventType::MessageReceived,
+        Some(ChatKind::Direct),
+        Some(ContentKind::Image),
+    ),
+    (
+        "messages-upsert-location",
+        EventType::MessageReceived,
+        Some(ChatKind::Direct),
+        Some(ContentKind::Location),
+    ),
+    (
+        "messages-upsert-poll",
+        EventType::MessageReceived,
+        Some(ChatKind::Direct),
+        Some(ContentKind::Poll),
+    ),
+    (
+        "messages-upsert-reaction",
+        EventType::MessageReceived,
+        Some(ChatKind::Direct),
+        Some(ContentKind::Reaction),
+    ),
+    (
+        "messages-upsert-revoke",
+        EventType::Notification,
+        Some(ChatKind::Direct),
+        None,
+    ),
+    (
+        "messages-upsert-text",
+        EventType::MessageReceived,
+        Some(ChatKind::Direct),
+        Some(ContentKind::Text),
+    ),
+    (
+        "messages-upsert-video",
+        EventType::MessageReceived,
+        Some(ChatKind::Direct),
+        Some(ContentKind::Video),
+    ),
+];
+
+#[test]
+fn every_evolution_fixture_parses_into_its_canonical_fields() {
+    for (name, bytes) in common::payloads(Provider::Evolution) {
+        let body: Value = serde_json::from_slice(&bytes).expect("json");
+        let events = parse_fixture(Provider::Evolution, &bytes);
+        let (_, want_type, want_chat, want_kind) = EVOLUTION
+            .iter()
+            .find(|(prefix, ..)| name.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{name}: add it to EVOLUTION"));
+        assert!(!events.is_empty(), "{name}");
+        for e in &events {
+            assert_envelope(&name, Provider::Evolution, &bytes, e);
+            assert_eq!(e.event_type, *want_type, "{name}");
+            assert_eq!(e.instance, body["instance"].as_str().expect("instance"), "{name}");
+            assert_eq!(e.data.chat.as_ref().map(|c| c.kind), *want_chat, "{name}");
+            assert_eq!(e.data.content.as_ref().map(|c| c.kind), *want_kind, "{name}");
+            let raw = e.data.raw.as_ref().expect("raw").get();
+            assert!(!raw.contains("REDACTED"), "{name}: the apikey never reaches the event");
+            let key = &body["data"]["key"];
+            if e.event_type == EventType::MessageReceived {
+                assert_eq!(e.data.message_id.as_deref(), key["id"].as_str(), "{name}");
+                assert_eq!(e.data.from_me, key["fromMe"].as_bool(), "{name}");
+                let chat = &e.data.chat.as_ref().expect("chat").id;
+                assert!(!chat.contains(':'), "{name}: no device suffix in {chat}");
+                let ts = &body["data"]["messageTimestamp"];
+                if let Some(secs) = ts.as_i64() {
+                    assert_eq!(e.time_ms(), secs * 1000, "{name}: seconds");
+                }
+                // Base64 media stays in raw; nothing of it is copied into data.
+                let data = serde_json::to_string(&wahooks::event::EventData {
+                    raw: None,
+                    ..e.data.clone()
+                })
+                .expect("json");
+                assert!(
+                    data.len() < 3000,
+                    "{name}: data without raw is small ({} bytes)",
+                    data.len()
+                );
+            }
+        }
+    }
+}
+
+/// What each WAHA fixture must become: (file prefix, type, chat kind, content kind).
+const WAHA: &[(&str, EventType, Option<ChatKind>, Option<ContentKind>)] = &[
+    ("call-received", EventType::Notification, Some(ChatKind::Direct), None),
+    ("engine-event", EventType::Notification, None, None),
+    ("group-v2", EventType::Notification, Some(ChatKind::Group), None),
+    (
+        "message-ack-group",
+        EventType::MessageStatus,
+        Some(ChatKind::Group),
+        None,
+    ),
+    (
+        "message-ack-read",
+        EventType::MessageStatus,
+        Some(ChatKind::Direct),
+        None,
+    ),
+    (
+        "message-call-log",
+        EventType::MessageReceived,
+        Some(ChatKind::Direct),
+        Some(ContentKind::Other),
+    ),
+    (
+        "message-document",
+        EventType::MessageReceived,
+        Some(ChatKind::Direct),
+        Some(ContentKind::Document),
+    ),
+    (
+        "message-from-me",
+        EventType::MessageReceived,
+        Some(ChatKind::Direct),
+        Some(ContentKind::Text),
+    ),
+    (
+        "message-image",
+        EventType::MessageReceived,
+        Some(ChatKind::Direct),
+        Some(ContentKind::Image),
+    ),
+    (
+        "message-newsletter",
+        EventType::MessageReceived,
+        Some(ChatKind::Newsletter),
+        Some(ContentKind::Text),
+    ),
+    (
+        "message-reaction",
+        EventType::MessageReceived,
+        Some(ChatKind::Direct),
+        Some(ContentKind::Reaction),
+    ),
+    (
+        "message-reply",
+        EventType::MessageReceived,
+        Some(ChatKind::Direct),
+        Some(ContentKind::Text),
+    ),
+    ("message-revoked", EventType::Notification, None, None),
+    (
+        "message-text-direct-lid",
+        EventType::MessageReceived,
+        Some(ChatKind::Direct),
+        Some(ContentKind::Text),
+    ),
+    (
+        "message-text-group",
+        EventType::MessageReceived,
+        Some(ChatKind::Group),
+        Some(ContentKind::Text),
+    ),
+    (
+        "poll-vote",
+        EventType::MessageReceived,
+        Some(ChatKind::Direct),
+        Some(ContentKind::PollVote),
+    ),
+    ("presence-update", EventType::ChatPresence, Some(ChatKind::Group), None),
+    ("session-status-failed", EventType::InstanceDisconnected, None, None),
+    ("session-status-stopped", EventType::InstanceDisconnected, None, None),
+    ("session-status-working", EventType::InstanceConnected, None, None),
+];
+
+#[test]
+fn every_waha_fixture_parses_into_its_canonical_fields() {
+    for (name, bytes) in common::payloads(Provider::Waha) {
+        let body: Value = serde_json::from_slice(&bytes).expect("json");
+        let events = parse_fixture(Provider::Waha, &bytes);
+        let (_, want_type, want_chat, want_kind) = WAHA
+            .iter()
+            .find(|(prefix, ..)| name.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{name}: add it to WAHA"));
+        assert!(!events.is_empty(), "{name}");
+        for e in &events {
+            assert_envelope(&name, Provider::Waha, &bytes, e);
+            assert_eq!(e.event_type, *want_type, "{name}");
+            assert_eq!(e.instance, body["session"].as_str().expect("session"), "{name}");
+            assert_eq!(e.data.chat.as_ref().map(|c| c.kind), *want_chat, "{name}");
+            assert_eq!(e.data.content.as_ref().map(|c| c.kind), *want_kind, "{name}");
+            let p = &body["payload"];
+            if matches!(e.event_type, EventType::MessageReceived | EventType::MessageStatus) && p["id"].is_string() {
+                let id = e.data.message_id.as_deref().expect("message id");
+                assert!(
+                    !id.contains('_') && p["id"].as_str().expect("id").contains(id),
+                    "{name}: the bare id"
+                );
+            }
+            if e.event_type == EventType::MessageReceived && p["timestamp"].is_i64() {
+                assert_eq!(
+                    e.time_ms() / 1000,
+                    p["timestamp"].as_i64().expect("ts"),
+                    "{name}: seconds"
+                );
+            }
+            if e.event_type == EventType::MessageStatus {
+                assert_eq!(e.data.status, Some(wahooks::event::MessageStatus::Read), "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn gateway_redeliveries_merge_and_new_facts_do_not() {
+    let at = |minutes: i64| Utc::now() + chrono::Duration::minutes(minutes);
+    let id_of = |provider: Provider, body: &str, minutes: i64| {
+        parse(&ParseContext::new(provider, "ep", at(minutes)), body.as_bytes()).expect("json")[0]
+            .id
+            .clone()
+    };
+    // Evolution repeats the identical body.
+    let upsert = std::fs::read_to_string(
+        common::provider_dir(Provider::Evolution).join("messages-upsert-text-with-contextinfo.json"),
+    )
+    .expect("fixture");
+    assert_eq!(
+        id_of(Provider::Evolution, &upsert, 0),
+        id_of(Provider::Evolution, &upsert, 30)
+    );
+    let status = |s: &str| {
+        format!(
+            r#"{{"event":"messages.update","instance":"I","data":{{"keyId":"K1","remoteJid":"5511@s.whatsapp.net","fromMe":true,"status":"{s}"}},"date_time":"2025-01-01T00:00:00.000Z","apikey":"x"}}"#
+        )
+    };
+    assert_eq!(
+        id_of(Provider::Evolution, &status("READ"), 0),
+        id_of(Provider::Evolution, &status("READ"), 9)
+    );
+    assert_ne!(
+        id_of(Provider::Evolution, &status("READ"), 0),
+        id_of(Provider::Evolution, &status("DELIVERY_ACK"), 0)
+    );
+    // WAHA: a retry repeats the envelope; `message` and `message.any` of one message, and an
+    // engine duplicate with a new envelope id, are one message.
+    let message = std::fs::read_to_string(common::provider_dir(Provider::Waha).join("message-text-group-webjs.json"))
+        .expect("fixture");
+    let any = message.replace("\"event\": \"message\"", "\"event\": \"message.any\"");
+    let engine_duplicate = message.replace("evt_01kfmv5p0fme0jnsgbszxymrwm", "evt_01kfmv5p0fme0jnsgbszxymxxx");
+    assert_ne!(any, message);
+    let first = id_of(Provider::Waha, &message, 0);
+    assert_eq!(first, id_of(Provider::Waha, &message, 5));
+    assert_eq!(first, id_of(Provider::Waha, &any, 0));
+    assert_eq!(first, id_of(Provider::Waha, &engine_duplicate, 0));
+    let ack = |n: u8| {
+        format!(
+            r#"{{"id":"evt_{n}","event":"message.ack","session":"default","payload":{{"id":"true_5511@c.us_ABC","from":"5511@c.us","fromMe":true,"ack":{n}}}}}"#
+        )
+    };
+    assert_ne!(
+        id_of(Provider::Waha, &ack(2), 0),
+        id_of(Provider::Waha, &ack(3), 0),
+        "a new status"
     );
 }

@@ -15,7 +15,7 @@ use wahooks::{Provider, Route};
 pub enum EndpointCommand {
     /// Create an endpoint and print its webhook URLs (and a generated secret, once).
     Create {
-        /// zapi, hubmessage, wwa or meta.
+        /// zapi, hubmessage, wwa, meta, evolution or waha.
         #[arg(long)]
         provider: Provider,
         /// url-token, bearer, basic, api-key, custom-header, zapi-token, hubmessage-hmac,

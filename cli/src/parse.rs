@@ -11,7 +11,7 @@ use wahooks::{Provider, Route};
 /// Arguments of `wahooks parse`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The provider whose format the files are in: zapi, hubmessage, wwa or meta.
+    /// The provider whose format the files are in: zapi, hubmessage, wwa, meta, evolution or waha.
     #[arg(long)]
     provider: Provider,
     /// The route the payload arrived on (a hint for shapes without a type field).

@@ -16,7 +16,7 @@ pub struct SendArgs {
     /// The webhook URL (`…/v1/hooks/{token}/{route}`), as `wahooks endpoint create` printed it.
     #[arg(long)]
     url: String,
-    /// The provider the files come from: zapi, hubmessage, wwa or meta.
+    /// The provider the files come from: zapi, hubmessage, wwa, meta, evolution or waha.
     #[arg(long)]
     provider: Provider,
     /// The endpoint's scheme: url-token (nothing to add), bearer, basic, api-key,

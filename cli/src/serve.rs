@@ -78,6 +78,7 @@ fn demo_endpoints() -> anyhow::Result<Vec<Demo>> {
     };
     let hub_secret = format!("demo-{}", &new_token()[..24]);
     let meta_secret = format!("demo-{}", &new_token()[..24]);
+    let waha_secret = format!("demo-{}", &new_token()[..24]);
     Ok(vec![
         mk(
             Provider::Zapi,
@@ -106,6 +107,21 @@ fn demo_endpoints() -> anyhow::Result<Vec<Demo>> {
                 .with_verify_token(Secret::new("demo-verify-token"))?,
             Some(meta_secret),
             "tests/fixtures/meta/meta-cloud-text-message.json",
+            Route::Any,
+        ),
+        // Evolution signs nothing: the URL token carries the trust.
+        mk(
+            Provider::Evolution,
+            Auth::url_token(),
+            None,
+            "tests/fixtures/evolution/messages-upsert-text-with-contextinfo.json",
+            Route::Any,
+        ),
+        mk(
+            Provider::Waha,
+            Auth::new(Scheme::WahaHmac, vec![Secret::new(waha_secret.clone())], None)?,
+            Some(waha_secret),
+            "tests/fixtures/waha/message-text-group-webjs.json",
             Route::Any,
         ),
     ])
@@ -292,7 +308,9 @@ fn write_state(dir: &Path, endpoint: &str, stack: &LocalStack, demos: &[Demo], b
 fn curl_for(d: &Demo, base: &str) -> String {
     let url = format!("{base}/v1/hooks/{}/{}", d.token, d.route.as_str());
     let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-    if let (Ok(body), Scheme::Bearer | Scheme::HubSignature256) = (std::fs::read(d.fixture), d.endpoint.auth.scheme()) {
+    if let (Ok(body), Scheme::Bearer | Scheme::HubSignature256 | Scheme::WahaHmac) =
+        (std::fs::read(d.fixture), d.endpoint.auth.scheme())
+    {
         headers.extend(sign(&d.endpoint.auth, &body, chrono::Utc::now().timestamp()));
     }
     let h: String = headers.iter().map(|(k, v)| format!(" -H '{k}: {v}'")).collect();

@@ -174,7 +174,8 @@ pub fn authenticate<'a>(
             let header = auth.header().unwrap_or("z-api-token");
             check_static(auth, headers, header, |v| Some(Cow::Borrowed(v)))?
         }
-        Scheme::HubmessageHmac | Scheme::StandardWebhooks | Scheme::HubSignature256 => {}
+        Scheme::EvolutionJwt => verify_evolution_jwt(auth, headers, now)?,
+        Scheme::HubmessageHmac | Scheme::StandardWebhooks | Scheme::HubSignature256 | Scheme::WahaHmac => {}
     }
     let body = inflate(headers, raw)?;
     let delivery_id = match auth.scheme() {
@@ -182,6 +183,10 @@ pub fn authenticate<'a>(
         Scheme::StandardWebhooks => Some(verify_standard_webhooks(auth.mac_keys(), headers, &body, now)?),
         Scheme::HubSignature256 => {
             verify_hub_signature(auth.mac_keys(), headers, &body)?;
+            None
+        }
+        Scheme::WahaHmac => {
+            verify_waha(auth, headers, &body, now)?;
             None
         }
         _ => None,
@@ -319,7 +324,7 @@ impl MacKeys {
     /// for `standard-webhooks`; none for the other schemes.
     pub(crate) fn new(scheme: Scheme, secrets: &[Secret]) -> MacKeys {
         MacKeys(match scheme {
-            Scheme::HubmessageHmac | Scheme::HubSignature256 => {
+            Scheme::HubmessageHmac | Scheme::HubSignature256 | Scheme::EvolutionJwt => {
                 secrets.iter().map(|s| mac(s.expose().as_bytes())).collect()
             }
             Scheme::StandardWebhooks => secrets
@@ -521,6 +526,136 @@ fn verify_hub_signature(keys: &MacKeys, headers: &HeaderMap, body: &[u8]) -> Res
         .ok_or_else(|| AuthError::BadSignature(HUB_SIGNATURE_256.as_str().to_owned()))
 }
 
+const WAHA_HMAC: HeaderName = HeaderName::from_static("x-webhook-hmac");
+const WAHA_ALGORITHM: HeaderName = HeaderName::from_static("x-webhook-hmac-algorithm");
+
+/// How old WAHA's signed `timestamp` may be. WAHA retries with the same body for as long as its
+/// retry policy says (15 × 2 s by default, about 36 h with `exponential`), so a five-minute
+/// window would refuse its own late retries (and WAHA keeps retrying a 401): a replay of an
+/// authentic body is answered as the duplicate it is anyway.
+pub const WAHA_MAX_AGE_SECS: i64 = 48 * 3600;
+
+/// WAHA: `X-Webhook-Hmac` = hex HMAC-SHA512 of the raw body with the session's key (its UTF-8
+/// text); `X-Webhook-Hmac-Algorithm`, when sent, must be `sha512`. The body's own `timestamp`
+/// (ms, signed with it) must be at most [`WAHA_MAX_AGE_SECS`] old and not over five minutes
+/// ahead; WAHA's `X-Webhook-Timestamp` header is not signed, so it proves nothing.
+fn verify_waha(auth: &Auth, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), AuthError> {
+    type HmacSha512 = Hmac<sha2::Sha512>;
+    let malformed = |header: &HeaderName, reason| AuthError::MalformedHeader {
+        header: header.as_str().to_owned(),
+        reason,
+    };
+    if headers.contains_key(&WAHA_ALGORITHM) {
+        let algorithm = one_header(headers, &WAHA_ALGORITHM)?;
+        if !algorithm.eq_ignore_ascii_case("sha512") {
+            return Err(malformed(&WAHA_ALGORITHM, "only sha512 is WAHA's"));
+        }
+    }
+    let value = one_header(headers, &WAHA_HMAC)?;
+    let sig = hex::decode(value).map_err(|_| malformed(&WAHA_HMAC, "expected hex"))?;
+    if sig.len() != 64 {
+        return Err(malformed(&WAHA_HMAC, "expected 128 hex digits (HMAC-SHA512)"));
+    }
+    // Every secret is tried (no early exit); `verify_slice` compares in constant time.
+    let matched = auth.secrets().iter().fold(false, |acc, secret| {
+        let mut m = <HmacSha512 as Mac>::new_from_slice(secret.expose().as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        m.update(body);
+        acc | m.verify_slice(&sig).is_ok()
+    });
+    if !matched {
+        return Err(AuthError::BadSignature(WAHA_HMAC.as_str().to_owned()));
+    }
+    #[derive(serde::Deserialize)]
+    struct Signed {
+        timestamp: Option<i64>,
+    }
+    if let Some(ms) = serde_json::from_slice::<Signed>(body).ok().and_then(|s| s.timestamp) {
+        let t = ms / 1000;
+        if now - t > WAHA_MAX_AGE_SECS {
+            return Err(AuthError::TimestampTooOld { age_secs: now - t });
+        }
+        if t - now > TIMESTAMP_TOLERANCE_SECS {
+            return Err(AuthError::TimestampInFuture { ahead_secs: t - now });
+        }
+    }
+    Ok(())
+}
+
+/// How long after its `exp` an Evolution JWT is still taken. Evolution makes one token per
+/// emission, valid ten minutes, and reuses it on every retry of that emission (about 20 minutes
+/// of back-off plus timeouts by default); refusing an expired one would answer its late retries
+/// 401, which Evolution does not retry: the event would be lost. The token does not sign the
+/// body (Evolution signs nothing), so the grace costs nothing the URL token does not already
+/// guard.
+pub const EVOLUTION_JWT_GRACE_SECS: i64 = 3600;
+
+/// Evolution's `jwt_key`: `Authorization: Bearer <header>.<payload>.<signature>`, HS256 with the
+/// key's text, the payload `{iat, exp, app: "evolution", action: "webhook"}`.
+fn verify_evolution_jwt(auth: &Auth, headers: &HeaderMap, now: i64) -> Result<(), AuthError> {
+    let header = "authorization";
+    let value = one_header(headers, header)?;
+    let malformed = |reason| AuthError::MalformedHeader {
+        header: header.to_owned(),
+        reason,
+    };
+    let token = strip_prefix_ci(value, "bearer ").ok_or_else(|| malformed("expected `Bearer <JWT>`"))?;
+    let mut parts = token.split('.');
+    let (Some(head), Some(payload), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(malformed("expected a JWT (three base64url parts)"));
+    };
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut signature = [0u8; 48];
+    let signature = match b64.decode_slice(sig, &mut signature) {
+        Ok(32) => <[u8; 32]>::try_from(&signature[..32]).unwrap_or_default(),
+        _ => return Err(malformed("the signature is not an HS256 one")),
+    };
+    let header_json = b64
+        .decode(head)
+        .map_err(|_| malformed("the JWT header is not base64url"))?;
+    #[derive(serde::Deserialize)]
+    struct JwtHeader {
+        alg: String,
+    }
+    let alg = serde_json::from_slice::<JwtHeader>(&header_json).map_err(|_| malformed("the JWT header is not JSON"))?;
+    if alg.alg != "HS256" {
+        return Err(malformed("only HS256 is Evolution's"));
+    }
+    if !any_mac_matches(
+        auth.mac_keys(),
+        &[head.as_bytes(), b".", payload.as_bytes()],
+        &[signature],
+    ) {
+        return Err(AuthError::BadSignature(header.to_owned()));
+    }
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        exp: Option<i64>,
+        iat: Option<i64>,
+        app: Option<String>,
+        action: Option<String>,
+    }
+    let claims = b64
+        .decode(payload)
+        .ok()
+        .and_then(|p| serde_json::from_slice::<Claims>(&p).ok())
+        .ok_or_else(|| malformed("the JWT payload is not JSON"))?;
+    if claims.app.as_deref() != Some("evolution") || claims.action.as_deref() != Some("webhook") {
+        return Err(malformed("not an Evolution webhook token (app/action)"));
+    }
+    if let Some(exp) = claims.exp {
+        if now - exp > EVOLUTION_JWT_GRACE_SECS {
+            return Err(AuthError::TimestampTooOld { age_secs: now - exp });
+        }
+    }
+    if let Some(iat) = claims.iat {
+        if iat - now > TIMESTAMP_TOLERANCE_SECS {
+            return Err(AuthError::TimestampInFuture { ahead_secs: iat - now });
+        }
+    }
+    Ok(())
+}
+
 /// The headers a provider would send with `body` under `scheme` and `secret` at `now`
 /// (`wahooks sign`, `wahooks send` and the tests use it). `header` is the header of `api-key`
 /// and `custom-header`.
@@ -581,6 +716,28 @@ pub fn sign(auth: &Auth, body: &[u8], now: i64) -> Vec<(String, String)> {
                 "X-Hub-Signature-256".into(),
                 format!("sha256={}", hex::encode(mac_of(&[body]))),
             )]
+        }
+        Scheme::WahaHmac => {
+            let mut m = <Hmac<sha2::Sha512> as Mac>::new_from_slice(s.as_bytes())
+                .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+            m.update(body);
+            vec![
+                ("content-type".into(), "application/json".into()),
+                (WAHA_HMAC.as_str().into(), hex::encode(m.finalize().into_bytes())),
+                (WAHA_ALGORITHM.as_str().into(), "sha512".into()),
+                ("x-webhook-timestamp".into(), (now * 1000).to_string()),
+            ]
+        }
+        Scheme::EvolutionJwt => {
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let head = b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+            let claims = format!(
+                r#"{{"iat":{now},"exp":{},"app":"evolution","action":"webhook"}}"#,
+                now + 600
+            );
+            let payload = b64.encode(claims.as_bytes());
+            let sig = b64.encode(mac_of(&[head.as_bytes(), b".", payload.as_bytes()]));
+            vec![("Authorization".into(), format!("Bearer {head}.{payload}.{sig}"))]
         }
     }
 }

@@ -56,11 +56,16 @@ pub enum Scheme {
     StandardWebhooks,
     /// Meta / GitHub style `X-Hub-Signature-256: sha256=<hex>` over the raw body.
     HubSignature256,
+    /// WAHA: `X-Webhook-Hmac: <hex HMAC-SHA512 of the raw body>` with the session's HMAC key.
+    WahaHmac,
+    /// Evolution API's `jwt_key`: `Authorization: Bearer <HS256 JWT>` that Evolution makes per
+    /// emission (`app: evolution`, `action: webhook`, valid ten minutes).
+    EvolutionJwt,
 }
 
 impl Scheme {
     /// Every scheme.
-    pub const ALL: [Scheme; 9] = [
+    pub const ALL: [Scheme; 11] = [
         Scheme::UrlToken,
         Scheme::Bearer,
         Scheme::Basic,
@@ -70,6 +75,8 @@ impl Scheme {
         Scheme::HubmessageHmac,
         Scheme::StandardWebhooks,
         Scheme::HubSignature256,
+        Scheme::WahaHmac,
+        Scheme::EvolutionJwt,
     ];
 
     /// The name used on the command line and in the endpoints table.
@@ -84,6 +91,8 @@ impl Scheme {
             Scheme::HubmessageHmac => "hubmessage-hmac",
             Scheme::StandardWebhooks => "standard-webhooks",
             Scheme::HubSignature256 => "hub-signature-256",
+            Scheme::WahaHmac => "waha-hmac",
+            Scheme::EvolutionJwt => "evolution-jwt",
         }
     }
 
@@ -95,7 +104,7 @@ impl Scheme {
     /// The header the scheme reads when it has a fixed one.
     pub fn default_header(self) -> Option<&'static str> {
         match self {
-            Scheme::Bearer | Scheme::Basic => Some("authorization"),
+            Scheme::Bearer | Scheme::Basic | Scheme::EvolutionJwt => Some("authorization"),
             Scheme::ApiKey => Some("x-api-key"),
             Scheme::ZapiToken => Some("z-api-token"),
             _ => None,
@@ -123,7 +132,7 @@ impl FromStr for Scheme {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EndpointError {
     /// Not a scheme we know.
-    #[error("unknown scheme `{0}` (expected url-token, bearer, basic, api-key, custom-header, zapi-token, hubmessage-hmac, standard-webhooks or hub-signature-256)")]
+    #[error("unknown scheme `{0}` (expected url-token, bearer, basic, api-key, custom-header, zapi-token, hubmessage-hmac, standard-webhooks, hub-signature-256, waha-hmac or evolution-jwt)")]
     UnknownScheme(String),
     /// The scheme needs a secret and none was given.
     #[error("the {0} scheme needs a secret")]

@@ -21,11 +21,22 @@ pub enum Provider {
     Wwa,
     /// Meta's WhatsApp Cloud API.
     Meta,
+    /// Evolution API (the self-hosted gateway).
+    Evolution,
+    /// WAHA, WhatsApp HTTP API (the self-hosted gateway).
+    Waha,
 }
 
 impl Provider {
     /// Every provider, in a stable order.
-    pub const ALL: [Provider; 4] = [Provider::Zapi, Provider::Hubmessage, Provider::Wwa, Provider::Meta];
+    pub const ALL: [Provider; 6] = [
+        Provider::Zapi,
+        Provider::Hubmessage,
+        Provider::Wwa,
+        Provider::Meta,
+        Provider::Evolution,
+        Provider::Waha,
+    ];
 
     /// The lower-case name used in URLs, sources and the CLI.
     pub fn as_str(self) -> &'static str {
@@ -34,6 +45,8 @@ impl Provider {
             Provider::Hubmessage => "hubmessage",
             Provider::Wwa => "wwa",
             Provider::Meta => "meta",
+            Provider::Evolution => "evolution",
+            Provider::Waha => "waha",
         }
     }
 }
@@ -52,8 +65,10 @@ impl std::str::FromStr for Provider {
             "hubmessage" | "hub" => Ok(Provider::Hubmessage),
             "wwa" | "apiwhatsappweb" => Ok(Provider::Wwa),
             "meta" => Ok(Provider::Meta),
+            "evolution" | "evolution-api" => Ok(Provider::Evolution),
+            "waha" => Ok(Provider::Waha),
             other => Err(format!(
-                "unknown provider `{other}` (expected zapi, hubmessage, wwa or meta)"
+                "unknown provider `{other}` (expected zapi, hubmessage, wwa, meta, evolution or waha)"
             )),
         }
     }

@@ -369,7 +369,11 @@ fn quarantined(
         route: route.as_str().to_owned(),
         delivery_id: delivery_id.map(str::to_owned),
         reason: reason.to_owned(),
-        raw: body.to_vec(),
+        // A gateway's credential in the body never reaches the table.
+        raw: match provider {
+            crate::Provider::Evolution => crate::providers::mask_credentials(body).into_owned(),
+            _ => body.to_vec(),
+        },
         received_at_ms: now.timestamp_millis(),
     }
 }

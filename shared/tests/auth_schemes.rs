@@ -112,7 +112,7 @@ fn auth_for(scheme: Scheme, secrets: &[u8]) -> Auth {
     Auth::new(scheme, secrets.iter().map(|n| secret_for(scheme, *n)).collect(), header).expect("valid")
 }
 
-const SECRET_SCHEMES: [Scheme; 8] = [
+const SECRET_SCHEMES: [Scheme; 10] = [
     Scheme::Bearer,
     Scheme::Basic,
     Scheme::ApiKey,
@@ -121,12 +121,14 @@ const SECRET_SCHEMES: [Scheme; 8] = [
     Scheme::HubmessageHmac,
     Scheme::StandardWebhooks,
     Scheme::HubSignature256,
+    Scheme::WahaHmac,
+    Scheme::EvolutionJwt,
 ];
 
 fn body_signed(scheme: Scheme) -> bool {
     matches!(
         scheme,
-        Scheme::HubmessageHmac | Scheme::StandardWebhooks | Scheme::HubSignature256
+        Scheme::HubmessageHmac | Scheme::StandardWebhooks | Scheme::HubSignature256 | Scheme::WahaHmac
     )
 }
 
@@ -144,6 +146,8 @@ fn signature_header(scheme: Scheme) -> &'static str {
         Scheme::HubmessageHmac => "x-webhook-signature",
         Scheme::StandardWebhooks => "webhook-signature",
         Scheme::HubSignature256 => "x-hub-signature-256",
+        Scheme::WahaHmac => "x-webhook-hmac",
+        Scheme::EvolutionJwt => "authorization",
         Scheme::UrlToken => unreachable!(),
     }
 }
@@ -199,7 +203,8 @@ fn a_wrong_secret_is_refused() {
         let signer = auth_for(scheme, &[2]);
         let verifier = auth_for(scheme, &[1]);
         let err = auth_error(authenticate(&verifier, &headers(&sign(&signer, BODY, NOW)), BODY, NOW));
-        let want = if body_signed(scheme) {
+        // A JWT's credential is its signature too.
+        let want = if body_signed(scheme) || scheme == Scheme::EvolutionJwt {
             "bad_signature"
         } else {
             "bad_credentials"
@@ -398,4 +403,99 @@ fn an_auth_read_back_from_storage_verifies_and_stores_no_derived_keys() {
         assert_eq!(read, auth);
         authenticate(&read, &headers(&sign(&auth, BODY, NOW)), BODY, NOW).unwrap_or_else(|e| panic!("{scheme}: {e}"));
     }
+}
+
+/// WAHA's HMAC-SHA512 vectors (waha-hmac): WAHA's own docs example, a real session.status body
+/// and a non-ASCII body and key, as its `WebhookSender` computes them.
+#[test]
+fn waha_hmac_matches_the_published_vectors_and_refuses_forgeries() {
+    let vectors: [(&str, &[u8], &str); 3] = [
+        (
+            "my-secret-key",
+            br#"{"event":"message","session":"default","engine":"WEBJS"}"#,
+            "208f8a55dde9e05519e898b10b89bf0d0b3b0fdf11fdbf09b6b90476301b98d8097c462b2b17a6ce93b6b47a136cf2e78a33a63f6752c2c1631777076153fa89",
+        ),
+        (
+            "wahooks-waha-test-key",
+            br#"{"id":"evt_01k5g9hwfs1nrw9ged43s3zymy","timestamp":1758262260217,"event":"session.status","session":"default","metadata":{},"me":{"id":"254700000045@c.us","pushName":"Test Sample"},"payload":{"name":"default","status":"FAILED","statuses":[{"status":"STARTING","timestamp":1758262092512},{"status":"WORKING","timestamp":1758262097611},{"status":"FAILED","timestamp":1758262260217}]},"engine":"WEBJS","environment":{"version":"2025.9.4","engine":"WEBJS","tier":"CORE","browser":"/usr/bin/chromium"}}"#,
+            "bc3c650165faf1956384d84a429efaeeb036c1e8ede13564c169b2a7e3539cf72206796996c65225565704d08c1c8a40c446c22d516de4c2f0f52b8c877d3566",
+        ),
+        (
+            "chave-secreta-ção",
+            "{\"id\":\"evt_01kf3swbqgyssk8qevwzhf3ajw\",\"timestamp\":1768580591344,\"event\":\"message\",\"session\":\"default\",\"payload\":{\"body\":\"Olá ✨\"}}".as_bytes(),
+            "2306b6cab18ff9791dae62004346ef48ac1289c994ba737dcac91cf3f03b9337865613467b533a5b4b787adb85ac01ec3ef7fa6bc3d9bfde9fe2863099e1b23a",
+        ),
+    ];
+    for (key, body, mac) in vectors {
+        let auth = Auth::new(Scheme::WahaHmac, vec![Secret::new(key)], None).expect("auth");
+        // Shortly after each body's own (signed) timestamp.
+        let now = if key == "wahooks-waha-test-key" {
+            1_758_262_300
+        } else {
+            1_768_580_600
+        };
+        let signed = headers(&pairs(&[
+            ("x-webhook-hmac", mac),
+            ("x-webhook-hmac-algorithm", "sha512"),
+        ]));
+        assert!(authenticate(&auth, &signed, body, now).is_ok(), "{key}");
+        let ours = sign(&auth, body, now);
+        assert!(
+            ours.iter().any(|(k, v)| k == "x-webhook-hmac" && v == mac),
+            "sign agrees: {key}"
+        );
+        let mut forged = body.to_vec();
+        forged[1] ^= 1;
+        assert!(matches!(
+            authenticate(&auth, &signed, &forged, now),
+            Err(RequestError::Auth(AuthError::BadSignature(_)))
+        ));
+        let sha256 = headers(&pairs(&[
+            ("x-webhook-hmac", mac),
+            ("x-webhook-hmac-algorithm", "sha256"),
+        ]));
+        assert!(authenticate(&auth, &sha256, body, now).is_err(), "only sha512");
+    }
+    // The signed body's timestamp bounds how late a replay can come (48 h: WAHA's own retries).
+    let (key, body, mac) = vectors[2];
+    let auth = Auth::new(Scheme::WahaHmac, vec![Secret::new(key)], None).expect("auth");
+    let h = headers(&pairs(&[("x-webhook-hmac", mac)]));
+    assert!(authenticate(&auth, &h, body, 1_768_580_591 + 47 * 3600).is_ok());
+    assert!(matches!(
+        authenticate(&auth, &h, body, 1_768_580_591 + 49 * 3600),
+        Err(wahooks::auth::RequestError::Auth(AuthError::TimestampTooOld { .. }))
+    ));
+}
+
+/// Evolution's `jwt_key` token (evolution-jwt): the vector computed with jsonwebtoken 9.0.2.
+#[test]
+fn evolution_jwt_matches_the_published_vector_and_takes_late_retries_for_an_hour() {
+    let token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpYXQiOjE3NTgyNjIyNjAsImV4cCI6MTc1ODI2Mjg2MCwiYXBwIjoiZXZvbHV0aW9uIiwiYWN0aW9uIjoid2ViaG9vayJ9.wo-0w5Qe7f_gvRkiZ1E4O1MY_dRK4HZB98AzQEGplUs";
+    let auth = Auth::new(
+        Scheme::EvolutionJwt,
+        vec![Secret::new("wahooks-evolution-jwt-key")],
+        None,
+    )
+    .expect("auth");
+    let h = headers(&pairs(&[("authorization", &format!("Bearer {token}"))]));
+    let (iat, exp) = (1_758_262_260, 1_758_262_860);
+    assert!(authenticate(&auth, &h, b"{}", iat + 1).is_ok());
+    assert!(
+        authenticate(&auth, &h, b"{}", exp + 1800).is_ok(),
+        "a retry after expiry is taken (Evolution reuses the token)"
+    );
+    assert!(matches!(
+        authenticate(&auth, &h, b"{}", exp + 3601),
+        Err(wahooks::auth::RequestError::Auth(AuthError::TimestampTooOld { .. }))
+    ));
+    let other = Auth::new(Scheme::EvolutionJwt, vec![Secret::new("another-key")], None).expect("auth");
+    assert!(matches!(
+        authenticate(&other, &h, b"{}", iat + 1),
+        Err(wahooks::auth::RequestError::Auth(AuthError::BadSignature(_)))
+    ));
+    let tampered = token.replace("eyJpYXQiOjE3NTgy", "eyJpYXQiOjE3NTky");
+    let h2 = headers(&pairs(&[("authorization", &format!("Bearer {tampered}"))]));
+    assert!(authenticate(&auth, &h2, b"{}", iat + 1).is_err());
+    // Our own signer makes tokens the verifier takes.
+    assert!(authenticate(&auth, &headers(&sign(&auth, b"{}", iat)), b"{}", iat + 5).is_ok());
 }

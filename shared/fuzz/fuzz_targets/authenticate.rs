@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use wahooks::auth::{authenticate, verify_subscription};
 use wahooks::endpoint::{Auth, Scheme, Secret};
 
-const HEADERS: [&str; 9] = [
+const HEADERS: [&str; 11] = [
     "x-webhook-signature",
     "x-idempotency-key",
     "webhook-id",
@@ -19,6 +19,8 @@ const HEADERS: [&str; 9] = [
     "authorization",
     "z-api-token",
     "x-api-key",
+    "x-webhook-hmac",
+    "x-webhook-hmac-algorithm",
 ];
 
 fn auths() -> Vec<Auth> {
@@ -34,6 +36,8 @@ fn auths() -> Vec<Auth> {
         (Scheme::Basic, s("user:pass")),
         (Scheme::ZapiToken, s("instance-token")),
         (Scheme::ApiKey, s("key")),
+        (Scheme::WahaHmac, s("my-secret-key")),
+        (Scheme::EvolutionJwt, s("wahooks-evolution-jwt-key")),
         (Scheme::UrlToken, vec![]),
     ]
     .into_iter()

@@ -6,9 +6,11 @@
 //! fields that appear without notice; a permissive reader keeps every one of those events
 //! instead of rejecting it, and the untouched body travels along in `data.raw`.
 
+pub mod evolution;
 pub mod hubmessage;
 mod json;
 pub mod meta;
+pub mod waha;
 pub mod wwa;
 pub mod zapi;
 
@@ -19,7 +21,7 @@ use serde_json::value::RawValue;
 
 use self::json::Json;
 
-use crate::event::{CloudEvent, EventData, EventType, Provider, Route};
+use crate::event::{Chat, ChatKind, CloudEvent, EventData, EventType, Provider, Route};
 use crate::identity::{event_id, sha256_hex, without_natural_key};
 
 /// What is known about a request besides its body.
@@ -121,6 +123,19 @@ pub fn parse(ctx: &ParseContext<'_>, body: &[u8]) -> Result<Vec<CloudEvent>, Dec
     if !value.is_object() && value.as_array().is_none() {
         return Err(DecodeError::NotObjectOrArray);
     }
+    // Evolution puts the instance's API token (a live credential) in every body: it never
+    // reaches the table, the logs or the queues.
+    let raw = match ctx.provider {
+        Provider::Evolution => match mask_credentials(raw.get().as_bytes()) {
+            std::borrow::Cow::Owned(masked) => String::from_utf8(masked)
+                .ok()
+                .and_then(|t| RawValue::from_string(t).ok())
+                .map(Arc::from)
+                .unwrap_or(raw),
+            std::borrow::Cow::Borrowed(_) => raw,
+        },
+        _ => raw,
+    };
     let body = Body {
         value: &value,
         raw,
@@ -131,12 +146,80 @@ pub fn parse(ctx: &ParseContext<'_>, body: &[u8]) -> Result<Vec<CloudEvent>, Dec
         Provider::Hubmessage => hubmessage::parse(ctx, &body),
         Provider::Wwa => wwa::parse(ctx, &body),
         Provider::Meta => meta::parse(ctx, &body),
+        Provider::Evolution => evolution::parse(ctx, &body),
+        Provider::Waha => waha::parse(ctx, &body),
     };
     Ok(if events.is_empty() {
         vec![unknown(ctx, &body, "-")]
     } else {
         events
     })
+}
+
+/// The top-level members that hold credentials in a gateway's body: Evolution's `apikey` (the
+/// instance token) and `api_key` (the global key, in its error webhook).
+const CREDENTIAL_KEYS: [&[u8]; 2] = [b"apikey", b"api_key"];
+
+/// `body` with the string value of each top-level credential member replaced by `"***"` (a
+/// value already empty is left alone). Works on the bytes, so it also masks a body that is not
+/// valid JSON (before it is quarantined); `Borrowed` when there was nothing to mask.
+pub fn mask_credentials(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let (mut depth, mut i, mut out): (i32, usize, Option<Vec<u8>>) = (0, 0, None);
+    let mut copied = 0;
+    // The end (exclusive) of the string starting at `start` (a `"`).
+    let string_end = |start: usize| {
+        let mut j = start + 1;
+        while j < body.len() {
+            match body[j] {
+                b'\\' => j += 2,
+                b'"' => return j + 1,
+                _ => j += 1,
+            }
+        }
+        body.len()
+    };
+    while i < body.len() {
+        match body[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth -= 1,
+            b'"' => {
+                let end = string_end(i);
+                let key = &body[(i + 1).min(end)..end.saturating_sub(1).max(i + 1).min(body.len())];
+                let mut j = end;
+                while j < body.len() && body[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                if depth == 1 && body.get(j) == Some(&b':') && CREDENTIAL_KEYS.contains(&key) {
+                    j += 1;
+                    while j < body.len() && body[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    if body.get(j) == Some(&b'"') {
+                        let value_end = string_end(j);
+                        if value_end > j + 2 {
+                            let o = out.get_or_insert_with(|| Vec::with_capacity(body.len()));
+                            o.extend_from_slice(&body[copied..j]);
+                            o.extend_from_slice(b"\"***\"");
+                            copied = value_end.min(body.len());
+                        }
+                        i = value_end;
+                        continue;
+                    }
+                }
+                i = end;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    match out {
+        Some(mut o) => {
+            o.extend_from_slice(&body[copied..]);
+            std::borrow::Cow::Owned(o)
+        }
+        None => std::borrow::Cow::Borrowed(body),
+    }
 }
 
 /// A decoded body as the adapters see it.
@@ -253,6 +336,46 @@ pub(crate) fn minute_bucket(ctx: &ParseContext<'_>) -> String {
         .duration_trunc(TimeDelta::minutes(1))
         .map(|t| t.timestamp().to_string())
         .unwrap_or_default()
+}
+
+/// A WhatsApp JID as a chat: its kind from the suffix (`@g.us` group, `@newsletter` channel,
+/// `status@broadcast` Status, `@broadcast` broadcast list, anything else one-to-one), a device
+/// suffix (`5511…:24@s.whatsapp.net`) removed so one chat keeps one id, and the LID when the JID
+/// is one (`…@lid`). Evolution and WAHA both address chats this way.
+pub(crate) fn jid_chat(jid: &str) -> Chat {
+    let id = strip_device(jid);
+    let kind = if id == "status@broadcast" {
+        ChatKind::Status
+    } else if id.ends_with("@g.us") {
+        ChatKind::Group
+    } else if id.ends_with("@newsletter") {
+        ChatKind::Newsletter
+    } else if id.ends_with("@broadcast") {
+        ChatKind::Broadcast
+    } else {
+        ChatKind::Direct
+    };
+    let lid = id.ends_with("@lid").then(|| id.clone());
+    Chat { id, kind, lid }
+}
+
+/// `5511…:24@s.whatsapp.net` → `5511…@s.whatsapp.net` (the device a message came from is not
+/// part of the chat).
+pub(crate) fn strip_device(jid: &str) -> String {
+    match jid.split_once('@') {
+        Some((user, server)) => match user.split_once(':') {
+            Some((number, _device)) => format!("{number}@{server}"),
+            None => jid.to_owned(),
+        },
+        None => jid.to_owned(),
+    }
+}
+
+/// The phone number of a user JID (`5511…@s.whatsapp.net`, `…@c.us`), `None` for LIDs, groups.
+pub(crate) fn jid_phone(jid: &str) -> Option<String> {
+    let id = strip_device(jid);
+    let (user, server) = id.split_once('@')?;
+    (matches!(server, "s.whatsapp.net" | "c.us") && user.bytes().all(|b| b.is_ascii_digit())).then(|| user.to_owned())
 }
 
 /// A string field; numbers are accepted and rendered as strings (providers mix the two).
@@ -383,6 +506,29 @@ mod tests {
         assert_eq!(
             events[0].data.raw.as_ref().map(|r| r.get()),
             Some(r#"{"hello":"world"}"#)
+        );
+    }
+
+    #[test]
+    fn credentials_at_the_top_level_are_masked_and_nothing_else_changes() {
+        let body = br#"{"event":"x","data":{"apikey":"inner"},"apikey" : "tok\"en","api_key":"G","k":"apikey"}"#;
+        let masked = mask_credentials(body);
+        assert_eq!(
+            std::str::from_utf8(&masked).expect("utf8"),
+            r#"{"event":"x","data":{"apikey":"inner"},"apikey" : "***","api_key":"***","k":"apikey"}"#
+        );
+        assert!(matches!(
+            mask_credentials(br#"{"apikey":null,"a":""}"#),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert!(matches!(
+            mask_credentials(br#"{"apikey":""}"#),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        // Truncated bodies are masked as far as they go.
+        assert_eq!(
+            &mask_credentials(br#"{"apikey":"secret","x":"#)[..],
+            br#"{"apikey":"***","x":"#
         );
     }
 

@@ -1,0 +1,463 @@
+//! Evolution API (v1.8 and v2.x): the envelope `{event, instance, data, date_time, sender,
+//! server_url, apikey}` and the Baileys-shaped `data` of each event (see the README's
+//! Evolution row and tests/fixtures/evolution/SOURCES.md). The body names its event, so one URL
+//! or one per event (`webhook_by_events`, which appends `/messages-upsert`…) reads the same.
+//!
+//! What Evolution repeats on a redelivery: the identical body (the same `date_time` too); it
+//! has no delivery id. Messages are keyed on their WhatsApp id, statuses on the id and the
+//! status, and events without an id on their body (so a retry merges, a new emission, with its
+//! own `date_time`, does not).
+
+use super::json::Json;
+
+use super::{fingerprint_without, i64_of, jid_chat, jid_phone, str_of, Body, ParseContext};
+use crate::event::{from_epoch_guess, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender};
+use crate::identity::{event_id, without_natural_key};
+
+/// Parse an Evolution API webhook body.
+pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
+    let v = body.value;
+    let Some(event) = v.get("event").and_then(Json::as_str) else {
+        return Vec::new();
+    };
+    let instance = str_of(v, "instance").unwrap_or_else(|| "-".to_owned());
+    let data = &v["data"];
+    // `data` is one object or, for some events (contacts, chats, history), an array of them.
+    let items: Vec<&Json<'_>> = match data.as_array() {
+        Some(items) => items.iter().collect(),
+        None => vec![data],
+    };
+    let normalized = event.to_ascii_lowercase().replace('_', ".");
+    items
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, d)| match normalized.as_str() {
+            "messages.upsert" => message(ctx, body, &instance, d, EventType::MessageReceived),
+            "send.message" => message(ctx, body, &instance, d, EventType::MessageSent),
+            "messages.update" => status(ctx, body, &instance, d),
+            "messages.delete" => deleted(ctx, body, &instance, d),
+            "connection.update" => connection(ctx, body, &instance, d),
+            "presence.update" => presence(ctx, body, &instance, d),
+            _ => notification(ctx, body, &instance, event, d, index),
+        })
+        .collect()
+}
+
+/// Evolution's status words (`renderStatus`) → ours.
+fn map_status(word: &str) -> Option<MessageStatus> {
+    Some(match word.to_ascii_uppercase().as_str() {
+        "ERROR" => MessageStatus::Failed,
+        "PENDING" => MessageStatus::Pending,
+        "SERVER_ACK" => MessageStatus::Sent,
+        "DELIVERY_ACK" => MessageStatus::Delivered,
+        "READ" => MessageStatus::Read,
+        "PLAYED" => MessageStatus::Played,
+        "DELETED" => MessageStatus::Deleted,
+        _ => return None,
+    })
+}
+
+/// The chat of a message key: `remoteJid`, or its phone form `remoteJidAlt` when the JID is a
+/// LID (2.3.7 rewrites `remoteJid` to the phone form itself, older versions do not: one chat id
+/// across versions).
+fn key_chat(key: &Json<'_>) -> Option<crate::event::Chat> {
+    let jid = str_of(key, "remoteJid")?;
+    let alt = str_of(key, "remoteJidAlt").filter(|a| !a.ends_with("@lid"));
+    let mut chat = jid_chat(alt.as_deref().unwrap_or(&jid));
+    if jid.ends_with("@lid") {
+        chat.lid = Some(jid);
+    }
+    Some(chat)
+}
+
+/// A Baileys timestamp: a number, a numeric string, or a protobuf Long `{low, high}`.
+fn seconds(v: &Json<'_>, key: &str) -> Option<i64> {
+    i64_of(v, key).or_else(|| {
+        let long = v.get(key)?;
+        let low = i64_of(long, "low")?;
+        let high = i64_of(long, "high").unwrap_or(0);
+        Some((high << 32) | (low & 0xffff_ffff))
+    })
+}
+
+/// Wrappers around the content of a message (disappearing, view-once, edited, captioned).
+const WRAPPERS: &[&str] = &[
+    "ephemeralMessage",
+    "viewOnceMessage",
+    "viewOnceMessageV2",
+    "viewOnceMessageV2Extension",
+    "documentWithCaptionMessage",
+    "editedMessage",
+];
+
+/// Keys of `message` that are metadata or our own additions, never the content.
+const NOT_CONTENT: &[&str] = &[
+    "messageContextInfo",
+    "senderKeyDistributionMessage",
+    "base64",
+    "mediaUrl",
+    "speechToText",
+];
+
+/// The content of a `message`: unwrapped, its kind from its key, `wire_kind` the key.
+fn content_of(message: &Json<'_>, message_type: Option<&str>) -> (Content, Option<String>) {
+    let mut m = message;
+    for _ in 0..4 {
+        match WRAPPERS.iter().find_map(|w| m.get(w).map(|inner| &inner["message"])) {
+            Some(inner) if inner.is_object() => m = inner,
+            _ => break,
+        }
+    }
+    let found = m
+        .entries()
+        .find(|(k, _)| !NOT_CONTENT.contains(k))
+        .map(|(k, c)| (k.to_owned(), c));
+    let Some((key, c)) = found else {
+        let mut content = Content::new(ContentKind::Other);
+        content.wire_kind = message_type.map(str::to_owned);
+        return (content, None);
+    };
+    let kind = match key.as_str() {
+        "conversation" | "extendedTextMessage" => ContentKind::Text,
+        "imageMessage" => ContentKind::Image,
+        "videoMessage" => ContentKind::Video,
+        "ptvMessage" => ContentKind::Ptv,
+        "audioMessage" => ContentKind::Audio,
+        "documentMessage" => ContentKind::Document,
+        "stickerMessage" => ContentKind::Sticker,
+        "locationMessage" => ContentKind::Location,
+        "liveLocationMessage" => ContentKind::LiveLocation,
+        "contactMessage" | "contactsArrayMessage" => ContentKind::Contact,
+        "reactionMessage" => ContentKind::Reaction,
+        "pollCreationMessage" | "pollCreationMessageV2" | "pollCreationMessageV3" => ContentKind::Poll,
+        "pollUpdateMessage" => ContentKind::PollVote,
+        "buttonsResponseMessage" | "templateButtonReplyMessage" => ContentKind::ButtonReply,
+        "listResponseMessage" => ContentKind::ListReply,
+        "templateMessage" => ContentKind::Template,
+        "interactiveMessage" | "buttonsMessage" | "listMessage" => ContentKind::Interactive,
+        "orderMessage" | "productMessage" => ContentKind::Order,
+        "eventMessage" => ContentKind::Event,
+        _ => ContentKind::Other,
+    };
+    let mut content = Content::new(kind);
+    content.wire_kind = Some(key.clone());
+    let mut reply_to = str_of(&c["contextInfo"], "stanzaId");
+    match key.as_str() {
+        "conversation" => content.text = c.as_str().map(str::to_owned),
+        "extendedTextMessage" => content.text = str_of(c, "text"),
+        "imageMessage" | "videoMessage" | "ptvMessage" | "audioMessage" | "documentMessage" | "stickerMessage" => {
+            content.caption = str_of(c, "caption");
+            content.mime_type = str_of(c, "mimetype");
+            content.file_name = str_of(c, "fileName");
+            content.title = str_of(c, "title");
+            // With S3 on, Evolution adds a plain URL; else WhatsApp's (encrypted) one.
+            content.media_url = str_of(m, "mediaUrl").or_else(|| str_of(c, "url"));
+        }
+        "locationMessage" | "liveLocationMessage" => {
+            content.latitude = super::f64_of(c, "degreesLatitude");
+            content.longitude = super::f64_of(c, "degreesLongitude");
+            content.title = str_of(c, "name");
+            content.text = str_of(c, "address").or_else(|| str_of(c, "caption"));
+        }
+        "contactMessage" => {
+            content.title = str_of(c, "displayName");
+            content.text = str_of(c, "vcard");
+        }
+        "contactsArrayMessage" => {
+            content.title = str_of(c, "displayName");
+            content.options = c
+                .get("contacts")
+                .and_then(Json::as_array)
+                .map(|cs| cs.iter().filter_map(|x| str_of(x, "displayName")).collect())
+                .unwrap_or_default();
+        }
+        "reactionMessage" => {
+            content.text = str_of(c, "text");
+            content.removed = c.get("text").and_then(Json::as_str) == Some("");
+            reply_to = str_of(&c["key"], "id");
+        }
+        "pollCreationMessage" | "pollCreationMessageV2" | "pollCreationMessageV3" => {
+            content.text = str_of(c, "name");
+            content.options = c
+                .get("options")
+                .and_then(Json::as_array)
+                .map(|o| o.iter().filter_map(|x| str_of(x, "optionName")).collect())
+                .unwrap_or_default();
+        }
+        "pollUpdateMessage" => {
+            reply_to = str_of(&c["pollCreationMessageKey"], "id");
+            content.options = c["vote"]
+                .get("selectedOptions")
+                .and_then(Json::as_array)
+                .map(|o| o.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+        }
+        "buttonsResponseMessage" => {
+            content.text = str_of(c, "selectedDisplayText");
+            content.selected_id = str_of(c, "selectedButtonId");
+        }
+        "templateButtonReplyMessage" => {
+            content.text = str_of(c, "selectedDisplayText");
+            content.selected_id = str_of(c, "selectedId");
+        }
+        "listResponseMessage" => {
+            content.text = str_of(c, "title");
+            content.selected_id = str_of(&c["singleSelectReply"], "selectedRowId");
+        }
+        _ => {}
+    }
+    (content, reply_to)
+}
+
+/// `messages.upsert` (received, and sent from the phone with `fromMe`) and `send.message`
+/// (sent through the API).
+fn message(
+    ctx: &ParseContext<'_>,
+    body: &Body<'_>,
+    instance: &str,
+    d: &Json<'_>,
+    event_type: EventType,
+) -> Option<CloudEvent> {
+    let key = &d["key"];
+    let mut data = body.data();
+    let chat = key_chat(key);
+    let from_me = super::bool_of(key, "fromMe");
+    data.message_id = str_of(key, "id");
+    data.from_me = from_me;
+    let participant = str_of(key, "participantAlt")
+        .or_else(|| str_of(key, "participant"))
+        .filter(|_| chat.as_ref().is_some_and(|c| c.kind != ChatKind::Direct));
+    let (content, reply_to) = content_of(&d["message"], d.get("messageType").and_then(Json::as_str));
+    data.reply_to = reply_to.or_else(|| str_of(&d["contextInfo"], "stanzaId"));
+    let author = match (&participant, from_me) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(true)) => str_of(body.value, "sender"),
+        (None, _) => chat.as_ref().map(|c| c.id.clone()),
+    };
+    data.sender = Some(Sender {
+        phone: author.as_deref().and_then(jid_phone),
+        lid: author.filter(|a| a.ends_with("@lid")),
+        name: str_of(d, "pushName"),
+    });
+    data.participant = participant.clone();
+    if event_type == EventType::MessageSent {
+        data.status = str_of(d, "status").as_deref().and_then(map_status);
+    }
+    let subject = chat.as_ref().map(|c| c.id.clone());
+    data.chat = chat;
+    // A revoke inside an upsert (older versions) is a notification about the message it names.
+    let (event_type, notification) = match content.wire_kind.as_deref() {
+        Some("protocolMessage") => (EventType::Notification, Some("REVOKE")),
+        _ => (event_type, None),
+    };
+    let identity = format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        data.message_id.as_deref().unwrap_or("-"),
+        if from_me == Some(true) { "from_me" } else { "from_them" },
+        participant.as_deref().unwrap_or("-"),
+        content
+            .text
+            .as_deref()
+            .filter(|_| content.kind == ContentKind::Reaction)
+            .unwrap_or_default(),
+    );
+    let natural = match &data.message_id {
+        Some(_) => identity,
+        None => without_natural_key(ctx, fingerprint_without(body.value, &["apikey"])),
+    };
+    match notification {
+        Some(name) => {
+            data.notification = Some(name.to_owned());
+            data.reply_to = str_of(&d["message"]["protocolMessage"]["key"], "id").or(data.reply_to);
+        }
+        None => data.content = Some(content),
+    }
+    let time = ctx.event_time(seconds(d, "messageTimestamp").and_then(from_epoch_guess));
+    Some(CloudEvent::new(
+        event_id(ctx.provider, instance, event_type, subject.as_deref(), &[&natural]),
+        ctx.provider,
+        instance,
+        event_type,
+        subject,
+        time,
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    ))
+}
+
+/// `messages.update`: a message's status (ack), keyed on its id, status and participant.
+fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_>) -> Option<CloudEvent> {
+    let mut data = body.data();
+    let word = str_of(d, "status").unwrap_or_default();
+    data.message_id = str_of(d, "keyId").or_else(|| str_of(&d["key"], "id"));
+    data.status = map_status(&word);
+    data.from_me = super::bool_of(d, "fromMe");
+    data.chat = str_of(d, "remoteJid").map(|j| jid_chat(&j));
+    data.participant =
+        str_of(d, "participant").filter(|_| data.chat.as_ref().is_some_and(|c| c.kind != ChatKind::Direct));
+    let subject = data.chat.as_ref().map(|c| c.id.clone());
+    let key = match &data.message_id {
+        Some(id) => format!("{id}\u{1f}{word}\u{1f}{}", data.participant.as_deref().unwrap_or("-")),
+        None => without_natural_key(ctx, fingerprint_without(body.value, &["apikey"])),
+    };
+    Some(CloudEvent::new(
+        event_id(
+            ctx.provider,
+            instance,
+            EventType::MessageStatus,
+            subject.as_deref(),
+            &[&key],
+        ),
+        ctx.provider,
+        instance,
+        EventType::MessageStatus,
+        subject,
+        ctx.received_at,
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    ))
+}
+
+/// `messages.delete`: the message was deleted for everyone (status `deleted`).
+fn deleted(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_>) -> Option<CloudEvent> {
+    let mut data = body.data();
+    data.message_id = str_of(d, "id").or_else(|| str_of(&d["key"], "id"));
+    data.status = Some(MessageStatus::Deleted);
+    data.from_me = super::bool_of(d, "fromMe");
+    data.chat = str_of(d, "remoteJid").map(|j| jid_chat(&j));
+    let subject = data.chat.as_ref().map(|c| c.id.clone());
+    let key = format!("{}\u{1f}DELETED", data.message_id.as_deref().unwrap_or("-"));
+    Some(CloudEvent::new(
+        event_id(
+            ctx.provider,
+            instance,
+            EventType::MessageStatus,
+            subject.as_deref(),
+            &[&key],
+        ),
+        ctx.provider,
+        instance,
+        EventType::MessageStatus,
+        subject,
+        ctx.received_at,
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    ))
+}
+
+/// `connection.update`: `open` connected, `close`/`refused` disconnected, `connecting` a
+/// notification. Keyed on the body (each emission has its own `date_time`).
+fn connection(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_>) -> Option<CloudEvent> {
+    let state = str_of(d, "state").unwrap_or_default();
+    let event_type = match state.as_str() {
+        "open" => EventType::InstanceConnected,
+        "close" | "refused" => EventType::InstanceDisconnected,
+        _ => EventType::Notification,
+    };
+    let mut data = body.data();
+    if event_type == EventType::Notification {
+        data.notification = Some("connection.update".to_owned());
+        data.parameters = Some(d.to_value());
+    }
+    if event_type == EventType::InstanceDisconnected {
+        data.error = Some(crate::event::EventError {
+            code: str_of(d, "statusReason"),
+            message: format!("connection {state}"),
+        });
+    }
+    let key = without_natural_key(ctx, fingerprint_without(body.value, &["apikey"]));
+    Some(CloudEvent::new(
+        event_id(ctx.provider, instance, event_type, None, &[&key]),
+        ctx.provider,
+        instance,
+        event_type,
+        None,
+        ctx.received_at,
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    ))
+}
+
+/// `presence.update`: `{id, presences: {<jid>: {lastKnownPresence}}}`, one event per entry.
+fn presence(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_>) -> Option<CloudEvent> {
+    let chat = str_of(d, "id").map(|j| jid_chat(&j));
+    let subject = chat.as_ref().map(|c| c.id.clone());
+    let (who, state) = d["presences"]
+        .entries()
+        .next()
+        .map(|(who, p)| (Some(who.to_owned()), str_of(p, "lastKnownPresence")))
+        .unwrap_or((None, None));
+    let mut data = body.data();
+    data.presence = state.map(|s| s.to_ascii_lowercase());
+    data.participant = who.filter(|_| chat.as_ref().is_some_and(|c| c.kind == ChatKind::Group));
+    data.chat = chat;
+    let key = without_natural_key(ctx, fingerprint_without(body.value, &["apikey"]));
+    Some(CloudEvent::new(
+        event_id(
+            ctx.provider,
+            instance,
+            EventType::ChatPresence,
+            subject.as_deref(),
+            &[&key],
+        ),
+        ctx.provider,
+        instance,
+        EventType::ChatPresence,
+        subject,
+        ctx.received_at,
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    ))
+}
+
+/// Every other event (groups, calls, contacts, chats, labels, QR codes, instance lifecycle): a
+/// notification named as Evolution names it, with its `data`.
+fn notification(
+    ctx: &ParseContext<'_>,
+    body: &Body<'_>,
+    instance: &str,
+    event: &str,
+    d: &Json<'_>,
+    index: usize,
+) -> Option<CloudEvent> {
+    let mut data = body.data();
+    data.notification = Some(event.to_owned());
+    // A QR code is a 13 KB image: the event names it, `raw` keeps it.
+    if event != "qrcode.updated" {
+        data.parameters = Some(d.to_value());
+    }
+    let chat_jid = str_of(d, "id")
+        .filter(|j| j.contains('@'))
+        .or_else(|| str_of(d, "chatId"))
+        .or_else(|| str_of(d, "remoteJid"))
+        .or_else(|| str_of(d, "from"));
+    data.chat = chat_jid.map(|j| jid_chat(&j));
+    data.participant = str_of(d, "author");
+    let subject = data.chat.as_ref().map(|c| c.id.clone());
+    let key = without_natural_key(
+        ctx,
+        format!("{index}\u{1f}{}", fingerprint_without(body.value, &["apikey"])),
+    );
+    Some(CloudEvent::new(
+        event_id(
+            ctx.provider,
+            instance,
+            EventType::Notification,
+            subject.as_deref(),
+            &[&key],
+        ),
+        ctx.provider,
+        instance,
+        EventType::Notification,
+        subject,
+        ctx.received_at,
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    ))
+}

@@ -1,0 +1,443 @@
+//! WAHA (WhatsApp HTTP API, any engine: WEBJS, NOWEB, GOWS): the envelope `{id, timestamp,
+//! event, session, me, payload, engine, environment}` and each event's `payload` (see the
+//! README's WAHA row and tests/fixtures/waha/SOURCES.md). WAHA sends every event to one URL.
+//!
+//! What WAHA repeats on a redelivery: the whole request, envelope `id` (`evt_…`) included; an
+//! engine-level duplicate of a message gets a new envelope id. So messages are keyed on what
+//! identifies the message (the session, `fromMe` and the bare WhatsApp id: `message` and
+//! `message.any` of one message, and engine duplicates, merge), statuses on the id, the ack and
+//! the participant, and everything else on the envelope id.
+
+use super::json::Json;
+
+use super::{fingerprint_without, i64_of, jid_chat, jid_phone, str_of, Body, ParseContext};
+use crate::event::{ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender};
+use crate::identity::{event_id, without_natural_key};
+
+/// Parse a WAHA webhook body.
+pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
+    let v = body.value;
+    let Some(event) = v.get("event").and_then(Json::as_str) else {
+        return Vec::new();
+    };
+    let session = str_of(v, "session").unwrap_or_else(|| "-".to_owned());
+    let p = &v["payload"];
+    match event {
+        "message" | "message.any" | "message.waiting" => message(ctx, body, &session, p, event).into_iter().collect(),
+        "message.reaction" => message(ctx, body, &session, p, event).into_iter().collect(),
+        "message.ack" | "message.ack.group" => vec![ack(ctx, body, &session, p)],
+        "session.status" => vec![session_status(ctx, body, &session, p)],
+        "presence.update" => presences(ctx, body, &session, p),
+        "poll.vote" => vec![poll_vote(ctx, body, &session, p)],
+        _ => vec![notification(ctx, body, &session, event, p)],
+    }
+}
+
+/// The envelope id, repeated on every retry of one delivery (absent before 2025).
+fn envelope_key(ctx: &ParseContext<'_>, body: &Body<'_>) -> String {
+    match str_of(body.value, "id") {
+        Some(id) => format!("envelope:{id}"),
+        None => without_natural_key(ctx, fingerprint_without(body.value, &[])),
+    }
+}
+
+/// A serialised message id `{fromMe}_{chat}_{waId}[_{participant}]` → (chat, bare id); a bare
+/// id is returned as it is.
+fn split_message_id(id: &str) -> (Option<String>, String) {
+    let parts: Vec<&str> = id.split('_').collect();
+    match parts.as_slice() {
+        [from_me, chat, wa, ..] if matches!(*from_me, "true" | "false") && chat.contains('@') => {
+            (Some((*chat).to_owned()), (*wa).to_owned())
+        }
+        _ => (None, id.to_owned()),
+    }
+}
+
+/// A WAHA time: seconds, sometimes fractional (WEBJS reactions).
+fn seconds(v: &Json<'_>, key: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let s = super::f64_of(v, key)?;
+    chrono::DateTime::from_timestamp_millis((s * 1000.0) as i64)
+}
+
+fn content_of(p: &Json<'_>, event: &str) -> Content {
+    if event == "message.reaction" {
+        let mut c = Content::new(ContentKind::Reaction);
+        c.wire_kind = Some("reaction".to_owned());
+        c.text = str_of(&p["reaction"], "text");
+        c.removed = p["reaction"].get("text").and_then(Json::as_str) == Some("");
+        return c;
+    }
+    // The engine's own name for it: WEBJS `_data.type`, GOWS `_data.Info.MediaType`/`Type`.
+    let engine_kind = str_of(&p["_data"], "type")
+        .or_else(|| str_of(&p["_data"]["Info"], "MediaType"))
+        .or_else(|| str_of(&p["_data"]["Info"], "Type"));
+    let media = &p["media"];
+    let mime = str_of(media, "mimetype");
+    let kind = if event == "message.waiting" {
+        ContentKind::Waiting
+    } else if p.get("location").is_some_and(Json::is_object) {
+        ContentKind::Location
+    } else if p.get("vCards").and_then(Json::as_array).is_some_and(|c| !c.is_empty()) {
+        ContentKind::Contact
+    } else if super::bool_of(p, "hasMedia") == Some(true) || mime.is_some() {
+        match (mime.as_deref().unwrap_or_default(), engine_kind.as_deref()) {
+            (_, Some("sticker")) | ("image/webp", _) => ContentKind::Sticker,
+            (m, _) if m.starts_with("image/") => ContentKind::Image,
+            (_, Some("image")) => ContentKind::Image,
+            (m, _) if m.starts_with("video/") => ContentKind::Video,
+            (m, _) if m.starts_with("audio/") => ContentKind::Audio,
+            (_, Some("ptt" | "audio")) => ContentKind::Audio,
+            _ => ContentKind::Document,
+        }
+    } else if engine_kind.as_deref() == Some("call_log") || p["_data"]["message"].get("call").is_some() {
+        ContentKind::Other
+    } else {
+        ContentKind::Text
+    };
+    let mut c = Content::new(kind);
+    c.wire_kind = engine_kind.or_else(|| Some(kind.as_str().to_owned()));
+    match kind {
+        ContentKind::Text => c.text = str_of(p, "body"),
+        ContentKind::Location => {
+            let l = &p["location"];
+            c.latitude = super::f64_of(l, "latitude");
+            c.longitude = super::f64_of(l, "longitude");
+            c.title = str_of(l, "name").or_else(|| str_of(l, "description"));
+            c.text = str_of(l, "address");
+        }
+        ContentKind::Contact => {
+            c.text = p["vCards"]
+                .as_array()
+                .and_then(|v| v.first())
+                .and_then(|x| x.as_str())
+                .map(str::to_owned)
+        }
+        ContentKind::Waiting | ContentKind::Other => {}
+        _ => {
+            c.caption = str_of(p, "body");
+            c.media_url = str_of(media, "url");
+            c.mime_type = mime;
+            c.file_name = str_of(media, "filename");
+        }
+    }
+    c
+}
+
+/// `message` (received), `message.any` (every message, ours too), `message.waiting`,
+/// `message.reaction`.
+fn message(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>, event: &str) -> Option<CloudEvent> {
+    let serialized = str_of(p, "id").unwrap_or_default();
+    let (id_chat, bare) = split_message_id(&serialized);
+    let from_me = super::bool_of(p, "fromMe");
+    // The id's chat part is the chat whatever the engine; `from`/`to` say it otherwise.
+    let chat_jid = id_chat
+        .or_else(|| {
+            if from_me == Some(true) {
+                str_of(p, "to")
+            } else {
+                str_of(p, "from")
+            }
+        })
+        .or_else(|| str_of(p, "from"));
+    let chat = chat_jid.map(|j| jid_chat(&j));
+    let mut data = body.data();
+    data.message_id = (!bare.is_empty()).then(|| bare.clone());
+    data.from_me = from_me;
+    let group = chat.as_ref().is_some_and(|c| c.kind != ChatKind::Direct);
+    data.participant = str_of(p, "participant").filter(|_| group);
+    let author = match (&data.participant, from_me) {
+        (Some(a), _) => Some(a.clone()),
+        (None, Some(true)) => str_of(&body.value["me"], "id"),
+        (None, _) => chat.as_ref().map(|c| c.id.clone()),
+    };
+    data.sender = Some(Sender {
+        phone: author.as_deref().and_then(jid_phone),
+        lid: author.filter(|a| a.ends_with("@lid")),
+        name: str_of(&p["_data"], "notifyName").or_else(|| str_of(&p["_data"]["Info"], "PushName")),
+    });
+    let content = content_of(p, event);
+    data.reply_to = match event {
+        "message.reaction" => str_of(&p["reaction"], "messageId").map(|id| split_message_id(&id).1),
+        _ => str_of(&p["replyTo"], "id").map(|id| split_message_id(&id).1),
+    };
+    let subject = chat.as_ref().map(|c| c.id.clone());
+    data.chat = chat;
+    let key = if bare.is_empty() {
+        envelope_key(ctx, body)
+    } else {
+        format!(
+            "{bare}\u{1f}{}\u{1f}{}\u{1f}{}",
+            if from_me == Some(true) { "from_me" } else { "from_them" },
+            content
+                .wire_kind
+                .as_deref()
+                .filter(|_| content.kind == ContentKind::Reaction)
+                .unwrap_or("message"),
+            content
+                .text
+                .as_deref()
+                .filter(|_| content.kind == ContentKind::Reaction)
+                .unwrap_or_default()
+        )
+    };
+    data.content = Some(content);
+    let time = ctx.event_time(seconds(p, "timestamp"));
+    Some(CloudEvent::new(
+        event_id(
+            ctx.provider,
+            session,
+            EventType::MessageReceived,
+            subject.as_deref(),
+            &[&key],
+        ),
+        ctx.provider,
+        session,
+        EventType::MessageReceived,
+        subject,
+        time,
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    ))
+}
+
+/// WAHA's ack → ours: -1 ERROR, 0 PENDING, 1 SERVER, 2 DEVICE, 3 READ, 4 PLAYED.
+fn map_ack(ack: Option<i64>, name: Option<&str>) -> Option<MessageStatus> {
+    let by_name = |n: &str| match n {
+        "ERROR" => Some(MessageStatus::Failed),
+        "PENDING" => Some(MessageStatus::Pending),
+        "SERVER" => Some(MessageStatus::Sent),
+        "DEVICE" => Some(MessageStatus::Delivered),
+        "READ" => Some(MessageStatus::Read),
+        "PLAYED" => Some(MessageStatus::Played),
+        _ => None,
+    };
+    match ack {
+        Some(-1) => Some(MessageStatus::Failed),
+        Some(0) => Some(MessageStatus::Pending),
+        Some(1) => Some(MessageStatus::Sent),
+        Some(2) => Some(MessageStatus::Delivered),
+        Some(3) => Some(MessageStatus::Read),
+        Some(4) => Some(MessageStatus::Played),
+        _ => name.and_then(by_name),
+    }
+}
+
+/// `message.ack` / `message.ack.group`: a status of one of our messages.
+fn ack(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>) -> CloudEvent {
+    let serialized = str_of(p, "id").unwrap_or_default();
+    let (id_chat, bare) = split_message_id(&serialized);
+    let chat = id_chat
+        .or_else(|| str_of(p, "to"))
+        .or_else(|| str_of(p, "from"))
+        .map(|j| jid_chat(&j));
+    let mut data = body.data();
+    let ack_name = str_of(p, "ackName");
+    data.status = map_ack(i64_of(p, "ack"), ack_name.as_deref());
+    data.message_id = (!bare.is_empty()).then(|| bare.clone());
+    data.from_me = super::bool_of(p, "fromMe");
+    data.participant = str_of(p, "participant").filter(|_| chat.as_ref().is_some_and(|c| c.kind != ChatKind::Direct));
+    let subject = chat.as_ref().map(|c| c.id.clone());
+    data.chat = chat;
+    let key = format!(
+        "{bare}\u{1f}{}\u{1f}{}",
+        data.status.map(MessageStatus::as_str).unwrap_or("-"),
+        data.participant.as_deref().unwrap_or("-")
+    );
+    CloudEvent::new(
+        event_id(
+            ctx.provider,
+            session,
+            EventType::MessageStatus,
+            subject.as_deref(),
+            &[&key],
+        ),
+        ctx.provider,
+        session,
+        EventType::MessageStatus,
+        subject,
+        ctx.received_at,
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    )
+}
+
+/// `session.status`: `WORKING` connected, `FAILED`/`STOPPED` disconnected, the rest a
+/// notification; keyed on the status and when it changed.
+fn session_status(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>) -> CloudEvent {
+    let status = str_of(p, "status").unwrap_or_default();
+    let event_type = match status.as_str() {
+        "WORKING" => EventType::InstanceConnected,
+        "FAILED" | "STOPPED" => EventType::InstanceDisconnected,
+        _ => EventType::Notification,
+    };
+    let changed_at = p
+        .get("statuses")
+        .and_then(Json::as_array)
+        .and_then(|s| s.last())
+        .and_then(|s| i64_of(s, "timestamp"))
+        .or_else(|| i64_of(body.value, "timestamp"));
+    let mut data = body.data();
+    match event_type {
+        EventType::Notification => {
+            data.notification = Some("session.status".to_owned());
+            data.parameters = Some(p.to_value());
+        }
+        EventType::InstanceDisconnected => {
+            data.error = Some(crate::event::EventError {
+                code: None,
+                message: format!("session {status}"),
+            })
+        }
+        _ => {}
+    }
+    let key = match changed_at {
+        Some(t) => format!("{status}\u{1f}{t}"),
+        None => envelope_key(ctx, body),
+    };
+    let time = ctx.event_time(changed_at.and_then(crate::event::from_millis));
+    CloudEvent::new(
+        event_id(ctx.provider, session, event_type, None, &[&key]),
+        ctx.provider,
+        session,
+        event_type,
+        None,
+        time,
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    )
+}
+
+/// `presence.update`: one event per entry of `presences`.
+fn presences(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>) -> Vec<CloudEvent> {
+    let chat = str_of(p, "id").map(|j| jid_chat(&j));
+    let subject = chat.as_ref().map(|c| c.id.clone());
+    let base = envelope_key(ctx, body);
+    p.get("presences")
+        .and_then(Json::as_array)
+        .unwrap_or_default()
+        .iter()
+        .map(|entry| {
+            let mut data = body.data();
+            data.chat = chat.clone();
+            data.presence = str_of(entry, "lastKnownPresence").map(|s| s.to_ascii_lowercase());
+            data.participant = str_of(entry, "participant");
+            let key = format!("{base}\u{1f}{}", data.participant.as_deref().unwrap_or("-"));
+            CloudEvent::new(
+                event_id(
+                    ctx.provider,
+                    session,
+                    EventType::ChatPresence,
+                    subject.as_deref(),
+                    &[&key],
+                ),
+                ctx.provider,
+                session,
+                EventType::ChatPresence,
+                subject.clone(),
+                ctx.received_at,
+                ctx.endpoint,
+                ctx.received_at,
+                data,
+            )
+        })
+        .collect()
+}
+
+/// `poll.vote`: a vote on a poll, as a received `poll_vote`.
+fn poll_vote(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>) -> CloudEvent {
+    let vote = &p["vote"];
+    let (id_chat, bare) = split_message_id(&str_of(vote, "id").unwrap_or_default());
+    let chat = id_chat.or_else(|| str_of(vote, "to")).map(|j| jid_chat(&j));
+    let mut data = body.data();
+    data.message_id = (!bare.is_empty()).then(|| bare.clone());
+    data.from_me = super::bool_of(vote, "fromMe");
+    data.participant = str_of(vote, "participant");
+    data.reply_to = str_of(&p["poll"], "id").map(|id| split_message_id(&id).1);
+    let mut content = Content::new(ContentKind::PollVote);
+    content.wire_kind = Some("poll.vote".to_owned());
+    content.options = vote
+        .get("selectedOptions")
+        .and_then(Json::as_array)
+        .map(|o| o.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    data.content = Some(content);
+    let subject = chat.as_ref().map(|c| c.id.clone());
+    data.chat = chat;
+    let key = if bare.is_empty() {
+        envelope_key(ctx, body)
+    } else {
+        format!("{bare}\u{1f}vote")
+    };
+    CloudEvent::new(
+        event_id(
+            ctx.provider,
+            session,
+            EventType::MessageReceived,
+            subject.as_deref(),
+            &[&key],
+        ),
+        ctx.provider,
+        session,
+        EventType::MessageReceived,
+        subject,
+        ctx.event_time(seconds(vote, "timestamp")),
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    )
+}
+
+/// Every other event (revokes, edits, groups, calls, labels, chats, engine events): a
+/// notification named as WAHA names it, with its payload.
+fn notification(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, event: &str, p: &Json<'_>) -> CloudEvent {
+    let mut data = body.data();
+    data.notification = Some(event.to_owned());
+    data.parameters = Some(p.to_value());
+    let chat_jid = str_of(&p["group"], "id")
+        .or_else(|| str_of(p, "from").filter(|j| j.contains('@')))
+        .or_else(|| str_of(p, "chatId"))
+        .or_else(|| str_of(p, "id").filter(|j| j.contains('@') && !j.contains('_')));
+    data.chat = chat_jid.map(|j| jid_chat(&j));
+    data.reply_to = str_of(p, "revokedMessageId")
+        .or_else(|| str_of(p, "editedMessageId"))
+        .map(|id| split_message_id(&id).1);
+    let subject = data.chat.as_ref().map(|c| c.id.clone());
+    let key = envelope_key(ctx, body);
+    CloudEvent::new(
+        event_id(
+            ctx.provider,
+            session,
+            EventType::Notification,
+            subject.as_deref(),
+            &[&key],
+        ),
+        ctx.provider,
+        session,
+        EventType::Notification,
+        subject,
+        ctx.event_time(seconds(p, "timestamp")),
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialised_ids_give_their_chat_and_bare_id() {
+        assert_eq!(
+            split_message_id("false_120363404882958348@g.us_3EB01C0FDFD037F51A4DEF_24610246492311@lid"),
+            (
+                Some("120363404882958348@g.us".to_owned()),
+                "3EB01C0FDFD037F51A4DEF".to_owned()
+            )
+        );
+        assert_eq!(split_message_id("3EB0ABC"), (None, "3EB0ABC".to_owned()));
+    }
+}
