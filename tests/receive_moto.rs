@@ -566,3 +566,32 @@ async fn every_hub_message_body_signed_in_the_same_second_is_its_own_event() {
     assert!(expected >= 9);
     assert_eq!(stack.event_items().await.len(), expected);
 }
+
+#[tokio::test]
+async fn evolutions_apikey_never_reaches_the_table() {
+    let stack = Stack::start().await;
+    let (token, _) = stack.endpoint(Provider::Evolution, Auth::url_token()).await;
+    let body = std::fs::read_to_string(
+        common::provider_dir(Provider::Evolution).join("messages-upsert-text-with-contextinfo.json"),
+    )
+    .expect("fixture")
+    .replace("\"REDACTED\"", "\"live-instance-token-123\"");
+    assert!(body.contains("live-instance-token-123"));
+    let (status, v) = post(&stack.receiver, Route::Any, &token, &json_headers(), body.as_bytes(), false).await;
+    assert_eq!(status, 200, "{v}");
+    // Not JSON once cut short: quarantined, with the credential masked there too.
+    let cut = &body.as_bytes()[..body.find("live-instance-token-123").expect("apikey") + 10];
+    let (status, _) = post(&stack.receiver, Route::Any, &token, &json_headers(), cut, false).await;
+    assert_eq!(status, 400);
+    let items = stack.items().await;
+    assert_eq!(items.len(), 2);
+    for item in &items {
+        let stored = match item.get("body").or(item.get("raw")).and_then(|b| b.as_b().ok()) {
+            Some(blob) => wahooks::store::decompress(blob.as_ref()).expect("zstd"),
+            None => panic!("an item without a body: {item:?}"),
+        };
+        let text = String::from_utf8_lossy(&stored);
+        assert!(!text.contains("live-instance-token"), "{text}");
+        assert!(text.contains("\"***\""), "the credential is masked, not dropped: {text}");
+    }
+}

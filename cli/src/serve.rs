@@ -135,9 +135,11 @@ pub fn route_of(path: &str) -> Option<Route> {
     if token.is_empty() {
         return None;
     }
+    // A name that is not one of ours (Evolution's `/messages-upsert`…) reaches `any`, as the
+    // template's `/v1/hooks/{token}/{event}` route does.
     let route = match parts.next() {
         None | Some("") => Route::Any,
-        Some(r) => r.parse().ok()?,
+        Some(r) => r.parse().unwrap_or(Route::Any),
     };
     if parts.next().is_some_and(|p| !p.is_empty()) {
         return None;
@@ -485,7 +487,7 @@ mod tests {
         assert_eq!(route_of("/v1/hooks/tok/any"), Some(Route::Any));
         assert_eq!(route_of("/v1/hooks/tok/message-status"), Some(Route::MessageStatus));
         assert_eq!(route_of("/v1/hooks/tok/presence"), Some(Route::Presence));
-        assert_eq!(route_of("/v1/hooks/tok/nope"), None);
+        assert_eq!(route_of("/v1/hooks/tok/messages-upsert"), Some(Route::Any));
         assert_eq!(route_of("/v1/hooks/tok/any/extra"), None);
         assert_eq!(route_of("/v1/hooks/"), None);
         assert_eq!(route_of("/other"), None);
