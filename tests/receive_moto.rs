@@ -577,7 +577,15 @@ async fn evolutions_apikey_never_reaches_the_table() {
     .expect("fixture")
     .replace("\"REDACTED\"", "\"live-instance-token-123\"");
     assert!(body.contains("live-instance-token-123"));
-    let (status, v) = post(&stack.receiver, Route::Any, &token, &json_headers(), body.as_bytes(), false).await;
+    let (status, v) = post(
+        &stack.receiver,
+        Route::Any,
+        &token,
+        &json_headers(),
+        body.as_bytes(),
+        false,
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     // Not JSON once cut short: quarantined, with the credential masked there too.
     let cut = &body.as_bytes()[..body.find("live-instance-token-123").expect("apikey") + 10];
@@ -592,6 +600,9 @@ async fn evolutions_apikey_never_reaches_the_table() {
         };
         let text = String::from_utf8_lossy(&stored);
         assert!(!text.contains("live-instance-token"), "{text}");
-        assert!(text.contains("\"***\""), "the credential is masked, not dropped: {text}");
+        assert!(
+            text.contains("\"***\""),
+            "the credential is masked, not dropped: {text}"
+        );
     }
 }

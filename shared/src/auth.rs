@@ -528,17 +528,18 @@ fn verify_hub_signature(keys: &MacKeys, headers: &HeaderMap, body: &[u8]) -> Res
 
 const WAHA_HMAC: HeaderName = HeaderName::from_static("x-webhook-hmac");
 const WAHA_ALGORITHM: HeaderName = HeaderName::from_static("x-webhook-hmac-algorithm");
+const WAHA_TIMESTAMP: HeaderName = HeaderName::from_static("x-webhook-timestamp");
 
-/// How old WAHA's signed `timestamp` may be. WAHA retries with the same body for as long as its
-/// retry policy says (15 × 2 s by default, about 36 h with `exponential`), so a five-minute
-/// window would refuse its own late retries (and WAHA keeps retrying a 401): a replay of an
-/// authentic body is answered as the duplicate it is anyway.
+/// How old WAHA's `X-Webhook-Timestamp` may be. WAHA retries with the same headers for as long
+/// as its retry policy says (15 × 2 s by default, about 36 h with `exponential`), so a
+/// five-minute window would refuse its own late retries (and WAHA keeps retrying a 401). The
+/// header is not signed, so the window only bounds naive replays; a replayed authentic body is
+/// answered as the duplicate it is anyway.
 pub const WAHA_MAX_AGE_SECS: i64 = 48 * 3600;
 
 /// WAHA: `X-Webhook-Hmac` = hex HMAC-SHA512 of the raw body with the session's key (its UTF-8
-/// text); `X-Webhook-Hmac-Algorithm`, when sent, must be `sha512`. The body's own `timestamp`
-/// (ms, signed with it) must be at most [`WAHA_MAX_AGE_SECS`] old and not over five minutes
-/// ahead; WAHA's `X-Webhook-Timestamp` header is not signed, so it proves nothing.
+/// text); `X-Webhook-Hmac-Algorithm`, when sent, must be `sha512`; `X-Webhook-Timestamp`, when
+/// sent, at most [`WAHA_MAX_AGE_SECS`] old and not over five minutes ahead.
 fn verify_waha(auth: &Auth, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), AuthError> {
     type HmacSha512 = Hmac<sha2::Sha512>;
     let malformed = |header: &HeaderName, reason| AuthError::MalformedHeader {
@@ -566,11 +567,11 @@ fn verify_waha(auth: &Auth, headers: &HeaderMap, body: &[u8], now: i64) -> Resul
     if !matched {
         return Err(AuthError::BadSignature(WAHA_HMAC.as_str().to_owned()));
     }
-    #[derive(serde::Deserialize)]
-    struct Signed {
-        timestamp: Option<i64>,
-    }
-    if let Some(ms) = serde_json::from_slice::<Signed>(body).ok().and_then(|s| s.timestamp) {
+    // WAHA's `X-Webhook-Timestamp` is when the event was made (ms), the same on every retry.
+    if headers.contains_key(&WAHA_TIMESTAMP) {
+        let ms: i64 = one_header(headers, &WAHA_TIMESTAMP)?
+            .parse()
+            .map_err(|_| malformed(&WAHA_TIMESTAMP, "not an integer (ms)"))?;
         let t = ms / 1000;
         if now - t > WAHA_MAX_AGE_SECS {
             return Err(AuthError::TimestampTooOld { age_secs: now - t });
@@ -725,7 +726,7 @@ pub fn sign(auth: &Auth, body: &[u8], now: i64) -> Vec<(String, String)> {
                 ("content-type".into(), "application/json".into()),
                 (WAHA_HMAC.as_str().into(), hex::encode(m.finalize().into_bytes())),
                 (WAHA_ALGORITHM.as_str().into(), "sha512".into()),
-                ("x-webhook-timestamp".into(), (now * 1000).to_string()),
+                (WAHA_TIMESTAMP.as_str().into(), (now * 1000).to_string()),
             ]
         }
         Scheme::EvolutionJwt => {

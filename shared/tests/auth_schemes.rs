@@ -456,10 +456,13 @@ fn waha_hmac_matches_the_published_vectors_and_refuses_forgeries() {
         ]));
         assert!(authenticate(&auth, &sha256, body, now).is_err(), "only sha512");
     }
-    // The signed body's timestamp bounds how late a replay can come (48 h: WAHA's own retries).
+    // Its timestamp header bounds how late a replay can come (48 h: WAHA's own retries).
     let (key, body, mac) = vectors[2];
     let auth = Auth::new(Scheme::WahaHmac, vec![Secret::new(key)], None).expect("auth");
-    let h = headers(&pairs(&[("x-webhook-hmac", mac)]));
+    let h = headers(&pairs(&[
+        ("x-webhook-hmac", mac),
+        ("x-webhook-timestamp", "1768580591344"),
+    ]));
     assert!(authenticate(&auth, &h, body, 1_768_580_591 + 47 * 3600).is_ok());
     assert!(matches!(
         authenticate(&auth, &h, body, 1_768_580_591 + 49 * 3600),
