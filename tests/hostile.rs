@@ -107,6 +107,17 @@ async fn hostile_requests_get_their_documented_status_and_store_nothing() {
     let hub_body = std::fs::read(common::provider_dir(Provider::Hubmessage).join("hubmessage-default-text.json"))
         .expect("fixture");
     let hub_signed = sign(&hub_auth, &hub_body, Utc::now().timestamp());
+    let waha_auth = Auth::new(Scheme::WahaHmac, vec![Secret::new("waha-key")], None).expect("auth");
+    let waha = endpoint(&stack, Provider::Waha, waha_auth.clone()).await;
+    let evolution = endpoint(&stack, Provider::Evolution, Auth::url_token()).await;
+    let waha_body =
+        std::fs::read(common::provider_dir(Provider::Waha).join("message-text-group-webjs.json")).expect("fixture");
+    let waha_signed = sign(&waha_auth, &waha_body, Utc::now().timestamp());
+    let waha_hmac = waha_signed
+        .iter()
+        .find(|(k, _)| k == "x-webhook-hmac")
+        .map(|(_, v)| v.clone())
+        .expect("hmac");
 
     let six_mb = {
         // Incompressible: the item holds the event compressed, so only text that does not
@@ -284,6 +295,52 @@ async fn hostile_requests_get_their_documented_status_and_store_nothing() {
             body: [&hub_body[..], b" "].concat(),
             status: 401,
             stores: false,
+        },
+        Case {
+            name: "a WAHA body with a forged X-Webhook-Hmac",
+            path: url(&waha),
+            headers: vec![("x-webhook-hmac".into(), format!("{}00", &waha_hmac[..126]))],
+            body: waha_body.clone(),
+            status: 401,
+            stores: false,
+        },
+        Case {
+            name: "a WAHA body with X-Webhook-Hmac sent twice",
+            path: url(&waha),
+            headers: vec![
+                ("x-webhook-hmac".into(), waha_hmac.clone()),
+                ("x-webhook-hmac".into(), waha_hmac.clone()),
+            ],
+            body: waha_body.clone(),
+            status: 401,
+            stores: false,
+        },
+        Case {
+            name: "a WAHA body claiming another HMAC algorithm",
+            path: url(&waha),
+            headers: vec![
+                ("x-webhook-hmac".into(), waha_hmac.clone()),
+                ("x-webhook-hmac-algorithm".into(), "md5".into()),
+            ],
+            body: waha_body.clone(),
+            status: 401,
+            stores: false,
+        },
+        Case {
+            name: "a WAHA body signed as WAHA signs it",
+            path: url(&waha),
+            headers: waha_signed.clone(),
+            body: waha_body.clone(),
+            status: 200,
+            stores: true,
+        },
+        Case {
+            name: "an Evolution body that is JSON but no envelope (unknown shape)",
+            path: url(&evolution),
+            headers: json(),
+            body: br#"{"event":42,"data":[1,2,3]}"#.to_vec(),
+            status: 200,
+            stores: true,
         },
     ];
     // Accepted despite looking odd: documented as 200 (the body decides, not the headers).
