@@ -30,7 +30,7 @@ CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
 FUZZ_TARGETS := parse authenticate
 FUZZ_SECONDS ?= 60
 
-.PHONY: help venv test lint infra-check bench build run tail load fuzz deploy destroy clean
+.PHONY: help venv test lint infra-check bench build run tail load fuzz deploy deploy-guided destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -90,16 +90,23 @@ tail: ## print events as they reach the local queues (while `make run` runs)
 	@test -f .wahooks/env || { echo "start the local stack first: make run"; exit 1; }
 	@. .wahooks/env && cargo run -q --locked -p wahooks-cli -- tail $(QUEUES)
 
-deploy: venv ## sam build + sam deploy to STACK in REGION, PARAMS="Name=value …" (guided the first time)
-	cd infra && sam build --beta-features --build-dir .aws-sam/build
-	cd infra && if [ -f samconfig.toml ]; then \
-		sam deploy --template-file .aws-sam/build/template.yaml --stack-name $(STACK) --region $(REGION) $(if $(PARAMS),--parameter-overrides $(PARAMS)); \
-	else \
-		sam deploy --guided --template-file .aws-sam/build/template.yaml --stack-name $(STACK) --region $(REGION) --capabilities CAPABILITY_IAM $(if $(PARAMS),--parameter-overrides $(PARAMS)); \
-	fi
+# `make deploy` needs nobody at the keyboard: no prompts (--no-confirm-changeset), SAM's managed
+# artifact bucket (--resolve-s3) unless S3_BUCKET names one, and infra/samconfig.toml (what
+# `make deploy-guided` writes) read when it exists. PARAMS="Name=value …" overrides parameters.
+DEPLOY_FLAGS = --stack-name $(STACK) --region $(REGION) \
+	--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-confirm-changeset --no-fail-on-empty-changeset \
+	$(if $(S3_BUCKET),--s3-bucket $(S3_BUCKET),--resolve-s3) $(if $(PARAMS),--parameter-overrides $(PARAMS))
 
-destroy: venv ## delete the stack (the two tables are retained: delete them by hand if you mean it)
-	cd infra && sam delete --stack-name $(STACK) --region $(REGION)
+deploy: venv ## sam build + sam deploy to STACK in REGION, unattended (PARAMS="Name=value …", S3_BUCKET=…)
+	cd infra && sam build --template template.yaml
+	cd infra && sam deploy $(DEPLOY_FLAGS) < /dev/null
+
+deploy-guided: venv ## sam build + sam deploy --guided (answers saved in infra/samconfig.toml for make deploy)
+	cd infra && sam build --template template.yaml
+	cd infra && sam deploy --guided --stack-name $(STACK) --region $(REGION) --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND
+
+destroy: venv ## delete the stack, no prompts (the two tables are retained: delete them by hand if you mean it)
+	cd infra && sam delete --stack-name $(STACK) --region $(REGION) --no-prompts
 
 clean: ## remove build outputs and the virtualenvs
 	cargo clean

@@ -363,7 +363,58 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
     }
     assert!(body_routes.contains("/v1/hooks/{token}") || routes.iter().any(|r| r.ends_with("/v1/hooks/{token}")));
 
-    // Alarms: every DLQ, 5xx, throttles, iterator age.
+    // Alarms: every DLQ, 5xx, 4xx floods, quarantines, throttles, iterator age, and the age of
+    // each queue's oldest message; each tells the topic when it fires and when it is OK again.
     let alarms = resources(&stack, "AWS::CloudWatch::Alarm");
-    assert_eq!(alarms.len(), 9, "6 DLQ alarms, 5xx, throttles, iterator age");
+    assert_eq!(
+        alarms.len(),
+        16,
+        "6 DLQ, 5xx, 4xx, quarantine, throttles, iterator age, 5 queue ages"
+    );
+    for (id, a) in &alarms {
+        assert!(a["Properties"]["AlarmActions"].is_array(), "{id}");
+        assert!(a["Properties"]["OKActions"].is_array(), "{id}");
+    }
+    let ages: Vec<_> = alarms
+        .iter()
+        .filter(|(_, a)| a["Properties"]["MetricName"] == "ApproximateAgeOfOldestMessage")
+        .collect();
+    assert_eq!(ages.len(), DEFAULT_QUEUES.len());
+
+    // The topic CloudWatch can publish to: its own KMS key whose policy lets CloudWatch use it
+    // (not alias/aws/sns), and an email subscription when AlarmEmail is set.
+    let topic = &stack["template"]["Resources"]["AlarmTopic"]["Properties"];
+    assert_eq!(topic["KmsMasterKeyId"], serde_json::json!({"Ref": "AlarmKey"}));
+    let key_policy = stack["template"]["Resources"]["AlarmKey"]["Properties"]["KeyPolicy"].to_string();
+    assert!(key_policy.contains("cloudwatch.amazonaws.com"), "{key_policy}");
+    assert_eq!(
+        stack["template"]["Resources"]["AlarmSubscription"]["Properties"]["Protocol"],
+        "email"
+    );
+
+    // Every main queue keeps messages 14 days; both tables are protected from deletion.
+    for (id, q) in resources(&stack, "AWS::SQS::Queue") {
+        assert_eq!(q["Properties"]["MessageRetentionPeriod"], 1_209_600, "{id}");
+    }
+    for (id, t) in resources(&stack, "AWS::DynamoDB::Table") {
+        assert_eq!(t["Properties"]["DeletionProtectionEnabled"], true, "{id}");
+    }
+
+    // The dashboard's body is JSON once CloudFormation substitutes its references.
+    let dashboard = resources(&stack, "AWS::CloudWatch::Dashboard");
+    assert_eq!(dashboard.len(), 1);
+    let body = dashboard[0].1["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .expect("a substituted body");
+    let mut substituted = String::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("${") {
+        substituted.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("closed") + start;
+        substituted.push_str("X");
+        rest = &rest[end + 1..];
+    }
+    substituted.push_str(rest);
+    let parsed: Value = serde_json::from_str(&substituted).expect("the dashboard body is JSON");
+    assert!(parsed["widgets"].as_array().is_some_and(|w| w.len() >= 8));
 }

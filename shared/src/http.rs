@@ -187,6 +187,29 @@ pub fn misrouted_metric(route: Route, event_type: crate::EventType, now_ms: i64)
     .to_string()
 }
 
+/// A CloudWatch Embedded Metric Format line: one count of `metric` (namespace `wahooks`) with
+/// these dimensions. Printed to stdout in Lambda, CloudWatch turns it into a metric without an
+/// API call (the dashboard and alarms of `infra/` read them).
+pub fn emf_count(metric: &str, dimensions: &[(&str, &str)], now_ms: i64) -> String {
+    let mut doc = serde_json::json!({
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "wahooks",
+                "Dimensions": [dimensions.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
+                "Metrics": [{"Name": metric, "Unit": "Count"}],
+            }],
+        },
+    });
+    if let Some(map) = doc.as_object_mut() {
+        for (k, v) in dimensions {
+            map.insert((*k).to_owned(), serde_json::Value::String((*v).to_owned()));
+        }
+        map.insert(metric.to_owned(), serde_json::json!(1));
+    }
+    doc.to_string()
+}
+
 impl Receiver {
     /// A receiver over the given ports with the system clock.
     pub fn new(registry: Arc<dyn EndpointRegistry>, store: Arc<dyn EventStore>) -> Self {
@@ -281,6 +304,14 @@ impl Receiver {
                     .await
                     .map_err(within("the quarantine write"))??;
                 tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, code = decode.code(), "body quarantined");
+                println!(
+                    "{}",
+                    emf_count(
+                        "QuarantinedBodies",
+                        &[("Provider", endpoint.provider.as_str())],
+                        now.timestamp_millis()
+                    )
+                );
                 return Err(Failure::BadRequest(decode));
             }
         };
@@ -327,6 +358,14 @@ impl Receiver {
                     .await
                     .map_err(within("the quarantine write"))??;
                 tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, reason = %why, "unstorable body quarantined");
+                println!(
+                    "{}",
+                    emf_count(
+                        "QuarantinedBodies",
+                        &[("Provider", endpoint.provider.as_str())],
+                        now.timestamp_millis()
+                    )
+                );
                 return Err(Failure::Unstorable(why));
             }
             Err(e) => return Err(e.into()),
@@ -340,6 +379,21 @@ impl Receiver {
                 event_id = %e.id,
                 duplicate = outcome == PutOutcome::Duplicate,
                 "event stored"
+            );
+            let metric = match outcome {
+                PutOutcome::Stored => "EventsStored",
+                PutOutcome::Duplicate => "DuplicateEvents",
+            };
+            println!(
+                "{}",
+                emf_count(
+                    metric,
+                    &[
+                        ("Provider", endpoint.provider.as_str()),
+                        ("Type", e.event_type.as_str())
+                    ],
+                    now.timestamp_millis()
+                )
             );
             match outcome {
                 PutOutcome::Stored => accepted.push(e.id.clone()),
@@ -563,6 +617,13 @@ mod tests {
         );
         assert_eq!(emf["Route"], "presence");
         assert_eq!(emf["MisroutedEvents"], 1);
+        let q: serde_json::Value =
+            serde_json::from_str(&emf_count("QuarantinedBodies", &[("Provider", "zapi")], 7)).expect("json");
+        assert_eq!(q["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0], "Provider");
+        assert_eq!(
+            (q["Provider"].as_str(), q["QuarantinedBodies"].as_i64()),
+            (Some("zapi"), Some(1))
+        );
         assert_eq!(token_from_path("/v1/hooks/abc/"), Some("abc"));
         assert_eq!(token_from_path("/v1/hooks/../hooks/abc/any"), None);
         assert_eq!(token_from_path("/v1/hooks/abc/any/extra"), None);
