@@ -411,7 +411,7 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
     while let Some(start) = rest.find("${") {
         substituted.push_str(&rest[..start]);
         let end = rest[start..].find('}').expect("closed") + start;
-        substituted.push_str("X");
+        substituted.push('X');
         rest = &rest[end + 1..];
     }
     substituted.push_str(rest);
