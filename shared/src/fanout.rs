@@ -609,17 +609,16 @@ impl Fanout {
             if event.data.raw.is_some() && !body.contains("\"raw\":") {
                 stats.slimmed += 1;
                 // Workers read such an event's body from the table: worth a metric.
-                println!(
-                    "{}",
+                crate::http::emit_metric(|| {
                     crate::http::emf_count(
                         "SlimmedMessages",
                         &[
                             ("Provider", event.provider.as_str()),
-                            ("Type", event.event_type.as_str())
+                            ("Type", event.event_type.as_str()),
                         ],
-                        chrono::Utc::now().timestamp_millis()
+                        chrono::Utc::now().timestamp_millis(),
                     )
-                );
+                });
             }
             if let Some(list) = per_queue.get_mut(q) {
                 list.push(Pending {

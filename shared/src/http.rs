@@ -210,6 +210,15 @@ pub fn emf_count(metric: &str, dimensions: &[(&str, &str)], now_ms: i64) -> Stri
     doc.to_string()
 }
 
+/// Print a metric line where CloudWatch reads it: stdout, in Lambda only (the local stack and
+/// the CLI print their own output there).
+pub fn emit_metric(line: impl FnOnce() -> String) {
+    static IN_LAMBDA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *IN_LAMBDA.get_or_init(|| std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()) {
+        println!("{}", line());
+    }
+}
+
 impl Receiver {
     /// A receiver over the given ports with the system clock.
     pub fn new(registry: Arc<dyn EndpointRegistry>, store: Arc<dyn EventStore>) -> Self {
@@ -304,14 +313,13 @@ impl Receiver {
                     .await
                     .map_err(within("the quarantine write"))??;
                 tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, code = decode.code(), "body quarantined");
-                println!(
-                    "{}",
+                emit_metric(|| {
                     emf_count(
                         "QuarantinedBodies",
                         &[("Provider", endpoint.provider.as_str())],
-                        now.timestamp_millis()
+                        now.timestamp_millis(),
                     )
-                );
+                });
                 return Err(Failure::BadRequest(decode));
             }
         };
@@ -325,10 +333,7 @@ impl Receiver {
                 event_id = %e.id,
                 "event arrived on the wrong route"
             );
-            println!(
-                "{}",
-                misrouted_metric(route, e.event_type, (self.clock)().timestamp_millis())
-            );
+            emit_metric(|| misrouted_metric(route, e.event_type, (self.clock)().timestamp_millis()));
         }
         let mut events = events;
         // State events (presence, untimed connection changes) get their id from the store.
@@ -358,14 +363,13 @@ impl Receiver {
                     .await
                     .map_err(within("the quarantine write"))??;
                 tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, reason = %why, "unstorable body quarantined");
-                println!(
-                    "{}",
+                emit_metric(|| {
                     emf_count(
                         "QuarantinedBodies",
                         &[("Provider", endpoint.provider.as_str())],
-                        now.timestamp_millis()
+                        now.timestamp_millis(),
                     )
-                );
+                });
                 return Err(Failure::Unstorable(why));
             }
             Err(e) => return Err(e.into()),
@@ -384,17 +388,16 @@ impl Receiver {
                 PutOutcome::Stored => "EventsStored",
                 PutOutcome::Duplicate => "DuplicateEvents",
             };
-            println!(
-                "{}",
+            emit_metric(|| {
                 emf_count(
                     metric,
                     &[
                         ("Provider", endpoint.provider.as_str()),
-                        ("Type", e.event_type.as_str())
+                        ("Type", e.event_type.as_str()),
                     ],
-                    now.timestamp_millis()
+                    now.timestamp_millis(),
                 )
-            );
+            });
             match outcome {
                 PutOutcome::Stored => accepted.push(e.id.clone()),
                 PutOutcome::Duplicate => duplicates.push(e.id.clone()),
