@@ -84,9 +84,10 @@ struct LocalShard {
     waiting: VecDeque<Waiting>,
     /// Retries of the batch now at the head.
     retries: u32,
-    /// A give-up whose failure record could not be sent yet: the batch's size, kept so the
-    /// record names the same range when it is sent again.
-    giving_up: Option<usize>,
+    /// A give-up whose failure record could not be sent yet: the batch's size and why, kept so
+    /// the record names the same range when it is sent again. Lambda does not invoke the
+    /// function with a batch it gave up on: neither does the driver.
+    giving_up: Option<(usize, &'static str)>,
 }
 
 /// Totals over a driver's life.
@@ -267,7 +268,7 @@ impl StreamDriver {
             .shards
             .iter()
             .enumerate()
-            .filter(|(_, s)| !s.waiting.is_empty())
+            .filter(|(_, s)| !s.waiting.is_empty() && s.giving_up.is_none())
             .map(|(k, s)| {
                 let mut event = StreamEvent::default();
                 event.records = s.waiting.iter().take(batch_size).map(|w| w.record.clone()).collect();
@@ -312,6 +313,12 @@ impl StreamDriver {
                 }
             }
         }
+        // Give-ups whose failure record could not be sent: send it again (same range).
+        for k in 0..self.shards.len() {
+            if self.shards[k].giving_up.is_some() {
+                self.give_up_if_due(k, &arn).await;
+            }
+        }
         Ok(handed)
     }
 
@@ -321,17 +328,17 @@ impl StreamDriver {
         let settings = self.settings;
         let shard = &self.shards[k];
         let Some(oldest) = shard.waiting.front() else { return };
-        let (condition, due) = match (settings.max_retry_attempts, settings.max_record_age) {
-            (Some(max), _) if shard.retries > max => ("RetryAttemptsExhausted", true),
-            (_, Some(age)) if oldest.seen.elapsed() > age => ("RecordAgeExceeded", true),
-            _ => ("", false),
+        let (n, condition) = match shard.giving_up {
+            Some(pending) => pending,
+            None => {
+                let condition = match (settings.max_retry_attempts, settings.max_record_age) {
+                    (Some(max), _) if shard.retries > max => "RetryAttemptsExhausted",
+                    (_, Some(age)) if oldest.seen.elapsed() > age => "RecordAgeExceeded",
+                    _ => return,
+                };
+                (shard.waiting.len().min(settings.batch_size.max(1)), condition)
+            }
         };
-        if !due {
-            return;
-        }
-        let n = shard
-            .giving_up
-            .unwrap_or_else(|| shard.waiting.len().min(settings.batch_size.max(1)));
         let batch: Vec<&Waiting> = shard.waiting.iter().take(n).collect();
         let info = failure_record(arn, condition, shard.retries + 1, &batch);
         match &self.on_failure {
@@ -346,7 +353,7 @@ impl StreamDriver {
                 {
                     // Lambda would retry the destination; so does the next round, for the same batch.
                     tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "on-failure destination unavailable");
-                    self.shards[k].giving_up = Some(n);
+                    self.shards[k].giving_up = Some((n, condition));
                     return;
                 }
             }
@@ -590,8 +597,22 @@ pub async fn recover(sdk: &aws_config::SdkConfig, failures_url: &str, fanout: &F
     // The destination is at least once (Lambda, or our driver, may send a record twice): a
     // range already re-published is only deleted.
     let mut ranges: HashMap<(String, String, String), ()> = HashMap::new();
-    // And two records naming overlapping ranges publish each stream record once.
+    // And two records naming overlapping ranges publish each stream record once. (A record is
+    // its sequence number and its item's keys: moto, unlike DynamoDB, can give two concurrent
+    // writes the same sequence number.)
     let mut published: HashMap<String, ()> = HashMap::new();
+    let record_key = |r: &EventRecord| {
+        let key = |k: &str| match r.change.keys.inner().get(k) {
+            Some(serde_dynamo::AttributeValue::S(s)) => s.clone(),
+            _ => String::new(),
+        };
+        format!(
+            "{}|{}|{}",
+            r.change.sequence_number.as_deref().unwrap_or("-"),
+            key("pk"),
+            key("sk")
+        )
+    };
     loop {
         let got = sqs
             .receive_message()
