@@ -667,18 +667,10 @@ pub async fn recover(sdk: &aws_config::SdkConfig, failures_url: &str, fanout: &F
             };
             let mut pending: Vec<EventRecord> = records
                 .into_iter()
-                .filter(|r| {
-                    r.change
-                        .sequence_number
-                        .as_ref()
-                        .is_none_or(|seq| !published.contains_key(seq))
-                })
+                .filter(|r| !published.contains_key(&record_key(r)))
                 .collect();
             let total = pending.len();
-            let sequences: Vec<String> = pending
-                .iter()
-                .filter_map(|r| r.change.sequence_number.clone())
-                .collect();
+            let keys: Vec<String> = pending.iter().map(record_key).collect();
             for attempt in 0..5 {
                 let mut event = StreamEvent::default();
                 event.records = std::mem::take(&mut pending);
@@ -700,12 +692,9 @@ pub async fn recover(sdk: &aws_config::SdkConfig, failures_url: &str, fanout: &F
                 tokio::time::sleep(Duration::from_millis(300 * (attempt + 1))).await;
             }
             done.records += total - pending.len();
-            let still: std::collections::HashSet<&String> = pending
-                .iter()
-                .filter_map(|r| r.change.sequence_number.as_ref())
-                .collect();
-            for seq in sequences.iter().filter(|s| !still.contains(s)) {
-                published.insert(seq.clone(), ());
+            let still: std::collections::HashSet<String> = pending.iter().map(record_key).collect();
+            for key in keys.into_iter().filter(|k| !still.contains(k)) {
+                published.insert(key, ());
             }
             if pending.is_empty() {
                 ranges.insert(range, ());
