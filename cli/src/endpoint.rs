@@ -19,7 +19,7 @@ pub enum EndpointCommand {
         #[arg(long)]
         provider: Provider,
         /// url-token, bearer, basic, api-key, custom-header, zapi-token, hubmessage-hmac,
-        /// standard-webhooks or hub-signature-256.
+        /// standard-webhooks, hub-signature-256, waha-hmac or evolution-jwt.
         #[arg(long, default_value = "url-token")]
         scheme: String,
         /// The secret; generated and printed once when absent.

@@ -20,7 +20,7 @@ pub struct SendArgs {
     #[arg(long)]
     provider: Provider,
     /// The endpoint's scheme: url-token (nothing to add), bearer, basic, api-key,
-    /// custom-header, zapi-token, hubmessage-hmac, standard-webhooks or hub-signature-256.
+    /// custom-header, zapi-token, hubmessage-hmac, standard-webhooks, hub-signature-256, waha-hmac or evolution-jwt.
     #[arg(long, default_value = "url-token")]
     scheme: String,
     /// The endpoint's secret (required by every scheme but url-token).

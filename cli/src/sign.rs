@@ -11,8 +11,8 @@ use wahooks::endpoint::{Auth, Scheme, Secret};
 /// What both commands need to build the endpoint's auth.
 #[derive(clap::Args)]
 pub struct SchemeArgs {
-    /// bearer, basic, api-key, custom-header, zapi-token, hubmessage-hmac, standard-webhooks or
-    /// hub-signature-256.
+    /// bearer, basic, api-key, custom-header, zapi-token, hubmessage-hmac, standard-webhooks,
+    /// hub-signature-256, waha-hmac or evolution-jwt.
     #[arg(long)]
     scheme: String,
     /// The secret (for basic: `user:password`; standard-webhooks: `whsec_…`).
