@@ -12,7 +12,7 @@ use super::json::Json;
 
 use super::{fingerprint_without, i64_of, jid_chat, jid_phone, str_of, Body, ParseContext};
 use crate::event::{from_epoch_guess, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender};
-use crate::identity::{event_id, without_natural_key};
+use crate::identity::without_natural_key;
 
 /// Parse an Evolution API webhook body.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
@@ -273,17 +273,7 @@ fn message(
         None => data.content = Some(content),
     }
     let time = ctx.event_time(seconds(d, "messageTimestamp").and_then(from_epoch_guess));
-    Some(CloudEvent::new(
-        event_id(ctx.provider, instance, event_type, subject.as_deref(), &[&natural]),
-        ctx.provider,
-        instance,
-        event_type,
-        subject,
-        time,
-        ctx.endpoint,
-        ctx.received_at,
-        data,
-    ))
+    Some(super::event(ctx, instance, event_type, subject, &natural, time, data))
 }
 
 /// `messages.update`: a message's status (ack), keyed on its id, status and participant.
@@ -301,20 +291,12 @@ fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_>)
         Some(id) => format!("{id}\u{1f}{word}\u{1f}{}", data.participant.as_deref().unwrap_or("-")),
         None => without_natural_key(ctx, fingerprint_without(body.value, &["apikey"])),
     };
-    Some(CloudEvent::new(
-        event_id(
-            ctx.provider,
-            instance,
-            EventType::MessageStatus,
-            subject.as_deref(),
-            &[&key],
-        ),
-        ctx.provider,
+    Some(super::event(
+        ctx,
         instance,
         EventType::MessageStatus,
         subject,
-        ctx.received_at,
-        ctx.endpoint,
+        &key,
         ctx.received_at,
         data,
     ))
@@ -329,20 +311,12 @@ fn deleted(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_>
     data.chat = str_of(d, "remoteJid").map(|j| jid_chat(&j));
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = format!("{}\u{1f}DELETED", data.message_id.as_deref().unwrap_or("-"));
-    Some(CloudEvent::new(
-        event_id(
-            ctx.provider,
-            instance,
-            EventType::MessageStatus,
-            subject.as_deref(),
-            &[&key],
-        ),
-        ctx.provider,
+    Some(super::event(
+        ctx,
         instance,
         EventType::MessageStatus,
         subject,
-        ctx.received_at,
-        ctx.endpoint,
+        &key,
         ctx.received_at,
         data,
     ))
@@ -369,14 +343,12 @@ fn connection(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<
         });
     }
     let key = without_natural_key(ctx, fingerprint_without(body.value, &["apikey"]));
-    Some(CloudEvent::new(
-        event_id(ctx.provider, instance, event_type, None, &[&key]),
-        ctx.provider,
+    Some(super::event(
+        ctx,
         instance,
         event_type,
         None,
-        ctx.received_at,
-        ctx.endpoint,
+        &key,
         ctx.received_at,
         data,
     ))
@@ -396,20 +368,12 @@ fn presence(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_
     data.participant = who.filter(|_| chat.as_ref().is_some_and(|c| c.kind == ChatKind::Group));
     data.chat = chat;
     let key = without_natural_key(ctx, fingerprint_without(body.value, &["apikey"]));
-    Some(CloudEvent::new(
-        event_id(
-            ctx.provider,
-            instance,
-            EventType::ChatPresence,
-            subject.as_deref(),
-            &[&key],
-        ),
-        ctx.provider,
+    Some(super::event(
+        ctx,
         instance,
         EventType::ChatPresence,
         subject,
-        ctx.received_at,
-        ctx.endpoint,
+        &key,
         ctx.received_at,
         data,
     ))
@@ -443,20 +407,12 @@ fn notification(
         ctx,
         format!("{index}\u{1f}{}", fingerprint_without(body.value, &["apikey"])),
     );
-    Some(CloudEvent::new(
-        event_id(
-            ctx.provider,
-            instance,
-            EventType::Notification,
-            subject.as_deref(),
-            &[&key],
-        ),
-        ctx.provider,
+    Some(super::event(
+        ctx,
         instance,
         EventType::Notification,
         subject,
-        ctx.received_at,
-        ctx.endpoint,
+        &key,
         ctx.received_at,
         data,
     ))

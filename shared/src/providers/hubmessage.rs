@@ -7,7 +7,7 @@ use super::{fingerprint_without, i64_of, str_of, zapi, Body, ParseContext};
 use crate::event::{
     from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route, Sender,
 };
-use crate::identity::{event_id, without_natural_key};
+use crate::identity::without_natural_key;
 
 /// Parse a Hub Message body in whichever of its formats it arrived.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
@@ -39,14 +39,12 @@ fn templates(ctx: &ParseContext<'_>, body: &Body<'_>, items: &[Json<'_>]) -> Vec
             let key = str_of(item, "identifier").unwrap_or_else(|| {
                 without_natural_key(ctx, format!("{index}\u{1f}{}", fingerprint_without(item, &[])))
             });
-            CloudEvent::new(
-                event_id(ctx.provider, &instance, EventType::TemplateUpdated, None, &[&key]),
-                ctx.provider,
+            super::event(
+                ctx,
                 &instance,
                 EventType::TemplateUpdated,
                 None,
-                ctx.received_at,
-                ctx.endpoint,
+                &key,
                 ctx.received_at,
                 data,
             )
@@ -148,17 +146,7 @@ fn channel_message(ctx: &ParseContext<'_>, body: &Body<'_>, m: &Json<'_>) -> Clo
             .or_else(|| i64_of(m, "created"))
             .and_then(from_epoch_guess),
     );
-    CloudEvent::new(
-        event_id(ctx.provider, &instance, event_type, subject.as_deref(), &[&key]),
-        ctx.provider,
-        &instance,
-        event_type,
-        subject,
-        time,
-        ctx.endpoint,
-        ctx.received_at,
-        data,
-    )
+    super::event(ctx, &instance, event_type, subject, &key, time, data)
 }
 
 /// The message's first content or attachment.

@@ -7,7 +7,7 @@ use super::{f64_of, i64_of, str_of, Body, ParseContext};
 use crate::event::{
     from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventError, EventType, MessageStatus, Sender,
 };
-use crate::identity::{event_id, without_natural_key};
+use crate::identity::without_natural_key;
 
 /// Parse a Cloud API webhook body.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
@@ -86,21 +86,13 @@ fn message(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, value: &Json
         None => without_natural_key(ctx, format!("{natural}\u{1f}{}", super::fingerprint_without(m, &[]))),
     };
     data.content = Some(content);
-    CloudEvent::new(
-        event_id(
-            ctx.provider,
-            instance,
-            EventType::MessageReceived,
-            subject.as_deref(),
-            &[&key],
-        ),
-        ctx.provider,
+    super::event(
+        ctx,
         instance,
         EventType::MessageReceived,
         subject,
+        &key,
         time_of(ctx, m),
-        ctx.endpoint,
-        ctx.received_at,
         data,
     )
 }
@@ -212,21 +204,13 @@ fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, s: &Json<'_>)
         Some(id) => format!("{id}\u{1f}{natural}"),
         None => without_natural_key(ctx, format!("{natural}\u{1f}{}", super::fingerprint_without(s, &[]))),
     };
-    CloudEvent::new(
-        event_id(
-            ctx.provider,
-            instance,
-            EventType::MessageStatus,
-            subject.as_deref(),
-            &[&key],
-        ),
-        ctx.provider,
+    super::event(
+        ctx,
         instance,
         EventType::MessageStatus,
         subject,
+        &key,
         time_of(ctx, s),
-        ctx.endpoint,
-        ctx.received_at,
         data,
     )
 }
@@ -243,14 +227,12 @@ fn template(
     data.notification = Some(field.to_owned());
     data.parameters = Some(value.to_value());
     let key = format!("{}\u{1f}{index}", super::fingerprint_without(value, &[]));
-    CloudEvent::new(
-        event_id(ctx.provider, instance, EventType::TemplateUpdated, None, &[&key]),
-        ctx.provider,
+    super::event(
+        ctx,
         instance,
         EventType::TemplateUpdated,
         None,
-        ctx.received_at,
-        ctx.endpoint,
+        &key,
         ctx.received_at,
         data,
     )

@@ -306,17 +306,40 @@ fn strip_whitespace(body: &[u8]) -> Vec<u8> {
     }
 }
 
+/// An event of `event_type` in chat `subject` (`None`: the instance itself) whose natural key is
+/// `key`: the one way adapters build events, so the id is always hashed over the same instance,
+/// type and chat the event carries (see [`crate::identity`]).
+pub(crate) fn event(
+    ctx: &ParseContext<'_>,
+    instance: &str,
+    event_type: EventType,
+    subject: Option<String>,
+    key: &str,
+    time: DateTime<Utc>,
+    data: EventData,
+) -> CloudEvent {
+    CloudEvent::new(
+        event_id(ctx.provider, instance, event_type, subject.as_deref(), &[key]),
+        ctx.provider,
+        instance,
+        event_type,
+        subject,
+        time,
+        ctx.endpoint,
+        ctx.received_at,
+        data,
+    )
+}
+
 /// The catch-all: valid JSON we can't classify, stored and published as `whatsapp.unknown`.
 pub(crate) fn unknown(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEvent {
     let key = without_natural_key(ctx, sha256_hex(body.bytes));
-    CloudEvent::new(
-        event_id(ctx.provider, instance, EventType::Unknown, None, &[&key]),
-        ctx.provider,
+    event(
+        ctx,
         instance,
         EventType::Unknown,
         None,
-        ctx.received_at,
-        ctx.endpoint,
+        &key,
         ctx.received_at,
         body.data(),
     )

@@ -12,7 +12,7 @@ use super::json::Json;
 
 use super::{fingerprint_without, i64_of, jid_chat, jid_phone, str_of, Body, ParseContext};
 use crate::event::{ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender};
-use crate::identity::{event_id, without_natural_key};
+use crate::identity::without_natural_key;
 
 /// Parse a WAHA webhook body.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
@@ -182,21 +182,13 @@ fn message(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>,
     };
     data.content = Some(content);
     let time = ctx.event_time(seconds(p, "timestamp"));
-    Some(CloudEvent::new(
-        event_id(
-            ctx.provider,
-            session,
-            EventType::MessageReceived,
-            subject.as_deref(),
-            &[&key],
-        ),
-        ctx.provider,
+    Some(super::event(
+        ctx,
         session,
         EventType::MessageReceived,
         subject,
+        &key,
         time,
-        ctx.endpoint,
-        ctx.received_at,
         data,
     ))
 }
@@ -244,20 +236,12 @@ fn ack(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>) -> 
         data.status.map(MessageStatus::as_str).unwrap_or("-"),
         data.participant.as_deref().unwrap_or("-")
     );
-    CloudEvent::new(
-        event_id(
-            ctx.provider,
-            session,
-            EventType::MessageStatus,
-            subject.as_deref(),
-            &[&key],
-        ),
-        ctx.provider,
+    super::event(
+        ctx,
         session,
         EventType::MessageStatus,
         subject,
-        ctx.received_at,
-        ctx.endpoint,
+        &key,
         ctx.received_at,
         data,
     )
@@ -297,17 +281,7 @@ fn session_status(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Js
         None => envelope_key(ctx, body),
     };
     let time = ctx.event_time(changed_at.and_then(crate::event::from_millis));
-    CloudEvent::new(
-        event_id(ctx.provider, session, event_type, None, &[&key]),
-        ctx.provider,
-        session,
-        event_type,
-        None,
-        time,
-        ctx.endpoint,
-        ctx.received_at,
-        data,
-    )
+    super::event(ctx, session, event_type, None, &key, time, data)
 }
 
 /// `presence.update`: one event per entry of `presences`.
@@ -325,20 +299,12 @@ fn presences(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_
             data.presence = str_of(entry, "lastKnownPresence").map(|s| s.to_ascii_lowercase());
             data.participant = str_of(entry, "participant");
             let key = format!("{base}\u{1f}{}", data.participant.as_deref().unwrap_or("-"));
-            CloudEvent::new(
-                event_id(
-                    ctx.provider,
-                    session,
-                    EventType::ChatPresence,
-                    subject.as_deref(),
-                    &[&key],
-                ),
-                ctx.provider,
+            super::event(
+                ctx,
                 session,
                 EventType::ChatPresence,
                 subject.clone(),
-                ctx.received_at,
-                ctx.endpoint,
+                &key,
                 ctx.received_at,
                 data,
             )
@@ -371,21 +337,13 @@ fn poll_vote(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_
     } else {
         format!("{bare}\u{1f}vote")
     };
-    CloudEvent::new(
-        event_id(
-            ctx.provider,
-            session,
-            EventType::MessageReceived,
-            subject.as_deref(),
-            &[&key],
-        ),
-        ctx.provider,
+    super::event(
+        ctx,
         session,
         EventType::MessageReceived,
         subject,
+        &key,
         ctx.event_time(seconds(vote, "timestamp")),
-        ctx.endpoint,
-        ctx.received_at,
         data,
     )
 }
@@ -406,21 +364,13 @@ fn notification(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, event: &
         .map(|id| split_message_id(&id).1);
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = envelope_key(ctx, body);
-    CloudEvent::new(
-        event_id(
-            ctx.provider,
-            session,
-            EventType::Notification,
-            subject.as_deref(),
-            &[&key],
-        ),
-        ctx.provider,
+    super::event(
+        ctx,
         session,
         EventType::Notification,
         subject,
+        &key,
         ctx.event_time(seconds(p, "timestamp")),
-        ctx.endpoint,
-        ctx.received_at,
         data,
     )
 }

@@ -5,7 +5,7 @@ use super::json::Json;
 
 use super::{fingerprint_without, str_of, Body, ParseContext};
 use crate::event::{Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route, Sender};
-use crate::identity::{event_id, without_natural_key};
+use crate::identity::without_natural_key;
 
 /// Parse a WhatsApp Web API body.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
@@ -70,17 +70,7 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
         (None, Some(state)) => without_natural_key(ctx, format!("{state}\u{1f}state")),
         (None, None) => without_natural_key(ctx, fingerprint_without(v, &[])),
     };
-    let event = CloudEvent::new(
-        event_id(ctx.provider, &instance, event_type, subject.as_deref(), &[&key]),
-        ctx.provider,
-        &instance,
-        event_type,
-        subject,
-        ctx.received_at,
-        ctx.endpoint,
-        ctx.received_at,
-        data,
-    );
+    let event = super::event(ctx, &instance, event_type, subject, &key, ctx.received_at, data);
     vec![match (&event.data.message_id, connection) {
         (None, Some(state)) => event.with_state("connection", state),
         _ => event,

@@ -7,7 +7,7 @@ use super::{bool_of, f64_of, fingerprint_without, i64_of, minute_bucket, str_of,
 use crate::event::{
     from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventError, EventType, MessageStatus, Sender,
 };
-use crate::identity::{event_id, without_natural_key};
+use crate::identity::without_natural_key;
 
 /// Whether a JSON object looks like a Z-API callback (`type: "…Callback"`).
 pub(crate) fn is_zapi_shape(v: &Json<'_>) -> bool {
@@ -124,17 +124,7 @@ fn received(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
         ),
     };
     let t = time_of(ctx, v);
-    CloudEvent::new(
-        event_id(ctx.provider, instance, event_type, subject.as_deref(), &[&key]),
-        ctx.provider,
-        instance,
-        event_type,
-        subject,
-        t,
-        ctx.endpoint,
-        ctx.received_at,
-        data,
-    )
+    super::event(ctx, instance, event_type, subject, &key, t, data)
 }
 
 /// Who sent a ReceivedCallback message.
@@ -373,23 +363,7 @@ fn statuses(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> Vec<Clou
                 Some(id) => [id.as_str(), &word, participant.as_deref().unwrap_or("-")].join("\u{1f}"),
                 None => without_natural_key(ctx, fingerprint_without(v, &["momment"])),
             };
-            CloudEvent::new(
-                event_id(
-                    ctx.provider,
-                    instance,
-                    EventType::MessageStatus,
-                    subject.as_deref(),
-                    &[&key],
-                ),
-                ctx.provider,
-                instance,
-                EventType::MessageStatus,
-                subject.clone(),
-                t,
-                ctx.endpoint,
-                ctx.received_at,
-                data,
-            )
+            super::event(ctx, instance, EventType::MessageStatus, subject.clone(), &key, t, data)
         })
         .collect()
 }
@@ -416,21 +390,13 @@ fn delivery(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
         .unwrap_or_else(|| without_natural_key(ctx, fingerprint_without(v, &["momment"])));
     let key = format!("{id}\u{1f}{}", if failed { "failed" } else { "ok" });
     let subject = data.chat.as_ref().map(|c| c.id.clone());
-    CloudEvent::new(
-        event_id(
-            ctx.provider,
-            instance,
-            EventType::MessageSent,
-            subject.as_deref(),
-            &[&key],
-        ),
-        ctx.provider,
+    super::event(
+        ctx,
         instance,
         EventType::MessageSent,
         subject,
+        &key,
         time_of(ctx, v),
-        ctx.endpoint,
-        ctx.received_at,
         data,
     )
 }
@@ -449,20 +415,12 @@ fn presence(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
         // No time: the id is fixed when stored, from the chat's presence changes (a state event).
         None => without_natural_key(ctx, format!("{presence}\u{1f}state")),
     };
-    let event = CloudEvent::new(
-        event_id(
-            ctx.provider,
-            instance,
-            EventType::ChatPresence,
-            subject.as_deref(),
-            &[&key],
-        ),
-        ctx.provider,
+    let event = super::event(
+        ctx,
         instance,
         EventType::ChatPresence,
         subject,
-        ctx.received_at,
-        ctx.endpoint,
+        &key,
         ctx.received_at,
         data,
     );
@@ -500,17 +458,7 @@ fn instance_event(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, kind:
             format!("{}\u{1f}{}", fingerprint_without(v, &[]), minute_bucket(ctx)),
         ),
     };
-    let event = CloudEvent::new(
-        event_id(ctx.provider, instance, event_type, None, &[&key]),
-        ctx.provider,
-        instance,
-        event_type,
-        None,
-        time_of(ctx, v),
-        ctx.endpoint,
-        ctx.received_at,
-        data,
-    );
+    let event = super::event(ctx, instance, event_type, None, &key, time_of(ctx, v), data);
     match (momment, connection) {
         (None, Some(state)) => event.with_state("connection", state),
         _ => event,
