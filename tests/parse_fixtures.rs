@@ -273,36 +273,306 @@ fn every_wwa_fixture_parses_by_shape() {
     }
 }
 
-#[test]
-fn every_meta_fixture_yields_one_event_per_message_or_status() {
-    for (name, bytes) in common::payloads(Provider::Meta) {
-        let body: Value = serde_json::from_slice(&bytes).expect("json");
-        let events = parse_fixture(Provider::Meta, &bytes);
-        let mut want = Vec::new();
-        for entry in body["entry"].as_array().expect("entry") {
-            for change in entry["changes"].as_array().expect("changes") {
-                for m in change["value"]["messages"].as_array().into_iter().flatten() {
-                    want.push((EventType::MessageReceived, m["id"].as_str()));
+/// What a Meta body must become, read from the body by the rules Meta documents (one event per
+/// message, echo, status, call, group or user item; one per other change), as
+/// (type, notification name, message id).
+fn meta_expected(body: &Value) -> Vec<(EventType, Option<String>, Option<String>)> {
+    const TEMPLATES: [&str; 4] = [
+        "message_template_status_update",
+        "message_template_quality_update",
+        "message_template_components_update",
+        "template_category_update",
+    ];
+    let s = |v: &Value| v.as_str().map(str::to_owned);
+    let mut want = Vec::new();
+    for entry in body["entry"].as_array().expect("entry") {
+        for change in entry["changes"].as_array().expect("changes") {
+            let field = change["field"].as_str().unwrap_or("messages");
+            let v = &change["value"];
+            let list = |k: &str| v[k].as_array().cloned().unwrap_or_default();
+            let before = want.len();
+            if field == "messages" || field.ends_with("message_echoes") {
+                for (m, sent) in list("messages")
+                    .iter()
+                    .map(|m| (m, false))
+                    .chain(list("message_echoes").iter().map(|m| (m, true)))
+                {
+                    want.push(match m["type"].as_str() {
+                        Some("revoke") => (EventType::Notification, Some("REVOKE".to_owned()), s(&m["id"])),
+                        Some("system") => (EventType::Notification, s(&m["system"]["type"]), s(&m["id"])),
+                        _ if sent => (EventType::MessageSent, None, s(&m["id"])),
+                        _ => (EventType::MessageReceived, None, s(&m["id"])),
+                    });
                 }
-                for s in change["value"]["statuses"].as_array().into_iter().flatten() {
-                    want.push((EventType::MessageStatus, s["id"].as_str()));
+                for st in list("statuses") {
+                    want.push(if st["type"] == "call" {
+                        (EventType::Notification, Some("calls".to_owned()), s(&st["id"]))
+                    } else {
+                        (EventType::MessageStatus, None, s(&st["id"]))
+                    });
+                }
+                if want.len() > before {
+                    continue;
                 }
             }
-        }
-        let got: Vec<_> = events
-            .iter()
-            .map(|e| (e.event_type, e.data.message_id.as_deref()))
-            .collect();
-        assert_eq!(got, want, "{name}");
-        for e in &events {
-            assert_envelope(&name, Provider::Meta, &bytes, e);
-            assert_eq!(
-                e.data.content.as_ref().map(|c| c.kind),
-                Some(ContentKind::Text),
-                "{name}"
-            );
+            if TEMPLATES.contains(&field) {
+                want.push((EventType::TemplateUpdated, Some(field.to_owned()), None));
+                continue;
+            }
+            let name = if v.get("errors").is_some() && field == "messages" {
+                "errors"
+            } else {
+                field
+            };
+            for k in ["user_preferences", "calls", "statuses", "groups"] {
+                for item in list(k) {
+                    want.push((EventType::Notification, Some(name.to_owned()), s(&item["id"])));
+                }
+            }
+            if want.len() == before {
+                want.push((EventType::Notification, Some(name.to_owned()), None));
+            }
         }
     }
+    want
+}
+
+#[test]
+fn every_meta_fixture_yields_the_documented_events() {
+    let fixtures = common::payloads(Provider::Meta);
+    assert!(fixtures.len() >= 40, "at least 40 Meta bodies ({})", fixtures.len());
+    for (name, bytes) in fixtures {
+        let body: Value = serde_json::from_slice(&bytes).expect("json");
+        let events = parse_fixture(Provider::Meta, &bytes);
+        let got: Vec<_> = events
+            .iter()
+            .map(|e| {
+                let id = e.data.message_id.clone();
+                // Only message and call ids are kept as message ids.
+                let id = id.or_else(|| {
+                    e.data
+                        .parameters
+                        .as_ref()
+                        .and_then(|p| p["id"].as_str())
+                        .map(str::to_owned)
+                });
+                (e.event_type, e.data.notification.clone(), id)
+            })
+            .collect();
+        assert_eq!(got, meta_expected(&body), "{name}");
+        for e in &events {
+            assert_envelope(&name, Provider::Meta, &bytes, e);
+            match e.event_type {
+                EventType::Notification | EventType::TemplateUpdated => {
+                    assert!(e.data.parameters.is_some(), "{name}: a notification keeps its value")
+                }
+                _ => assert!(e.data.chat.is_some(), "{name}: every message has a chat"),
+            }
+        }
+    }
+}
+
+/// Meta's fields, one by one: what a worker reads from each kind of body.
+#[test]
+fn meta_messages_keep_their_content() {
+    let one = |file: &str| {
+        let bytes = std::fs::read(common::provider_dir(Provider::Meta).join(file)).expect("fixture");
+        let mut events = parse_fixture(Provider::Meta, &bytes);
+        assert_eq!(events.len(), 1, "{file}");
+        events.remove(0)
+    };
+    let content = |e: &CloudEvent| e.data.content.clone().expect("content");
+
+    // Groups: the group is the chat, the sender its participant.
+    let g = one("meta-docs-group-text.json");
+    let chat = g.data.chat.as_ref().expect("chat");
+    assert_eq!(
+        (chat.kind, chat.id.as_str()),
+        (
+            ChatKind::Group,
+            "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD"
+        )
+    );
+    assert_eq!(g.subject.as_deref(), Some(chat.id.as_str()));
+    assert_eq!(g.data.participant.as_deref(), Some("16505551234"));
+    assert_eq!(
+        g.data.sender.as_ref().and_then(|s| s.name.as_deref()),
+        Some("Sheena Nelson")
+    );
+    assert_eq!(g.time, "2025-02-12T00:43:44.000Z");
+
+    // A user known only by a business-scoped id: that id is the chat and the sender.
+    let b = one("meta-docs-bsuid-text-without-phone.json");
+    assert_eq!(b.subject.as_deref(), Some("US.13491208655302741918"));
+    let sender = b.data.sender.as_ref().expect("sender");
+    assert_eq!(
+        (sender.phone.as_deref(), sender.user_id.as_deref()),
+        (None, Some("US.13491208655302741918"))
+    );
+    assert_eq!(sender.username.as_deref(), Some("@sheena"));
+
+    // Echoes: sent by the business, in the user's chat.
+    let echo = one("meta-docs-smb-message-echoes-text.json");
+    assert_eq!(echo.event_type, EventType::MessageSent);
+    assert_eq!(echo.data.from_me, Some(true));
+    assert_eq!(echo.subject.as_deref(), Some("+16505551234"));
+    assert_eq!(
+        content(&echo).text.as_deref(),
+        Some("Here's the info you requested! https://www.meta.com/quest/quest-3/")
+    );
+    let edit = one("pywa-outgoing-message-edit.json");
+    assert_eq!(
+        (edit.event_type, edit.data.reply_to.as_deref()),
+        (EventType::MessageSent, Some("wamid.zzzzzz"))
+    );
+    assert_eq!(content(&edit).text.as_deref(), Some("Text was edited"));
+    assert_eq!(content(&edit).wire_kind.as_deref(), Some("edit"));
+    let revoke = one("pywa-outgoing-message-delete.json");
+    assert_eq!(revoke.data.reply_to.as_deref(), Some("wamid.zzzzzz"));
+
+    // Flow replies: the answers parsed, the flow's name and token.
+    let flow = content(&one("pywa-flow-completion-completion.json"));
+    assert_eq!(flow.kind, ContentKind::Interactive);
+    assert_eq!(flow.title.as_deref(), Some("flow"));
+    assert_eq!(flow.selected_id.as_deref(), Some("AQAAAAACS5FpgQ_cAAAAAD0QI3s."));
+    assert_eq!(flow.response.as_ref().expect("response")["delivery_rating"], "4");
+
+    // Orders: every item and the total.
+    let order = content(&one("pywa-message-order.json")).order.expect("order");
+    assert_eq!(order.catalog_id.as_deref(), Some("354160437058781"));
+    assert_eq!(order.items.len(), 3);
+    assert_eq!(order.items[0].product_id.as_deref(), Some("HAMBURGER"));
+    assert_eq!(
+        (order.total, order.currency.as_deref()),
+        (Some(3.0 * 30.0 + 2.0 * 35.0 + 2.0 * 10.0), Some("ILS"))
+    );
+
+    // Click-to-WhatsApp ads, forwards, reactions, contacts, locations, media.
+    let referral = content(&one("pywa-message-referral.json")).referral.expect("referral");
+    assert_eq!(
+        (referral.click_id.as_deref(), referral.source_id.as_deref()),
+        (Some("CTWA_CLID"), Some("ADID"))
+    );
+    assert!(content(&one("pywa-message-forwarded.json")).forwarded);
+    assert!(content(&one("pywa-message-forwarded-many-times.json")).frequently_forwarded);
+    for file in [
+        "pywa-message-unreaction-empty.json",
+        "pywa-message-unreaction-no-emoji.json",
+    ] {
+        let e = one(file);
+        assert!(content(&e).removed, "{file}");
+        assert!(e.data.reply_to.is_some(), "{file}: names the message reacted to");
+    }
+    assert!(!content(&one("pywa-message-reaction.json")).removed);
+    let cards = content(&one("pywa-message-contacts.json")).contacts;
+    assert_eq!(cards.len(), 3);
+    assert_eq!(cards[0].name.as_deref(), Some("Chandler Bing"));
+    assert_eq!(cards[0].phones, ["+1 555-555-5555"]);
+    let place = content(&one("pywa-message-chosen-location.json"));
+    assert_eq!(
+        (place.latitude, place.title.as_deref()),
+        (Some(37.4611978), Some("Facebook HQ"))
+    );
+    let image = content(&one("pywa-message-media-with-url.json"));
+    assert_eq!(
+        (image.media_id.as_deref(), image.sha256.as_deref()),
+        (Some("65463453"), Some("4654+8g="))
+    );
+    assert!(image
+        .media_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://lookaside.fbsbx.com/")));
+    let plain = content(&one("pywa-message-image.json"));
+    assert!(
+        plain.media_id.is_some() && plain.media_url.is_none(),
+        "a media id is not a URL"
+    );
+
+    // Unsupported messages keep Meta's reason; system messages become notifications.
+    let unsupported = one("meta-docs-unsupported-poll-update.json");
+    assert_eq!(content(&unsupported).wire_kind.as_deref(), Some("unsupported"));
+    assert_eq!(
+        unsupported.data.error.as_ref().and_then(|e| e.code.as_deref()),
+        Some("131051")
+    );
+    let system = one("meta-docs-system-user-changed-number.json");
+    assert_eq!(system.data.notification.as_deref(), Some("user_changed_number"));
+    assert_eq!(
+        system.data.parameters.as_ref().expect("parameters")["wa_id"],
+        "12195555358"
+    );
+    let identity = one("pywa-system-identity-change.json");
+    assert_eq!(
+        identity.data.parameters.as_ref().expect("parameters")["identity"]["hash"],
+        "xyzxyz"
+    );
+
+    // Statuses keep pricing, conversation and the callback data.
+    let tracked = one("pywa-message-status-with-tracker.json");
+    let extras = tracked.data.parameters.as_ref().expect("parameters");
+    assert_eq!(extras["biz_opaque_callback_data"], "some data");
+    assert_eq!(extras["pricing"]["category"], "service");
+    assert_eq!(extras["conversation"]["origin"]["type"], "service");
+    let group_read = one("pywa-message-status-group.json");
+    assert_eq!(group_read.data.chat.as_ref().map(|c| c.kind), Some(ChatKind::Group));
+
+    // Every other field: a notification, errors in data.error, the entry's time as its clock.
+    let errors = one("meta-docs-errors-rate-limit.json");
+    assert_eq!(errors.data.notification.as_deref(), Some("errors"));
+    let error = errors.data.error.as_ref().expect("error");
+    assert_eq!(error.code.as_deref(), Some("130429"));
+    assert!(
+        error.message.starts_with("Rate limit hit: Message failed to send"),
+        "{}",
+        error.message
+    );
+    let quality = one("meta-docs-phone-number-quality-update.json");
+    assert_eq!(
+        quality.data.parameters.as_ref().expect("parameters")["event"],
+        "FLAGGED"
+    );
+    assert_eq!(quality.time, "2024-11-14T20:57:11.000Z", "entry[].time");
+    let prefs = one("pywa-user-marketing-preferences-resume.json");
+    assert_eq!(prefs.subject.as_deref(), Some("16505551234"), "in the user's chat");
+    let call = one("pywa-call-connect-business-initiated.json");
+    assert_eq!(
+        call.data.message_id.as_deref().map(|id| id.starts_with("wacid.")),
+        Some(true)
+    );
+}
+
+#[test]
+fn meta_timestamps_as_strings_numbers_or_placeholders() {
+    let at = |ts: &str| {
+        let body = format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"P"}},"messages":[{{"from":"1555","id":"wamid.A","timestamp":{ts},"type":"text","text":{{"body":"hi"}}}}]}}}}]}}]}}"#
+        );
+        let ctx = ParseContext::new(
+            Provider::Meta,
+            "ep",
+            DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+                .expect("t")
+                .to_utc(),
+        );
+        parse(&ctx, body.as_bytes()).expect("json").remove(0).time
+    };
+    assert_eq!(at(r#""1749416383""#), "2025-06-08T20:59:43.000Z");
+    assert_eq!(at("1749416383"), "2025-06-08T20:59:43.000Z");
+    assert_eq!(
+        at(r#""<WEBHOOK_TRIGGER_TIMESTAMP>""#),
+        "2026-01-01T00:00:00.000Z",
+        "a placeholder: the receipt time"
+    );
+    assert_eq!(at("null"), "2026-01-01T00:00:00.000Z");
+}
+
+#[test]
+fn an_undocumented_meta_field_is_unknown_but_keeps_its_value() {
+    let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"W","time":1731617831,"changes":[{"field":"some_future_field","value":{"x":1}}]}]}"#;
+    let e = parse_fixture(Provider::Meta, body).remove(0);
+    assert_eq!(e.event_type, EventType::Unknown);
+    assert_eq!(e.data.notification.as_deref(), Some("some_future_field"));
+    assert_eq!(e.data.parameters, Some(serde_json::json!({"x": 1})));
 }
 
 #[test]

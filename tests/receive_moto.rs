@@ -298,6 +298,36 @@ async fn a_forged_signature_is_401_with_the_reason_and_nothing_is_stored() {
 }
 
 #[tokio::test]
+async fn every_meta_field_is_accepted_signed_through_the_any_route_and_stored() {
+    let stack = Stack::start().await;
+    let auth = Auth::new(Scheme::HubSignature256, vec![Secret::new("app-secret")], None).expect("auth");
+    let (token, _) = stack.endpoint(Provider::Meta, auth.clone()).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for (name, body) in common::payloads(Provider::Meta) {
+        let ctx = wahooks::providers::ParseContext::new(Provider::Meta, "x", Utc::now());
+        for e in wahooks::providers::parse(&ctx, &body).expect("json") {
+            assert_ne!(e.event_type, wahooks::EventType::Unknown, "{name}");
+            ids.insert(e.id);
+        }
+        let (status, v) = post(
+            &stack.receiver,
+            Route::Any,
+            &token,
+            &sign(&auth, &body, Utc::now().timestamp()),
+            &body,
+            false,
+        )
+        .await;
+        assert_eq!(status, 200, "{name}: {v}");
+    }
+    assert_eq!(
+        stack.event_items().await.len(),
+        ids.len(),
+        "one item per distinct event of every body"
+    );
+}
+
+#[tokio::test]
 async fn an_undecodable_authenticated_body_is_400_and_quarantined() {
     let stack = Stack::start().await;
     let (token, _) = stack.endpoint(Provider::Zapi, Auth::url_token()).await;

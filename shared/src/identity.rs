@@ -153,8 +153,8 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         provider: "meta",
-        body: "`messages[]`",
-        event_type: "message.received",
+        body: "`messages[]`, `message_echoes[]`",
+        event_type: "message.received, message.sent",
         key: "the message `id` (wamid), the chat, participant, `type`, a reaction's emoji",
         why: "Meta redelivers the same wamid; a changed reaction reuses the message id",
     },
@@ -167,9 +167,9 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         provider: "meta",
-        body: "template and other fields",
-        event_type: "template.updated",
-        key: "the change's `value` and its position",
+        body: "template fields, every other field (one event per call, group or user item)",
+        event_type: "template.updated, notification",
+        key: "the field, the change's position, `entry[].time` and the item",
         why: "the value is repeated whole on a redelivery",
     },
     Rule {

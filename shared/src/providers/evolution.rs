@@ -238,6 +238,7 @@ fn message(
         phone: author.as_deref().and_then(jid_phone),
         lid: author.filter(|a| a.ends_with("@lid")),
         name: str_of(d, "pushName"),
+        ..Sender::default()
     });
     data.participant = participant.clone();
     if event_type == EventType::MessageSent {

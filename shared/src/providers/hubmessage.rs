@@ -132,6 +132,7 @@ fn channel_message(ctx: &ParseContext<'_>, body: &Body<'_>, m: &Json<'_>) -> Clo
         phone: str_of(&m["sender"], "identifier"),
         lid: None,
         name: str_of(&m["sender"], "name"),
+        ..Sender::default()
     });
     data.content = Some(item.map(content_of).unwrap_or_else(|| Content::new(ContentKind::Other)));
     data.status = state.as_deref().and_then(map_state);

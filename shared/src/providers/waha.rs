@@ -154,6 +154,7 @@ fn message(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>,
         phone: author.as_deref().and_then(jid_phone),
         lid: author.filter(|a| a.ends_with("@lid")),
         name: str_of(&p["_data"], "notifyName").or_else(|| str_of(&p["_data"]["Info"], "PushName")),
+        ..Sender::default()
     });
     let content = content_of(p, event);
     data.reply_to = match event {

@@ -51,6 +51,7 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
                 phone: str_of(v, "number"),
                 lid: None,
                 name: str_of(v, "senderName"),
+                ..Sender::default()
             });
             data.content = Some(received_content(v));
         }

@@ -135,16 +135,19 @@ fn sender_of(v: &Json<'_>, chat: Option<&Chat>, from_me: bool) -> Sender {
             phone: str_of(v, "participantPhone").filter(|p| !p.contains('@')),
             lid: str_of(v, "participantLid"),
             name,
+            ..Sender::default()
         },
         _ if from_me => Sender {
             phone: str_of(v, "connectedPhone"),
             lid: None,
             name,
+            ..Sender::default()
         },
         _ => Sender {
             phone: str_of(v, "phone").filter(|p| !p.contains('@')),
             lid: chat.and_then(|c| c.lid.clone()),
             name,
+            ..Sender::default()
         },
     }
 }
