@@ -30,7 +30,15 @@ CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
 FUZZ_TARGETS := parse authenticate
 FUZZ_SECONDS ?= 60
 
-.PHONY: help venv test lint infra-check bench build run tail load fuzz deploy deploy-guided destroy clean
+# The npm projects: the AsyncAPI check and the TypeScript worker (installed with `npm ci`).
+SCHEMA_NODE := schema/node_modules/.installed
+TS_WORKER   := examples/typescript-worker
+TS_NODE     := $(TS_WORKER)/node_modules/.installed
+DATAMODEL_CODEGEN := $(VENV)/bin/datamodel-codegen --input schema/wahooks-event.schema.json \
+	--input-file-type jsonschema --output-model-type pydantic_v2.BaseModel \
+	--target-python-version 3.11 --use-annotated --disable-timestamp --formatters black
+
+.PHONY: help venv test lint infra-check schema schema-check workers bench build run tail load fuzz deploy deploy-guided destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,7 +55,33 @@ $(CHECKOV_VENV)/.installed: infra/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
 	touch $@
 
-test: venv lint infra-check ## run every test (lint, infra checks, unit, fixtures, CLI, moto-backed integration, short fuzz)
+$(SCHEMA_NODE): schema/package-lock.json
+	npm ci --prefix schema --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(TS_NODE): $(TS_WORKER)/package-lock.json
+	npm ci --prefix $(TS_WORKER) --no-audit --no-fund --loglevel=error
+	touch $@
+
+schema: venv $(TS_NODE) ## regenerate the event schema and the workers' types from the Rust types
+	cargo run -q --locked -p wahooks-cli -- schema > schema/wahooks-event.schema.json
+	$(DATAMODEL_CODEGEN) --output examples/python-worker/wahooks_event.py 2>/dev/null
+	npm --prefix $(TS_WORKER) run -s types
+
+schema-check: venv $(SCHEMA_NODE) $(TS_NODE) ## the workers' generated types match the schema; asyncapi.yaml is valid
+	@tmp=$$(mktemp -d) && \
+	$(DATAMODEL_CODEGEN) --output $$tmp/wahooks_event.py 2>/dev/null && \
+	diff -u examples/python-worker/wahooks_event.py $$tmp/wahooks_event.py && \
+	(cd $(TS_WORKER) && npx --no-install json2ts --input ../../schema/wahooks-event.schema.json --output $$tmp/wahooks-event.d.ts --no-additionalProperties \
+		--bannerComment "$$(head -1 src/wahooks-event.d.ts)") && \
+	diff -u $(TS_WORKER)/src/wahooks-event.d.ts $$tmp/wahooks-event.d.ts && \
+	rm -rf $$tmp && echo "generated worker types: up to date (make schema regenerates them)"
+	cd schema && node check-asyncapi.mjs asyncapi.yaml
+
+workers: $(TS_NODE) ## build the TypeScript worker (the Python one runs as is)
+	npm --prefix $(TS_WORKER) run -s build
+
+test: venv lint infra-check schema-check workers ## run every test (lint, infra checks, unit, fixtures, CLI, moto-backed integration, short fuzz)
 	$(CARGO_TEST)
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
 
@@ -110,4 +144,4 @@ destroy: venv ## delete the stack, no prompts (the two tables are retained: dele
 
 clean: ## remove build outputs and the virtualenvs
 	cargo clean
-	rm -rf $(VENV) $(CHECKOV_VENV) infra/.aws-sam
+	rm -rf $(VENV) $(CHECKOV_VENV) infra/.aws-sam schema/node_modules $(TS_WORKER)/node_modules $(TS_WORKER)/dist

@@ -53,6 +53,8 @@ enum Command {
     /// Manage endpoints (the URLs providers post to).
     #[command(subcommand)]
     Endpoint(endpoint::EndpointCommand),
+    /// Print the JSON Schema of the events (what `schema/wahooks-event.schema.json` holds).
+    Schema,
 }
 
 #[tokio::main]
@@ -62,6 +64,14 @@ async fn main() -> ExitCode {
         Command::Endpoint(command) => endpoint::run(command).await,
         Command::Quarantine(command) => quarantine::run(command).await,
         Command::Parse(args) => parse::run(args),
+        Command::Schema => {
+            // Serialising a `Value` cannot fail.
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&wahooks::event::json_schema()).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
         Command::Serve(args) => serve::run(args).await,
         Command::Send(args) => send::run(args).await,
         Command::Tail(args) => tail::run(args).await,

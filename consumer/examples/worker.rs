@@ -17,7 +17,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .or_else(|| std::env::var("WAHOOKS_QUEUE_URL").ok())
         .ok_or("usage: worker <queue-url> (or set WAHOOKS_QUEUE_URL)")?;
     let sdk = wahooks::config::aws_config().await;
-    let worker = Worker::new(aws_sdk_sqs::Client::new(&sdk), url);
+    // Events too large for the queue arrive as a pointer: the worker reads the whole event.
+    let worker =
+        Worker::new(aws_sdk_sqs::Client::new(&sdk), url).resolving_pointers(aws_sdk_dynamodb::Client::new(&sdk));
     let seen = Mutex::new(RecentIds::new(10_000));
     let handler = |event: CloudEvent| {
         let first = seen.lock().map(|mut s| s.first_time(event.dedup_key())).unwrap_or(true);

@@ -46,6 +46,56 @@ pub fn decode(body: &str) -> Result<CloudEvent, DecodeError> {
     Ok(event)
 }
 
+/// Why a `data.stored_item` pointer could not be followed.
+#[derive(Debug, thiserror::Error)]
+pub enum PointerError {
+    /// DynamoDB refused or failed the read.
+    #[error("reading the event's item failed: {0}")]
+    Read(#[source] Box<aws_sdk_dynamodb::Error>),
+    /// No item at the pointer (it expired: the table keeps events for its retention).
+    #[error("no item at {table} {pk} {sk} (expired?)")]
+    Missing {
+        /// The table.
+        table: String,
+        /// Its partition key.
+        pk: String,
+        /// Its sort key.
+        sk: String,
+    },
+    /// The item does not hold an event.
+    #[error("the item does not hold a wahooks event: {0}")]
+    NotAnEvent(#[source] wahooks::store::ItemError),
+}
+
+/// The whole event: `event` itself, or, when it came without `data.raw` because it was too large
+/// for its queue, the event stored in the DynamoDB item `data.stored_item` names (read with a
+/// consistent `GetItem`, its zstd `body` decompressed). The worker needs `dynamodb:GetItem` on
+/// the events table.
+pub async fn resolve_pointer(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    event: CloudEvent,
+) -> Result<CloudEvent, PointerError> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let Some(pointer) = &event.data.stored_item else {
+        return Ok(event);
+    };
+    let out = dynamodb
+        .get_item()
+        .table_name(&pointer.table)
+        .key("pk", AttributeValue::S(pointer.pk.clone()))
+        .key("sk", AttributeValue::S(pointer.sk.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| PointerError::Read(Box::new(e.into())))?;
+    let item = out.item.ok_or_else(|| PointerError::Missing {
+        table: pointer.table.clone(),
+        pk: pointer.pk.clone(),
+        sk: pointer.sk.clone(),
+    })?;
+    wahooks::store::event_of_sdk_item(&item).map_err(PointerError::NotAnEvent)
+}
+
 /// The ids a worker has handled recently, to drop redeliveries (at-least-once queues, replays).
 /// Keeps the last `capacity` ids; a worker that must dedupe across restarts keeps the
 /// [`CloudEvent::dedup_key`] in its own store instead.
@@ -135,6 +185,7 @@ pub struct Worker {
     queue_url: String,
     wait: Duration,
     max_messages: i32,
+    dynamodb: Option<aws_sdk_dynamodb::Client>,
 }
 
 impl Worker {
@@ -145,7 +196,15 @@ impl Worker {
             queue_url: queue_url.into(),
             wait: Duration::from_secs(20),
             max_messages: 10,
+            dynamodb: None,
         }
+    }
+
+    /// Follow `data.stored_item` pointers with this client before calling the handler (see
+    /// [`resolve_pointer`]), so the handler always gets the whole event.
+    pub fn resolving_pointers(mut self, dynamodb: aws_sdk_dynamodb::Client) -> Worker {
+        self.dynamodb = Some(dynamodb);
+        self
     }
 
     /// Change the long-poll wait (0–20 s).
@@ -191,7 +250,13 @@ impl Worker {
             let result = match m.body().map(decode) {
                 None => Err(DecodeError::Empty.to_string()),
                 Some(Err(e)) => Err(e.to_string()),
-                Some(Ok(ev)) => handler(ev).await.map_err(|e| e.to_string()),
+                Some(Ok(ev)) => match &self.dynamodb {
+                    Some(dynamodb) => match resolve_pointer(dynamodb, ev).await {
+                        Ok(ev) => handler(ev).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    },
+                    None => handler(ev).await.map_err(|e| e.to_string()),
+                },
             };
             match result {
                 Ok(()) => done.push(m.receipt_handle().unwrap_or_default().to_owned()),

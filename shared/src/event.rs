@@ -11,6 +11,7 @@ use serde_json::Value;
 
 /// The providers wahooks understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     /// Z-API (z-api.io).
@@ -163,8 +164,10 @@ impl std::str::FromStr for Route {
     }
 }
 
-/// The CloudEvents `type`, an open set: anything unrecognised is [`EventType::Unknown`].
+/// The CloudEvents `type`. New types may appear in a later version: a worker reads one it does
+/// not know as `whatsapp.unknown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub enum EventType {
     /// A message arrived in a chat (or was sent from the phone, with `from_me`).
     #[serde(rename = "whatsapp.message.received")]
@@ -263,7 +266,9 @@ impl std::str::FromStr for EventType {
 }
 
 /// What kind of chat an event belongs to.
+/// New values may appear in a later version (a worker reads one it does not know as `other`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ChatKind {
     /// One-to-one.
@@ -283,6 +288,7 @@ pub enum ChatKind {
 
 /// The chat: the provider's id verbatim, its kind, and its LID when the provider gives one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Chat {
     /// The provider's chat id as sent (Z-API `phone`, e.g. `1203…-group`).
     pub id: String,
@@ -295,6 +301,7 @@ pub struct Chat {
 
 /// Who sent a message.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Sender {
     /// Phone number (digits) when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -314,8 +321,10 @@ pub struct Sender {
     pub username: Option<String>,
 }
 
-/// The kind of a message's content.
+/// The kind of a message's content. New values may appear in a later version (a worker reads
+/// one it does not know as `other`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ContentKind {
     Text,
@@ -377,6 +386,7 @@ impl ContentKind {
 
 /// A message's content in one vocabulary. Only what applies to its kind is set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Content {
     /// What kind of content this is.
     pub kind: ContentKind,
@@ -447,6 +457,7 @@ pub struct Content {
 
 /// A contact shared in a message.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct SharedContact {
     /// The contact's formatted name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -461,6 +472,7 @@ pub struct SharedContact {
 
 /// An order: what was picked from which catalog.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Order {
     /// The catalog the products come from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -478,6 +490,7 @@ pub struct Order {
 
 /// One line of an order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct OrderItem {
     /// The product's id in the catalog (Meta `product_retailer_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -495,6 +508,7 @@ pub struct OrderItem {
 
 /// Where a user came from when they tapped an ad or a post (Meta's `referral`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Referral {
     /// `ad` or `post`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -552,7 +566,9 @@ impl Content {
 }
 
 /// The state of a sent message, mapped from each provider's words.
+/// New values may appear in a later version (a worker reads one it does not know as `other`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     Pending,
@@ -602,6 +618,7 @@ impl MessageStatus {
 
 /// An error the provider reported (failed sends, disconnections).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct EventError {
     /// The provider's error code, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -612,6 +629,7 @@ pub struct EventError {
 
 /// The normalised facts of an event plus the provider's JSON (`raw`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct EventData {
     /// The WhatsApp message id this event is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -634,7 +652,8 @@ pub struct EventData {
     /// The state of a sent message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<MessageStatus>,
-    /// The status's [`MessageStatus::rank`]: keep the highest when statuses arrive out of order.
+    /// Where the status stands in a message's life (pending 0, sent 1, delivered 2, read 3,
+    /// played 4, failed and deleted 5): keep the highest when statuses arrive out of order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_rank: Option<u8>,
     /// In groups: who acted (sent, read, played).
@@ -655,6 +674,7 @@ pub struct EventData {
     /// The provider's JSON, untouched (insignificant whitespace removed, nothing else).
     /// Absent only when a queue message was too large to carry it (see `stored_item`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "json-schema", schemars(with = "Option<serde_json::Value>"))]
     pub raw: Option<Arc<RawValue>>,
     /// Where the full event is stored, when `raw` was left out to fit a queue message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -686,6 +706,7 @@ impl EventData {
 
 /// Where an event lives in DynamoDB (sent instead of `raw` when a queue message would be too big).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct StoredItemPointer {
     /// The events table.
     pub table: String,
@@ -695,12 +716,19 @@ pub struct StoredItemPointer {
     pub sk: String,
 }
 
+/// The URI of the schema events of this version follow (`dataschema`): `schema/wahooks-event.schema.json`'s
+/// `$id`. Its last part is the schema's `major.minor` version.
+pub const DATASCHEMA: &str = "urn:wahooks:schema:event:1.0";
+
 /// One canonical event, serialised as a CloudEvents 1.0 structured JSON document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct CloudEvent {
-    /// Always `1.0`.
+    /// Always `1.0` (the CloudEvents version).
+    #[cfg_attr(feature = "json-schema", schemars(extend("const" = "1.0")))]
     pub specversion: String,
-    /// Deterministic event id (see [`crate::identity`]).
+    /// The event id: 32 hex digits, the same for every delivery of the same event (dedupe on it).
+    #[cfg_attr(feature = "json-schema", schemars(regex(pattern = "^[0-9a-f]{32}$")))]
     pub id: String,
     /// `wahooks/<provider>/<instance>`.
     pub source: String,
@@ -711,9 +739,16 @@ pub struct CloudEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// When it happened: the provider's time where it has one, else when we received it.
+    #[cfg_attr(feature = "json-schema", schemars(extend("format" = "date-time")))]
     pub time: String,
     /// Always `application/json`.
+    #[cfg_attr(feature = "json-schema", schemars(extend("const" = "application/json")))]
     pub datacontenttype: String,
+    /// The URI of the schema this event follows, whose last part is the schema's version
+    /// (a minor version only adds; see the README's compatibility policy). Empty in events
+    /// stored before wahooks set it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dataschema: String,
     /// Extension: the provider.
     pub provider: Provider,
     /// Extension: the provider's instance (Z-API `instanceId`, Meta phone number id…).
@@ -721,6 +756,7 @@ pub struct CloudEvent {
     /// Extension: the wahooks endpoint that received it.
     pub endpoint: String,
     /// Extension: when wahooks received it.
+    #[cfg_attr(feature = "json-schema", schemars(extend("format" = "date-time")))]
     pub receivedat: String,
     /// The normalised fields and the raw provider JSON.
     pub data: EventData,
@@ -763,6 +799,7 @@ impl CloudEvent {
             subject,
             time: rfc3339_ms(time),
             datacontenttype: "application/json".to_owned(),
+            dataschema: DATASCHEMA.to_owned(),
             provider,
             instance: instance.to_owned(),
             endpoint: endpoint.to_owned(),
@@ -804,6 +841,18 @@ impl CloudEvent {
         // Serialising these types cannot fail: every map key is a string.
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// The JSON Schema (2020-12) of the event as wahooks emits it, generated from these types:
+/// `schema/wahooks-event.schema.json` is this, and a test fails when the two differ.
+#[cfg(feature = "json-schema")]
+pub fn json_schema() -> Value {
+    let mut schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<CloudEvent>();
+    schema.insert("$id".to_owned(), Value::String(DATASCHEMA.to_owned()));
+    schema.insert("title".to_owned(), Value::String("WahooksEvent".to_owned()));
+    schema.to_value()
 }
 
 /// RFC 3339 in UTC with milliseconds, e.g. `2025-09-09T03:59:43.001Z`.

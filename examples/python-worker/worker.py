@@ -1,0 +1,148 @@
+"""A wahooks queue worker in Python (boto3), typed with the models generated from the schema.
+
+    python worker.py --queue-url URL [--endpoint-url http://127.0.0.1:4566] [--idle-exit N]
+
+Long-polls one queue; for each message: parses the event (`wahooks_event.WahooksEvent`, generated
+from `schema/wahooks-event.schema.json` by `make schema`), skips an event id it has already
+handled (delivery is at least once), resolves a `data.stored_item` pointer (an event too large
+for the queue: the whole event is in the DynamoDB item, zstd-compressed), calls `handle`, and
+deletes the message. A message whose handling fails is not deleted: SQS shows it again after the
+queue's visibility timeout, and after five receives it moves to the queue's dead-letter queue;
+the later messages of its chat (its FIFO group) in the same batch wait with it, so a chat's
+events are handled in order.
+
+Replace `handle` with your own. The seen-ids set lives in memory, bounded: a worker fleet
+that must never act twice keeps it in a store of its own (e.g. a DynamoDB conditional put).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import OrderedDict
+from typing import Callable
+
+import boto3
+import zstandard
+
+from wahooks_event import WahooksEvent
+
+
+class SeenIds:
+    """The last `capacity` event ids handled, oldest forgotten first."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, event_id: str) -> bool:
+        return event_id in self._ids
+
+    def add(self, event_id: str) -> None:
+        self._ids[event_id] = None
+        self._ids.move_to_end(event_id)
+        while len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+
+
+def resolve_pointer(event: WahooksEvent, dynamodb) -> WahooksEvent:
+    """The whole event, when the message carried only a pointer to its item."""
+    pointer = event.data.stored_item
+    if pointer is None:
+        return event
+    item = dynamodb.get_item(
+        TableName=pointer.table,
+        Key={"pk": {"S": pointer.pk}, "sk": {"S": pointer.sk}},
+        ConsistentRead=True,
+    ).get("Item")
+    if item is None:
+        raise LookupError(f"event {event.id}: no item at {pointer.table} {pointer.pk} {pointer.sk}")
+    # A streaming decompressor: it needs no content size in the frame header.
+    body = zstandard.ZstdDecompressor().decompressobj().decompress(item["body"]["B"])
+    return WahooksEvent.model_validate_json(body)
+
+
+def handle(event: WahooksEvent) -> None:
+    """Your code. Raise to leave the message for a later attempt."""
+    fail = os.environ.get("WORKER_FAIL_ID")
+    if fail and event.id == fail:
+        raise RuntimeError(f"refusing {event.id} (WORKER_FAIL_ID)")
+    print(
+        json.dumps(
+            {
+                "worker": "python",
+                "id": event.id,
+                "type": event.type.value,
+                "chat": event.subject,
+                "has_raw": event.data.raw is not None,
+                "text": event.data.content.text if event.data.content else None,
+            }
+        ),
+        flush=True,
+    )
+
+
+def run(
+    queue_url: str,
+    handler: Callable[[WahooksEvent], None],
+    *,
+    endpoint_url: str | None = None,
+    wait_seconds: int = 20,
+    idle_exit: int | None = None,
+) -> None:
+    """Poll until `idle_exit` empty receives in a row (forever when None)."""
+    sqs = boto3.client("sqs", endpoint_url=endpoint_url)
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint_url)
+    seen = SeenIds()
+    idle = 0
+    while idle_exit is None or idle < idle_exit:
+        got = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=wait_seconds,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["MessageGroupId"],
+        ).get("Messages", [])
+        idle = 0 if got else idle + 1
+        # FIFO: once a chat's message fails, its later ones wait too (a chat stays in order).
+        failed_groups: set[str] = set()
+        for message in got:
+            group = message.get("Attributes", {}).get("MessageGroupId")
+            if group in failed_groups:
+                continue
+            try:
+                event = WahooksEvent.model_validate_json(message["Body"])
+                if event.id not in seen:
+                    handler(resolve_pointer(event, dynamodb))
+                    seen.add(event.id)
+                else:
+                    print(json.dumps({"worker": "python", "duplicate": event.id}), flush=True)
+            except Exception as error:  # the message comes back after its visibility timeout
+                print(json.dumps({"worker": "python", "failed": message["MessageId"], "error": str(error)}), flush=True)
+                if group:
+                    failed_groups.add(group)
+                continue
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queue-url", required=True)
+    parser.add_argument("--endpoint-url", help="an AWS endpoint other than the default (the local stack)")
+    parser.add_argument("--wait-seconds", type=int, default=20, help="long-poll time of each receive")
+    parser.add_argument("--idle-exit", type=int, help="exit after this many empty receives in a row")
+    args = parser.parse_args()
+    run(
+        args.queue_url,
+        handle,
+        endpoint_url=args.endpoint_url,
+        wait_seconds=args.wait_seconds,
+        idle_exit=args.idle_exit,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,435 @@
+/* Generated from schema/wahooks-event.schema.json by json-schema-to-typescript (make schema). Do not edit. */
+
+/**
+ * The state of a sent message, mapped from each provider's words.
+ * New values may appear in a later version (a worker reads one it does not know as `other`).
+ */
+export type MessageStatus =
+  ("pending" | "sent" | "delivered" | "read" | "read_by_me" | "played" | "failed" | "deleted") | "other";
+
+/**
+ * One canonical event, serialised as a CloudEvents 1.0 structured JSON document.
+ */
+export interface WahooksEvent {
+  data: EventData;
+  /**
+   * Always `application/json`.
+   */
+  datacontenttype: "application/json";
+  /**
+   * The URI of the schema this event follows, whose last part is the schema's version
+   * (a minor version only adds; see the README's compatibility policy). Empty in events
+   * stored before wahooks set it.
+   */
+  dataschema?: string;
+  /**
+   * Extension: the wahooks endpoint that received it.
+   */
+  endpoint: string;
+  /**
+   * The event id: 32 hex digits, the same for every delivery of the same event (dedupe on it).
+   */
+  id: string;
+  /**
+   * Extension: the provider's instance (Z-API `instanceId`, Meta phone number id…).
+   */
+  instance: string;
+  /**
+   * Extension: the provider.
+   */
+  provider: "zapi" | "hubmessage" | "wwa" | "meta" | "evolution" | "waha";
+  /**
+   * Extension: when wahooks received it.
+   */
+  receivedat: string;
+  /**
+   * `wahooks/<provider>/<instance>`.
+   */
+  source: string;
+  /**
+   * Always `1.0` (the CloudEvents version).
+   */
+  specversion: "1.0";
+  /**
+   * The chat id, verbatim from the provider.
+   */
+  subject?: string | null;
+  /**
+   * When it happened: the provider's time where it has one, else when we received it.
+   */
+  time: string;
+  /**
+   * The event type.
+   */
+  type:
+    | "whatsapp.message.received"
+    | "whatsapp.message.sent"
+    | "whatsapp.message.status"
+    | "whatsapp.notification"
+    | "whatsapp.chat.presence"
+    | "whatsapp.instance.connected"
+    | "whatsapp.instance.disconnected"
+    | "whatsapp.instance.initial_data"
+    | "whatsapp.contact.blocked"
+    | "whatsapp.template.updated"
+    | "whatsapp.instance.proxy_failed"
+    | "whatsapp.unknown";
+}
+/**
+ * The normalised fields and the raw provider JSON.
+ */
+export interface EventData {
+  /**
+   * The chat.
+   */
+  chat?: Chat | null;
+  /**
+   * The content of a message.
+   */
+  content?: Content | null;
+  /**
+   * An error reported by the provider.
+   */
+  error?: EventError | null;
+  /**
+   * Whether the connected number sent it.
+   */
+  from_me?: boolean | null;
+  /**
+   * The WhatsApp message id this event is about.
+   */
+  message_id?: string | null;
+  /**
+   * The notification's name, e.g. `REVOKE`, `GROUP_PARTICIPANT_ADD`.
+   */
+  notification?: string | null;
+  /**
+   * The notification's parameters, as the provider sent them.
+   */
+  parameters?: {
+    [k: string]: unknown;
+  };
+  /**
+   * In groups: who acted (sent, read, played).
+   */
+  participant?: string | null;
+  /**
+   * Presence in lower case: available, unavailable, composing, paused, recording.
+   */
+  presence?: string | null;
+  /**
+   * The provider's JSON, untouched (insignificant whitespace removed, nothing else).
+   * Absent only when a queue message was too large to carry it (see `stored_item`).
+   */
+  raw?: {
+    [k: string]: unknown;
+  };
+  /**
+   * The message this one replies to, reacts to, votes on or pins.
+   */
+  reply_to?: string | null;
+  /**
+   * The sender.
+   */
+  sender?: Sender | null;
+  /**
+   * The state of a sent message.
+   */
+  status?: MessageStatus | null;
+  /**
+   * Where the status stands in a message's life (pending 0, sent 1, delivered 2, read 3,
+   * played 4, failed and deleted 5): keep the highest when statuses arrive out of order.
+   */
+  status_rank?: number | null;
+  /**
+   * Where the full event is stored, when `raw` was left out to fit a queue message.
+   */
+  stored_item?: StoredItemPointer | null;
+}
+/**
+ * The chat: the provider's id verbatim, its kind, and its LID when the provider gives one.
+ */
+export interface Chat {
+  /**
+   * The provider's chat id as sent (Z-API `phone`, e.g. `1203…-group`).
+   */
+  id: string;
+  /**
+   * direct, group, broadcast, newsletter or status.
+   */
+  kind: "direct" | "group" | "broadcast" | "newsletter" | "status" | "other";
+  /**
+   * The chat's WhatsApp LID (`…@lid`), when known.
+   */
+  lid?: string | null;
+}
+/**
+ * A message's content in one vocabulary. Only what applies to its kind is set.
+ */
+export interface Content {
+  /**
+   * Media caption.
+   */
+  caption?: string | null;
+  /**
+   * Shared contacts (vCards), one per contact.
+   */
+  contacts?: SharedContact[];
+  /**
+   * Document file name.
+   */
+  file_name?: string | null;
+  /**
+   * The message was forwarded.
+   */
+  forwarded?: boolean;
+  /**
+   * The message was forwarded many times (WhatsApp's "forwarded many times" label).
+   */
+  frequently_forwarded?: boolean;
+  /**
+   * What kind of content this is.
+   */
+  kind:
+    | (
+        | "text"
+        | "image"
+        | "audio"
+        | "video"
+        | "ptv"
+        | "document"
+        | "sticker"
+        | "location"
+        | "live_location"
+        | "contact"
+        | "reaction"
+        | "poll"
+        | "poll_vote"
+        | "button_reply"
+        | "list_reply"
+        | "template"
+        | "interactive"
+        | "order"
+        | "payment"
+        | "event"
+        | "waiting"
+      )
+    | "other";
+  /**
+   * Latitude (locations).
+   */
+  latitude?: number | null;
+  /**
+   * Longitude (locations).
+   */
+  longitude?: number | null;
+  /**
+   * The provider's media id, when the file is fetched by id rather than by URL (Meta: `GET
+   * /<media_id>` on the Graph API answers a short-lived download URL).
+   */
+  media_id?: string | null;
+  /**
+   * Media URL (often temporary at the provider).
+   */
+  media_url?: string | null;
+  /**
+   * Media MIME type.
+   */
+  mime_type?: string | null;
+  /**
+   * Poll options or the options voted for.
+   */
+  options?: string[];
+  /**
+   * An order placed from a catalog.
+   */
+  order?: Order | null;
+  /**
+   * The ad or post the user came from (click-to-WhatsApp ads).
+   */
+  referral?: Referral | null;
+  /**
+   * A reaction that was removed (Z-API sends an empty emoji).
+   */
+  removed?: boolean;
+  /**
+   * A structured reply's answers as JSON (a WhatsApp Flow's `response_json`, parsed; a call
+   * permission reply).
+   */
+  response?: {
+    [k: string]: unknown;
+  };
+  /**
+   * The id of the button or list row chosen.
+   */
+  selected_id?: string | null;
+  /**
+   * The media file's SHA-256, as the provider sent it (Meta: base64), to check a download.
+   */
+  sha256?: string | null;
+  /**
+   * Message text (text, replies, templates, interactive bodies, reaction emoji).
+   */
+  text?: string | null;
+  /**
+   * Title (documents, list replies, templates, products, events).
+   */
+  title?: string | null;
+  /**
+   * The provider's own name for it (Z-API's content key, Hub's `type`, Meta's `type`),
+   * so nothing is lost when several wire kinds share one canonical kind.
+   */
+  wire_kind?: string | null;
+}
+/**
+ * A contact shared in a message.
+ */
+export interface SharedContact {
+  /**
+   * The contact's formatted name.
+   */
+  name?: string | null;
+  /**
+   * Its phone numbers, as written in the card.
+   */
+  phones?: string[];
+  /**
+   * The WhatsApp ids among them.
+   */
+  wa_ids?: string[];
+}
+/**
+ * An order: what was picked from which catalog.
+ */
+export interface Order {
+  /**
+   * The catalog the products come from.
+   */
+  catalog_id?: string | null;
+  /**
+   * That currency (ISO 4217).
+   */
+  currency?: string | null;
+  /**
+   * The products, as ordered.
+   */
+  items?: OrderItem[];
+  /**
+   * Sum of quantity × price over the items, when they share one currency.
+   */
+  total?: number | null;
+}
+/**
+ * One line of an order.
+ */
+export interface OrderItem {
+  /**
+   * Its currency (ISO 4217).
+   */
+  currency?: string | null;
+  /**
+   * Price of one.
+   */
+  item_price?: number | null;
+  /**
+   * The product's id in the catalog (Meta `product_retailer_id`).
+   */
+  product_id?: string | null;
+  /**
+   * How many.
+   */
+  quantity?: number | null;
+}
+/**
+ * Where a user came from when they tapped an ad or a post (Meta's `referral`).
+ */
+export interface Referral {
+  /**
+   * Its body text.
+   */
+  body?: string | null;
+  /**
+   * The click id to report conversions with (`ctwa_clid`).
+   */
+  click_id?: string | null;
+  /**
+   * Its headline.
+   */
+  headline?: string | null;
+  /**
+   * `image` or `video`.
+   */
+  media_type?: string | null;
+  /**
+   * The image, video or thumbnail shown.
+   */
+  media_url?: string | null;
+  /**
+   * The ad's or post's id.
+   */
+  source_id?: string | null;
+  /**
+   * `ad` or `post`.
+   */
+  source_type?: string | null;
+  /**
+   * Its URL.
+   */
+  source_url?: string | null;
+}
+/**
+ * An error the provider reported (failed sends, disconnections).
+ */
+export interface EventError {
+  /**
+   * The provider's error code, when it has one.
+   */
+  code?: string | null;
+  /**
+   * The provider's message.
+   */
+  message: string;
+}
+/**
+ * Who sent a message.
+ */
+export interface Sender {
+  /**
+   * LID when known.
+   */
+  lid?: string | null;
+  /**
+   * Display name.
+   */
+  name?: string | null;
+  /**
+   * Phone number (digits) when known.
+   */
+  phone?: string | null;
+  /**
+   * A business-scoped user id (Meta's `user_id`/`from_user_id`, e.g. `US.1349…`): how Meta
+   * names a user who hides their phone number behind a username.
+   */
+  user_id?: string | null;
+  /**
+   * The user's WhatsApp username, when the provider sends it.
+   */
+  username?: string | null;
+}
+/**
+ * Where an event lives in DynamoDB (sent instead of `raw` when a queue message would be too big).
+ */
+export interface StoredItemPointer {
+  /**
+   * The item's partition key.
+   */
+  pk: string;
+  /**
+   * The item's sort key.
+   */
+  sk: string;
+  /**
+   * The events table.
+   */
+  table: string;
+}

@@ -1,0 +1,137 @@
+// A wahooks queue worker in TypeScript (AWS SDK v3), typed with the types generated from the
+// schema (src/wahooks-event.d.ts, by `make schema`).
+//
+//   node dist/worker.js --queue-url URL [--endpoint-url http://127.0.0.1:4566] [--idle-exit N]
+//
+// Long-polls one queue; for each message: parses the event, skips an event id it has already
+// handled (delivery is at least once), resolves a `data.stored_item` pointer (an event too large
+// for the queue: the whole event is in the DynamoDB item, zstd-compressed), calls `handle`, and
+// deletes the message. A message whose handling fails is not deleted: SQS shows it again after
+// the queue's visibility timeout, and after five receives it moves to the dead-letter queue; the
+// later messages of its chat (its FIFO group) in the same batch wait with it, so a chat's events
+// are handled in order.
+//
+// Replace `handle` with your own. The seen-ids set lives in memory, bounded: a fleet that must
+// never act twice keeps it in a store of its own (e.g. a DynamoDB conditional put).
+
+import { DynamoDBClient, GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { decompress } from "fzstd";
+import { parseArgs } from "node:util";
+
+import type { WahooksEvent } from "./wahooks-event.js";
+
+/** The last `capacity` event ids handled, oldest forgotten first. */
+export class SeenIds {
+  private ids = new Set<string>();
+  constructor(private capacity = 100_000) {}
+  has(id: string): boolean {
+    return this.ids.has(id);
+  }
+  add(id: string): void {
+    this.ids.delete(id);
+    this.ids.add(id);
+    while (this.ids.size > this.capacity) {
+      const oldest = this.ids.values().next().value as string;
+      this.ids.delete(oldest);
+    }
+  }
+}
+
+/** The whole event, when the message carried only a pointer to its item. */
+export async function resolvePointer(event: WahooksEvent, dynamodb: DynamoDBClient): Promise<WahooksEvent> {
+  const pointer = event.data.stored_item;
+  if (!pointer) return event;
+  const { Item } = await dynamodb.send(
+    new GetItemCommand({
+      TableName: pointer.table,
+      Key: { pk: { S: pointer.pk }, sk: { S: pointer.sk } },
+      ConsistentRead: true,
+    }),
+  );
+  const body = Item?.body?.B;
+  if (!body) throw new Error(`event ${event.id}: no item at ${pointer.table} ${pointer.pk} ${pointer.sk}`);
+  return JSON.parse(new TextDecoder().decode(decompress(body))) as WahooksEvent;
+}
+
+/** Your code. Throw to leave the message for a later attempt. */
+export async function handle(event: WahooksEvent): Promise<void> {
+  if (process.env.WORKER_FAIL_ID && event.id === process.env.WORKER_FAIL_ID) {
+    throw new Error(`refusing ${event.id} (WORKER_FAIL_ID)`);
+  }
+  console.log(
+    JSON.stringify({
+      worker: "typescript",
+      id: event.id,
+      type: event.type,
+      chat: event.subject ?? null,
+      has_raw: event.data.raw !== undefined && event.data.raw !== null,
+      text: event.data.content?.text ?? null,
+    }),
+  );
+}
+
+export interface RunOptions {
+  endpoint?: string;
+  waitSeconds?: number;
+  /** Stop after this many empty receives in a row (never when undefined). */
+  idleExit?: number;
+}
+
+export async function run(queueUrl: string, handler: (e: WahooksEvent) => Promise<void>, options: RunOptions = {}) {
+  const sqs = new SQSClient({ endpoint: options.endpoint });
+  const dynamodb = new DynamoDBClient({ endpoint: options.endpoint });
+  const seen = new SeenIds();
+  let idle = 0;
+  while (options.idleExit === undefined || idle < options.idleExit) {
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: options.waitSeconds ?? 20,
+        MessageAttributeNames: ["All"],
+        MessageSystemAttributeNames: ["MessageGroupId"],
+      }),
+    );
+    idle = Messages.length ? 0 : idle + 1;
+    // FIFO: once a chat's message fails, its later ones wait too (a chat stays in order).
+    const failedGroups = new Set<string>();
+    for (const message of Messages) {
+      const group = message.Attributes?.MessageGroupId;
+      if (group && failedGroups.has(group)) continue;
+      try {
+        const event = JSON.parse(message.Body ?? "") as WahooksEvent;
+        if (seen.has(event.id)) {
+          console.log(JSON.stringify({ worker: "typescript", duplicate: event.id }));
+        } else {
+          await handler(await resolvePointer(event, dynamodb));
+          seen.add(event.id);
+        }
+      } catch (error) {
+        // Not deleted: the message comes back after its visibility timeout.
+        console.log(JSON.stringify({ worker: "typescript", failed: message.MessageId, error: String(error) }));
+        if (group) failedGroups.add(group);
+        continue;
+      }
+      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
+    }
+  }
+}
+
+const { values } = parseArgs({
+  options: {
+    "queue-url": { type: "string" },
+    "endpoint-url": { type: "string" },
+    "wait-seconds": { type: "string" },
+    "idle-exit": { type: "string" },
+  },
+});
+if (!values["queue-url"]) {
+  console.error("usage: node dist/worker.js --queue-url URL [--endpoint-url URL] [--wait-seconds N] [--idle-exit N]");
+  process.exit(2);
+}
+await run(values["queue-url"], handle, {
+  endpoint: values["endpoint-url"],
+  waitSeconds: values["wait-seconds"] ? Number(values["wait-seconds"]) : undefined,
+  idleExit: values["idle-exit"] ? Number(values["idle-exit"]) : undefined,
+});

@@ -1,0 +1,311 @@
+//! The example workers (`examples/python-worker`, `examples/typescript-worker`) and the Rust
+//! consumer's pointer resolution, end to end on the local stand-in: receivers store real
+//! fixtures, the stream driver runs the fanout, and each worker long-polls the messages queue.
+//! Each must handle every event once (a republished copy is a duplicate), resolve the pointer of
+//! an event too large for its queue, delete what it handled and leave a failure on the queue.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use chrono::Utc;
+use common::moto::Moto;
+use serde_json::Value;
+
+use wahooks::config::Config;
+use wahooks::endpoint::{Auth, PayloadFormat};
+use wahooks::local::{apigw_request, LocalStack};
+use wahooks::providers::{parse, ParseContext};
+use wahooks::registry::{new_endpoint, new_token};
+use wahooks::stream_driver::StreamDriver;
+use wahooks::{CloudEvent, EventType, Provider, Route};
+
+/// The bodies sent: a Z-API text from an ad (over the test queue's 1 KiB: sent as a pointer),
+/// Meta bodies (a text, a group message, an echo, a status) and an Evolution message.
+const BODIES: [(Provider, &str); 6] = [
+    (Provider::Zapi, "received-text-from-ad.zapi-docs.json"),
+    (Provider::Meta, "meta-cloud-text-message.json"),
+    (Provider::Meta, "meta-docs-group-text.json"),
+    (Provider::Meta, "meta-docs-smb-message-echoes-text.json"),
+    (Provider::Meta, "pywa-message-status-read.json"),
+    (Provider::Evolution, "messages-upsert-text-lid-addressing.json"),
+];
+
+/// The echo is alone in its chat (its FIFO group): failing it blocks nothing else.
+const FAILING: (Provider, &str) = (Provider::Meta, "meta-docs-smb-message-echoes-text.json");
+
+struct Published {
+    _moto: Moto,
+    stack: LocalStack,
+    moto_url: String,
+    queue: String,
+    /// The events the messages queue holds, by id.
+    expected: HashMap<String, CloudEvent>,
+    /// The id a worker is told to fail on.
+    fail_id: String,
+    /// The id of the event sent as a pointer.
+    pointer_id: String,
+    /// The id republished under another deduplication id (a duplicate delivery).
+    duplicate_id: String,
+}
+
+fn parse_one(provider: Provider, file: &str) -> Vec<CloudEvent> {
+    let body = std::fs::read(common::provider_dir(provider).join(file)).expect("fixture");
+    parse(&ParseContext::new(provider, "ep", Utc::now()), &body).expect("json")
+}
+
+async fn published() -> Published {
+    let moto = Moto::start();
+    let config = Config {
+        events_table: "events".into(),
+        endpoints_table: "endpoints".into(),
+        retention_days: 30,
+        queues: Vec::new(),
+        routes: String::new(),
+    };
+    let base = LocalStack::provision(moto.sdk().await, config, "wahooks")
+        .await
+        .expect("provisioned");
+    // A FIFO queue with SQS's smallest size limit takes the place of `messages`.
+    let queue = base
+        .sqs
+        .create_queue()
+        .queue_name("small-messages.fifo")
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::MaximumMessageSize, "1024")
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .expect("url")
+        .to_owned();
+    let mut config = base.config.clone();
+    for (name, url) in &mut config.queues {
+        if name == "messages" {
+            *url = queue.clone();
+        }
+    }
+    let stack = LocalStack::connect(base.sdk.clone(), config).await.expect("stack");
+    let mut expected = HashMap::new();
+    for (provider, file) in BODIES {
+        let token = new_token();
+        let endpoint = new_endpoint(provider, PayloadFormat::Default, Auth::url_token());
+        stack.registry.create(&token, &endpoint).await.expect("endpoint");
+        let body = std::fs::read(common::provider_dir(provider).join(file)).expect("fixture");
+        let path = format!("/v1/hooks/{token}/any");
+        let headers = [("content-type".to_owned(), "application/json".to_owned())];
+        let response = stack
+            .receiver
+            .handle(Route::Any, apigw_request("POST", &path, "", &headers, &body))
+            .await;
+        assert_eq!(response.status().as_u16(), 200, "{file}");
+        for e in parse_one(provider, file) {
+            if matches!(
+                e.event_type,
+                EventType::MessageReceived | EventType::MessageSent | EventType::Notification
+            ) {
+                expected.insert(e.id.clone(), e);
+            }
+        }
+    }
+    let mut driver = StreamDriver::new(&stack.sdk, &stack.config.events_table);
+    let drained = driver
+        .drain(&stack.fanout, Duration::from_secs(60))
+        .await
+        .expect("stream");
+    assert!(drained);
+    assert!(driver.stats().fanout.slimmed >= 1, "one event went as a pointer");
+
+    let fail_id = parse_one(FAILING.0, FAILING.1).remove(0).id;
+    let pointer_id = parse_one(BODIES[0].0, BODIES[0].1).remove(0).id;
+    // A second delivery of the Meta text, as a replay would publish it (its body built as the
+    // fanout builds it: over 1 KiB, it goes as a pointer too).
+    let duplicate = parse_one(Provider::Meta, "meta-cloud-text-message.json").remove(0);
+    let pointer = wahooks::event::StoredItemPointer {
+        table: stack.config.events_table.clone(),
+        pk: wahooks::store::keys::event_pk(&duplicate),
+        sk: wahooks::store::keys::event_sk(&duplicate.id),
+    };
+    let small = wahooks::fanout::Queue::new("messages", queue.clone(), 1024);
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&queue)
+        .message_body(wahooks::fanout::body_for(&duplicate, &small, &pointer))
+        .message_group_id(wahooks::fanout::group_id(&duplicate))
+        .message_deduplication_id(format!("{}#again", duplicate.id))
+        .send()
+        .await
+        .expect("duplicate sent");
+    assert!(expected.contains_key(&fail_id) && expected.contains_key(&pointer_id));
+    Published {
+        moto_url: moto.url(),
+        _moto: moto,
+        stack,
+        queue,
+        expected,
+        fail_id,
+        pointer_id,
+        duplicate_id: duplicate.id,
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Run a worker to completion against `p`; its JSON output lines.
+fn run_worker(p: &Published, mut command: Command) -> Vec<Value> {
+    let out = command
+        .args(["--queue-url", &p.queue, "--endpoint-url", &p.moto_url])
+        .args(["--wait-seconds", "1", "--idle-exit", "2"])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("WORKER_FAIL_ID", &p.fail_id)
+        .output()
+        .expect("the worker runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "worker failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("a JSON line: {l}")))
+        .collect()
+}
+
+async fn assert_worked(p: &Published, lines: &[Value], worker: &str) {
+    let mut handled: HashMap<String, &Value> = HashMap::new();
+    for line in lines.iter().filter(|l| l.get("id").is_some()) {
+        assert_eq!(line["worker"], worker);
+        let id = line["id"].as_str().expect("id").to_owned();
+        assert!(
+            handled.insert(id.clone(), line).is_none(),
+            "{worker}: {id} handled twice"
+        );
+    }
+    let mut want: Vec<_> = p.expected.keys().filter(|id| **id != p.fail_id).cloned().collect();
+    let mut got: Vec<_> = handled.keys().cloned().collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "{worker}: every event but the failing one, once");
+    for (id, line) in &handled {
+        let e = &p.expected[id];
+        assert_eq!(line["type"], e.event_type.as_str(), "{worker}");
+        assert_eq!(line["chat"].as_str(), e.subject.as_deref(), "{worker}");
+        assert_eq!(line["has_raw"], true, "{worker}: {id} has its raw (pointer resolved)");
+        let text = e.data.content.as_ref().and_then(|c| c.text.as_deref());
+        assert_eq!(line["text"].as_str(), text, "{worker}");
+    }
+    assert!(handled.contains_key(&p.pointer_id), "{worker}: the pointer event");
+    assert!(
+        lines.iter().any(|l| l["duplicate"] == p.duplicate_id.as_str()),
+        "{worker}: the second delivery is seen as a duplicate"
+    );
+    assert!(
+        lines.iter().any(|l| l.get("failed").is_some()),
+        "{worker}: the failure is reported"
+    );
+    // What was handled is deleted; the failure stays for another attempt.
+    let attrs = p
+        .stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&p.queue)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .expect("attributes");
+    let count = |a: QueueAttributeName| {
+        attrs
+            .attributes()
+            .and_then(|m| m.get(&a))
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        count(QueueAttributeName::ApproximateNumberOfMessages)
+            + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        1,
+        "{worker}: only the failed message is left"
+    );
+}
+
+#[tokio::test]
+async fn the_python_worker_handles_every_event_once_and_leaves_failures() {
+    let p = published().await;
+    let python = root().join(".venv/bin/python");
+    assert!(python.exists(), "run `make test`: it creates .venv");
+    let mut command = Command::new(python);
+    command.arg(root().join("examples/python-worker/worker.py"));
+    let lines = run_worker(&p, command);
+    assert_worked(&p, &lines, "python").await;
+}
+
+#[tokio::test]
+async fn the_typescript_worker_handles_every_event_once_and_leaves_failures() {
+    let p = published().await;
+    let script = root().join("examples/typescript-worker/dist/worker.js");
+    assert!(
+        script.exists(),
+        "{} is missing: run `make test` (it builds the TypeScript worker)",
+        script.display()
+    );
+    let mut command = Command::new("node");
+    command.arg(script);
+    let lines = run_worker(&p, command);
+    assert_worked(&p, &lines, "typescript").await;
+}
+
+#[tokio::test]
+async fn the_rust_consumer_resolves_a_pointer_to_the_whole_event() {
+    let p = published().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&p.stack.sdk);
+    let mut resolved = Vec::new();
+    let mut read = 0;
+    for _ in 0..5 {
+        let got = p
+            .stack
+            .sqs
+            .receive_message()
+            .queue_url(&p.queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        for m in got.messages() {
+            read += 1;
+            let event = wahooks_consumer::decode(m.body().expect("body")).expect("an event");
+            let had_pointer = event.data.stored_item.is_some();
+            let whole = wahooks_consumer::resolve_pointer(&dynamo, event)
+                .await
+                .expect("resolved");
+            assert!(whole.data.raw.is_some(), "{}", whole.id);
+            assert!(whole.data.stored_item.is_none());
+            if had_pointer {
+                resolved.push(whole.id.clone());
+            }
+            p.stack
+                .sqs
+                .delete_message()
+                .queue_url(&p.queue)
+                .receipt_handle(m.receipt_handle().expect("handle"))
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+    assert_eq!(read, p.expected.len() + 1, "every message (and the duplicate) read");
+    assert!(
+        resolved.contains(&p.pointer_id),
+        "the big event's pointer, followed: {resolved:?}"
+    );
+}
