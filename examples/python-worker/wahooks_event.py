@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 from pydantic import AwareDatetime, BaseModel, Field, RootModel
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Annotated, Any, Literal
 
 
@@ -47,6 +47,14 @@ class ContentKind(RootModel[ContentKind1 | Literal['other']]):
             description="The kind of a message's content. New values may appear in a later version (a worker reads\none it does not know as `other`)."
         ),
     ]
+
+
+class Presence(Enum):
+    available = 'available'
+    unavailable = 'unavailable'
+    composing = 'composing'
+    paused = 'paused'
+    recording = 'recording'
 
 
 class EventError(BaseModel):
@@ -309,9 +317,9 @@ class EventData(BaseModel):
         str | None, Field(description='In groups: who acted (sent, read, played).')
     ] = None
     presence: Annotated[
-        str | None,
+        Presence | str | None,
         Field(
-            description='Presence in lower case: available, unavailable, composing, paused, recording.'
+            description="Presence in lower case: available, unavailable, composing, paused, recording (the\nprovider's word, lower-cased: new values may appear)."
         ),
     ] = None
     raw: Annotated[

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-/// The providers wahooks understands.
+/// The providers wahooks understands. New providers may appear in a later version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
@@ -659,8 +659,10 @@ pub struct EventData {
     /// In groups: who acted (sent, read, played).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participant: Option<String>,
-    /// Presence in lower case: available, unavailable, composing, paused, recording.
+    /// Presence in lower case: available, unavailable, composing, paused, recording (the
+    /// provider's word, lower-cased: new values may appear).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "json-schema", schemars(schema_with = "presence_schema"))]
     pub presence: Option<String>,
     /// The notification's name, e.g. `REVOKE`, `GROUP_PARTICIPANT_ADD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -841,6 +843,18 @@ impl CloudEvent {
         // Serialising these types cannot fail: every map key is a string.
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// `data.presence`: the known words as an enum, and any other lower-case word a provider adds.
+#[cfg(feature = "json-schema")]
+fn presence_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Presence in lower case: available, unavailable, composing, paused, recording (the provider's word, lower-cased: new values may appear).",
+        "anyOf": [
+            {"enum": ["available", "unavailable", "composing", "paused", "recording"]},
+            {"type": "string"}
+        ]
+    })
 }
 
 /// The JSON Schema (2020-12) of the event as wahooks emits it, generated from these types:

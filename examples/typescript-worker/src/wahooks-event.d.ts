@@ -114,9 +114,10 @@ export interface EventData {
    */
   participant?: string | null;
   /**
-   * Presence in lower case: available, unavailable, composing, paused, recording.
+   * Presence in lower case: available, unavailable, composing, paused, recording (the
+   * provider's word, lower-cased: new values may appear).
    */
-  presence?: string | null;
+  presence?: ("available" | "unavailable" | "composing" | "paused" | "recording") | string;
   /**
    * The provider's JSON, untouched (insignificant whitespace removed, nothing else).
    * Absent only when a queue message was too large to carry it (see `stored_item`).
