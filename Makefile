@@ -38,7 +38,7 @@ DATAMODEL_CODEGEN := $(VENV)/bin/datamodel-codegen --input schema/wahooks-event.
 	--input-file-type jsonschema --output-model-type pydantic_v2.BaseModel \
 	--target-python-version 3.11 --use-annotated --disable-timestamp --formatters black
 
-.PHONY: help venv test lint infra-check schema schema-check workers bench build run tail load fuzz deploy deploy-guided destroy clean
+.PHONY: help venv test lint infra-check schema schema-check workers browser-test bench build run tail load fuzz deploy deploy-guided destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -78,11 +78,26 @@ schema-check: venv $(SCHEMA_NODE) $(TS_NODE) ## the workers' generated types mat
 	rm -rf $$tmp && echo "generated worker types: up to date (make schema regenerates them)"
 	cd schema && node check-asyncapi.mjs asyncapi.yaml
 
+# Debian's chromium for the browser test (installed when missing; Playwright drives this binary,
+# it downloads no browser).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "install Debian's chromium package (or set CHROMIUM=<path>)"; exit 1; }
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium \
+		|| { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
+browser-test: venv $(CHROMIUM) ## the inspector page in headless chromium (screenshot: target/browser/inspector.png)
+	cargo build -q --locked -p wahooks-cli
+	$(PY) tests/browser/inspector_test.py --wahooks target/debug/wahooks --moto $(VENV)/bin/moto_server \
+		--chromium $(CHROMIUM) --screenshot target/browser/inspector.png
+
 workers: $(TS_NODE) ## build the TypeScript worker (the Python one runs as is)
 	npm --prefix $(TS_WORKER) run -s build
 
-test: venv lint infra-check schema-check workers ## run every test (lint, infra checks, unit, fixtures, CLI, moto-backed integration, short fuzz)
+test: venv lint infra-check schema-check workers ## run every test (lint, infra and schema checks, unit, fixtures, CLI, moto-backed integration and workers, the browser test, short fuzz)
 	$(CARGO_TEST)
+	$(MAKE) --no-print-directory browser-test
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
 
 load: venv ## the load harness: N=20000 deliveries, concurrency 32, faults; prints the report

@@ -247,12 +247,14 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let server = tokio::spawn(crate::serve::serve_http(
-        listener,
-        stack.receiver.clone(),
-        stop_rx.clone(),
-        false,
-    ));
+    let server = std::sync::Arc::new(crate::serve::Server {
+        receiver: stack.receiver.clone(),
+        registry: std::sync::Arc::new(stack.registry.clone()),
+        inspector: None,
+        log: false,
+        base: format!("http://127.0.0.1:{port}"),
+    });
+    let server = tokio::spawn(crate::serve::serve_http(listener, server, stop_rx.clone()));
     let settings = MappingSettings {
         max_record_age: Some(Duration::from_secs(args.record_age_seconds)),
         ..MappingSettings::DEPLOYED

@@ -2,6 +2,7 @@
 
 mod endpoint;
 mod events;
+mod inspector;
 mod load;
 mod parse;
 mod quarantine;

@@ -11,10 +11,13 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use http_body_util::{BodyExt, Full, Limited};
+use futures::StreamExt;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -26,8 +29,15 @@ use wahooks::config::Config;
 use wahooks::endpoint::{Auth, Endpoint, PayloadFormat, Scheme, Secret};
 use wahooks::http::Receiver;
 use wahooks::local::{apigw_request, LocalStack};
-use wahooks::registry::{new_endpoint, new_token};
+use wahooks::registry::{new_endpoint, new_token, EndpointRegistry};
 use wahooks::{Provider, Route};
+
+use crate::inspector::{Inspector, Original, Recording};
+
+/// The inspector page, embedded (plain HTML, CSS and JS: no CDN, works offline).
+const INSPECTOR_PAGE: &str = include_str!("inspector.html");
+
+type HttpBody = BoxBody<Bytes, Infallible>;
 
 /// API Gateway's payload limit (HTTP API: 10 MB); the receiver refuses above 6 MiB itself.
 const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
@@ -53,6 +63,9 @@ pub struct ServeArgs {
     /// Where to write `env` (the variables the other commands need) and `demo.json`.
     #[arg(long, default_value = ".wahooks")]
     state_dir: PathBuf,
+    /// How many requests the inspector page keeps (the oldest are forgotten).
+    #[arg(long, env = "WAHOOKS_INSPECTOR_CAPACITY", default_value_t = 500)]
+    inspector_capacity: usize,
 }
 
 /// One demo endpoint: what `make run` prints and `demo.json` records.
@@ -147,30 +160,47 @@ pub fn route_of(path: &str) -> Option<Route> {
     Some(route)
 }
 
-fn json_response(status: u16, body: serde_json::Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+fn full(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Response<HttpBody> {
+    let mut r = Response::new(Full::new(body.into()).boxed());
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     r
 }
 
-/// One HTTP request → the API Gateway v2 event → the receiver → the HTTP response.
-async fn handle(receiver: Receiver, req: Request<Incoming>, log: bool) -> Result<Response<Full<Bytes>>, Infallible> {
+fn json_response(status: u16, body: serde_json::Value) -> Response<HttpBody> {
+    full(status, "application/json", body.to_string())
+}
+
+/// What the local server serves: the receivers, and (in `wahooks serve`) the inspector.
+pub struct Server {
+    /// The receiver every route is served by.
+    pub receiver: Receiver,
+    /// The endpoints (the inspector names each request's endpoint).
+    pub registry: Arc<dyn EndpointRegistry>,
+    /// The inspector, when its page is served.
+    pub inspector: Option<Arc<Inspector>>,
+    /// Print one line per request.
+    pub log: bool,
+    /// The base URL (for "copy as curl").
+    pub base: String,
+}
+
+/// One HTTP request: the inspector's page and API, or a receiver route.
+async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Result<Response<HttpBody>, Infallible> {
     let path = req.uri().path().to_owned();
-    let query = req.uri().query().unwrap_or_default().to_owned();
     let method = req.method().as_str().to_owned();
-    if path == "/" {
+    if let Some(inspector) = &server.inspector {
+        if let Some(r) = inspector_route(&server, inspector, &method, &path).await {
+            return Ok(r);
+        }
+    } else if path == "/" {
         return Ok(json_response(
             200,
             json!({"service": "wahooks", "routes": Route::ALL.map(|r| format!("/v1/hooks/{{token}}/{}", r.as_str()))}),
         ));
     }
-    let Some(route) = route_of(&path) else {
-        return Ok(json_response(404, json!({"message": "Not Found"})));
-    };
+    let query = req.uri().query().unwrap_or_default().to_owned();
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
@@ -188,25 +218,169 @@ async fn handle(receiver: Receiver, req: Request<Incoming>, log: bool) -> Result
             return Ok(json_response(413, json!({"message": "Request Entity Too Large"})));
         }
     };
-    let response = receiver
-        .handle(route, apigw_request(&method, &path, &query, &headers, &body))
-        .await;
-    let (parts, body) = response.into_parts();
-    let bytes = match body {
-        lambda_http::Body::Empty => Bytes::new(),
-        lambda_http::Body::Text(t) => Bytes::from(t),
-        lambda_http::Body::Binary(b) => Bytes::from(b),
-        _ => Bytes::new(),
+    let original = Original {
+        method,
+        path,
+        query,
+        headers,
+        body: body.to_vec(),
     };
-    if log {
-        let token_start: String = path.trim_start_matches("/v1/hooks/").chars().take(6).collect();
-        println!(
-            "{method} /v1/hooks/{token_start}…/{} → {}",
-            route.as_str(),
-            parts.status.as_u16()
-        );
+    Ok(receive(&server, original, None).await.0)
+}
+
+/// A request to a receiver route (or a replay of one): the receiver's answer, recorded.
+async fn receive(
+    server: &Server,
+    original: Original,
+    replay_of: Option<u64>,
+) -> (Response<HttpBody>, Option<serde_json::Value>) {
+    let route = route_of(&original.path);
+    let (status, content_type, bytes) = match route {
+        None => (
+            404,
+            http::HeaderValue::from_static("application/json"),
+            Bytes::from(r#"{"message":"Not Found"}"#),
+        ),
+        Some(route) => {
+            let response = server
+                .receiver
+                .handle(
+                    route,
+                    apigw_request(
+                        &original.method,
+                        &original.path,
+                        &original.query,
+                        &original.headers,
+                        &original.body,
+                    ),
+                )
+                .await;
+            let (parts, body) = response.into_parts();
+            let bytes = match body {
+                lambda_http::Body::Empty => Bytes::new(),
+                lambda_http::Body::Text(t) => Bytes::from(t),
+                lambda_http::Body::Binary(b) => Bytes::from(b),
+                _ => Bytes::new(),
+            };
+            let content_type = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .cloned()
+                .unwrap_or(http::HeaderValue::from_static("application/json"));
+            (parts.status.as_u16(), content_type, bytes)
+        }
+    };
+    let mut entry_json = None;
+    // Only receiver paths are recorded (not a browser's /favicon.ico).
+    let line = match server.inspector.as_ref().filter(|_| route.is_some()) {
+        Some(inspector) => {
+            let entry = inspector
+                .record(server.registry.as_ref(), route, original, status, &bytes, replay_of)
+                .await;
+            let events: Vec<String> = entry
+                .events
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {} ({})",
+                        e.event_type.as_deref().unwrap_or("event"),
+                        &e.id[..e.id.len().min(12)],
+                        e.outcome
+                    )
+                })
+                .collect();
+            let line = format!(
+                "{} {} {} {}{}{}",
+                entry.status,
+                entry.method,
+                entry.path,
+                entry.provider.as_deref().unwrap_or("-"),
+                if events.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", events.join(", "))
+                },
+                entry.reason.as_deref().map(|r| format!(" | {r}")).unwrap_or_default(),
+            );
+            entry_json = serde_json::to_value(&entry).ok();
+            line
+        }
+        None => format!("{status} {}", route.map(|r| r.as_str()).unwrap_or("-")),
+    };
+    if server.log {
+        println!("{line}");
     }
-    Ok(Response::from_parts(parts, Full::new(bytes)))
+    let mut r = Response::new(Full::new(bytes).boxed());
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(http::header::CONTENT_TYPE, content_type);
+    (r, entry_json)
+}
+
+/// The inspector's page and API; `None` for any other path.
+async fn inspector_route(
+    server: &Server,
+    inspector: &Arc<Inspector>,
+    method: &str,
+    path: &str,
+) -> Option<Response<HttpBody>> {
+    let seq_of = |prefix: &str| path.strip_prefix(prefix).and_then(|s| s.parse::<u64>().ok());
+    Some(match (method, path) {
+        ("GET", "/") => full(200, "text/html; charset=utf-8", INSPECTOR_PAGE),
+        ("GET", "/favicon.ico") => full(204, "image/x-icon", Bytes::new()),
+        ("GET", "/_inspector/requests") => {
+            json_response(200, serde_json::to_value(inspector.entries()).unwrap_or_default())
+        }
+        ("GET", "/_inspector/stream") => {
+            let updates = tokio_stream_of(inspector.subscribe());
+            let hello = futures::stream::once(async { Ok(hyper::body::Frame::data(Bytes::from(": connected\n\n"))) });
+            let mut r = Response::new(BodyExt::boxed(StreamBody::new(hello.chain(updates))));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/event-stream"),
+            );
+            r.headers_mut()
+                .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
+            r
+        }
+        ("GET", p) if p.starts_with("/_inspector/curl/") => {
+            match seq_of("/_inspector/curl/").and_then(|s| inspector.curl(s, &server.base)) {
+                Some(curl) => full(200, "text/plain; charset=utf-8", curl),
+                None => json_response(404, json!({"message": "no such request"})),
+            }
+        }
+        ("POST", p) if p.starts_with("/_inspector/replay/") => {
+            let seq = seq_of("/_inspector/replay/");
+            match seq.and_then(|s| inspector.original(s)) {
+                Some(original) => {
+                    let (_, entry) = receive(server, original, seq).await;
+                    json_response(200, entry.unwrap_or_default())
+                }
+                None => json_response(
+                    404,
+                    json!({"message": "no such request (the inspector keeps the last ones only)"}),
+                ),
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// The inspector's changes as server-sent events (a lagging page skips what it missed).
+fn tokio_stream_of(
+    rx: tokio::sync::broadcast::Receiver<String>,
+) -> impl futures::Stream<Item = Result<hyper::body::Frame<Bytes>, Infallible>> + Send + Sync + 'static {
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(json) => {
+                    let frame = hyper::body::Frame::data(Bytes::from(format!("event: entry\ndata: {json}\n\n")));
+                    return Some((Ok(frame), rx));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
 }
 
 fn port_free(port: u16) -> bool {
@@ -395,6 +569,20 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
     }
     let base = format!("http://127.0.0.1:{}", args.port);
     write_state(&args.state_dir, endpoint, &stack, &demos, &base)?;
+    // The inspector sees what the fanout publishes through a recording wrapper of its adapter.
+    let inspector = Inspector::new(args.inspector_capacity);
+    let mut stack = stack;
+    let sqs = wahooks::fanout::SqsPublisher::new(stack.sqs.clone());
+    stack.fanout = wahooks::lambda::fanout_through(
+        &stack.config,
+        &sqs,
+        Arc::new(Recording {
+            inner: Arc::new(sqs.clone()),
+            inspector: inspector.clone(),
+        }),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("the fanout's routing: {e}"))?;
 
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await
@@ -414,7 +602,14 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
                 .await;
         })
     };
-    let server = tokio::spawn(serve_http(listener, stack.receiver.clone(), stop_rx.clone(), true));
+    let server = Arc::new(Server {
+        receiver: stack.receiver.clone(),
+        registry: Arc::new(stack.registry.clone()),
+        inspector: Some(inspector),
+        log: true,
+        base: base.clone(),
+    });
+    let server = tokio::spawn(serve_http(listener, server, stop_rx.clone()));
     shutdown_signal().await;
     println!("\nstopping: the stream driver, the receivers and moto server");
     let _ = stop_tx.send(true);
@@ -423,19 +618,19 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serve every route on `listener` until `stop` turns true (open connections finish their
-/// request first); `log` prints one line per request.
-pub async fn serve_http(listener: TcpListener, receiver: Receiver, stop: watch::Receiver<bool>, log: bool) {
+/// Serve `server` on `listener` until `stop` turns true (open connections finish their
+/// request first).
+pub async fn serve_http(listener: TcpListener, server: Arc<Server>, stop: watch::Receiver<bool>) {
     let mut stopping = stop.clone();
     loop {
         tokio::select! {
             _ = stopping.wait_for(|s| *s) => return,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let receiver = receiver.clone();
+                let server = server.clone();
                 let mut stop = stop.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(receiver.clone(), req, log));
+                    let service = hyper::service::service_fn(move |req| handle(server.clone(), req));
                     let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                     tokio::pin!(conn);
                     tokio::select! {
@@ -450,6 +645,7 @@ pub async fn serve_http(listener: TcpListener, receiver: Receiver, stop: watch::
 
 fn print_banner(stack: &LocalStack, demos: &[Demo], base: &str, endpoint: &str, state: &Path) {
     println!("wahooks local stack is up (Ctrl-C stops it)\n");
+    println!("  inspector      {base}/  (every request, live: headers, body, auth, events, queues)");
     println!("  receivers      {base}/v1/hooks/{{token}}/{{route}}");
     println!("                 routes: {}", Route::ALL.map(|r| r.as_str()).join(", "));
     println!("  AWS stand-in   {endpoint} (moto server)");

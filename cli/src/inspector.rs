@@ -1,0 +1,459 @@
+//! The local inspector of `wahooks serve`: every request the receivers got, what came of it,
+//! and where its events went, kept in memory (the last N) and shown live on a page at `/`.
+//!
+//! Nothing of this is in the Lambdas: the inspector watches the local server from outside. For
+//! each request it re-runs, read-only, the two steps whose result the response does not carry
+//! (authentication, for the reason; parsing, for the events), matches the events with the
+//! response's `accepted`/`duplicates`, and learns which queues each event reached from a
+//! [`Recording`] publisher wrapped around the fanout's SQS adapter.
+//!
+//! What the page shows is masked: the URL token, every secret of the endpoint, signatures and
+//! credentials in headers, Evolution's `apikey` in bodies. The original request is kept (in
+//! memory only) for "replay" and "copy as curl", which the page fetches on demand.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use base64::Engine;
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::broadcast;
+use wahooks::auth::authenticate;
+use wahooks::endpoint::Endpoint;
+use wahooks::fanout::{OutMessage, PublishError, Publisher, Queue};
+use wahooks::http::token_from_path;
+use wahooks::providers::{mask_credentials, parse, ParseContext};
+use wahooks::registry::EndpointRegistry;
+use wahooks::Route;
+
+/// The largest body the page shows (the rest is cut, the replay keeps all of it).
+const SHOWN_BODY_BYTES: usize = 256 * 1024;
+
+/// What stands in for a secret on the page.
+const MASK: &str = "••••";
+
+/// A request as it came, kept for replay and curl (never serialised).
+#[derive(Clone)]
+pub struct Original {
+    /// `POST`, `GET`…
+    pub method: String,
+    /// The path with the URL token.
+    pub path: String,
+    /// The query string.
+    pub query: String,
+    /// Every header.
+    pub headers: Vec<(String, String)>,
+    /// The body's bytes.
+    pub body: Vec<u8>,
+}
+
+/// One event a request produced.
+#[derive(Clone, Serialize)]
+pub struct EventView {
+    /// The event id.
+    pub id: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// Its chat.
+    pub chat: Option<String>,
+    /// Its message id.
+    pub message_id: Option<String>,
+    /// `new` (stored now) or `duplicate` (stored before).
+    pub outcome: &'static str,
+    /// The queues it reached (filled in as the fanout publishes it).
+    pub queues: Vec<String>,
+    /// The CloudEvent.
+    pub event: Option<Value>,
+}
+
+/// One request, as the page shows it.
+#[derive(Clone, Serialize)]
+pub struct Entry {
+    /// Its number (1, 2…), newest highest.
+    pub seq: u64,
+    /// When it arrived (RFC 3339).
+    pub time: String,
+    /// The method.
+    pub method: String,
+    /// The path, token masked.
+    pub path: String,
+    /// The route it reached.
+    pub route: Option<String>,
+    /// The endpoint's provider, when the token is known.
+    pub provider: Option<String>,
+    /// The endpoint's id.
+    pub endpoint: Option<String>,
+    /// The status answered.
+    pub status: u16,
+    /// Headers, secrets masked.
+    pub headers: Vec<(String, String)>,
+    /// The body as text (masked; cut past 256 KiB), pretty-printed when it is JSON.
+    pub body: String,
+    /// The body's size in bytes.
+    pub body_bytes: usize,
+    /// `passed (<scheme>)`, `refused (<scheme>)`, or `no endpoint`.
+    pub auth: String,
+    /// Why the request was refused: the error code and detail the caller got.
+    pub reason: Option<String>,
+    /// The response body.
+    pub response: Value,
+    /// The events it produced.
+    pub events: Vec<EventView>,
+    /// The request this one replays.
+    pub replay_of: Option<u64>,
+    #[serde(skip)]
+    original: Original,
+}
+
+struct State {
+    next: u64,
+    entries: VecDeque<Entry>,
+    /// Event id → queues reached, for events published before (or without) their entry.
+    published: HashMap<String, (Vec<String>, Value)>,
+}
+
+/// The inspector: the last `capacity` requests, and a channel of every change for the page.
+pub struct Inspector {
+    state: Mutex<State>,
+    updates: broadcast::Sender<String>,
+    capacity: usize,
+}
+
+fn mask_in(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(s.as_str(), MASK);
+    }
+    out
+}
+
+/// Header names whose values are credentials or signatures.
+fn sensitive_header(name: &str) -> bool {
+    const WORDS: [&str; 10] = [
+        "authorization",
+        "signature",
+        "token",
+        "secret",
+        "key",
+        "hmac",
+        "cookie",
+        "password",
+        "jwt",
+        "auth",
+    ];
+    let name = name.to_ascii_lowercase();
+    WORDS.iter().any(|w| name.contains(w))
+}
+
+/// The path with the URL token replaced.
+fn masked_path(path: &str) -> String {
+    match token_from_path(path) {
+        Some(token) if !token.is_empty() => path.replacen(token, MASK, 1),
+        _ => path.to_owned(),
+    }
+}
+
+impl Inspector {
+    /// Keep the last `capacity` requests.
+    pub fn new(capacity: usize) -> Arc<Inspector> {
+        let (updates, _) = broadcast::channel(256);
+        Arc::new(Inspector {
+            state: Mutex::new(State {
+                next: 1,
+                entries: VecDeque::new(),
+                published: HashMap::new(),
+            }),
+            updates,
+            capacity: capacity.max(1),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every change, as the entry's JSON (for the page's live stream).
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.updates.subscribe()
+    }
+
+    /// The entries, newest first.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.lock().entries.iter().rev().cloned().collect()
+    }
+
+    /// The original request of entry `seq`.
+    pub fn original(&self, seq: u64) -> Option<Original> {
+        self.lock()
+            .entries
+            .iter()
+            .find(|e| e.seq == seq)
+            .map(|e| e.original.clone())
+    }
+
+    fn broadcast(&self, entry: &Entry) {
+        if let Ok(json) = serde_json::to_string(entry) {
+            let _ = self.updates.send(json);
+        }
+    }
+
+    /// Record a request the receiver answered with `status` and `response`.
+    pub async fn record(
+        &self,
+        registry: &dyn EndpointRegistry,
+        route: Option<Route>,
+        original: Original,
+        status: u16,
+        response: &[u8],
+        replay_of: Option<u64>,
+    ) -> Entry {
+        let endpoint: Option<Arc<Endpoint>> = match token_from_path(&original.path) {
+            Some(token) => registry.lookup(token).await.ok().flatten(),
+            None => None,
+        };
+        let mut secrets: Vec<String> = token_from_path(&original.path)
+            .map(|t| vec![t.to_owned()])
+            .unwrap_or_default();
+        if let Some(e) = &endpoint {
+            secrets.extend(e.auth.secrets().iter().map(|s| s.expose().to_owned()));
+        }
+        let response: Value = serde_json::from_slice(response)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(response).into_owned()));
+        let headers = original
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let shown = if sensitive_header(k) {
+                    format!("{MASK} ({} characters)", v.len())
+                } else {
+                    mask_in(v, &secrets)
+                };
+                (k.clone(), shown)
+            })
+            .collect();
+        let masked = mask_credentials(&original.body);
+        let text = String::from_utf8_lossy(&masked[..masked.len().min(SHOWN_BODY_BYTES)]).into_owned();
+        let pretty = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or(text);
+        let reason = (status >= 400).then(|| match (&response["code"], &response["detail"]) {
+            (Value::String(c), Value::String(d)) => format!("{c}: {d}"),
+            (Value::String(c), _) => c.clone(),
+            _ => response["message"].as_str().unwrap_or("refused").to_owned(),
+        });
+        let auth = match (&endpoint, status) {
+            (None, _) => "no endpoint".to_owned(),
+            (Some(e), 401 | 403) => format!("refused ({})", e.auth.scheme().as_str()),
+            (Some(e), _) => format!("passed ({})", e.auth.scheme().as_str()),
+        };
+        let events = match (&endpoint, route, status) {
+            (Some(e), Some(route), 200) => events_of(e, route, &original, &response),
+            _ => Vec::new(),
+        };
+        let mut state = self.lock();
+        let seq = state.next;
+        state.next += 1;
+        let mut entry = Entry {
+            seq,
+            time: wahooks::event::rfc3339_ms(Utc::now()),
+            method: original.method.clone(),
+            path: masked_path(&original.path),
+            route: route.map(|r| r.as_str().to_owned()),
+            provider: endpoint.as_ref().map(|e| e.provider.as_str().to_owned()),
+            endpoint: endpoint.as_ref().map(|e| e.id.clone()),
+            status,
+            headers,
+            body: mask_in(&pretty, &secrets),
+            body_bytes: original.body.len(),
+            auth,
+            reason: reason.map(|r| mask_in(&r, &secrets)),
+            response,
+            events,
+            replay_of,
+            original,
+        };
+        for e in &mut entry.events {
+            if let Some((queues, event)) = state.published.get(&e.id) {
+                e.queues = queues.clone();
+                if e.event.is_none() {
+                    e.event = Some(event.clone());
+                }
+            }
+        }
+        state.entries.push_back(entry.clone());
+        while state.entries.len() > self.capacity {
+            if let Some(old) = state.entries.pop_front() {
+                for e in old.events {
+                    state.published.remove(&e.id);
+                }
+            }
+        }
+        drop(state);
+        self.broadcast(&entry);
+        entry
+    }
+
+    /// The fanout published event `id` (`body`) to `queue`.
+    pub fn published(&self, id: &str, queue: &str, body: &str) {
+        let event: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let mut changed = Vec::new();
+        let mut state = self.lock();
+        let slot = state
+            .published
+            .entry(id.to_owned())
+            .or_insert_with(|| (Vec::new(), event.clone()));
+        if !slot.0.iter().any(|q| q == queue) {
+            slot.0.push(queue.to_owned());
+        }
+        let queues = slot.0.clone();
+        for entry in state.entries.iter_mut() {
+            let mut touched = false;
+            for e in entry.events.iter_mut().filter(|e| e.id == id) {
+                e.queues = queues.clone();
+                if e.event.is_none() && !event.is_null() {
+                    e.event = Some(event.clone());
+                    e.event_type = event["type"].as_str().map(str::to_owned);
+                    e.chat = event["subject"].as_str().map(str::to_owned);
+                }
+                touched = true;
+            }
+            if touched {
+                changed.push(entry.clone());
+            }
+        }
+        // Bounded: what no entry names is kept only as long as the entries would be.
+        while state.published.len() > self.capacity * 20 {
+            if let Some(k) = state.published.keys().next().cloned() {
+                state.published.remove(&k);
+            }
+        }
+        drop(state);
+        for e in &changed {
+            self.broadcast(e);
+        }
+    }
+
+    /// A `curl` command that sends entry `seq`'s request again, byte for byte, to `base`.
+    pub fn curl(&self, seq: u64, base: &str) -> Option<String> {
+        let o = self.original(seq)?;
+        let query = if o.query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", o.query)
+        };
+        let skip = ["host", "content-length", "connection", "accept-encoding"];
+        let headers: String = o
+            .headers
+            .iter()
+            .filter(|(k, _)| !skip.contains(&k.to_ascii_lowercase().as_str()))
+            .map(|(k, v)| format!(" -H '{}: {}'", k, v.replace('\'', "'\\''")))
+            .collect();
+        let body = base64::engine::general_purpose::STANDARD.encode(&o.body);
+        Some(format!(
+            "printf '%s' '{body}' | base64 -d | curl -sS -X {} '{base}{}{query}'{headers} --data-binary @-",
+            o.method, o.path
+        ))
+    }
+}
+
+/// The events a request produced: its body parsed as the receiver parsed it, matched with the
+/// ids the response names (an event the store named another way, a state event, is filled in
+/// when the fanout publishes it).
+fn events_of(endpoint: &Endpoint, route: Route, original: &Original, response: &Value) -> Vec<EventView> {
+    let ids = |k: &str| -> Vec<String> {
+        response[k]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let (accepted, duplicates) = (ids("accepted"), ids("duplicates"));
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in &original.headers {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(v),
+        ) {
+            headers.append(k, v);
+        }
+    }
+    let now = Utc::now();
+    let parsed = authenticate(&endpoint.auth, &headers, &original.body, now.timestamp())
+        .ok()
+        .and_then(|verified| {
+            let ctx = ParseContext {
+                provider: endpoint.provider,
+                route: Some(route),
+                endpoint: &endpoint.id,
+                received_at: now,
+                delivery_id: verified.delivery_id(),
+            };
+            parse(&ctx, verified.body()).ok()
+        })
+        .unwrap_or_default();
+    let by_id: HashMap<&str, &wahooks::CloudEvent> = parsed.iter().map(|e| (e.id.as_str(), e)).collect();
+    accepted
+        .iter()
+        .map(|id| (id, "new"))
+        .chain(duplicates.iter().map(|id| (id, "duplicate")))
+        .map(|(id, outcome)| {
+            let e = by_id.get(id.as_str());
+            EventView {
+                id: id.clone(),
+                event_type: e.map(|e| e.event_type.as_str().to_owned()),
+                chat: e.and_then(|e| e.subject.clone()),
+                message_id: e.and_then(|e| e.data.message_id.clone()),
+                outcome,
+                queues: Vec::new(),
+                event: e.and_then(|e| serde_json::from_str(&e.to_json()).ok()),
+            }
+        })
+        .collect()
+}
+
+/// The fanout's publisher, telling the inspector what each queue accepted.
+pub struct Recording {
+    /// The real adapter.
+    pub inner: Arc<dyn Publisher>,
+    /// Who to tell.
+    pub inspector: Arc<Inspector>,
+}
+
+#[async_trait]
+impl Publisher for Recording {
+    async fn send_batch(&self, queue: &Queue, batch: &[OutMessage]) -> Result<Vec<String>, PublishError> {
+        let refused = self.inner.send_batch(queue, batch).await?;
+        for m in batch.iter().filter(|m| !refused.contains(&m.entry_id)) {
+            self.inspector.published(&m.event_id, &queue.name, &m.body);
+        }
+        Ok(refused)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_and_tokens_are_masked() {
+        assert!(sensitive_header("X-Hub-Signature-256"));
+        assert!(sensitive_header("authorization"));
+        assert!(sensitive_header("z-api-token"));
+        assert!(!sensitive_header("content-type"));
+        let token = "a".repeat(43);
+        assert_eq!(masked_path(&format!("/v1/hooks/{token}/any")), "/v1/hooks/••••/any");
+        assert_eq!(mask_in("x secret-value y", &["secret-value".into()]), "x •••• y");
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let inspector = Inspector::new(2);
+        for i in 0..5 {
+            inspector.published(&format!("e{i}"), "messages", "{}");
+        }
+        assert!(inspector.lock().published.len() <= 40);
+    }
+}
