@@ -38,7 +38,7 @@ DATAMODEL_CODEGEN := $(VENV)/bin/datamodel-codegen --input schema/wahooks-event.
 	--input-file-type jsonschema --output-model-type pydantic_v2.BaseModel \
 	--target-python-version 3.11 --use-annotated --disable-timestamp --formatters black
 
-.PHONY: help venv test lint infra-check schema schema-check workers browser-test bench build run tail load fuzz deploy deploy-guided destroy clean
+.PHONY: help venv test lint infra-check schema schema-check workers browser-test deploy-test cost bench build run tail load fuzz deploy deploy-guided update destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium \
 		|| { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
+deploy-test: venv ## make deploy, a second (no-op) deploy, make update and make destroy against moto, no TTY
+	$(PY) tests/deploy/make_deploy_test.py
+
 browser-test: venv $(CHROMIUM) ## the inspector page in headless chromium (screenshot: target/browser/inspector.png)
 	cargo build -q --locked -p wahooks-cli
 	$(PY) tests/browser/inspector_test.py --wahooks target/debug/wahooks --moto $(VENV)/bin/moto_server \
@@ -98,6 +101,7 @@ workers: $(TS_NODE) ## build the TypeScript worker (the Python one runs as is)
 test: venv lint infra-check schema-check workers ## run every test (lint, infra and schema checks, unit, fixtures, CLI, moto-backed integration and workers, the browser test, short fuzz)
 	$(CARGO_TEST)
 	$(MAKE) --no-print-directory browser-test
+	$(MAKE) --no-print-directory deploy-test
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
 
 load: venv ## the load harness: N=20000 deliveries, concurrency 32, faults; prints the report
@@ -123,6 +127,9 @@ infra-check: venv ## cfn-lint (warnings fail), sam validate --lint, checkov (ski
 lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+cost: venv ## what a million events cost, measured on the local stack (the README's cost table)
+	cargo run -q --locked -p wahooks-cli -- cost
 
 bench: ## criterion benchmarks: parse, verify, pipeline, fanout, and Standard Webhooks vs svix (figures in README)
 	cargo bench --workspace --locked
@@ -153,6 +160,15 @@ deploy: venv ## sam build + sam deploy to STACK in REGION, unattended (PARAMS="N
 deploy-guided: venv ## sam build + sam deploy --guided (answers saved in infra/samconfig.toml for make deploy)
 	cd infra && sam build --template template.yaml
 	cd infra && sam deploy --guided --stack-name $(STACK) --region $(REGION) --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND
+
+# `make update F=<function>`: one function's new code, straight to the deployed stack (seconds,
+# not a stack update). The next `make deploy` makes the stack authoritative again.
+UPDATE_BUILD_FLAGS ?= --release
+update: venv ## push one function's code to the deployed stack with cargo lambda deploy (F=message-received …)
+	@test -n "$(F)" || { echo "usage: make update F=<function> (one of: $(FUNCTIONS))"; exit 1; }
+	cargo lambda build $(UPDATE_BUILD_FLAGS) --arm64 --bin $(F)
+	cargo lambda deploy --region $(REGION) --binary-name $(F) $(if $(AWS_ENDPOINT_URL),--endpoint-url $(AWS_ENDPOINT_URL)) \
+		$$($(PY) infra/function_name.py $(STACK) $(REGION) $(F))
 
 destroy: venv ## delete the stack, no prompts (the two tables are retained: delete them by hand if you mean it)
 	cd infra && sam delete --stack-name $(STACK) --region $(REGION) --no-prompts

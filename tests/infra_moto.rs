@@ -265,6 +265,24 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
             })
             .collect();
         assert!(!actions.iter().any(|a| a.contains('*')), "{id}: no wildcard actions");
+        // Managed policies too: only logging (and X-Ray's, when tracing is on); nothing grants
+        // stream or table actions on every resource.
+        let managed: Vec<String> = role["Properties"]["ManagedPolicyArns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| p.to_string())
+            .collect();
+        assert!(
+            managed.iter().any(|p| p.contains("AWSLambdaBasicExecutionRole")),
+            "{id}: logs"
+        );
+        for p in &managed {
+            assert!(
+                p.contains("AWSLambdaBasicExecutionRole") || p.contains("AWSXrayWriteOnlyAccess"),
+                "{id}: unexpected managed policy {p}"
+            );
+        }
         if id.starts_with("Fanout") {
             assert!(
                 actions.contains("sqs:SendMessage") && actions.contains("dynamodb:GetRecords"),

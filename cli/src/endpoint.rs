@@ -45,6 +45,30 @@ pub enum EndpointCommand {
         /// The endpoint id (`ep_…`).
         id: String,
     },
+    /// Enable a disabled endpoint again.
+    Enable {
+        /// The endpoint id.
+        id: String,
+    },
+    /// Delete an endpoint under all its URL tokens (no prompt; its events stay stored).
+    Delete {
+        /// The endpoint id.
+        id: String,
+    },
+    /// Give an endpoint a new URL token and print its URLs; the old URLs keep working until
+    /// `retire-tokens` (re-point the provider in between).
+    RotateToken {
+        /// The endpoint id.
+        id: String,
+        /// The API's base URL to print the webhook URLs with.
+        #[arg(long, env = "WAHOOKS_BASE_URL", default_value = "http://127.0.0.1:3000")]
+        base_url: String,
+    },
+    /// Remove every URL token of an endpoint but the newest (after a rotate-token).
+    RetireTokens {
+        /// The endpoint id.
+        id: String,
+    },
     /// Add a secret; the old and the new are both valid until the old one is removed.
     RotateSecret {
         /// The endpoint id.
@@ -151,17 +175,18 @@ async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
         }
         EndpointCommand::List => {
             println!(
-                "{:<20} {:<11} {:<18} {:<8} {:<8} created",
-                "id", "provider", "scheme", "enabled", "secrets"
+                "{:<20} {:<11} {:<18} {:<8} {:<8} {:<7} created",
+                "id", "provider", "scheme", "enabled", "secrets", "tokens"
             );
-            for (_, e) in registry().await.list().await? {
+            for (e, tokens) in registry().await.list_endpoints().await? {
                 println!(
-                    "{:<20} {:<11} {:<18} {:<8} {:<8} {}",
+                    "{:<20} {:<11} {:<18} {:<8} {:<8} {:<7} {}",
                     e.id,
                     e.provider,
                     e.auth.scheme(),
                     e.enabled,
                     e.auth.secrets().len(),
+                    tokens,
                     e.created_at
                 );
             }
@@ -172,6 +197,37 @@ async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
             e.enabled = false;
             registry.update(&e).await?;
             println!("{id} disabled");
+        }
+        EndpointCommand::Enable { id } => {
+            let registry = registry().await;
+            let (_, mut e) = registry.find_by_id(&id).await?;
+            e.enabled = true;
+            registry.update(&e).await?;
+            println!("{id} enabled");
+        }
+        EndpointCommand::Delete { id } => {
+            let n = registry().await.delete(&id).await?;
+            println!(
+                "{id} deleted ({n} URL token{}); its stored events are kept",
+                if n == 1 { "" } else { "s" }
+            );
+        }
+        EndpointCommand::RotateToken { id, base_url } => {
+            let token = new_token();
+            registry().await.add_token(&id, &token).await?;
+            println!("{id}: a new URL token (the old URLs keep working until `wahooks endpoint retire-tokens {id}`)");
+            println!("webhook URLs (the token in them is shown only now; keep it secret):");
+            let base = base_url.trim_end_matches('/');
+            for route in Route::ALL {
+                println!("  {:<17} {base}/v1/hooks/{token}/{}", route.as_str(), route.as_str());
+            }
+        }
+        EndpointCommand::RetireTokens { id } => {
+            let n = registry().await.retire_tokens(&id).await?;
+            println!(
+                "{id}: {n} old URL token{} removed; only the newest works now",
+                if n == 1 { "" } else { "s" }
+            );
         }
         EndpointCommand::RotateSecret { id, secret } => {
             let registry = registry().await;

@@ -1,5 +1,6 @@
 //! `wahooks`: the command line of wahooks. Each subcommand lives in its own module.
 
+mod cost;
 mod endpoint;
 mod events;
 mod inspector;
@@ -54,6 +55,8 @@ enum Command {
     /// Manage endpoints (the URLs providers post to).
     #[command(subcommand)]
     Endpoint(endpoint::EndpointCommand),
+    /// What a million events cost, measured on the local stack (the README's table).
+    Cost(cost::CostArgs),
     /// Print the JSON Schema of the events (what `schema/wahooks-event.schema.json` holds).
     Schema,
 }
@@ -65,6 +68,7 @@ async fn main() -> ExitCode {
         Command::Endpoint(command) => endpoint::run(command).await,
         Command::Quarantine(command) => quarantine::run(command).await,
         Command::Parse(args) => parse::run(args),
+        Command::Cost(args) => cost::run(args).await,
         Command::Schema => {
             // Serialising a `Value` cannot fail.
             println!(

@@ -95,8 +95,67 @@ async fn create_list_rotate_remove_and_disable_an_endpoint() {
         "the last secret stays"
     );
 
+    // A new URL token: both work until the old ones are retired.
+    let rotated = wahooks(&moto, &["endpoint", "rotate-token", &id]);
+    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+    let new_token = stdout(&rotated)
+        .lines()
+        .find(|l| l.contains("/any"))
+        .and_then(|l| l.split("/v1/hooks/").nth(1))
+        .map(|t| t.trim_end_matches("/any").to_owned())
+        .expect("the new URLs");
+    assert_ne!(new_token, token);
+    assert!(
+        registry.lookup(&token).await.expect("lookup").is_some(),
+        "old URL still works"
+    );
+    let fresh = registry
+        .lookup(&new_token)
+        .await
+        .expect("lookup")
+        .expect("new URL works");
+    assert_eq!(fresh.id, id);
+    assert_eq!(fresh.auth.secrets().len(), 1, "the same endpoint, secrets and all");
+    let listed = stdout(&wahooks(&moto, &["endpoint", "list"]));
+    assert_eq!(listed.matches(id.as_str()).count(), 1, "listed once: {listed}");
+
+    // Disable and enable reach every token.
     assert!(wahooks(&moto, &["endpoint", "disable", &id]).status.success());
     assert!(!registry.lookup(&token).await.expect("lookup").expect("exists").enabled);
+    assert!(
+        !registry
+            .lookup(&new_token)
+            .await
+            .expect("lookup")
+            .expect("exists")
+            .enabled
+    );
+    assert!(wahooks(&moto, &["endpoint", "enable", &id]).status.success());
+    assert!(
+        registry
+            .lookup(&new_token)
+            .await
+            .expect("lookup")
+            .expect("exists")
+            .enabled
+    );
+
+    let retired = wahooks(&moto, &["endpoint", "retire-tokens", &id]);
+    assert!(
+        stdout(&retired).contains("1 old URL token removed"),
+        "{}",
+        stdout(&retired)
+    );
+    assert!(
+        registry.lookup(&token).await.expect("lookup").is_none(),
+        "the old URL is gone"
+    );
+    assert!(registry.lookup(&new_token).await.expect("lookup").is_some());
+
+    assert!(wahooks(&moto, &["endpoint", "delete", &id]).status.success());
+    assert!(registry.lookup(&new_token).await.expect("lookup").is_none(), "deleted");
+    assert_eq!(wahooks(&moto, &["endpoint", "delete", &id]).status.code(), Some(1));
+
     assert_eq!(
         wahooks(&moto, &["endpoint", "disable", "ep_nope"]).status.code(),
         Some(1)

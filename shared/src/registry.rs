@@ -103,13 +103,107 @@ impl DynamoRegistry {
             .await
     }
 
-    /// Replace an endpoint's item (found by id).
+    /// Replace an endpoint (found by id) under every URL token it has.
     pub async fn update(&self, endpoint: &Endpoint) -> Result<(), RegistryError> {
-        let (key, _) = self.find_by_id(&endpoint.id).await?;
-        self.write(&key, endpoint, Some("attribute_exists(pk)")).await
+        let items = self.items_of(&endpoint.id).await?;
+        if items.is_empty() {
+            return Err(RegistryError::NotFound(endpoint.id.clone()));
+        }
+        for (key, added_at) in items {
+            self.write_at(&key, endpoint, Some("attribute_exists(pk)"), added_at)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Give an existing endpoint one more URL token: the old ones keep working until
+    /// [`DynamoRegistry::retire_tokens`] removes them (a rotation without a gap).
+    pub async fn add_token(&self, id: &str, token: &str) -> Result<Endpoint, RegistryError> {
+        let (_, endpoint) = self.find_by_id(id).await?;
+        let added_at = chrono::Utc::now().timestamp_millis();
+        self.write_at(&token_key(token), &endpoint, Some("attribute_not_exists(pk)"), added_at)
+            .await?;
+        Ok(endpoint)
+    }
+
+    /// Remove every URL token of endpoint `id` but the newest; how many were removed.
+    pub async fn retire_tokens(&self, id: &str) -> Result<usize, RegistryError> {
+        let mut items = self.items_of(id).await?;
+        items.sort_by_key(|(_, added_at)| *added_at);
+        items.pop();
+        for (key, _) in &items {
+            self.delete_key(key).await?;
+        }
+        Ok(items.len())
+    }
+
+    /// Delete endpoint `id` under every token; how many tokens it had.
+    pub async fn delete(&self, id: &str) -> Result<usize, RegistryError> {
+        let items = self.items_of(id).await?;
+        if items.is_empty() {
+            return Err(RegistryError::NotFound(id.to_owned()));
+        }
+        for (key, _) in &items {
+            self.delete_key(key).await?;
+        }
+        Ok(items.len())
+    }
+
+    async fn delete_key(&self, key: &str) -> Result<(), RegistryError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .send()
+            .await
+            .map_err(|e| RegistryError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+        Ok(())
+    }
+
+    /// The table keys of endpoint `id` (one per URL token) with when each token was added.
+    async fn items_of(&self, id: &str) -> Result<Vec<(String, i64)>, RegistryError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("endpoint_id = :id")
+                .expression_attribute_values(":id", AttributeValue::S(id.to_owned()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| RegistryError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+            for item in page.items() {
+                let key = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let added_at = item
+                    .get("token_added_at")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                out.push((key, added_at));
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     async fn write(&self, key: &str, endpoint: &Endpoint, condition: Option<&str>) -> Result<(), RegistryError> {
+        self.write_at(key, endpoint, condition, chrono::Utc::now().timestamp_millis())
+            .await
+    }
+
+    async fn write_at(
+        &self,
+        key: &str,
+        endpoint: &Endpoint,
+        condition: Option<&str>,
+        token_added_at: i64,
+    ) -> Result<(), RegistryError> {
         let json = serde_json::to_string(endpoint).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
         self.client
             .put_item()
@@ -117,6 +211,7 @@ impl DynamoRegistry {
             .item("pk", AttributeValue::S(key.to_owned()))
             .item("endpoint_id", AttributeValue::S(endpoint.id.clone()))
             .item("endpoint", AttributeValue::S(json))
+            .item("token_added_at", AttributeValue::N(token_added_at.to_string()))
             .set_condition_expression(condition.map(str::to_owned))
             .send()
             .await
@@ -146,6 +241,18 @@ impl DynamoRegistry {
             }
         }
         out.sort_by(|a, b| a.1.created_at.cmp(&b.1.created_at));
+        Ok(out)
+    }
+
+    /// Every endpoint once, with how many URL tokens it has.
+    pub async fn list_endpoints(&self) -> Result<Vec<(Endpoint, usize)>, RegistryError> {
+        let mut out: Vec<(Endpoint, usize)> = Vec::new();
+        for (_, e) in self.list().await? {
+            match out.iter_mut().find(|(seen, _)| seen.id == e.id) {
+                Some((_, n)) => *n += 1,
+                None => out.push((e, 1)),
+            }
+        }
         Ok(out)
     }
 

@@ -1,0 +1,51 @@
+//! `wahooks cost` as a user runs it: its own moto, every fixture through the receivers and the
+//! fanout, the table read back. The measurements must hold the storage layout's promise.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn the_cost_report_measures_the_fixture_mix_through_the_local_stack() {
+    let moto = std::env::var("WAHOOKS_MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join(".venv/bin/moto_server"));
+    assert!(moto.exists(), "run `make test`: it installs moto into .venv");
+    let out = Command::new(env!("CARGO_BIN_EXE_wahooks"))
+        .current_dir(root())
+        .args(["cost", "--json", "--moto"])
+        .arg(&moto)
+        .output()
+        .expect("wahooks cost runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let f = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
+    assert!(f("events") > 200.0, "the whole mix: {v}");
+    // The layout's promise is about what an event's storage costs (redeliveries are the mix's).
+    let wru = f("stored_write_units_per_event");
+    assert!(wru <= 2.2, "{wru:.2} write units per event");
+    assert!((f("base_write_units_per_event") + f("index_write_units_per_event") - wru).abs() < 1e-9);
+    assert!(
+        (f("write_units_per_event") - wru - f("refused_write_units_per_event")).abs() < 1e-9,
+        "billed = stored + refused"
+    );
+    assert!(
+        f("base_write_units_per_event") >= 1.0,
+        "every item costs at least one unit"
+    );
+    assert!(f("stored_bytes_per_event") > 100.0);
+    assert!(f("send_message_batch_per_event") > 0.0, "the fanout published");
+    let rows: f64 = v["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["dollars_per_million"].as_f64().expect("cost"))
+        .sum();
+    assert!(
+        (rows - f("dollars_per_million_events")).abs() < 1e-6,
+        "the total is the sum of its parts"
+    );
+}
