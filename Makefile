@@ -87,7 +87,7 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium \
 		|| { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
-deploy-test: venv ## make deploy, a second (no-op) deploy, make update and make destroy against moto, no TTY
+deploy-test: venv ## make deploy, a second (no-op) deploy and make destroy against moto, no TTY
 	$(PY) tests/deploy/make_deploy_test.py
 
 browser-test: venv $(CHROMIUM) ## the inspector page in headless chromium (screenshot: target/browser/inspector.png)
@@ -167,8 +167,8 @@ UPDATE_BUILD_FLAGS ?= --release
 update: venv ## push one function's code to the deployed stack with cargo lambda deploy (F=message-received …)
 	@test -n "$(F)" || { echo "usage: make update F=<function> (one of: $(FUNCTIONS))"; exit 1; }
 	cargo lambda build $(UPDATE_BUILD_FLAGS) --arm64 --bin $(F)
-	cargo lambda deploy --region $(REGION) --binary-name $(F) $(if $(AWS_ENDPOINT_URL),--endpoint-url $(AWS_ENDPOINT_URL)) \
-		$$($(PY) infra/function_name.py $(STACK) $(REGION) $(F))
+	name=$$($(PY) infra/function_name.py $(STACK) $(REGION) $(F)) && \
+	cargo lambda deploy --region $(REGION) --binary-name $(F) $(if $(AWS_ENDPOINT_URL),--endpoint-url $(AWS_ENDPOINT_URL)) "$$name"
 
 destroy: venv ## delete the stack, no prompts (the two tables are retained: delete them by hand if you mean it)
 	cd infra && sam delete --stack-name $(STACK) --region $(REGION) --no-prompts

@@ -23,12 +23,16 @@ def main() -> int:
     stack, region, function = sys.argv[1:]
     cfn = boto3.client("cloudformation", region_name=region)
     try:
-        detail = cfn.describe_stack_resource(StackName=stack, LogicalResourceId=logical_id(function))
+        resources = cfn.describe_stack_resources(StackName=stack)["StackResources"]
     except Exception as error:  # noqa: BLE001 - the message is what the user needs
-        print(f"no function `{function}` ({logical_id(function)}) in stack {stack}: {error}", file=sys.stderr)
+        print(f"cannot read stack {stack} in {region}: {error}", file=sys.stderr)
         return 1
-    print(detail["StackResourceDetail"]["PhysicalResourceId"])
-    return 0
+    for r in resources:
+        if r.get("LogicalResourceId") == logical_id(function) and r.get("PhysicalResourceId"):
+            print(r["PhysicalResourceId"])
+            return 0
+    print(f"no function `{function}` ({logical_id(function)}) in stack {stack}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

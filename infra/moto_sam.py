@@ -10,7 +10,8 @@ runs in AWS), and leaves out what moto cannot create:
   write; the local stack drives the fanout with wahooks' own stream driver).
 
 Outputs that name what was left out are dropped with it, and a change set's outputs are
-computed when it is executed (moto applies only its resources). Everything else (tables with their
+computed when it is executed (moto applies only its resources), and a stack's parameters are
+its effective ones, defaults included, as CloudFormation compares them for "no changes". Everything else (tables with their
 stream and deletion protection, queues and DLQs, the KMS key, the topic and its subscription,
 alarms, log groups, roles and policies, the Lambda functions with the code `sam deploy`
 uploaded) is created by moto as CloudFormation would.
@@ -115,6 +116,11 @@ def install() -> None:
             target = change_set.stack
             target._parse_template()
             target.output_map = target._create_output_map()
+            # CloudFormation compares an update's parameters with the stack's effective ones
+            # (defaults included); moto with those the first change set named. `sam deploy`
+            # sends every parameter on an update (UsePreviousValue), so record them all.
+            declared = target.template_dict.get("Parameters", {})
+            target.parameters = {k: v for k, v in target.stack_parameters.items() if k in declared}
 
     CloudFormationBackend.create_change_set = change_set
     CloudFormationBackend.create_stack = stack
