@@ -162,28 +162,42 @@ impl DynamoRegistry {
 
     /// The table keys of endpoint `id` (one per URL token) with when each token was added.
     async fn items_of(&self, id: &str) -> Result<Vec<(String, i64)>, RegistryError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("endpoint_id = :id")
-                .expression_attribute_values(":id", AttributeValue::S(id.to_owned()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| RegistryError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
-            for item in page.items() {
+        Ok(self
+            .scan(Some(id))
+            .await?
+            .iter()
+            .map(|item| {
                 let key = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
                 let added_at = item
                     .get("token_added_at")
                     .and_then(|v| v.as_n().ok())
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(0);
-                out.push((key, added_at));
+                (key, added_at)
+            })
+            .collect())
+    }
+
+    /// Every item of the table (of endpoint `id` only, when given), all pages.
+    async fn scan(&self, id: Option<&str>) -> Result<Vec<HashMap<String, AttributeValue>>, RegistryError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let mut request = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start);
+            if let Some(id) = id {
+                request = request
+                    .filter_expression("endpoint_id = :id")
+                    .expression_attribute_values(":id", AttributeValue::S(id.to_owned()));
             }
+            let page = request
+                .send()
+                .await
+                .map_err(|e| RegistryError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+            out.extend(page.items().iter().cloned());
             start = page.last_evaluated_key().cloned();
             if start.is_none() {
                 break;
@@ -219,27 +233,14 @@ impl DynamoRegistry {
         Ok(())
     }
 
-    /// Every endpoint (a scan: the table holds one item per endpoint).
+    /// Every endpoint, once per URL token (a scan: the table holds one item per token).
     pub async fn list(&self) -> Result<Vec<(String, Endpoint)>, RegistryError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| RegistryError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
-            for item in page.items() {
-                out.push(decode(item)?);
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                break;
-            }
-        }
+        let mut out = self
+            .scan(None)
+            .await?
+            .iter()
+            .map(decode)
+            .collect::<Result<Vec<_>, _>>()?;
         out.sort_by(|a, b| a.1.created_at.cmp(&b.1.created_at));
         Ok(out)
     }
