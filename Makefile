@@ -162,11 +162,11 @@ deploy-guided: venv ## sam build + sam deploy --guided (answers saved in infra/s
 	cd infra && sam deploy --guided --stack-name $(STACK) --region $(REGION) --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND
 
 # `make update F=<function>`: one function's new code, straight to the deployed stack (seconds,
-# not a stack update). The next `make deploy` makes the stack authoritative again.
+# not a stack update). The next `make deploy` of changed code makes the stack authoritative again.
 UPDATE_BUILD_FLAGS ?= --release
 update: venv ## push one function's code to the deployed stack with cargo lambda deploy (F=message-received …)
-	@test -n "$(F)" || { echo "usage: make update F=<function> (one of: $(FUNCTIONS))"; exit 1; }
-	cargo lambda build $(UPDATE_BUILD_FLAGS) --arm64 --bin $(F)
+	@test -n "$(filter $(F),$(FUNCTIONS))" || { echo "usage: make update F=<function> (one of: $(FUNCTIONS))"; exit 1; }
+	cargo lambda build $(UPDATE_BUILD_FLAGS) --arm64 --locked --bin $(F)
 	name=$$($(PY) infra/function_name.py $(STACK) $(REGION) $(F)) && \
 	cargo lambda deploy --region $(REGION) --binary-name $(F) $(if $(AWS_ENDPOINT_URL),--endpoint-url $(AWS_ENDPOINT_URL)) "$$name"
 

@@ -14,7 +14,8 @@ computed when it is executed (moto applies only its resources), and a stack's pa
 its effective ones, defaults included, as CloudFormation compares them for "no changes". Everything else (tables with their
 stream and deletion protection, queues and DLQs, the KMS key, the topic and its subscription,
 alarms, log groups, roles and policies, the Lambda functions with the code `sam deploy`
-uploaded) is created by moto as CloudFormation would.
+uploaded) is created by moto as CloudFormation would, with two of CloudFormation's rules moto's
+resolver lacks put back (`AWS::NoValue` drops a list element; a function's environment is text).
 
     python infra/moto_sam.py --port 5000      # a server, until Ctrl-C
     import moto_sam; moto_sam.install()       # in-process, before starting ThreadedMotoServer
@@ -125,7 +126,45 @@ def install() -> None:
     CloudFormationBackend.create_change_set = change_set
     CloudFormationBackend.create_stack = stack
     CloudFormationBackend.execute_change_set = execute
+    _resolve_as_cloudformation_does()
     CloudFormationBackend._wahooks_sam = True
+
+
+def _resolve_as_cloudformation_does() -> None:
+    """Two of CloudFormation's rules moto's resolver does not follow, which `make update` meets.
+
+    - `AWS::NoValue` in a list removes the element (`!Join [",", [!If [c, x, !Ref AWS::NoValue]]]`
+      is "" when `c` is false); moto keeps it as `None` and joins "None".
+    - A function's environment holds strings (a `Number` parameter's `!Ref` is its text); moto
+      stores the parameter's number, and then answers GetFunction with `"WAHOOKS_RETENTION_DAYS":
+      30`, which AWS SDKs refuse to parse (cargo-lambda: "expected ValueString or ValueNull").
+    """
+    from moto.awslambda.models import LambdaFunction
+    from moto.cloudformation import parsing
+
+    clean_json = parsing.clean_json
+
+    def clean(resource_json, resources_map):
+        if isinstance(resource_json, list):
+            resolved = (clean(v, resources_map) for v in resource_json)
+            return [v for v in resolved if v is not None]
+        return clean_json(resource_json, resources_map)
+
+    parsing.clean_json = clean
+
+    init = LambdaFunction.__init__
+
+    def function(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.environment_vars = {k: _env_text(v) for k, v in (self.environment_vars or {}).items()}
+
+    LambdaFunction.__init__ = function
+
+
+def _env_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def main() -> None:

@@ -5,13 +5,14 @@
 Starts moto (with the SAM transform, `infra/moto_sam.py`) on a free loopback port, creates the
 artifact bucket, and runs `make deploy STACK=… REGION=… S3_BUCKET=…` with standard input closed:
 `sam build` (cargo-lambda, every function for arm64) then `sam deploy`. Checks the stack, its
-resources and outputs, that a second `make deploy` is a no-op, then `make destroy`. (`make
-update` is not run here: cargo-lambda's SDK cannot parse moto's GetFunction answer.) Exits 1 on
-the first failed check.
+resources and outputs; that `make update F=message-received` pushes that function's code with
+`cargo lambda deploy` and leaves its configuration alone; that a second `make deploy` is a no-op;
+then `make destroy`. Exits 1 on the first failed check.
 
 The functions are built in debug mode (`SAM_BUILD_MODE=debug`, SAM's own switch: the same
-`sam build` and cargo-lambda path, without `--release`), so the test does not pay for a release
-build with LTO of eight binaries on every CI run. `make build` builds the release artifacts.
+`sam build` and cargo-lambda path, without `--release`; `UPDATE_BUILD_FLAGS=` for `make update`),
+so the test does not pay for a release build with LTO of eight binaries on every CI run. `make
+build` builds the release artifacts.
 """
 
 from __future__ import annotations
@@ -126,6 +127,27 @@ def main() -> int:
         table = dynamo.describe_table(TableName=outputs["EventsTableName"])["Table"]
         check(table.get("DeletionProtectionEnabled") is True, "the events table is protected from deletion")
 
+        # make update: one function's code, straight to the stack's function.
+        updated = next(f for f in functions if f["LogicalResourceId"] == "MessageReceivedFunction")
+        before = lam.get_function(FunctionName=updated["PhysicalResourceId"])["Configuration"]
+        codes = {f["PhysicalResourceId"]: lam.get_function(FunctionName=f["PhysicalResourceId"])["Configuration"]["CodeSha256"]
+                 for f in functions}
+        pushed = make("update", env, "F=message-received", "UPDATE_BUILD_FLAGS=")
+        check(pushed.returncode == 0, "make update F=message-received runs to completion with no input")
+        check("function deployed successfully" in pushed.stdout, "cargo lambda deploy pushed the code")
+        after = lam.get_function(FunctionName=updated["PhysicalResourceId"])["Configuration"]
+        check(after["CodeSha256"] != before["CodeSha256"], "the function runs the pushed code (its CodeSha256 changed)")
+        check(after.get("Environment") == before.get("Environment"), "and keeps its environment")
+        check((after["Role"], after["MemorySize"], after["Timeout"], after["Architectures"])
+              == (before["Role"], before["MemorySize"], before["Timeout"], before["Architectures"]),
+              "and its role, memory, timeout and architecture")
+        untouched = [name for name, sha in codes.items() if name != updated["PhysicalResourceId"]
+                     and lam.get_function(FunctionName=name)["Configuration"]["CodeSha256"] == sha]
+        check(len(untouched) == 7, f"the seven other functions keep their code ({len(untouched)})")
+        bad = make("update", env, "F=no-such-function", "UPDATE_BUILD_FLAGS=")
+        check(bad.returncode != 0 and "one of: message-received" in bad.stdout,
+              "make update with an unknown function fails and names the functions")
+
         second = make("deploy", env)
         check(second.returncode == 0, "a second make deploy succeeds")
         if "No changes to deploy" not in second.stdout:
@@ -133,6 +155,10 @@ def main() -> int:
         check("No changes to deploy" in second.stdout, "and is a no-op (no changes)")
         again = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
         check(again.get("LastUpdatedTime") == stack.get("LastUpdatedTime"), "the stack was not updated")
+        # CloudFormation compares templates, not the functions' code: an unchanged build leaves
+        # what make update pushed in place (the README says so).
+        kept = lam.get_function(FunctionName=updated["PhysicalResourceId"])["Configuration"]["CodeSha256"]
+        check(kept == after["CodeSha256"], "an unchanged make deploy leaves the pushed code in place")
 
         gone = make("destroy", env)
         check(gone.returncode == 0, "make destroy runs with no prompts")
