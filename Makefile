@@ -38,7 +38,7 @@ DATAMODEL_CODEGEN := $(VENV)/bin/datamodel-codegen --input schema/wahooks-event.
 	--input-file-type jsonschema --output-model-type pydantic_v2.BaseModel \
 	--target-python-version 3.11 --use-annotated --disable-timestamp --formatters black
 
-.PHONY: help venv test lint infra-check schema schema-check workers browser-test deploy-test cost bench build run tail load fuzz deploy deploy-guided update destroy clean
+.PHONY: help venv test lint infra-check schema schema-check workers browser-test deploy-test cost bench coldstart build run tail load fuzz deploy deploy-guided update destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -131,9 +131,14 @@ lint: ## rustfmt and clippy, warnings are errors
 cost: venv ## what a million events cost, measured on the local stack (the README's cost table)
 	cargo run -q --locked -p wahooks-cli -- cost
 
-bench: ## criterion benchmarks: parse, verify, pipeline, fanout, and Standard Webhooks vs svix (figures in README)
+bench: ## criterion benchmarks: parse, verify, pipeline (bench and release profiles), fanout, Standard Webhooks vs svix (figures in README)
 	cargo bench --workspace --locked
+	WAHOOKS_BENCH_PROFILE=release cargo bench --locked -p wahooks --bench pipeline --profile release -- --save-baseline release-profile
 	cd shared/bench-svix && cargo bench --locked
+
+coldstart: venv ## a receiver's cold start (init, first and warm requests): its release build against a local Lambda Runtime API (figures in README)
+	cargo build --release --locked -p message-received
+	cargo run -q --locked -p wahooks-cli -- coldstart --bootstrap target/release/message-received
 
 build: venv ## build every Lambda bootstrap for arm64 (cargo lambda, offline)
 	cargo lambda build --release --arm64 --locked $(foreach f,$(FUNCTIONS),--package $(f))

@@ -1,5 +1,6 @@
 //! `wahooks`: the command line of wahooks. Each subcommand lives in its own module.
 
+mod coldstart;
 mod cost;
 mod endpoint;
 mod events;
@@ -57,6 +58,8 @@ enum Command {
     Endpoint(endpoint::EndpointCommand),
     /// What a million events cost, measured on the local stack (the README's table).
     Cost(cost::CostArgs),
+    /// A receiver bootstrap's cold start, measured against a local Lambda Runtime API.
+    Coldstart(coldstart::ColdstartArgs),
     /// Print the JSON Schema of the events (what `schema/wahooks-event.schema.json` holds).
     Schema,
 }
@@ -69,6 +72,7 @@ async fn main() -> ExitCode {
         Command::Quarantine(command) => quarantine::run(command).await,
         Command::Parse(args) => parse::run(args),
         Command::Cost(args) => cost::run(args).await,
+        Command::Coldstart(args) => coldstart::run(args).await,
         Command::Schema => {
             // Serialising a `Value` cannot fail.
             println!(

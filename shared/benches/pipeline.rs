@@ -91,8 +91,11 @@ fn bench(c: &mut Criterion) {
         black_box(run_all(&runtime, &events));
     }
     let ns = start.elapsed().as_nanos() as f64 / (rounds * events.len()) as f64;
+    // `make bench` runs this twice: with the bench profile, and with the release profile the
+    // Lambdas ship with (opt-level "s", LTO), saying which.
+    let profile = std::env::var("WAHOOKS_BENCH_PROFILE").unwrap_or_else(|_| "bench".into());
     println!(
-        "pipeline: {} requests: {:.1} µs/request, {:.0} requests/s (one core, in-memory store)",
+        "pipeline ({profile} profile): {} requests: {:.1} µs/request, {:.0} requests/s (one core, in-memory store)",
         events.len(),
         ns / 1000.0,
         1e9 / ns

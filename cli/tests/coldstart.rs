@@ -1,0 +1,70 @@
+//! `wahooks coldstart` as a user runs it, on a real receiver bootstrap: the `message-received`
+//! binary started against the harness's Lambda Runtime API and its own moto. Every invocation
+//! must come back a 200 that stored its event, and the figures must be real durations.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `target/<profile>/message-received`, built (or found fresh) by cargo, beside this test.
+fn bootstrap() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo)
+        .current_dir(root())
+        .args(["build", "--workspace", "--locked", "--bin", "message-received"])
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "cargo build --bin message-received failed");
+    // This test runs from target/<profile>/deps/; the binary is in target/<profile>/.
+    let exe = std::env::current_exe().expect("the test's path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    profile_dir.join("message-received")
+}
+
+#[test]
+fn a_receiver_bootstrap_starts_answers_and_stores_through_the_runtime_api() {
+    let moto = std::env::var("WAHOOKS_MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join(".venv/bin/moto_server"));
+    assert!(moto.exists(), "run `make test`: it installs moto into .venv");
+    let bootstrap = bootstrap();
+    assert!(bootstrap.is_file(), "{} was built", bootstrap.display());
+    let out = Command::new(env!("CARGO_BIN_EXE_wahooks"))
+        .current_dir(root())
+        .args(["coldstart", "--json", "--runs", "2", "--warm", "3", "--moto"])
+        .arg(&moto)
+        .arg("--bootstrap")
+        .arg(&bootstrap)
+        .output()
+        .expect("wahooks coldstart runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["runs"], 2, "{v}");
+    // 2 processes × (1 first + 3 warm), each a first delivery the table holds.
+    assert_eq!(v["stored"], 8, "{v}");
+    for figure in ["init", "first_request", "warm_request"] {
+        let f = &v[figure];
+        let (median, min, max) = (
+            f["median_ms"].as_f64().unwrap_or(-1.0),
+            f["min_ms"].as_f64().unwrap_or(-1.0),
+            f["max_ms"].as_f64().unwrap_or(-1.0),
+        );
+        assert!(min > 0.0 && min <= median && median <= max, "{figure}: {f}");
+    }
+    assert!(v["bootstrap_bytes"].as_u64().unwrap_or(0) > 100_000, "{v}");
+}
+
+#[test]
+fn only_a_receiver_is_measured() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wahooks"))
+        .current_dir(root())
+        .args(["coldstart", "--bootstrap", "Cargo.toml"])
+        .output()
+        .expect("wahooks coldstart runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Cargo.toml is not a receiver"), "{err}");
+}
