@@ -128,15 +128,15 @@ lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-cost: venv ## what a million events cost, measured on the local stack (the README's cost table)
+cost: venv ## what a million events cost, measured on the local stack (the cost table of docs/performance.md)
 	cargo run -q --locked -p wahooks-cli -- cost
 
-bench: ## criterion benchmarks: parse, verify, pipeline (bench and release profiles), fanout, Standard Webhooks vs svix (figures in README)
+bench: ## criterion benchmarks: parse, verify, pipeline (bench and release profiles), fanout, Standard Webhooks vs svix (figures in docs/performance.md)
 	cargo bench --workspace --locked
 	WAHOOKS_BENCH_PROFILE=release cargo bench --locked -p wahooks --bench pipeline --profile release -- --save-baseline release-profile
 	cd shared/bench-svix && cargo bench --locked
 
-coldstart: venv ## a receiver's cold start (init, first and warm requests): its release build against a local Lambda Runtime API (figures in README)
+coldstart: venv ## a receiver's cold start (init, first and warm requests): its release build against a local Lambda Runtime API (figures in docs/performance.md)
 	cargo build --release --locked -p message-received
 	cargo run -q --locked -p wahooks-cli -- coldstart --bootstrap target/release/message-received
 

@@ -12,7 +12,7 @@ use common::moto::Moto;
 use serde_json::Value;
 
 use wahooks::config::Config;
-use wahooks::endpoint::{Auth, PayloadFormat};
+use wahooks::endpoint::Auth;
 use wahooks::fanout::{Routing, SqsPublisher};
 use wahooks::local::{apigw_request, LocalStack};
 use wahooks::registry::{new_endpoint, new_token};
@@ -37,7 +37,7 @@ async fn stack(moto: &Moto) -> LocalStack {
 
 async fn endpoint(stack: &LocalStack, provider: Provider) -> String {
     let token = new_token();
-    let endpoint = new_endpoint(provider, PayloadFormat::Default, Auth::url_token());
+    let endpoint = new_endpoint(provider, Auth::url_token());
     stack.registry.create(&token, &endpoint).await.expect("endpoint stored");
     token
 }

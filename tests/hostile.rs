@@ -1,5 +1,5 @@
 //! Hostile input against the real receiver and a real local DynamoDB (moto): each request gets
-//! its documented status (DESIGN.md §7) with a body that says what was wrong, the handler
+//! its documented status (the table of answers in `docs/receiving.md`) with a body that says what was wrong, the handler
 //! never panics, and nothing is stored (a 400 keeps the body in a quarantine item, as
 //! documented, never as an event).
 
@@ -12,7 +12,7 @@ use common::moto::Moto;
 use serde_json::Value;
 use wahooks::auth::sign;
 use wahooks::config::Config;
-use wahooks::endpoint::{Auth, PayloadFormat, Scheme, Secret};
+use wahooks::endpoint::{Auth, Scheme, Secret};
 use wahooks::local::{apigw_request, LocalStack};
 use wahooks::registry::{new_endpoint, new_token};
 use wahooks::{Provider, Route};
@@ -42,7 +42,7 @@ async fn stack(moto: &Moto) -> LocalStack {
 
 async fn endpoint(stack: &LocalStack, provider: Provider, auth: Auth) -> String {
     let token = new_token();
-    let endpoint = new_endpoint(provider, PayloadFormat::Default, auth);
+    let endpoint = new_endpoint(provider, auth);
     stack.registry.create(&token, &endpoint).await.expect("endpoint");
     token
 }

@@ -15,7 +15,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use common::moto::Moto;
 use serde_json::Value;
 use wahooks::config::Config;
-use wahooks::endpoint::{Auth, PayloadFormat};
+use wahooks::endpoint::Auth;
 use wahooks::fanout::DEFAULT_QUEUES;
 use wahooks::local::{apigw_request, LocalStack};
 use wahooks::registry::{new_endpoint, new_token};
@@ -147,7 +147,7 @@ async fn receivers_and_fanout_run_on_what_the_template_creates() {
     let mut accepted = HashSet::new();
     for provider in Provider::ALL {
         let token = new_token();
-        let endpoint = new_endpoint(provider, PayloadFormat::Default, Auth::url_token());
+        let endpoint = new_endpoint(provider, Auth::url_token());
         local.registry.create(&token, &endpoint).await.expect("endpoint");
         for (name, body) in common::payloads(provider).into_iter().take(5) {
             let path = format!("/v1/hooks/{token}");

@@ -17,7 +17,7 @@ use lambda_http::Body;
 use serde_json::Value;
 
 use wahooks::auth::sign;
-use wahooks::endpoint::{Auth, Endpoint, PayloadFormat, Scheme, Secret};
+use wahooks::endpoint::{Auth, Endpoint, Scheme, Secret};
 use wahooks::http::Receiver;
 use wahooks::registry::{new_endpoint, new_token, DynamoRegistry};
 use wahooks::schema::{create_endpoints_table, create_events_table};
@@ -63,7 +63,7 @@ impl Stack {
 
     async fn endpoint(&self, provider: Provider, auth: Auth) -> (String, Endpoint) {
         let token = new_token();
-        let endpoint = new_endpoint(provider, PayloadFormat::Default, auth);
+        let endpoint = new_endpoint(provider, auth);
         self.registry.create(&token, &endpoint).await.expect("endpoint stored");
         (token, endpoint)
     }

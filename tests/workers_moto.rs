@@ -17,7 +17,7 @@ use common::moto::Moto;
 use serde_json::Value;
 
 use wahooks::config::Config;
-use wahooks::endpoint::{Auth, PayloadFormat};
+use wahooks::endpoint::Auth;
 use wahooks::local::{apigw_request, LocalStack};
 use wahooks::providers::{parse, ParseContext};
 use wahooks::registry::{new_endpoint, new_token};
@@ -93,7 +93,7 @@ async fn published() -> Published {
     let mut expected = HashMap::new();
     for (provider, file) in BODIES {
         let token = new_token();
-        let endpoint = new_endpoint(provider, PayloadFormat::Default, Auth::url_token());
+        let endpoint = new_endpoint(provider, Auth::url_token());
         stack.registry.create(&token, &endpoint).await.expect("endpoint");
         let body = std::fs::read(common::provider_dir(provider).join(file)).expect("fixture");
         let path = format!("/v1/hooks/{token}/any");

@@ -37,7 +37,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Mutex};
 use wahooks::config::Config;
-use wahooks::endpoint::{Auth, PayloadFormat};
+use wahooks::endpoint::Auth;
 use wahooks::local::LocalStack;
 use wahooks::registry::{new_endpoint, new_token};
 use wahooks::store::keys;
@@ -148,14 +148,14 @@ async fn measure(
     };
     let stack = LocalStack::provision(sdk, config, "coldstart")
         .await
-        .map_err(|e| anyhow::anyhow!("provisioning: {e}"))?;
+        .map_err(|e| anyhow::anyhow!(e).context("provisioning"))?;
     let token = new_token();
-    let ep = new_endpoint(Provider::Zapi, PayloadFormat::Default, Auth::url_token());
+    let ep = new_endpoint(Provider::Zapi, Auth::url_token());
     stack
         .registry
         .create(&token, &ep)
         .await
-        .map_err(|e| anyhow::anyhow!("endpoint: {e}"))?;
+        .map_err(|e| anyhow::anyhow!(e).context("endpoint"))?;
     let env = [
         ("AWS_LAMBDA_FUNCTION_NAME", function.to_owned()),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".into()),
@@ -476,7 +476,7 @@ impl RuntimeApi {
         if answered != id {
             bail!("expected the answer to {id}, got one to {answered}");
         }
-        let answer = answer.map_err(|e| anyhow::anyhow!("the function reported an error: {e}"))?;
+        let answer = answer.map_err(|e| anyhow::anyhow!(e).context("the function reported an error"))?;
         Ok((at - sent, answer))
     }
 }

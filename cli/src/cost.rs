@@ -24,7 +24,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use serde_json::json;
 use wahooks::config::Config;
-use wahooks::endpoint::{Auth, PayloadFormat};
+use wahooks::endpoint::Auth;
 use wahooks::fanout::{OutMessage, PublishError, Publisher, Queue, SqsPublisher};
 use wahooks::local::{apigw_request, LocalStack};
 use wahooks::registry::{new_endpoint, new_token};
@@ -250,7 +250,7 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
     };
     let mut stack = LocalStack::provision(sdk, config, "cost")
         .await
-        .map_err(|e| anyhow::anyhow!("provisioning: {e}"))?;
+        .map_err(|e| anyhow::anyhow!(e).context("provisioning"))?;
     let batches = Arc::new(AtomicUsize::new(0));
     let sqs = SqsPublisher::new(stack.sqs.clone());
     stack.fanout = wahooks::lambda::fanout_through(
@@ -277,12 +277,12 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
             .collect();
         files.sort();
         let token = new_token();
-        let ep = new_endpoint(provider, PayloadFormat::Default, Auth::url_token());
+        let ep = new_endpoint(provider, Auth::url_token());
         stack
             .registry
             .create(&token, &ep)
             .await
-            .map_err(|e| anyhow::anyhow!("endpoint: {e}"))?;
+            .map_err(|e| anyhow::anyhow!(e).context("endpoint"))?;
         let path = format!("/v1/hooks/{token}/any");
         let headers = [("content-type".to_owned(), "application/json".to_owned())];
         for file in files {
@@ -306,7 +306,7 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
     driver
         .drain(&stack.fanout, Duration::from_secs(300))
         .await
-        .map_err(|e| anyhow::anyhow!("the stream: {e}"))?;
+        .map_err(|e| anyhow::anyhow!(e).context("the stream"))?;
 
     let mut m = Measured {
         bodies,

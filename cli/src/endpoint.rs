@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use base64::Engine;
 use rand::RngCore;
 use wahooks::config::{aws_config, Config};
-use wahooks::endpoint::{Auth, PayloadFormat, Scheme, Secret};
+use wahooks::endpoint::{Auth, Scheme, Secret};
 use wahooks::registry::{new_endpoint, new_token, DynamoRegistry};
 use wahooks::{Provider, Route};
 
@@ -31,9 +31,6 @@ pub enum EndpointCommand {
         /// Meta's verify token (hub-signature-256); generated when absent.
         #[arg(long)]
         verify_token: Option<String>,
-        /// Hub Message payload format: DEFAULT or Z_API.
-        #[arg(long, default_value = "DEFAULT")]
-        format: String,
         /// The API's base URL to print the webhook URLs with.
         #[arg(long, env = "WAHOOKS_BASE_URL", default_value = "http://127.0.0.1:3000")]
         base_url: String,
@@ -134,11 +131,9 @@ async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
             secret,
             header_name,
             verify_token,
-            format,
             base_url,
         } => {
             let scheme: Scheme = scheme.parse()?;
-            let format: PayloadFormat = format.parse()?;
             let generated = secret.is_none() && scheme.needs_secret();
             let secrets = match (scheme.needs_secret(), secret) {
                 (false, _) => Vec::new(),
@@ -157,7 +152,7 @@ async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
                 printed_verify = Some(token);
             }
             let token = new_token();
-            let endpoint = new_endpoint(provider, format, auth);
+            let endpoint = new_endpoint(provider, auth);
             registry().await.create(&token, &endpoint).await?;
             let base = base_url.trim_end_matches('/');
             println!("endpoint: {}", endpoint.id);

@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
 use wahooks::auth::authenticate;
+use wahooks::bounded::BoundedMap;
 use wahooks::endpoint::Endpoint;
 use wahooks::fanout::{OutMessage, PublishError, Publisher, Queue};
 use wahooks::http::token_from_path;
@@ -112,7 +113,7 @@ struct State {
     next: u64,
     entries: VecDeque<Entry>,
     /// Event id → queues reached, for events published before (or without) their entry.
-    published: HashMap<String, (Vec<String>, Value)>,
+    published: BoundedMap<String, (Vec<String>, Value)>,
 }
 
 /// The inspector: the last `capacity` requests, and a channel of every change for the page.
@@ -164,7 +165,8 @@ impl Inspector {
             state: Mutex::new(State {
                 next: 1,
                 entries: VecDeque::new(),
-                published: HashMap::new(),
+                // What no entry names is kept only as long as the entries would be.
+                published: BoundedMap::new(capacity * 20),
             }),
             updates,
             capacity: capacity.max(1),
@@ -302,14 +304,17 @@ impl Inspector {
         let event: Value = serde_json::from_str(body).unwrap_or(Value::Null);
         let mut changed = Vec::new();
         let mut state = self.lock();
-        let slot = state
-            .published
-            .entry(id.to_owned())
-            .or_insert_with(|| (Vec::new(), event.clone()));
-        if !slot.0.iter().any(|q| q == queue) {
-            slot.0.push(queue.to_owned());
+        let key = id.to_owned();
+        if !state.published.contains_key(&key) {
+            state.published.insert(key.clone(), (Vec::new(), event.clone()));
         }
-        let queues = slot.0.clone();
+        let mut queues = Vec::new();
+        if let Some((reached, _)) = state.published.get_mut(&key) {
+            if !reached.iter().any(|q| q == queue) {
+                reached.push(queue.to_owned());
+            }
+            queues = reached.clone();
+        }
         for entry in state.entries.iter_mut() {
             let mut touched = false;
             for e in entry.events.iter_mut().filter(|e| e.id == id) {
@@ -323,12 +328,6 @@ impl Inspector {
             }
             if touched {
                 changed.push(entry.clone());
-            }
-        }
-        // Bounded: what no entry names is kept only as long as the entries would be.
-        while state.published.len() > self.capacity * 20 {
-            if let Some(k) = state.published.keys().next().cloned() {
-                state.published.remove(&k);
             }
         }
         drop(state);

@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use wahooks::config::Config;
-use wahooks::endpoint::{Auth, PayloadFormat};
+use wahooks::endpoint::Auth;
 use wahooks::fanout::{OutMessage, PublishError, Publisher, Queue, SqsPublisher};
 use wahooks::local::LocalStack;
 use wahooks::providers::{parse, ParseContext};
@@ -72,7 +72,7 @@ struct FaultySqs {
 impl Publisher for FaultySqs {
     async fn send_batch(&self, queue: &Queue, batch: &[OutMessage]) -> Result<Vec<String>, PublishError> {
         if self.down.load(Ordering::SeqCst) {
-            return Err(PublishError("injected SQS outage".into()));
+            return Err(PublishError::unavailable("injected SQS outage"));
         }
         self.inner.send_batch(queue, batch).await
     }
@@ -219,7 +219,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     };
     let stack = LocalStack::provision(sdk, config, "load")
         .await
-        .map_err(|e| anyhow::anyhow!("provisioning: {e}"))?;
+        .map_err(|e| anyhow::anyhow!(e).context("provisioning"))?;
     let sqs_down = Arc::new(AtomicBool::new(false));
     let sqs = SqsPublisher::new(stack.sqs.clone());
     let fanout = wahooks::lambda::fanout_through(
@@ -235,12 +235,12 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     let mut tokens = HashMap::new();
     for provider in Provider::ALL {
         let token = new_token();
-        let ep = new_endpoint(provider, PayloadFormat::Default, Auth::url_token());
+        let ep = new_endpoint(provider, Auth::url_token());
         stack
             .registry
             .create(&token, &ep)
             .await
-            .map_err(|e| anyhow::anyhow!("endpoint: {e}"))?;
+            .map_err(|e| anyhow::anyhow!(e).context("endpoint"))?;
         tokens.insert(provider, token);
     }
 

@@ -56,7 +56,7 @@ enum Command {
     /// Manage endpoints (the URLs providers post to).
     #[command(subcommand)]
     Endpoint(endpoint::EndpointCommand),
-    /// What a million events cost, measured on the local stack (the README's table).
+    /// What a million events cost, measured on the local stack (the table of `docs/performance.md`).
     Cost(cost::CostArgs),
     /// A receiver bootstrap's cold start, measured against a local Lambda Runtime API.
     Coldstart(coldstart::ColdstartArgs),

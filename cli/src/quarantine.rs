@@ -214,8 +214,13 @@ async fn reparse(store: &DynamoEventStore, item: &Item) -> Result<(usize, usize)
         ..ParseContext::new(provider, s(item, "endpoint"), received_at)
     };
     let mut events = parse(&ctx, &raw).map_err(|e| e.to_string())?;
-    resolve_state_ids(store, &mut events).await.map_err(|e| e.to_string())?;
-    let outcomes = store.put_if_absent(&events).await.map_err(|e| e.to_string())?;
+    resolve_state_ids(store, &mut events)
+        .await
+        .map_err(|e| wahooks::error_chain(&e))?;
+    let outcomes = store
+        .put_if_absent(&events)
+        .await
+        .map_err(|e| wahooks::error_chain(&e))?;
     let stored = outcomes.iter().filter(|o| **o == PutOutcome::Stored).count();
     Ok((stored, outcomes.len() - stored))
 }

@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wahooks::auth::sign;
 use wahooks::config::Config;
-use wahooks::endpoint::{Auth, Endpoint, PayloadFormat, Scheme, Secret};
+use wahooks::endpoint::{Auth, Endpoint, Scheme, Secret};
 use wahooks::http::Receiver;
 use wahooks::local::{apigw_request, LocalStack};
 use wahooks::registry::{new_endpoint, new_token, EndpointRegistry};
@@ -84,7 +84,7 @@ fn demo_endpoints() -> anyhow::Result<Vec<Demo>> {
     let mk = |provider, auth: Auth, secret: Option<String>, fixture, route| Demo {
         provider,
         token: new_token(),
-        endpoint: new_endpoint(provider, PayloadFormat::Default, auth),
+        endpoint: new_endpoint(provider, auth),
         secret,
         fixture,
         route,
@@ -558,14 +558,14 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
     };
     let stack = LocalStack::provision(sdk, config, &args.prefix)
         .await
-        .map_err(|e| anyhow::anyhow!("provisioning the local stack at {endpoint}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!(e).context(format!("provisioning the local stack at {endpoint}")))?;
     let demos = demo_endpoints()?;
     for d in &demos {
         stack
             .registry
             .create(&d.token, &d.endpoint)
             .await
-            .map_err(|e| anyhow::anyhow!("creating the demo endpoints: {e}"))?;
+            .map_err(|e| anyhow::anyhow!(e).context("creating the demo endpoints"))?;
     }
     let base = format!("http://127.0.0.1:{}", args.port);
     write_state(&args.state_dir, endpoint, &stack, &demos, &base)?;
@@ -582,7 +582,7 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
         }),
     )
     .await
-    .map_err(|e| anyhow::anyhow!("the fanout's routing: {e}"))?;
+    .map_err(|e| anyhow::anyhow!(e).context("the fanout's routing"))?;
 
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await

@@ -1,4 +1,4 @@
-//! The configuration every command reads, documented once in the README: the SDK's usual
+//! The configuration every command reads, documented once in `docs/receiving.md` (Configuration): the SDK's usual
 //! variables (`AWS_ENDPOINT_URL` for the local stand-in), `WAHOOKS_EVENTS_TABLE`,
 //! `WAHOOKS_ENDPOINTS_TABLE`, `WAHOOKS_QUEUE_<NAME>`; queues not set are found by name prefix.
 

@@ -32,7 +32,7 @@ fn a_thousand_deliveries_with_faults_lose_nothing_and_double_nothing() {
     assert!(stored > 500, "most deliveries are distinct events: {report}");
     assert_eq!(report["published"], stored, "every stored event was published");
     // Every acknowledged event was stored (lost = 0 above); what else was stored came from an
-    // attempt answered 503 whose retry keyed its event to another minute (README, Guarantees).
+    // attempt answered 503 whose retry keyed its event to another minute (docs/guarantees.md).
     let acknowledged = report["acknowledged_events"].as_u64().expect("acknowledged");
     let unacknowledged = report["stored_unacknowledged"].as_u64().expect("stored_unacknowledged");
     assert_eq!(acknowledged + unacknowledged, stored, "{report}");

@@ -1,4 +1,4 @@
-//! An example Lambda worker with an SQS trigger (the README's "Writing a worker"): failed
+//! An example Lambda worker with an SQS trigger ("Writing a worker" in `docs/workers.md`): failed
 //! messages are reported in `batchItemFailures` (enable `ReportBatchItemFailures`).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};

@@ -1,6 +1,6 @@
 //! Read wahooks events from SQS.
 //!
-//! Every message body is one CloudEvents 1.0 JSON document ([`CloudEvent`], the README's
+//! Every message body is one CloudEvents 1.0 JSON document ([`CloudEvent`], `docs/workers.md`'s
 //! "Message format"). Delivery is at least once: a worker dedupes on [`CloudEvent::dedup_key`]
 //! (the event id, identical across provider redeliveries and wahooks replays).
 //!
@@ -13,13 +13,14 @@
 //! On FIFO queues both stop a message group at its first failure (the rest of that group is
 //! returned too), so a chat's events are never handled out of order.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use wahooks::bounded::BoundedSet;
 
 pub use wahooks::event::{CloudEvent, EventType};
 
@@ -100,35 +101,17 @@ pub async fn resolve_pointer(
 /// Keeps the last `capacity` ids; a worker that must dedupe across restarts keeps the
 /// [`CloudEvent::dedup_key`] in its own store instead.
 #[derive(Debug)]
-pub struct RecentIds {
-    capacity: usize,
-    seen: HashSet<String>,
-    order: VecDeque<String>,
-}
+pub struct RecentIds(BoundedSet<String>);
 
 impl RecentIds {
     /// Remember up to `capacity` ids.
     pub fn new(capacity: usize) -> Self {
-        RecentIds {
-            capacity: capacity.max(1),
-            seen: HashSet::new(),
-            order: VecDeque::new(),
-        }
+        RecentIds(BoundedSet::new(capacity))
     }
 
     /// `true` the first time `id` is seen (then remembered), `false` for a repeat.
     pub fn first_time(&mut self, id: &str) -> bool {
-        if self.seen.contains(id) {
-            return false;
-        }
-        if self.order.len() == self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
-        }
-        self.seen.insert(id.to_owned());
-        self.order.push_back(id.to_owned());
-        true
+        self.0.insert(id.to_owned())
     }
 }
 

@@ -364,7 +364,7 @@ class WahooksEvent(BaseModel):
     dataschema: Annotated[
         str | None,
         Field(
-            description="The URI of the schema this event follows, whose last part is the schema's version\n(a minor version only adds; see the README's compatibility policy). Empty in events\nstored before wahooks set it."
+            description="The URI of the schema this event follows, whose last part is the schema's version\n(a minor version only adds; see the compatibility policy of docs/events.md). Empty in events\nstored before wahooks set it."
         ),
     ] = None
     endpoint: Annotated[

@@ -96,7 +96,7 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
-    // The figures the README quotes.
+    // The figures docs/performance.md quotes.
     publisher.clear();
     let rounds = 200;
     let mut elapsed = std::time::Duration::ZERO;

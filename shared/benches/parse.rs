@@ -54,7 +54,7 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-/// A plain timed summary after criterion's own report, in the units the README quotes.
+/// A plain timed summary after criterion's own report, in the units docs/performance.md quotes.
 fn summary() {
     for (label, mix) in [
         ("wire (compact)", fixture_mix()),

@@ -2,7 +2,7 @@
 //! from JSON, as in Lambda), endpoint lookup, authentication, parse, normalise, item building
 //! (zstd, SHA-256) and the in-memory store, response out; over the fixture mix. Prints
 //! ns/request and requests/s next to the parse-only figure, and the stored item sizes the
-//! README's cost note uses.
+//! cost note of `docs/receiving.md` uses.
 
 mod common;
 
@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use criterion::{criterion_group, Criterion, Throughput};
-use wahooks::endpoint::{Auth, Endpoint, PayloadFormat};
+use wahooks::endpoint::{Auth, Endpoint};
 use wahooks::http::Receiver;
 use wahooks::local::apigw_request;
 use wahooks::providers::{parse, ParseContext};
@@ -30,7 +30,6 @@ fn receiver() -> Receiver {
             Endpoint {
                 id: format!("ep_{p}"),
                 provider: p,
-                format: PayloadFormat::Default,
                 auth: Auth::url_token(),
                 enabled: true,
                 created_at: Utc::now().to_rfc3339(),

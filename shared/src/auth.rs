@@ -65,9 +65,6 @@ pub enum AuthError {
         /// How far ahead.
         ahead_secs: i64,
     },
-    /// The endpoint's scheme is not known to this build.
-    #[error("unknown scheme `{0}`")]
-    UnknownScheme(String),
     /// A GET that is not Meta's subscription handshake, or whose verify token is wrong.
     #[error("subscription handshake refused: {0}")]
     Subscription(&'static str),
@@ -87,7 +84,6 @@ impl AuthError {
             AuthError::BadSignature(_) => "bad_signature",
             AuthError::TimestampTooOld { .. } => "timestamp_too_old",
             AuthError::TimestampInFuture { .. } => "timestamp_in_future",
-            AuthError::UnknownScheme(_) => "unknown_scheme",
             AuthError::Subscription(_) => "subscription_refused",
             AuthError::WrongVerifyToken => "wrong_verify_token",
         }
@@ -342,14 +338,6 @@ impl std::fmt::Debug for MacKeys {
         write!(f, "MacKeys({} × ***)", self.0.len())
     }
 }
-
-impl PartialEq for MacKeys {
-    fn eq(&self, _: &MacKeys) -> bool {
-        true
-    }
-}
-
-impl Eq for MacKeys {}
 
 fn mac(key: &[u8]) -> HmacSha256 {
     // HMAC takes keys of any length: this cannot fail.
@@ -741,13 +729,6 @@ pub fn sign(auth: &Auth, body: &[u8], now: i64) -> Vec<(String, String)> {
             vec![("Authorization".into(), format!("Bearer {head}.{payload}.{sig}"))]
         }
     }
-}
-
-/// A bare HMAC-SHA256 over `body` (the floor the verification bench compares against).
-pub fn bare_hmac_sha256(key: &[u8], body: &[u8]) -> [u8; 32] {
-    let mut m = mac(key);
-    m.update(body);
-    m.finalize().into_bytes().into()
 }
 
 #[cfg(test)]

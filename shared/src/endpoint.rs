@@ -163,14 +163,11 @@ pub enum EndpointError {
         /// What is wrong.
         reason: String,
     },
-    /// The payload format does not exist.
-    #[error("unknown payload format `{0}` (expected DEFAULT or Z_API)")]
-    UnknownFormat(String),
 }
 
 /// The authentication an endpoint requires: a scheme and its secrets (several at once, so a
 /// secret rotates without downtime).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(from = "AuthRecord", into = "AuthRecord")]
 pub struct Auth {
     scheme: Scheme,
@@ -180,6 +177,17 @@ pub struct Auth {
     /// Each secret's HMAC key, set up once rather than on every request (signature schemes).
     keys: MacKeys,
 }
+
+/// Two `Auth`s are equal when what they were built from is: the scheme, the header, the secrets
+/// and the verify token. The HMAC keys are derived from those, so they are not compared.
+impl PartialEq for Auth {
+    fn eq(&self, other: &Auth) -> bool {
+        (self.scheme, &self.header, &self.secrets, &self.verify_token)
+            == (other.scheme, &other.header, &other.secrets, &other.verify_token)
+    }
+}
+
+impl Eq for Auth {}
 
 /// [`Auth`] as stored in the endpoints table and printed by the CLI (no derived keys).
 #[derive(Serialize, Deserialize)]
@@ -355,29 +363,6 @@ pub fn standard_webhooks_key(secret: &Secret) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(b64).ok()
 }
 
-/// The shape of the bodies an endpoint receives (Hub Message lets each webhook choose).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum PayloadFormat {
-    /// The provider's own format.
-    #[default]
-    #[serde(rename = "DEFAULT")]
-    Default,
-    /// Z-API bodies (Hub Message's `Z_API` format).
-    #[serde(rename = "Z_API")]
-    Zapi,
-}
-
-impl FromStr for PayloadFormat {
-    type Err = EndpointError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_uppercase().as_str() {
-            "DEFAULT" => Ok(PayloadFormat::Default),
-            "Z_API" | "ZAPI" => Ok(PayloadFormat::Zapi),
-            _ => Err(EndpointError::UnknownFormat(s.to_owned())),
-        }
-    }
-}
-
 /// An endpoint: what one URL token accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
@@ -385,8 +370,6 @@ pub struct Endpoint {
     pub id: String,
     /// Which provider posts here.
     pub provider: Provider,
-    /// The payload format.
-    pub format: PayloadFormat,
     /// How requests authenticate.
     pub auth: Auth,
     /// A disabled endpoint answers 404.

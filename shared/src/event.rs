@@ -1,5 +1,5 @@
 //! The canonical event: one vocabulary for every provider, serialised as a CloudEvents 1.0
-//! structured-mode JSON document (DESIGN.md §3).
+//! structured-mode JSON document (field by field: `docs/events.md`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -96,7 +96,7 @@ pub enum Route {
 }
 
 impl Route {
-    /// Every route, in the order the README lists them.
+    /// Every route, in the order the docs list them.
     pub const ALL: [Route; 7] = [
         Route::MessageReceived,
         Route::MessageSent,
@@ -747,7 +747,7 @@ pub struct CloudEvent {
     #[cfg_attr(feature = "json-schema", schemars(extend("const" = "application/json")))]
     pub datacontenttype: String,
     /// The URI of the schema this event follows, whose last part is the schema's version
-    /// (a minor version only adds; see the README's compatibility policy). Empty in events
+    /// (a minor version only adds; see the compatibility policy of docs/events.md). Empty in events
     /// stored before wahooks set it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub dataschema: String,

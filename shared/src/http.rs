@@ -1,5 +1,5 @@
-//! The receiver pipeline (DESIGN.md §2 steps 1–5) and the one place errors become HTTP
-//! statuses (§7): look up the endpoint by URL token → authenticate the raw bytes → decode →
+//! The receiver pipeline (the request path of `docs/architecture.md`) and the one place errors
+//! become HTTP statuses (the table of answers in `docs/receiving.md`): look up the endpoint by URL token → authenticate the raw bytes → decode →
 //! store → answer. Handlers always return a response, never an error (API Gateway would turn
 //! an error into a 502).
 
@@ -24,18 +24,16 @@ pub enum Failure {
     /// Not authentic.
     #[error(transparent)]
     Unauthorized(#[from] AuthError),
-    /// Over a size limit.
-    #[error("{0}")]
-    TooLarge(String),
-    /// A content encoding we don't inflate.
-    #[error("{0}")]
-    UnsupportedEncoding(String),
+    /// The body is over the size limit, in an encoding we don't inflate, or gzip that doesn't
+    /// inflate.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// The event's item would exceed DynamoDB's item size limit.
+    #[error(transparent)]
+    TooLargeItem(StoreError),
     /// Authenticated but undecodable (the body was quarantined).
     #[error(transparent)]
     BadRequest(#[from] DecodeError),
-    /// Gzip that doesn't inflate.
-    #[error("{0}")]
-    BadBody(String),
     /// Our storage is down, throttled or too slow: the provider should retry.
     #[error("temporarily unavailable, retry later")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -49,15 +47,15 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// The HTTP status (DESIGN.md §7).
+    /// The HTTP status (the table of answers in `docs/receiving.md`).
     pub fn status(&self) -> u16 {
         match self {
             Failure::NotFound => 404,
             Failure::Unauthorized(AuthError::WrongVerifyToken) => 403,
             Failure::Unauthorized(_) => 401,
-            Failure::TooLarge(_) => 413,
-            Failure::UnsupportedEncoding(_) => 415,
-            Failure::BadRequest(_) | Failure::BadBody(_) => 400,
+            Failure::Body(BodyError::TooLarge { .. }) | Failure::TooLargeItem(_) => 413,
+            Failure::Body(BodyError::UnsupportedEncoding(_)) => 415,
+            Failure::BadRequest(_) | Failure::Body(BodyError::BadGzip(_)) => 400,
             Failure::Unavailable(_) => 503,
             Failure::Unstorable(_) => 422,
             Failure::MethodNotAllowed => 405,
@@ -69,10 +67,10 @@ impl Failure {
         match self {
             Failure::NotFound => "not_found",
             Failure::Unauthorized(e) => e.code(),
-            Failure::TooLarge(_) => "too_large",
-            Failure::UnsupportedEncoding(_) => "unsupported_encoding",
+            Failure::Body(BodyError::TooLarge { .. }) | Failure::TooLargeItem(_) => "too_large",
+            Failure::Body(BodyError::UnsupportedEncoding(_)) => "unsupported_encoding",
             Failure::BadRequest(e) => e.code(),
-            Failure::BadBody(_) => "bad_body",
+            Failure::Body(BodyError::BadGzip(_)) => "bad_body",
             Failure::Unavailable(_) => "unavailable",
             Failure::Unstorable(_) => "unstorable",
             Failure::MethodNotAllowed => "method_not_allowed",
@@ -81,9 +79,10 @@ impl Failure {
 
     fn response(&self) -> Response<Body> {
         // `Unavailable` carries the SDK's error for the log only: the caller sees a generic text.
+        // Any other failure is the caller's to fix, and says what was wrong, cause included.
         let detail = match self {
             Failure::Unavailable(_) => "temporarily unavailable, retry later".to_owned(),
-            other => other.to_string(),
+            other => crate::error_chain(other),
         };
         json_response(self.status(), &json!({ "code": self.code(), "detail": detail }))
     }
@@ -93,9 +92,7 @@ impl From<RequestError> for Failure {
     fn from(e: RequestError) -> Self {
         match e {
             RequestError::Auth(a) => Failure::Unauthorized(a),
-            RequestError::Body(BodyError::TooLarge { .. }) => Failure::TooLarge(e.to_string()),
-            RequestError::Body(BodyError::UnsupportedEncoding(_)) => Failure::UnsupportedEncoding(e.to_string()),
-            RequestError::Body(BodyError::BadGzip(_)) => Failure::BadBody(e.to_string()),
+            RequestError::Body(b) => Failure::Body(b),
         }
     }
 }
@@ -103,7 +100,7 @@ impl From<RequestError> for Failure {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::TooLarge { .. } => Failure::TooLarge(e.to_string()),
+            StoreError::TooLarge { .. } => Failure::TooLargeItem(e),
             StoreError::Unavailable(cause) => Failure::Unavailable(cause),
             StoreError::Rejected(why) => Failure::Unstorable(why),
         }
@@ -118,17 +115,7 @@ fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(Body::Empty))
 }
 
-/// An error and its sources, `: `-separated, for a log line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub use crate::error_chain;
 
 /// How long a request may spend on AWS calls (the endpoint lookup and the puts) before it is
 /// answered 503: the functions' timeout is 10 s, so this leaves room to answer with our own
@@ -438,7 +425,7 @@ fn quarantined(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::{Auth, Endpoint, PayloadFormat};
+    use crate::endpoint::{Auth, Endpoint};
     use crate::event::Provider;
     use crate::registry::MemoryRegistry;
     use crate::store::MemoryEventStore;
@@ -452,7 +439,6 @@ mod tests {
             Endpoint {
                 id: "ep_test".into(),
                 provider: Provider::Zapi,
-                format: PayloadFormat::Default,
                 auth: Auth::url_token(),
                 enabled: true,
                 created_at: String::new(),
@@ -524,7 +510,7 @@ mod tests {
         assert_eq!(store.len(), 3);
 
         let registry = MemoryRegistry::default();
-        let mut ep = crate::registry::new_endpoint(Provider::Wwa, PayloadFormat::Default, Auth::url_token());
+        let mut ep = crate::registry::new_endpoint(Provider::Wwa, Auth::url_token());
         ep.id = "ep_wwa".into();
         registry.insert(TOKEN, ep);
         let r = Receiver::new(Arc::new(registry), Arc::new(store.clone()));

@@ -7,7 +7,7 @@
 //!
 //! [`RULES`] lists every natural key, per provider and event, with what the provider repeats
 //! on a redelivery and what changes; the adapters build ids only through [`event_id`] with the
-//! parts a rule names, and the README's "Event ids" table is [`markdown_table`] (a test keeps
+//! parts a rule names, and the "Event ids" table of `docs/events.md` is [`markdown_table`] (a test keeps
 //! the two equal).
 
 use sha2::{Digest, Sha256};
@@ -79,7 +79,7 @@ pub struct Rule {
     pub why: &'static str,
 }
 
-/// Every identity rule, in the README's order.
+/// Every identity rule, in the order the docs list them.
 pub const RULES: &[Rule] = &[
     Rule {
         provider: "zapi",
@@ -237,7 +237,7 @@ pub const RULES: &[Rule] = &[
     },
 ];
 
-/// [`RULES`] as the README's Markdown table.
+/// [`RULES`] as the Markdown table of `docs/events.md`.
 pub fn markdown_table() -> String {
     let mut out = String::from("| provider | body | type | natural key | why |\n|---|---|---|---|---|\n");
     for r in RULES {

@@ -75,7 +75,7 @@ pub async fn fanout_through(
                 return Err(RoutingError::Unreachable {
                     queue: name.clone(),
                     env: crate::fanout::queue_env_var(name),
-                    detail,
+                    cause: detail,
                 })
             }
             // Not routed to: nothing is sent there, so nothing needs checking.
@@ -90,7 +90,9 @@ pub async fn fanout_through(
 /// Run the fanout Lambda (DynamoDB stream → SQS, partial batch failures reported).
 pub async fn run_fanout() -> Result<(), Error> {
     init_tracing();
-    let fanout = fanout_from_env().await?;
+    let fanout = fanout_from_env().await.inspect_err(|e| {
+        tracing::error!(error = %crate::error_chain(e), "the fanout cannot start");
+    })?;
     lambda_runtime::run(lambda_runtime::service_fn(move |e: LambdaEvent<StreamEvent>| {
         let fanout = fanout.clone();
         async move {

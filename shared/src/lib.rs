@@ -4,7 +4,8 @@
 //! Where things live:
 //! - [`event`]: the canonical event (CloudEvents 1.0);
 //! - [`identity`]: event ids, the one place that decides when two deliveries are one event;
-//! - [`providers`]: where each provider's payload is parsed (`zapi`, `hubmessage`, `wwa`, `meta`);
+//! - [`providers`]: where each provider's payload is parsed (`zapi`, `hubmessage`, `wwa`, `meta`,
+//!   `evolution`, `waha`);
 //! - [`endpoint`]: endpoints, schemes and their (wrapped) secrets;
 //! - [`auth`]: where a request is authenticated (every scheme, constant-time, clock injected);
 //! - [`registry`]: where endpoints are looked up (hash of the URL token, cached);
@@ -14,9 +15,13 @@
 //! - [`http`]: the receiver pipeline and the one mapping of errors to statuses;
 //! - [`local`]: the local stack (provisioning, the API Gateway event of an HTTP request);
 //! - [`stream_driver`]: the local stand-in for Lambda's stream event-source mapping;
-//! - [`lambda`], [`config`], [`schema`]: wiring, environment, table definitions.
+//! - [`lambda`], [`config`], [`schema`]: wiring, environment, table definitions;
+//! - [`bounded`]: a map and a set that forget their oldest entries.
+//!
+//! `docs/architecture.md` in the repository says what each module owns and why.
 
 pub mod auth;
+pub mod bounded;
 #[cfg(feature = "aws")]
 pub mod config;
 pub mod endpoint;
@@ -42,3 +47,16 @@ pub mod store;
 pub mod stream_driver;
 
 pub use event::{CloudEvent, EventType, Provider, Route};
+
+/// An error and its sources, `: `-separated, for a log line or a message to a person (errors
+/// keep their cause as `source()`; this is where it is printed).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

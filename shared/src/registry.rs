@@ -37,15 +37,10 @@ pub fn new_endpoint_id() -> String {
 }
 
 /// A new enabled endpoint with a fresh id, created now.
-pub fn new_endpoint(
-    provider: crate::Provider,
-    format: crate::endpoint::PayloadFormat,
-    auth: crate::endpoint::Auth,
-) -> Endpoint {
+pub fn new_endpoint(provider: crate::Provider, auth: crate::endpoint::Auth) -> Endpoint {
     Endpoint {
         id: new_endpoint_id(),
         provider,
-        format,
         auth,
         enabled: true,
         created_at: chrono::Utc::now().to_rfc3339(),
@@ -64,14 +59,14 @@ pub fn plausible_token(token: &str) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// DynamoDB unreachable or throttling.
-    #[error("the endpoints table is unavailable: {0}")]
-    Unavailable(String),
+    #[error("the endpoints table is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// No endpoint with that id.
     #[error("no endpoint `{0}`")]
     NotFound(String),
-    /// A stored item we could not read.
-    #[error("endpoint item is corrupt: {0}")]
-    Corrupt(String),
+    /// A stored item we could not read (or an endpoint we could not write as one).
+    #[error("endpoint item is corrupt")]
+    Corrupt(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The port.
@@ -156,7 +151,7 @@ impl DynamoRegistry {
             .key("pk", AttributeValue::S(key.to_owned()))
             .send()
             .await
-            .map_err(|e| RegistryError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| RegistryError::Unavailable(e.into()))?;
         Ok(())
     }
 
@@ -193,10 +188,7 @@ impl DynamoRegistry {
                     .filter_expression("endpoint_id = :id")
                     .expression_attribute_values(":id", AttributeValue::S(id.to_owned()));
             }
-            let page = request
-                .send()
-                .await
-                .map_err(|e| RegistryError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+            let page = request.send().await.map_err(|e| RegistryError::Unavailable(e.into()))?;
             out.extend(page.items().iter().cloned());
             start = page.last_evaluated_key().cloned();
             if start.is_none() {
@@ -218,7 +210,7 @@ impl DynamoRegistry {
         condition: Option<&str>,
         token_added_at: i64,
     ) -> Result<(), RegistryError> {
-        let json = serde_json::to_string(endpoint).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        let json = serde_json::to_string(endpoint).map_err(|e| RegistryError::Corrupt(e.into()))?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -229,7 +221,7 @@ impl DynamoRegistry {
             .set_condition_expression(condition.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| RegistryError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| RegistryError::Unavailable(e.into()))?;
         Ok(())
     }
 
@@ -284,8 +276,8 @@ fn decode(item: &HashMap<String, AttributeValue>) -> Result<(String, Endpoint), 
     let json = item
         .get("endpoint")
         .and_then(|v| v.as_s().ok())
-        .ok_or(RegistryError::Corrupt("no endpoint".into()))?;
-    let endpoint = serde_json::from_str(json).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        .ok_or_else(|| RegistryError::Corrupt("the item has no `endpoint` attribute".into()))?;
+    let endpoint = serde_json::from_str(json).map_err(|e| RegistryError::Corrupt(e.into()))?;
     Ok((key, endpoint))
 }
 
@@ -299,7 +291,7 @@ impl EndpointRegistry for DynamoRegistry {
             .key("pk", AttributeValue::S(token_key(token)))
             .send()
             .await
-            .map_err(|e| RegistryError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| RegistryError::Unavailable(e.into()))?;
         out.item().map(decode).transpose().map(|o| o.map(|(_, e)| Arc::new(e)))
     }
 }

@@ -156,7 +156,7 @@ def main() -> int:
         again = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
         check(again.get("LastUpdatedTime") == stack.get("LastUpdatedTime"), "the stack was not updated")
         # CloudFormation compares templates, not the functions' code: an unchanged build leaves
-        # what make update pushed in place (the README says so).
+        # what make update pushed in place (docs/deploy.md says so).
         kept = lam.get_function(FunctionName=updated["PhysicalResourceId"])["Configuration"]["CodeSha256"]
         check(kept == after["CodeSha256"], "an unchanged make deploy leaves the pushed code in place")
 

@@ -18,7 +18,7 @@ export interface WahooksEvent {
   datacontenttype: "application/json";
   /**
    * The URI of the schema this event follows, whose last part is the schema's version
-   * (a minor version only adds; see the README's compatibility policy). Empty in events
+   * (a minor version only adds; see the compatibility policy of docs/events.md). Empty in events
    * stored before wahooks set it.
    */
   dataschema?: string;

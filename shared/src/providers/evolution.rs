@@ -1,5 +1,5 @@
 //! Evolution API (v1.8 and v2.x): the envelope `{event, instance, data, date_time, sender,
-//! server_url, apikey}` and the Baileys-shaped `data` of each event (see the README's
+//! server_url, apikey}` and the Baileys-shaped `data` of each event (see `docs/events.md`'s
 //! Evolution row and tests/fixtures/evolution/SOURCES.md). The body names its event, so one URL
 //! or one per event (`webhook_by_events`, which appends `/messages-upsert`…) reads the same.
 //!

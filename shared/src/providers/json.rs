@@ -5,7 +5,7 @@
 //! `Value` it builds no map and copies no text it does not have to: an object is its entries
 //! in document order, and every key and string without escapes points into the body. A body's
 //! tree is read a handful of times and thrown away, so building it cheaply is what matters
-//! (see the parse bench in the README).
+//! (see the parse bench in `docs/performance.md`).
 //!
 //! Semantics follow `Value` wherever an adapter could tell the difference: with a duplicate key
 //! the last one wins, and the canonical text (for fingerprints) has sorted keys.

@@ -1,6 +1,6 @@
 //! Provider adapters: raw body bytes in, canonical events out. Pure functions, no I/O.
 //!
-//! Each provider has its own module (`zapi`, `hubmessage`, `wwa`, `meta`). They read the body
+//! Each provider has its own module (`zapi`, `hubmessage`, `wwa`, `meta`, `evolution`, `waha`). They read the body
 //! as a JSON tree ([`json::Json`]) rather than typed wire structs on purpose: real traffic
 //! carries duplicate keys (legacy Z-API examples), numbers sent as strings, unknown kinds and
 //! fields that appear without notice; a permissive reader keeps every one of those events

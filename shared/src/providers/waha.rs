@@ -1,6 +1,6 @@
 //! WAHA (WhatsApp HTTP API, any engine: WEBJS, NOWEB, GOWS): the envelope `{id, timestamp,
 //! event, session, me, payload, engine, environment}` and each event's `payload` (see the
-//! README's WAHA row and tests/fixtures/waha/SOURCES.md). WAHA sends every event to one URL.
+//! WAHA row of `docs/events.md` and tests/fixtures/waha/SOURCES.md). WAHA sends every event to one URL.
 //!
 //! What WAHA repeats on a redelivery: the whole request, envelope `id` (`evt_…`) included; an
 //! engine-level duplicate of a message gets a new envelope id. So messages are keyed on what

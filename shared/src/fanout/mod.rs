@@ -1,6 +1,6 @@
 //! Where an event is published: the outbox. The `fanout` Lambda receives the events table's
 //! stream (NEW_IMAGE), rebuilds each new event's CloudEvent from its item, and sends it to the
-//! queue(s) its type routes to (DESIGN.md §2 step 6, §5).
+//! queue(s) its type routes to. Why an outbox: `docs/architecture.md`.
 //!
 //! - Routing is configuration ([`Routing`]): event type → queue names → queue URLs.
 //! - FIFO queues (`.fifo`): `MessageGroupId = instance#chat`, `MessageDeduplicationId = event id`.
@@ -14,453 +14,28 @@
 //!   that batch is remembered and not sent again.
 //! - An event too large for its queue goes without `data.raw`, with `data.stored_item` pointing
 //!   at the item; `MODIFY`/`REMOVE` records (TTL expiry) and quarantine items are ignored.
+//!
+//! The parts: [`routing`] (where each type goes), [`message`] (a record → a queue message),
+//! [`publish`] (the port and its SQS and in-memory adapters), and here the handler that
+//! batches, sends, holds back a failed chat's later records and reports what to retry.
 
-use std::collections::{HashMap, HashSet};
+mod message;
+mod publish;
+mod routing;
+
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use serde_dynamo::AttributeValue;
 
-use crate::event::{CloudEvent, EventType, StoredItemPointer};
-use crate::sqs_rules::{check_batch, escape_body, Entry, GroupId};
-use crate::store::{event_of_item, keys};
+pub use message::{body_for, event_from_image, group_id, OutMessage, RecordError};
+pub use publish::{entries_of, MemoryPublisher, PublishError, Publisher, SqsPublisher};
+pub use routing::{queue_env_var, Queue, Routing, RoutingError, DEFAULT_QUEUES, DEFAULT_ROUTES};
+
+use crate::bounded::BoundedSet;
 
 pub use crate::sqs_rules::{MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
-
-/// The default routing of DESIGN.md §5: event type → queue name.
-pub const DEFAULT_ROUTES: [(EventType, &str); 12] = [
-    (EventType::MessageReceived, "messages"),
-    (EventType::MessageSent, "messages"),
-    (EventType::Notification, "messages"),
-    (EventType::MessageStatus, "statuses"),
-    (EventType::InstanceConnected, "instance"),
-    (EventType::InstanceDisconnected, "instance"),
-    (EventType::InstanceInitialData, "instance"),
-    (EventType::InstanceProxyFailed, "instance"),
-    (EventType::ContactBlocked, "instance"),
-    (EventType::TemplateUpdated, "instance"),
-    (EventType::ChatPresence, "presence"),
-    (EventType::Unknown, "unrouted"),
-];
-
-/// The queue names of the default routing, in the README's order.
-pub const DEFAULT_QUEUES: [&str; 5] = ["messages", "statuses", "instance", "presence", "unrouted"];
-
-/// One destination queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Queue {
-    /// The logical name used in routing (`messages`, `statuses`…).
-    pub name: String,
-    /// The queue URL.
-    pub url: String,
-    /// Whether it is a FIFO queue (its URL ends in `.fifo`).
-    pub fifo: bool,
-    /// The queue's `MaximumMessageSize` (body plus attributes).
-    pub max_bytes: usize,
-}
-
-impl Queue {
-    /// A queue; FIFO is read from the URL.
-    pub fn new(name: impl Into<String>, url: impl Into<String>, max_bytes: usize) -> Queue {
-        let url = url.into();
-        Queue {
-            name: name.into(),
-            fifo: url.ends_with(".fifo"),
-            url,
-            max_bytes,
-        }
-    }
-}
-
-/// Why a routing configuration is refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum RoutingError {
-    /// A route names a queue that has no URL.
-    #[error("event type {event_type} is routed to queue `{queue}`, which has no URL (set WAHOOKS_QUEUE_{env})")]
-    MissingQueue {
-        /// The type.
-        event_type: String,
-        /// The queue name.
-        queue: String,
-        /// The variable to set.
-        env: String,
-    },
-    /// `WAHOOKS_ROUTES` could not be read.
-    #[error("WAHOOKS_ROUTES: {0}")]
-    BadRoutes(String),
-    /// A routed queue cannot be read: it does not exist, or the function may not use it.
-    #[error("queue `{queue}` ({env}) cannot be reached: {detail}; check the URL, and grant the fanout sqs:SendMessage and sqs:GetQueueAttributes on it (in the template: the ExtraQueue parameters)")]
-    Unreachable {
-        /// The queue name.
-        queue: String,
-        /// Its variable.
-        env: String,
-        /// What SQS answered.
-        detail: String,
-    },
-}
-
-/// Event type → queues. Every type routes somewhere: a type with no route goes to `unrouted`.
-#[derive(Debug, Clone)]
-pub struct Routing {
-    queues: Vec<Queue>,
-    routes: HashMap<EventType, Vec<usize>>,
-}
-
-/// The environment variable holding a queue's URL: `WAHOOKS_QUEUE_<NAME>`.
-pub fn queue_env_var(name: &str) -> String {
-    format!("WAHOOKS_QUEUE_{}", name.to_ascii_uppercase().replace('-', "_"))
-}
-
-impl Routing {
-    /// Build from queues and (type, queue name) routes. Types without a route go to `unrouted`.
-    pub fn new(queues: Vec<Queue>, routes: &[(EventType, String)]) -> Result<Routing, RoutingError> {
-        let index: HashMap<&str, usize> = queues.iter().enumerate().map(|(i, q)| (q.name.as_str(), i)).collect();
-        let mut table: HashMap<EventType, Vec<usize>> = HashMap::new();
-        let mut resolve = |t: EventType, name: &str| -> Result<(), RoutingError> {
-            let i = *index.get(name).ok_or_else(|| RoutingError::MissingQueue {
-                event_type: t.as_str().to_owned(),
-                queue: name.to_owned(),
-                env: queue_env_var(name).trim_start_matches("WAHOOKS_QUEUE_").to_owned(),
-            })?;
-            let targets = table.entry(t).or_default();
-            if !targets.contains(&i) {
-                targets.push(i);
-            }
-            Ok(())
-        };
-        for (t, name) in routes {
-            resolve(*t, name)?;
-        }
-        let unrouted: Vec<EventType> = EventType::ALL
-            .into_iter()
-            .filter(|t| !routes.iter().any(|(r, _)| r == t))
-            .collect();
-        for t in unrouted {
-            resolve(t, "unrouted")?;
-        }
-        Ok(Routing { queues, routes: table })
-    }
-
-    /// The default routes (DESIGN.md §5) with `overrides` applied: each override replaces
-    /// every route of its type.
-    pub fn routes_with(overrides: &[(EventType, Vec<String>)]) -> Vec<(EventType, String)> {
-        let mut routes: Vec<(EventType, String)> = DEFAULT_ROUTES
-            .iter()
-            .filter(|(t, _)| !overrides.iter().any(|(o, _)| o == t))
-            .map(|(t, q)| (*t, (*q).to_owned()))
-            .collect();
-        for (t, queues) in overrides {
-            routes.extend(queues.iter().map(|q| (*t, q.clone())));
-        }
-        routes
-    }
-
-    /// Read `WAHOOKS_ROUTES`: `type=queue[+queue…]` entries separated by `,` or `;`, e.g.
-    /// `message.received=messages+audit,chat.presence=unrouted`.
-    pub fn parse_overrides(spec: &str) -> Result<Vec<(EventType, Vec<String>)>, RoutingError> {
-        spec.split([',', ';'])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|entry| {
-                let (t, qs) = entry
-                    .split_once('=')
-                    .ok_or_else(|| RoutingError::BadRoutes(format!("`{entry}` is not type=queue[+queue]")))?;
-                let t: EventType = t.trim().parse().map_err(RoutingError::BadRoutes)?;
-                let queues: Vec<String> = qs
-                    .split('+')
-                    .map(str::trim)
-                    .filter(|q| !q.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                if queues.is_empty() {
-                    return Err(RoutingError::BadRoutes(format!("`{entry}` names no queue")));
-                }
-                Ok((t, queues))
-            })
-            .collect()
-    }
-
-    /// The queues an event type goes to.
-    pub fn targets(&self, t: EventType) -> impl Iterator<Item = &Queue> {
-        self.routes
-            .get(&t)
-            .into_iter()
-            .flatten()
-            .filter_map(|i| self.queues.get(*i))
-    }
-
-    /// Every configured queue.
-    pub fn queues(&self) -> &[Queue] {
-        &self.queues
-    }
-}
-
-/// One message for a queue.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutMessage {
-    /// The batch entry id (unique within a batch).
-    pub entry_id: String,
-    /// The CloudEvent JSON.
-    pub body: String,
-    /// The event id (the `id` attribute).
-    pub event_id: String,
-    /// FIFO only: the deduplication id (the event id; `<id>#<replay>` for a replay).
-    pub dedup_id: Option<String>,
-    /// The event type (the `type` attribute).
-    pub event_type: EventType,
-    /// FIFO only: `instance#chat`.
-    pub group_id: Option<String>,
-}
-
-impl OutMessage {
-    /// What SQS counts against `MaximumMessageSize`: the body plus each attribute's name, type
-    /// and value.
-    pub fn size(&self) -> usize {
-        self.body.len() + attributes_size(&self.event_id, self.event_type)
-    }
-}
-
-fn attributes_size(id: &str, t: EventType) -> usize {
-    ("id".len() + "String".len() + id.len()) + ("type".len() + "String".len() + t.as_str().len())
-}
-
-/// A batch send that failed as a whole (every entry is to be retried).
-#[derive(Debug, thiserror::Error)]
-#[error("queue unavailable: {0}")]
-pub struct PublishError(pub String);
-
-/// The port: send one batch (≤ 10 entries) to one queue.
-#[async_trait]
-pub trait Publisher: Send + Sync {
-    /// Send `batch` to `queue`; returns the entry ids SQS refused (the rest were accepted).
-    async fn send_batch(&self, queue: &Queue, batch: &[OutMessage]) -> Result<Vec<String>, PublishError>;
-}
-
-/// The SQS adapter.
-#[derive(Clone)]
-pub struct SqsPublisher {
-    client: aws_sdk_sqs::Client,
-}
-
-impl SqsPublisher {
-    /// An adapter over `client`.
-    pub fn new(client: aws_sdk_sqs::Client) -> Self {
-        SqsPublisher { client }
-    }
-
-    /// Read a queue's `MaximumMessageSize` (once, at init); why not, if it cannot be read.
-    pub async fn max_message_size(&self, url: &str) -> Result<usize, String> {
-        let out = self
-            .client
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize)
-            .send()
-            .await
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
-        out.attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize))
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| "the queue has no MaximumMessageSize".to_owned())
-    }
-}
-
-#[async_trait]
-impl Publisher for SqsPublisher {
-    async fn send_batch(&self, queue: &Queue, batch: &[OutMessage]) -> Result<Vec<String>, PublishError> {
-        use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-        // What SQS would refuse is refused here, before the request (the stand-in takes anything).
-        check_batch(&entries_of(batch), queue.fifo, queue.max_bytes)
-            .map_err(|v| PublishError(format!("SQS would refuse this batch: {v}")))?;
-        let attr = |v: &str| {
-            MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(v)
-                .build()
-                .map_err(|e| PublishError(e.to_string()))
-        };
-        let mut entries = Vec::with_capacity(batch.len());
-        for m in batch {
-            let entry = SendMessageBatchRequestEntry::builder()
-                .id(&m.entry_id)
-                .message_body(&m.body)
-                .message_attributes("id", attr(&m.event_id)?)
-                .message_attributes("type", attr(m.event_type.as_str())?)
-                .set_message_group_id(m.group_id.clone())
-                .set_message_deduplication_id(m.dedup_id.clone())
-                .build()
-                .map_err(|e| PublishError(e.to_string()))?;
-            entries.push(entry);
-        }
-        let out = self
-            .client
-            .send_message_batch()
-            .queue_url(&queue.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| PublishError(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string()))?;
-        Ok(out.failed().iter().map(|f| f.id().to_owned()).collect())
-    }
-}
-
-/// A batch as SQS sees it, for [`check_batch`].
-pub fn entries_of(batch: &[OutMessage]) -> Vec<Entry<'_>> {
-    batch
-        .iter()
-        .map(|m| Entry {
-            id: &m.entry_id,
-            body: &m.body,
-            attributes_bytes: attributes_size(&m.event_id, m.event_type),
-            group_id: m.group_id.as_deref(),
-            dedup_id: m.dedup_id.as_deref(),
-        })
-        .collect()
-}
-
-/// An in-memory publisher for unit tests and benches: records every message and request, with
-/// an outage switch.
-#[derive(Default, Clone)]
-pub struct MemoryPublisher {
-    sent: Arc<Mutex<Vec<(String, OutMessage)>>>,
-    requests: Arc<Mutex<usize>>,
-    down: Arc<Mutex<bool>>,
-    refused: Arc<Mutex<HashSet<String>>>,
-}
-
-impl MemoryPublisher {
-    /// An empty publisher.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Every (queue name, message) sent, in order.
-    pub fn sent(&self) -> Vec<(String, OutMessage)> {
-        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// How many `SendMessageBatch` requests were made.
-    pub fn requests(&self) -> usize {
-        *self.requests.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Forget what was sent.
-    pub fn clear(&self) {
-        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        *self.requests.lock().unwrap_or_else(|p| p.into_inner()) = 0;
-    }
-
-    /// Refuse the entries of these event ids (a partial batch failure).
-    pub fn refuse(&self, event_ids: &[&str]) {
-        let mut r = self.refused.lock().unwrap_or_else(|p| p.into_inner());
-        r.clear();
-        r.extend(event_ids.iter().map(|s| (*s).to_owned()));
-    }
-
-    /// Simulate an SQS outage, or end it.
-    pub fn set_down(&self, down: bool) {
-        *self.down.lock().unwrap_or_else(|p| p.into_inner()) = down;
-    }
-}
-
-#[async_trait]
-impl Publisher for MemoryPublisher {
-    async fn send_batch(&self, queue: &Queue, batch: &[OutMessage]) -> Result<Vec<String>, PublishError> {
-        *self.requests.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        if *self.down.lock().unwrap_or_else(|p| p.into_inner()) {
-            return Err(PublishError("in-memory queue is down".into()));
-        }
-        check_batch(&entries_of(batch), queue.fifo, queue.max_bytes)
-            .map_err(|v| PublishError(format!("SQS would refuse this batch: {v}")))?;
-        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
-        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        let mut failed = Vec::new();
-        for m in batch {
-            if refused.contains(&m.event_id) {
-                failed.push(m.entry_id.clone());
-            } else {
-                sent.push((queue.name.clone(), m.clone()));
-            }
-        }
-        Ok(failed)
-    }
-}
-
-/// Why a stream record could not be turned back into an event.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordError {
-    /// The item's `body` is missing or is not a compressed CloudEvent.
-    #[error("the item's body is unreadable")]
-    BadBody(#[from] crate::store::ItemError),
-}
-
-/// Rebuild the CloudEvent of a new event item (from a stream NEW_IMAGE): the stored event,
-/// `data.raw` included, and the item's keys (for a pointer). `None` for items that are not
-/// events (quarantine).
-pub fn event_from_image(
-    image: &HashMap<String, AttributeValue>,
-) -> Result<Option<(CloudEvent, StoredItemPointer)>, RecordError> {
-    let key = |k: &str| match image.get(k) {
-        Some(AttributeValue::S(s)) => Some(s.clone()),
-        _ => None,
-    };
-    let (Some(pk), Some(sk)) = (key("pk"), key("sk")) else {
-        return Ok(None);
-    };
-    if !keys::is_event_sk(&sk) {
-        return Ok(None);
-    }
-    let body = match image.get("body") {
-        Some(AttributeValue::B(b)) => Some(b.as_slice()),
-        _ => None,
-    };
-    let event = event_of_item(body)?;
-    Ok(Some((
-        event,
-        StoredItemPointer {
-            table: String::new(),
-            pk,
-            sk,
-        },
-    )))
-}
-
-/// The message body for `queue`: the whole CloudEvent, or, when that is too large for the
-/// queue, the event without `data.raw` and with a pointer to its item (and, if even that is
-/// too large, only the pointer and the ids a worker needs to fetch it).
-/// SQS refuses some characters in a body; escaped, the JSON reads back the same.
-pub fn body_for(event: &CloudEvent, queue: &Queue, pointer: &StoredItemPointer) -> String {
-    let room = queue
-        .max_bytes
-        .saturating_sub(attributes_size(&event.id, event.event_type));
-    let full = escape_body(event.to_json());
-    if full.len() <= room {
-        return full;
-    }
-    let mut slim = event.clone();
-    slim.data.raw = None;
-    slim.data.stored_item = Some(pointer.clone());
-    let body = escape_body(slim.to_json());
-    if body.len() <= room {
-        return body;
-    }
-    let mut bare = slim;
-    bare.data = crate::event::EventData {
-        message_id: event.data.message_id.clone(),
-        stored_item: Some(pointer.clone()),
-        ..Default::default()
-    };
-    escape_body(bare.to_json())
-}
-
-/// The FIFO group of an event: one per chat of an instance, so each chat's events stay in
-/// order (SQS FIFO orders messages within a group), valid whatever the chat id holds.
-pub fn group_id(event: &CloudEvent) -> String {
-    GroupId::for_chat(&event.instance, event.chat_key()).as_str().to_owned()
-}
 
 /// What one invocation did (for logs and the bench).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -489,31 +64,11 @@ pub struct Fanout {
     recent: Arc<Mutex<RecentlySent>>,
 }
 
-/// A bounded set of (queue, dedup id) pairs, oldest forgotten first.
-#[derive(Default)]
-struct RecentlySent {
-    set: HashSet<(usize, String)>,
-    order: std::collections::VecDeque<(usize, String)>,
-}
+/// How many (queue, deduplication id) pairs a container remembers having sent.
+const RECENTLY_SENT: usize = 20_000;
 
-impl RecentlySent {
-    const CAPACITY: usize = 20_000;
-
-    fn contains(&self, key: &(usize, String)) -> bool {
-        self.set.contains(key)
-    }
-
-    fn insert(&mut self, key: (usize, String)) {
-        if self.set.insert(key.clone()) {
-            self.order.push_back(key);
-            if self.order.len() > Self::CAPACITY {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
-            }
-        }
-    }
-}
+/// The (queue, deduplication id) pairs sent recently, oldest forgotten first.
+type RecentlySent = BoundedSet<(usize, String)>;
 
 struct Pending {
     record: usize,
@@ -528,7 +83,7 @@ impl Fanout {
             publisher,
             table: table.into(),
             dedup_suffix: None,
-            recent: Arc::default(),
+            recent: Arc::new(Mutex::new(BoundedSet::new(RECENTLY_SENT))),
         }
     }
 
@@ -557,7 +112,7 @@ impl Fanout {
                 Err(e) => {
                     tracing::error!(
                         sequence = record.change.sequence_number.as_deref().unwrap_or("-"),
-                        error = %e,
+                        error = %crate::error_chain(&e),
                         "stream record could not be read"
                     );
                     failed_records.insert(i);
@@ -687,7 +242,7 @@ impl Fanout {
             let refused: HashSet<String> = match self.publisher.send_batch(queue, &messages).await {
                 Ok(refused) => refused.into_iter().collect(),
                 Err(e) => {
-                    tracing::warn!(queue = %queue.name, error = %e, "batch not sent; its records will be retried");
+                    tracing::warn!(queue = %queue.name, error = %crate::error_chain(&e), "batch not sent; its records will be retried");
                     messages.iter().map(|m| m.entry_id.clone()).collect()
                 }
             };
@@ -711,6 +266,7 @@ impl Fanout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{CloudEvent, EventType, StoredItemPointer};
     use crate::providers::compact_raw;
 
     fn queues() -> Vec<Queue> {

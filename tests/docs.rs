@@ -1,0 +1,180 @@
+//! The documentation says what the code does, and every way through it works:
+//! - generated sections (the event id rules in `docs/events.md`) equal their source in the code
+//!   (`WAHOOKS_BLESS=1 cargo test --test docs` rewrites them from the code);
+//! - every relative link in `README.md` and `docs/*.md` names a file that exists, and every
+//!   `#anchor` a heading of that file;
+//! - every path in the README's layout table exists.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Replace (bless) or compare the text between `<!-- name:start -->` and `<!-- name:end -->`.
+fn generated_section(file: &str, name: &str, expected: &str) {
+    let path = root().join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let (start, end) = (format!("<!-- {name}:start -->\n"), format!("<!-- {name}:end -->"));
+    let from = text.find(&start).unwrap_or_else(|| panic!("{file} has no {start}")) + start.len();
+    let to = text[from..].find(&end).unwrap_or_else(|| panic!("{file} has no {end}")) + from;
+    if std::env::var("WAHOOKS_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, format!("{}{expected}{}", &text[..from], &text[to..])).expect("write");
+        return;
+    }
+    assert_eq!(
+        &text[from..to],
+        expected,
+        "{file} section {name} is out of date: run `WAHOOKS_BLESS=1 cargo test --test docs`"
+    );
+}
+
+#[test]
+fn the_event_id_rules_in_the_docs_are_the_code_s() {
+    generated_section("docs/events.md", "identity-rules", &wahooks::identity::markdown_table());
+}
+
+/// README.md and every document in docs/.
+fn documents() -> Vec<PathBuf> {
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
+        .expect("docs/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    docs.sort();
+    docs.insert(0, root().join("README.md"));
+    docs
+}
+
+/// The text outside fenced code blocks.
+fn prose(text: &str) -> Vec<&str> {
+    let mut fenced = false;
+    text.lines()
+        .filter(|l| {
+            if l.starts_with("```") {
+                fenced = !fenced;
+                return false;
+            }
+            !fenced
+        })
+        .collect()
+}
+
+/// GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim_start_matches('#')
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_' || *c == ' ')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+fn anchors(path: &Path) -> HashSet<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    prose(&text)
+        .into_iter()
+        .filter(|l| l.starts_with('#'))
+        .map(anchor)
+        .collect()
+}
+
+/// The targets of `[text](target)` links on a line.
+fn links(line: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = line;
+    while let Some(i) = rest.find("](") {
+        let after = &rest[i + 2..];
+        match after.find(')') {
+            Some(j) => {
+                out.push(&after[..j]);
+                rest = &after[j..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+#[test]
+fn every_relative_link_and_anchor_resolves() {
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for doc in documents() {
+        let text = std::fs::read_to_string(&doc).expect("readable");
+        for line in prose(&text) {
+            for target in links(line) {
+                if target.starts_with("http://") || target.starts_with("https://") || target.starts_with("mailto:") {
+                    continue;
+                }
+                checked += 1;
+                let (file, fragment) = target.split_once('#').unwrap_or((target, ""));
+                let path = if file.is_empty() {
+                    doc.clone()
+                } else {
+                    doc.parent().expect("a folder").join(file)
+                };
+                if !path.exists() {
+                    broken.push(format!("{}: {target} (no such file)", doc.display()));
+                } else if !fragment.is_empty() && !anchors(&path).contains(fragment) {
+                    broken.push(format!("{}: {target} (no such heading)", doc.display()));
+                }
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} links found: is the parser right?");
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+#[test]
+fn the_link_checker_catches_what_it_should() {
+    assert_eq!(
+        anchor("## Running locally: `wahooks serve`, `send`"),
+        "running-locally-wahooks-serve-send"
+    );
+    assert_eq!(anchor("### What a million events cost"), "what-a-million-events-cost");
+    assert_eq!(links("see [a](docs/a.md#x) and [b](#y)."), ["docs/a.md#x", "#y"]);
+    assert_eq!(prose("a\n```\n[x](nope)\n```\nb"), ["a", "b"]);
+}
+
+#[test]
+fn every_path_in_the_readme_layout_exists() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let table: Vec<&str> = readme
+        .split("## Layout")
+        .nth(1)
+        .expect("a Layout section")
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .collect();
+    assert!(table.len() > 10, "the layout table has {} rows", table.len());
+    let mut missing = Vec::new();
+    for row in table {
+        // The first column: `dir/file.rs`, `other.rs` (a sibling of the first), `dir/<name>/`.
+        let first = row.split('|').nth(1).unwrap_or_default();
+        let mut dir = PathBuf::new();
+        for (n, path) in first.split('`').skip(1).step_by(2).enumerate() {
+            let path = path.replace("<name>", "message-received");
+            let full = if n == 0 || path.contains('/') {
+                root().join(&path)
+            } else {
+                root().join(&dir).join(&path)
+            };
+            if n == 0 {
+                dir = Path::new(&path).parent().map(Path::to_path_buf).unwrap_or_default();
+            }
+            if !full.exists() {
+                missing.push(path);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "in the README's layout but not in the tree: {missing:?}"
+    );
+}
