@@ -20,12 +20,11 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
-use wahooks::auth::authenticate;
 use wahooks::bounded::BoundedMap;
 use wahooks::endpoint::Endpoint;
 use wahooks::fanout::{OutMessage, PublishError, Publisher, Queue};
-use wahooks::http::token_from_path;
-use wahooks::providers::{mask_credentials, parse, ParseContext};
+use wahooks::http::{parse_verified, token_from_path, verify};
+use wahooks::providers::mask_credentials;
 use wahooks::registry::EndpointRegistry;
 use wahooks::Route;
 
@@ -379,19 +378,11 @@ fn events_of(endpoint: &Endpoint, route: Route, original: &Original, response: &
             headers.append(k, v);
         }
     }
+    // The receiver's own steps 2 and 3, so the page shows what the receiver made of it.
     let now = Utc::now();
-    let parsed = authenticate(&endpoint.auth, &headers, &original.body, now.timestamp())
+    let parsed = verify(endpoint, &headers, &original.body, now)
         .ok()
-        .and_then(|verified| {
-            let ctx = ParseContext {
-                provider: endpoint.provider,
-                route: Some(route),
-                endpoint: &endpoint.id,
-                received_at: now,
-                delivery_id: verified.delivery_id(),
-            };
-            parse(&ctx, verified.body()).ok()
-        })
+        .and_then(|verified| parse_verified(endpoint, route, &verified, now).ok())
         .unwrap_or_default();
     let by_id: HashMap<&str, &wahooks::CloudEvent> = parsed.iter().map(|e| (e.id.as_str(), e)).collect();
     accepted

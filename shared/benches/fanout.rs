@@ -73,7 +73,10 @@ fn fanout(publisher: &MemoryPublisher) -> Fanout {
 }
 
 fn bench(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
     let records = records();
     let batches = batches(&records);
     let publisher = MemoryPublisher::new();

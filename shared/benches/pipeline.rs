@@ -75,7 +75,10 @@ fn run_all(runtime: &tokio::runtime::Runtime, events: &[String]) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
     let events = requests();
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(events.len() as u64));

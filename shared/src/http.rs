@@ -1,6 +1,6 @@
 //! The receiver pipeline (the request path of `docs/architecture.md`) and the one place errors
-//! become HTTP statuses (the table of answers in `docs/receiving.md`): look up the endpoint by URL token → authenticate the raw bytes → decode →
-//! store → answer. Handlers always return a response, never an error (API Gateway would turn
+//! become HTTP statuses (the table of answers in `docs/receiving.md`): look up the endpoint by
+//! URL token → authenticate the raw bytes → decode → store → answer. Handlers always return a response, never an error (API Gateway would turn
 //! an error into a 502).
 
 use std::sync::Arc;
@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
-use crate::auth::{authenticate, verify_subscription, AuthError, BodyError, RequestError};
+use crate::auth::{authenticate, verify_subscription, AuthError, BodyError, RequestError, Verified};
+use crate::endpoint::Endpoint;
+use crate::event::CloudEvent;
 use crate::event::Route;
 use crate::providers::{parse, DecodeError, ParseContext};
 use crate::registry::{plausible_token, EndpointRegistry};
@@ -233,96 +235,32 @@ impl Receiver {
         }
     }
 
+    /// The request path: find the endpoint, answer Meta's handshake, authenticate, parse, store,
+    /// answer. Each step that fails ends the request with its [`Failure`].
     async fn try_handle(&self, route: Route, req: &Request) -> Result<Response<Body>, Failure> {
-        let deadline = tokio::time::Instant::now() + self.budget;
         // The AWS calls of this request share one budget; past it the answer is our 503.
-        let within = |what: &'static str| {
-            move |_| Failure::Unavailable(format!("{what} did not finish within the request budget").into())
-        };
-        // The path exactly as the client sent it (API Gateway's rawPath), not a normalised one.
-        let raw_path = req.raw_http_path();
-        let path = if raw_path.is_empty() {
-            req.uri().path()
-        } else {
-            raw_path
-        };
-        let token = token_from_path(path)
-            .filter(|t| plausible_token(t))
-            .ok_or(Failure::NotFound)?;
-        let endpoint = tokio::time::timeout_at(deadline, self.registry.lookup(token))
-            .await
-            .map_err(within("the endpoint lookup"))?
-            .map_err(|e| Failure::Unavailable(Box::new(e)))?
-            .filter(|e| e.enabled)
-            .ok_or(Failure::NotFound)?;
+        let deadline = tokio::time::Instant::now() + self.budget;
+        let endpoint = self.endpoint_of(req, deadline).await?;
         let now = (self.clock)();
-
         if req.method() == http::Method::GET {
-            let query: Vec<(String, String)> = req
-                .query_string_parameters()
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
-            let challenge = verify_subscription(&endpoint.auth, &query)?;
-            tracing::info!(endpoint = %endpoint.id, "subscription handshake accepted");
-            return Ok(Response::builder()
-                .status(200)
-                .header("content-type", "text/plain")
-                .body(Body::Text(challenge))
-                .unwrap_or_else(|_| Response::new(Body::Empty)));
+            return handshake(&endpoint, req);
         }
         if req.method() != http::Method::POST {
             return Err(Failure::MethodNotAllowed);
         }
-
         // lambda_http has already undone API Gateway's base64: these are the provider's bytes.
-        let verified = authenticate(&endpoint.auth, req.headers(), req.body().as_ref(), now.timestamp())?;
-        let ctx = ParseContext {
-            provider: endpoint.provider,
-            route: Some(route),
-            endpoint: &endpoint.id,
-            received_at: now,
-            delivery_id: verified.delivery_id(),
-        };
-        let events = match parse(&ctx, verified.body()) {
+        let verified = verify(&endpoint, req.headers(), req.body().as_ref(), now)?;
+        let mut events = match parse_verified(&endpoint, route, &verified, now) {
             Ok(events) => events,
             Err(decode) => {
-                let q = quarantined(
-                    &endpoint.id,
-                    endpoint.provider,
-                    route,
-                    ctx.delivery_id,
-                    &decode.to_string(),
-                    verified.body(),
-                    now,
-                );
-                tokio::time::timeout_at(deadline, self.store.quarantine(q))
-                    .await
-                    .map_err(within("the quarantine write"))??;
+                let reason = decode.to_string();
+                self.quarantine(&endpoint, route, &verified, &reason, now, deadline)
+                    .await?;
                 tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, code = decode.code(), "body quarantined");
-                emit_metric(|| {
-                    emf_count(
-                        "QuarantinedBodies",
-                        &[("Provider", endpoint.provider.as_str())],
-                        now.timestamp_millis(),
-                    )
-                });
                 return Err(Failure::BadRequest(decode));
             }
         };
-        for e in events.iter().filter(|e| !route.expects(e.event_type)) {
-            // The body is authoritative: store it under its real type, but say so.
-            tracing::warn!(
-                metric = "MisroutedEvents",
-                endpoint = %endpoint.id,
-                route = %route,
-                r#type = %e.event_type,
-                event_id = %e.id,
-                "event arrived on the wrong route"
-            );
-            emit_metric(|| misrouted_metric(route, e.event_type, (self.clock)().timestamp_millis()));
-        }
-        let mut events = events;
+        self.warn_misrouted(&endpoint, route, &events);
         // State events (presence, untimed connection changes) get their id from the store.
         tokio::time::timeout_at(
             deadline,
@@ -337,64 +275,166 @@ impl Receiver {
             Ok(outcomes) => outcomes,
             Err(StoreError::Rejected(why)) => {
                 // Retrying can never store it: keep the body and say why (not a 503 forever).
-                let q = quarantined(
-                    &endpoint.id,
-                    endpoint.provider,
-                    route,
-                    ctx.delivery_id,
-                    &why,
-                    verified.body(),
-                    now,
-                );
-                tokio::time::timeout_at(deadline, self.store.quarantine(q))
-                    .await
-                    .map_err(within("the quarantine write"))??;
+                self.quarantine(&endpoint, route, &verified, &why, now, deadline)
+                    .await?;
                 tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, reason = %why, "unstorable body quarantined");
-                emit_metric(|| {
-                    emf_count(
-                        "QuarantinedBodies",
-                        &[("Provider", endpoint.provider.as_str())],
-                        now.timestamp_millis(),
-                    )
-                });
                 return Err(Failure::Unstorable(why));
             }
             Err(e) => return Err(e.into()),
         };
-        let (mut accepted, mut duplicates) = (Vec::new(), Vec::new());
-        for (e, outcome) in events.iter().zip(outcomes) {
-            tracing::info!(
+        Ok(answer(&endpoint, &events, &outcomes, now))
+    }
+
+    /// Step 1: the enabled endpoint of the request's URL token (404 for anything else).
+    async fn endpoint_of(&self, req: &Request, deadline: tokio::time::Instant) -> Result<Arc<Endpoint>, Failure> {
+        // The path exactly as the client sent it (API Gateway's rawPath), not a normalised one.
+        let raw_path = req.raw_http_path();
+        let path = if raw_path.is_empty() {
+            req.uri().path()
+        } else {
+            raw_path
+        };
+        let token = token_from_path(path)
+            .filter(|t| plausible_token(t))
+            .ok_or(Failure::NotFound)?;
+        tokio::time::timeout_at(deadline, self.registry.lookup(token))
+            .await
+            .map_err(within("the endpoint lookup"))?
+            .map_err(|e| Failure::Unavailable(Box::new(e)))?
+            .filter(|e| e.enabled)
+            .ok_or(Failure::NotFound)
+    }
+
+    /// Keep an authentic body that cannot become events (undecodable, or refused by DynamoDB).
+    async fn quarantine(
+        &self,
+        endpoint: &Endpoint,
+        route: Route,
+        verified: &Verified<'_>,
+        reason: &str,
+        now: DateTime<Utc>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Failure> {
+        let q = quarantined(
+            &endpoint.id,
+            endpoint.provider,
+            route,
+            verified.delivery_id(),
+            reason,
+            verified.body(),
+            now,
+        );
+        tokio::time::timeout_at(deadline, self.store.quarantine(q))
+            .await
+            .map_err(within("the quarantine write"))??;
+        emit_metric(|| {
+            emf_count(
+                "QuarantinedBodies",
+                &[("Provider", endpoint.provider.as_str())],
+                now.timestamp_millis(),
+            )
+        });
+        Ok(())
+    }
+
+    /// The body is authoritative: an event on the wrong route is stored under its real type,
+    /// with a warning and a metric.
+    fn warn_misrouted(&self, endpoint: &Endpoint, route: Route, events: &[CloudEvent]) {
+        for e in events.iter().filter(|e| !route.expects(e.event_type)) {
+            tracing::warn!(
+                metric = "MisroutedEvents",
                 endpoint = %endpoint.id,
-                provider = %endpoint.provider,
+                route = %route,
                 r#type = %e.event_type,
                 event_id = %e.id,
-                duplicate = outcome == PutOutcome::Duplicate,
-                "event stored"
+                "event arrived on the wrong route"
             );
-            let metric = match outcome {
-                PutOutcome::Stored => "EventsStored",
-                PutOutcome::Duplicate => "DuplicateEvents",
-            };
-            emit_metric(|| {
-                emf_count(
-                    metric,
-                    &[
-                        ("Provider", endpoint.provider.as_str()),
-                        ("Type", e.event_type.as_str()),
-                    ],
-                    now.timestamp_millis(),
-                )
-            });
-            match outcome {
-                PutOutcome::Stored => accepted.push(e.id.clone()),
-                PutOutcome::Duplicate => duplicates.push(e.id.clone()),
-            }
+            emit_metric(|| misrouted_metric(route, e.event_type, (self.clock)().timestamp_millis()));
         }
-        Ok(json_response(
-            200,
-            &json!({ "accepted": accepted, "duplicates": duplicates }),
-        ))
     }
+}
+
+/// A request's AWS call that ran out of the request's budget: a 503.
+fn within(what: &'static str) -> impl Fn(tokio::time::error::Elapsed) -> Failure {
+    move |_| Failure::Unavailable(format!("{what} did not finish within the request budget").into())
+}
+
+/// Meta's `GET` subscription handshake: the challenge, if the verify token is right.
+fn handshake(endpoint: &Endpoint, req: &Request) -> Result<Response<Body>, Failure> {
+    let query: Vec<(String, String)> = req
+        .query_string_parameters()
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let challenge = verify_subscription(&endpoint.auth, &query)?;
+    tracing::info!(endpoint = %endpoint.id, "subscription handshake accepted");
+    Ok(Response::builder()
+        .status(200)
+        .header("content-type", "text/plain")
+        .body(Body::Text(challenge))
+        .unwrap_or_else(|_| Response::new(Body::Empty)))
+}
+
+/// Step 2: authenticate a request's raw bytes for `endpoint` (inflating gzip).
+pub fn verify<'a>(
+    endpoint: &Endpoint,
+    headers: &'a http::HeaderMap,
+    body: &'a [u8],
+    now: DateTime<Utc>,
+) -> Result<Verified<'a>, Failure> {
+    Ok(authenticate(&endpoint.auth, headers, body, now.timestamp())?)
+}
+
+/// Step 3: an authentic body's events, parsed as the receiver parses them (the inspector shows
+/// a request's events with this too).
+pub fn parse_verified(
+    endpoint: &Endpoint,
+    route: Route,
+    verified: &Verified<'_>,
+    now: DateTime<Utc>,
+) -> Result<Vec<CloudEvent>, DecodeError> {
+    let ctx = ParseContext {
+        provider: endpoint.provider,
+        route: Some(route),
+        endpoint: &endpoint.id,
+        received_at: now,
+        delivery_id: verified.delivery_id(),
+    };
+    parse(&ctx, verified.body())
+}
+
+/// The last step: log and count each event's outcome, and the 200 naming them.
+fn answer(endpoint: &Endpoint, events: &[CloudEvent], outcomes: &[PutOutcome], now: DateTime<Utc>) -> Response<Body> {
+    let (mut accepted, mut duplicates) = (Vec::new(), Vec::new());
+    for (e, outcome) in events.iter().zip(outcomes) {
+        tracing::info!(
+            endpoint = %endpoint.id,
+            provider = %endpoint.provider,
+            r#type = %e.event_type,
+            event_id = %e.id,
+            duplicate = *outcome == PutOutcome::Duplicate,
+            "event stored"
+        );
+        let metric = match outcome {
+            PutOutcome::Stored => "EventsStored",
+            PutOutcome::Duplicate => "DuplicateEvents",
+        };
+        emit_metric(|| {
+            emf_count(
+                metric,
+                &[
+                    ("Provider", endpoint.provider.as_str()),
+                    ("Type", e.event_type.as_str()),
+                ],
+                now.timestamp_millis(),
+            )
+        });
+        match outcome {
+            PutOutcome::Stored => accepted.push(e.id.clone()),
+            PutOutcome::Duplicate => duplicates.push(e.id.clone()),
+        }
+    }
+    json_response(200, &json!({ "accepted": accepted, "duplicates": duplicates }))
 }
 
 /// The quarantine item of an authenticated body that could not be decoded or stored.
