@@ -178,3 +178,24 @@ fn every_path_in_the_readme_layout_exists() {
         "in the README's layout but not in the tree: {missing:?}"
     );
 }
+
+#[test]
+fn make_help_lists_every_target() {
+    let makefile = std::fs::read_to_string(root().join("Makefile")).expect("Makefile");
+    let targets: Vec<&str> = makefile
+        .lines()
+        .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_lowercase()))
+        .filter_map(|l| l.split_once(':').map(|(t, rest)| (t, rest)))
+        .filter(|(t, rest)| !rest.starts_with('=') && t.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        .map(|(t, _)| t)
+        .collect();
+    assert!(targets.len() > 15, "{targets:?}");
+    let silent: Vec<&&str> = targets
+        .iter()
+        .filter(|t| !makefile.lines().any(|l| l.starts_with(&format!("{t}:")) && l.contains("## ")))
+        .collect();
+    assert!(silent.is_empty(), "targets `make help` does not list (add `## what it does`): {silent:?}");
+    let phony = makefile.lines().find(|l| l.starts_with(".PHONY:")).unwrap_or_default();
+    let undeclared: Vec<&&str> = targets.iter().filter(|t| !phony.split_whitespace().any(|p| p == **t)).collect();
+    assert!(undeclared.is_empty(), "targets missing from .PHONY: {undeclared:?}");
+}
