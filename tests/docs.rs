@@ -185,17 +185,27 @@ fn make_help_lists_every_target() {
     let targets: Vec<&str> = makefile
         .lines()
         .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_lowercase()))
-        .filter_map(|l| l.split_once(':').map(|(t, rest)| (t, rest)))
+        .filter_map(|l| l.split_once(':'))
         .filter(|(t, rest)| !rest.starts_with('=') && t.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
         .map(|(t, _)| t)
         .collect();
     assert!(targets.len() > 15, "{targets:?}");
     let silent: Vec<&&str> = targets
         .iter()
-        .filter(|t| !makefile.lines().any(|l| l.starts_with(&format!("{t}:")) && l.contains("## ")))
+        .filter(|t| {
+            !makefile
+                .lines()
+                .any(|l| l.starts_with(&format!("{t}:")) && l.contains("## "))
+        })
         .collect();
-    assert!(silent.is_empty(), "targets `make help` does not list (add `## what it does`): {silent:?}");
+    assert!(
+        silent.is_empty(),
+        "targets `make help` does not list (add `## what it does`): {silent:?}"
+    );
     let phony = makefile.lines().find(|l| l.starts_with(".PHONY:")).unwrap_or_default();
-    let undeclared: Vec<&&str> = targets.iter().filter(|t| !phony.split_whitespace().any(|p| p == **t)).collect();
+    let undeclared: Vec<&&str> = targets
+        .iter()
+        .filter(|t| !phony.split_whitespace().any(|p| p == **t))
+        .collect();
     assert!(undeclared.is_empty(), "targets missing from .PHONY: {undeclared:?}");
 }

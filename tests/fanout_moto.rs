@@ -12,10 +12,8 @@ use common::moto::Moto;
 use serde_json::Value;
 
 use wahooks::config::Config;
-use wahooks::endpoint::Auth;
 use wahooks::fanout::{Routing, SqsPublisher};
 use wahooks::local::{apigw_request, LocalStack};
-use wahooks::registry::{new_endpoint, new_token};
 use wahooks::stream_driver::StreamDriver;
 use wahooks::{CloudEvent, EventType, Provider, Route};
 
@@ -36,10 +34,7 @@ async fn stack(moto: &Moto) -> LocalStack {
 }
 
 async fn endpoint(stack: &LocalStack, provider: Provider) -> String {
-    let token = new_token();
-    let endpoint = new_endpoint(provider, Auth::url_token());
-    stack.registry.create(&token, &endpoint).await.expect("endpoint stored");
-    token
+    stack.url_token_endpoint(provider).await.expect("endpoint stored")
 }
 
 async fn post(stack: &LocalStack, token: &str, body: &[u8]) -> (u16, Value) {

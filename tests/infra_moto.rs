@@ -15,10 +15,8 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use common::moto::Moto;
 use serde_json::Value;
 use wahooks::config::Config;
-use wahooks::endpoint::Auth;
 use wahooks::fanout::DEFAULT_QUEUES;
 use wahooks::local::{apigw_request, LocalStack};
-use wahooks::registry::{new_endpoint, new_token};
 use wahooks::stream_driver::StreamDriver;
 use wahooks::{Provider, Route};
 
@@ -146,9 +144,7 @@ async fn receivers_and_fanout_run_on_what_the_template_creates() {
     // A webhook per provider through the receivers, the stream through the fanout.
     let mut accepted = HashSet::new();
     for provider in Provider::ALL {
-        let token = new_token();
-        let endpoint = new_endpoint(provider, Auth::url_token());
-        local.registry.create(&token, &endpoint).await.expect("endpoint");
+        let token = local.url_token_endpoint(provider).await.expect("endpoint");
         for (name, body) in common::payloads(provider).into_iter().take(5) {
             let path = format!("/v1/hooks/{token}");
             let response = local

@@ -17,10 +17,8 @@ use common::moto::Moto;
 use serde_json::Value;
 
 use wahooks::config::Config;
-use wahooks::endpoint::Auth;
 use wahooks::local::{apigw_request, LocalStack};
 use wahooks::providers::{parse, ParseContext};
-use wahooks::registry::{new_endpoint, new_token};
 use wahooks::stream_driver::StreamDriver;
 use wahooks::{CloudEvent, EventType, Provider, Route};
 
@@ -92,9 +90,7 @@ async fn published() -> Published {
     let stack = LocalStack::connect(base.sdk.clone(), config).await.expect("stack");
     let mut expected = HashMap::new();
     for (provider, file) in BODIES {
-        let token = new_token();
-        let endpoint = new_endpoint(provider, Auth::url_token());
-        stack.registry.create(&token, &endpoint).await.expect("endpoint");
+        let token = stack.url_token_endpoint(provider).await.expect("endpoint");
         let body = std::fs::read(common::provider_dir(provider).join(file)).expect("fixture");
         let path = format!("/v1/hooks/{token}/any");
         let headers = [("content-type".to_owned(), "application/json".to_owned())];

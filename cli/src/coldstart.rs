@@ -37,9 +37,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Mutex};
 use wahooks::config::Config;
-use wahooks::endpoint::Auth;
 use wahooks::local::LocalStack;
-use wahooks::registry::{new_endpoint, new_token};
 use wahooks::store::keys;
 use wahooks::Provider;
 
@@ -149,13 +147,7 @@ async fn measure(
     let stack = LocalStack::provision(sdk, config, "coldstart")
         .await
         .map_err(|e| anyhow::anyhow!(e).context("provisioning"))?;
-    let token = new_token();
-    let ep = new_endpoint(Provider::Zapi, Auth::url_token());
-    stack
-        .registry
-        .create(&token, &ep)
-        .await
-        .map_err(|e| anyhow::anyhow!(e).context("endpoint"))?;
+    let token = stack.url_token_endpoint(Provider::Zapi).await.context("endpoint")?;
     let env = [
         ("AWS_LAMBDA_FUNCTION_NAME", function.to_owned()),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".into()),

@@ -24,10 +24,8 @@ use anyhow::Context;
 use async_trait::async_trait;
 use serde_json::json;
 use wahooks::config::Config;
-use wahooks::endpoint::Auth;
 use wahooks::fanout::{OutMessage, PublishError, Publisher, Queue, SqsPublisher};
 use wahooks::local::{apigw_request, LocalStack};
-use wahooks::registry::{new_endpoint, new_token};
 use wahooks::store::{item_size, write_units};
 use wahooks::{Provider, Route};
 
@@ -276,13 +274,7 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
             })
             .collect();
         files.sort();
-        let token = new_token();
-        let ep = new_endpoint(provider, Auth::url_token());
-        stack
-            .registry
-            .create(&token, &ep)
-            .await
-            .map_err(|e| anyhow::anyhow!(e).context("endpoint"))?;
+        let token = stack.url_token_endpoint(provider).await.context("endpoint")?;
         let path = format!("/v1/hooks/{token}/any");
         let headers = [("content-type".to_owned(), "application/json".to_owned())];
         for file in files {

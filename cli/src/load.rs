@@ -23,11 +23,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use wahooks::config::Config;
-use wahooks::endpoint::Auth;
 use wahooks::fanout::{OutMessage, PublishError, Publisher, Queue, SqsPublisher};
 use wahooks::local::LocalStack;
 use wahooks::providers::{parse, ParseContext};
-use wahooks::registry::{new_endpoint, new_token};
 use wahooks::stream_driver::MappingSettings;
 use wahooks::Provider;
 
@@ -234,13 +232,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
 
     let mut tokens = HashMap::new();
     for provider in Provider::ALL {
-        let token = new_token();
-        let ep = new_endpoint(provider, Auth::url_token());
-        stack
-            .registry
-            .create(&token, &ep)
-            .await
-            .map_err(|e| anyhow::anyhow!(e).context("endpoint"))?;
+        let token = stack.url_token_endpoint(provider).await.context("endpoint")?;
         tokens.insert(provider, token);
     }
 

@@ -99,6 +99,18 @@ impl LocalStack {
         }
     }
 
+    /// A new endpoint of `provider` trusting its URL token alone (what the demos, the harnesses
+    /// and the tests post to); returns the token.
+    pub async fn url_token_endpoint(
+        &self,
+        provider: crate::Provider,
+    ) -> Result<String, crate::registry::RegistryError> {
+        let token = crate::registry::new_token();
+        let endpoint = crate::registry::new_endpoint(provider, crate::endpoint::Auth::url_token());
+        self.registry.create(&token, &endpoint).await?;
+        Ok(token)
+    }
+
     /// The URL of a queue by name.
     pub fn queue_url(&self, name: &str) -> Option<&str> {
         self.config
