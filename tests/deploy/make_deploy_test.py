@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "infra"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import boto3  # noqa: E402
 import logging  # noqa: E402
@@ -35,22 +35,11 @@ logging.getLogger("moto").setLevel(logging.ERROR)
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 import moto_sam  # noqa: E402
+from harness import check, free_port  # noqa: E402
 
 STACK = "wahooks-deploy-test"
 REGION = "us-east-1"
 BUCKET = "wahooks-deploy-test-artifacts"
-
-
-def check(condition: bool, what: str) -> None:
-    if not condition:
-        raise AssertionError(what)
-    print(f"ok   {what}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make(target: str, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
