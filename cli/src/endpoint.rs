@@ -109,7 +109,7 @@ pub async fn run(command: EndpointCommand) -> ExitCode {
     match execute(command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -133,121 +133,160 @@ async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
             verify_token,
             base_url,
         } => {
-            let scheme: Scheme = scheme.parse()?;
-            let generated = secret.is_none() && scheme.needs_secret();
-            let secrets = match (scheme.needs_secret(), secret) {
-                (false, _) => Vec::new(),
-                (true, Some(s)) => vec![s],
-                (true, None) => vec![generate_secret(scheme)],
-            };
-            let mut auth = Auth::new(
-                scheme,
-                secrets.iter().map(Secret::new).collect(),
+            create(
+                provider,
+                &scheme,
+                secret,
                 header_name.as_deref(),
-            )?;
-            let mut printed_verify = None;
-            if scheme == Scheme::HubSignature256 {
-                let token = verify_token.unwrap_or_else(|| hex::encode(random_bytes::<16>()));
-                auth = auth.with_verify_token(Secret::new(token.clone()))?;
-                printed_verify = Some(token);
-            }
-            let token = new_token();
-            let endpoint = new_endpoint(provider, auth);
-            registry().await.create(&token, &endpoint).await?;
-            let base = base_url.trim_end_matches('/');
-            println!("endpoint: {}", endpoint.id);
-            println!("provider: {provider}  scheme: {scheme}");
-            println!("webhook URLs (the token in them is shown only now; keep it secret):");
-            for route in Route::ALL {
-                println!("  {:<17} {base}/v1/hooks/{token}/{}", route.as_str(), route.as_str());
-            }
-            if generated {
-                println!("secret (shown once): {}", secrets[0]);
-            }
-            if let Some(v) = printed_verify {
-                println!("verify token (Meta's \"Verify token\" field): {v}");
-            }
+                verify_token,
+                &base_url,
+            )
+            .await
         }
-        EndpointCommand::List => {
-            println!(
-                "{:<20} {:<11} {:<18} {:<8} {:<8} {:<7} created",
-                "id", "provider", "scheme", "enabled", "secrets", "tokens"
-            );
-            for (e, tokens) in registry().await.list_endpoints().await? {
-                println!(
-                    "{:<20} {:<11} {:<18} {:<8} {:<8} {:<7} {}",
-                    e.id,
-                    e.provider,
-                    e.auth.scheme(),
-                    e.enabled,
-                    e.auth.secrets().len(),
-                    tokens,
-                    e.created_at
-                );
-            }
-        }
-        EndpointCommand::Disable { id } => {
-            let registry = registry().await;
-            let (_, mut e) = registry.find_by_id(&id).await?;
-            e.enabled = false;
-            registry.update(&e).await?;
-            println!("{id} disabled");
-        }
-        EndpointCommand::Enable { id } => {
-            let registry = registry().await;
-            let (_, mut e) = registry.find_by_id(&id).await?;
-            e.enabled = true;
-            registry.update(&e).await?;
-            println!("{id} enabled");
-        }
-        EndpointCommand::Delete { id } => {
-            let n = registry().await.delete(&id).await?;
-            println!(
-                "{id} deleted ({n} URL token{}); its stored events are kept",
-                if n == 1 { "" } else { "s" }
-            );
-        }
-        EndpointCommand::RotateToken { id, base_url } => {
-            let token = new_token();
-            registry().await.add_token(&id, &token).await?;
-            println!("{id}: a new URL token (the old URLs keep working until `wahooks endpoint retire-tokens {id}`)");
-            println!("webhook URLs (the token in them is shown only now; keep it secret):");
-            let base = base_url.trim_end_matches('/');
-            for route in Route::ALL {
-                println!("  {:<17} {base}/v1/hooks/{token}/{}", route.as_str(), route.as_str());
-            }
-        }
-        EndpointCommand::RetireTokens { id } => {
-            let n = registry().await.retire_tokens(&id).await?;
-            println!(
-                "{id}: {n} old URL token{} removed; only the newest works now",
-                if n == 1 { "" } else { "s" }
-            );
-        }
-        EndpointCommand::RotateSecret { id, secret } => {
-            let registry = registry().await;
-            let (_, mut e) = registry.find_by_id(&id).await?;
-            let generated = secret.is_none();
-            let new = secret.unwrap_or_else(|| generate_secret(e.auth.scheme()));
-            e.auth.add_secret(Secret::new(new.clone()))?;
-            registry.update(&e).await?;
-            println!(
-                "{id}: {} secrets accepted; remove the old one with `wahooks endpoint remove-secret {id}`",
-                e.auth.secrets().len()
-            );
-            if generated {
-                println!("new secret (shown once): {new}");
-            }
-        }
-        EndpointCommand::RemoveSecret { id, index } => {
-            let registry = registry().await;
-            let (_, mut e) = registry.find_by_id(&id).await?;
-            e.auth
-                .remove_secret(index)
-                .map_err(|_| anyhow::anyhow!("{id}: no secret #{index} to remove, or it is the last one"))?;
-            registry.update(&e).await?;
-            println!("{id}: secret #{index} removed; {} left", e.auth.secrets().len());
-        }
+        EndpointCommand::List => list().await,
+        EndpointCommand::Disable { id } => set_enabled(&id, false).await,
+        EndpointCommand::Enable { id } => set_enabled(&id, true).await,
+        EndpointCommand::Delete { id } => delete(&id).await,
+        EndpointCommand::RotateToken { id, base_url } => rotate_token(&id, &base_url).await,
+        EndpointCommand::RetireTokens { id } => retire_tokens(&id).await,
+        EndpointCommand::RotateSecret { id, secret } => rotate_secret(&id, secret).await,
+        EndpointCommand::RemoveSecret { id, index } => remove_secret(&id, index).await,
     }
+}
+
+/// `create`: the endpoint, its URLs, and what was generated (shown once).
+async fn create(
+    provider: Provider,
+    scheme: &str,
+    secret: Option<String>,
+    header_name: Option<&str>,
+    verify_token: Option<String>,
+    base_url: &str,
+) -> anyhow::Result<()> {
+    let scheme: Scheme = scheme.parse()?;
+    let generated = secret.is_none() && scheme.needs_secret();
+    let secrets = match (scheme.needs_secret(), secret) {
+        (false, _) => Vec::new(),
+        (true, Some(s)) => vec![s],
+        (true, None) => vec![generate_secret(scheme)],
+    };
+    let mut auth = Auth::new(scheme, secrets.iter().map(Secret::new).collect(), header_name)?;
+    let mut printed_verify = None;
+    if scheme == Scheme::HubSignature256 {
+        let token = verify_token.unwrap_or_else(|| hex::encode(random_bytes::<16>()));
+        auth = auth.with_verify_token(Secret::new(token.clone()))?;
+        printed_verify = Some(token);
+    }
+    let token = new_token();
+    let endpoint = new_endpoint(provider, auth);
+    registry().await.create(&token, &endpoint).await?;
+    println!("endpoint: {}", endpoint.id);
+    println!("provider: {provider}  scheme: {scheme}");
+    print_urls(base_url, &token);
+    if generated {
+        println!("secret (shown once): {}", secrets[0]);
+    }
+    if let Some(v) = printed_verify {
+        println!("verify token (Meta's \"Verify token\" field): {v}");
+    }
+    Ok(())
+}
+
+/// The URL of every route under a token, which is shown only this once.
+fn print_urls(base_url: &str, token: &str) {
+    println!("webhook URLs (the token in them is shown only now; keep it secret):");
+    let base = base_url.trim_end_matches('/');
+    for route in Route::ALL {
+        println!("  {:<17} {base}/v1/hooks/{token}/{}", route.as_str(), route.as_str());
+    }
+}
+
+/// `list`: every endpoint, never a secret.
+async fn list() -> anyhow::Result<()> {
+    println!(
+        "{:<20} {:<11} {:<18} {:<8} {:<8} {:<7} created",
+        "id", "provider", "scheme", "enabled", "secrets", "tokens"
+    );
+    for (e, tokens) in registry().await.list_endpoints().await? {
+        println!(
+            "{:<20} {:<11} {:<18} {:<8} {:<8} {:<7} {}",
+            e.id,
+            e.provider,
+            e.auth.scheme(),
+            e.enabled,
+            e.auth.secrets().len(),
+            tokens,
+            e.created_at
+        );
+    }
+    Ok(())
+}
+
+/// `enable` / `disable`.
+async fn set_enabled(id: &str, enabled: bool) -> anyhow::Result<()> {
+    let registry = registry().await;
+    let (_, mut e) = registry.find_by_id(id).await?;
+    e.enabled = enabled;
+    registry.update(&e).await?;
+    println!("{id} {}", if enabled { "enabled" } else { "disabled" });
+    Ok(())
+}
+
+/// `delete`: the endpoint under every token; its events stay.
+async fn delete(id: &str) -> anyhow::Result<()> {
+    let n = registry().await.delete(id).await?;
+    println!(
+        "{id} deleted ({n} URL token{}); its stored events are kept",
+        if n == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+/// `rotate-token`: one more token (and its URLs); the old ones work until retired.
+async fn rotate_token(id: &str, base_url: &str) -> anyhow::Result<()> {
+    let token = new_token();
+    registry().await.add_token(id, &token).await?;
+    println!("{id}: a new URL token (the old URLs keep working until `wahooks endpoint retire-tokens {id}`)");
+    print_urls(base_url, &token);
+    Ok(())
+}
+
+/// `retire-tokens`: every token but the newest.
+async fn retire_tokens(id: &str) -> anyhow::Result<()> {
+    let n = registry().await.retire_tokens(id).await?;
+    println!(
+        "{id}: {n} old URL token{} removed; only the newest works now",
+        if n == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+/// `rotate-secret`: one more accepted secret (generated and shown once when not given).
+async fn rotate_secret(id: &str, secret: Option<String>) -> anyhow::Result<()> {
+    let registry = registry().await;
+    let (_, mut e) = registry.find_by_id(id).await?;
+    let generated = secret.is_none();
+    let new = secret.unwrap_or_else(|| generate_secret(e.auth.scheme()));
+    e.auth.add_secret(Secret::new(new.clone()))?;
+    registry.update(&e).await?;
+    println!(
+        "{id}: {} secrets accepted; remove the old one with `wahooks endpoint remove-secret {id}`",
+        e.auth.secrets().len()
+    );
+    if generated {
+        println!("new secret (shown once): {new}");
+    }
+    Ok(())
+}
+
+/// `remove-secret`: secret `index` (never the last one).
+async fn remove_secret(id: &str, index: usize) -> anyhow::Result<()> {
+    let registry = registry().await;
+    let (_, mut e) = registry.find_by_id(id).await?;
+    e.auth
+        .remove_secret(index)
+        .map_err(|_| anyhow::anyhow!("{id}: no secret #{index} to remove, or it is the last one"))?;
+    registry.update(&e).await?;
+    println!("{id}: secret #{index} removed; {} left", e.auth.secrets().len());
     Ok(())
 }
