@@ -278,66 +278,25 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         .collect();
 
     let plan = deliveries(&templates(&args.fixtures)?, args.n);
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let tally = Arc::new(Mutex::new(Tally::default()));
     let done = Arc::new(AtomicUsize::new(0));
     let faults: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let record_age = settings.max_record_age.map(|a| a.as_secs()).unwrap_or_default();
     let fault_task = (!args.no_faults).then(|| {
-        let (done, faults, sqs_down, n, secs) = (
-            done.clone(),
-            faults.clone(),
-            sqs_down.clone(),
+        tokio::spawn(inject_faults(
+            Faults {
+                done: done.clone(),
+                log: faults.clone(),
+                sqs_down: sqs_down.clone(),
+            },
+            moto_pid,
             args.n,
             args.fault_seconds,
-        );
-        tokio::spawn(async move {
-            while done.load(Ordering::SeqCst) < n * 3 / 10 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let at = done.load(Ordering::SeqCst);
-            signal(moto_pid, "-STOP");
-            tokio::time::sleep(Duration::from_secs(secs)).await;
-            signal(moto_pid, "-CONT");
-            if let Ok(mut f) = faults.lock() {
-                f.push(format!(
-                    "the AWS stand-in frozen (SIGSTOP) for {secs} s at delivery {at}"
-                ));
-            }
-            while done.load(Ordering::SeqCst) < n * 6 / 10 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let at = done.load(Ordering::SeqCst);
-            sqs_down.store(true, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_secs(secs)).await;
-            sqs_down.store(false, Ordering::SeqCst);
-            if let Ok(mut f) = faults.lock() {
-                f.push(format!(
-                    "SQS failing in the fanout for {secs} s at delivery {at} (the record age is {} s)",
-                    settings.max_record_age.map(|a| a.as_secs()).unwrap_or_default()
-                ));
-            }
-        })
+            record_age,
+        ))
     });
 
-    let bar = if args.json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(plan.len() as u64)
-    };
-    let started = Instant::now();
-    futures::stream::iter(plan.iter().cloned())
-        .for_each_concurrent(args.concurrency.max(1), |d| {
-            let (client, tally, done, bar) = (client.clone(), tally.clone(), done.clone(), bar.clone());
-            let url = format!("http://127.0.0.1:{port}/v1/hooks/{}/any", tokens[&d.provider]);
-            async move {
-                deliver(&client, &url, &d.body, &tally).await;
-                done.fetch_add(1, Ordering::SeqCst);
-                bar.inc(1);
-            }
-        })
-        .await;
-    let send_time = started.elapsed();
-    bar.finish_and_clear();
+    let send_time = send_all(&args, &plan, port, &tokens, &tally, &done).await?;
     if let Some(t) = fault_task {
         let _ = t.await;
     }
@@ -366,11 +325,116 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     let _ = std::fs::remove_dir_all(&state);
 
     let tally = tally.lock().map_err(|_| anyhow::anyhow!("tally poisoned"))?;
+    let faults = faults.lock().map_err(|_| anyhow::anyhow!("faults poisoned"))?.clone();
+    let outcome = Outcome {
+        tally: &tally,
+        stored: &stored,
+        seen: &seen,
+        driver: driver.stats(),
+        recovered: &recovered,
+        faults,
+    };
+    let report = build_report(&args, &outcome, send_time);
+    if args.json {
+        println!("{report}");
+    } else {
+        print_report(&report);
+    }
+    Ok(report["lost"] == 0 && report["doubled"] == 0 && report["gave_up"] == 0 && recovered.left.is_empty())
+}
+
+/// What the fault injector watches and switches.
+struct Faults {
+    /// Deliveries answered so far.
+    done: Arc<AtomicUsize>,
+    /// What was injected, for the report.
+    log: Arc<Mutex<Vec<String>>>,
+    /// The fanout's SQS switch.
+    sqs_down: Arc<AtomicBool>,
+}
+
+/// Freeze the AWS stand-in for `secs` at 30 % of the `n` deliveries, then fail SQS in the
+/// fanout for `secs` at 60 % (longer than the record age, so batches are given up).
+async fn inject_faults(f: Faults, moto_pid: u32, n: usize, secs: u64, record_age: u64) {
+    let reach = |share: usize| {
+        let done = f.done.clone();
+        async move {
+            while done.load(Ordering::SeqCst) < n * share / 10 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            done.load(Ordering::SeqCst)
+        }
+    };
+    let at = reach(3).await;
+    signal(moto_pid, "-STOP");
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    signal(moto_pid, "-CONT");
+    if let Ok(mut log) = f.log.lock() {
+        log.push(format!(
+            "the AWS stand-in frozen (SIGSTOP) for {secs} s at delivery {at}"
+        ));
+    }
+    let at = reach(6).await;
+    f.sqs_down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    f.sqs_down.store(false, Ordering::SeqCst);
+    if let Ok(mut log) = f.log.lock() {
+        log.push(format!(
+            "SQS failing in the fanout for {secs} s at delivery {at} (the record age is {record_age} s)"
+        ));
+    }
+}
+
+/// Every delivery of the plan to the receivers, `concurrency` at a time, like providers
+/// retrying 5xx; how long it took.
+async fn send_all(
+    args: &LoadArgs,
+    plan: &[Delivery],
+    port: u16,
+    tokens: &HashMap<Provider, String>,
+    tally: &Arc<Mutex<Tally>>,
+    done: &Arc<AtomicUsize>,
+) -> anyhow::Result<Duration> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let bar = if args.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(plan.len() as u64)
+    };
+    let started = Instant::now();
+    futures::stream::iter(plan.iter().cloned())
+        .for_each_concurrent(args.concurrency.max(1), |d| {
+            let (client, tally, done, bar) = (client.clone(), tally.clone(), done.clone(), bar.clone());
+            let url = format!("http://127.0.0.1:{port}/v1/hooks/{}/any", tokens[&d.provider]);
+            async move {
+                deliver(&client, &url, &d.body, &tally).await;
+                done.fetch_add(1, Ordering::SeqCst);
+                bar.inc(1);
+            }
+        })
+        .await;
+    bar.finish_and_clear();
+    Ok(started.elapsed())
+}
+
+/// What a run came to, for the report.
+struct Outcome<'a> {
+    tally: &'a Tally,
+    stored: &'a HashSet<String>,
+    seen: &'a [(String, Seen)],
+    driver: &'a wahooks::stream_driver::DriveStats,
+    recovered: &'a wahooks::stream_driver::Recovered,
+    faults: Vec<String>,
+}
+
+/// The report: what was acknowledged, stored and published, lost and doubled, and how fast.
+fn build_report(args: &LoadArgs, o: &Outcome<'_>, send_time: Duration) -> serde_json::Value {
+    let (tally, stored, seen) = (o.tally, o.stored, o.seen);
     let published_once: HashSet<&String> = seen.iter().flat_map(|(_, s)| s.sends.keys()).collect();
     let lost_unstored = tally.acknowledged.iter().filter(|id| !stored.contains(*id)).count();
     let lost_unpublished = stored.iter().filter(|id| !published_once.contains(id)).count();
     let mut doubled_by_queue: HashMap<&str, usize> = HashMap::new();
-    for (queue, s) in &seen {
+    for (queue, s) in seen {
         let n = s.sends.values().filter(|sends| sends.len() > 1).count();
         if n > 0 {
             doubled_by_queue.insert(queue.as_str(), n);
@@ -386,7 +450,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
             .copied()
             .unwrap_or_default()
     };
-    let report = json!({
+    json!({
         "delivered": args.n,
         "concurrency": args.concurrency,
         "attempts": tally.attempts,
@@ -407,23 +471,17 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         "status_5xx": tally.server_errors,
         "other_statuses": tally.other_statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "gave_up": tally.gave_up,
-        "batches_given_up_by_the_mapping": driver.stats().given_up,
-        "records_given_up_by_the_mapping": driver.stats().given_up_records,
-        "failure_records_recovered": recovered.batches,
-        "records_recovered": recovered.records,
-        "failure_records_left": recovered.left,
+        "batches_given_up_by_the_mapping": o.driver.given_up,
+        "records_given_up_by_the_mapping": o.driver.given_up_records,
+        "failure_records_recovered": o.recovered.batches,
+        "records_recovered": o.recovered.records,
+        "failure_records_left": o.recovered.left,
         "seconds": send_time.as_secs_f64(),
         "deliveries_per_second": args.n as f64 / send_time.as_secs_f64(),
         "latency_ms_p50": pct(0.50) as f64 / 1000.0,
         "latency_ms_p99": pct(0.99) as f64 / 1000.0,
-        "faults": *faults.lock().map_err(|_| anyhow::anyhow!("faults poisoned"))?,
-    });
-    if args.json {
-        println!("{report}");
-    } else {
-        print_report(&report);
-    }
-    Ok(report["lost"] == 0 && report["doubled"] == 0 && report["gave_up"] == 0 && recovered.left.is_empty())
+        "faults": o.faults,
+    })
 }
 
 /// POST until a non-5xx answer, like a provider retrying (up to 60 attempts, backing off).
