@@ -36,7 +36,6 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Mutex};
-use wahooks::config::Config;
 use wahooks::local::LocalStack;
 use wahooks::store::keys;
 use wahooks::Provider;
@@ -137,16 +136,7 @@ async fn measure(
     endpoint: &str,
     state: &Path,
 ) -> anyhow::Result<(Vec<Start>, usize)> {
-    let sdk = crate::serve::local_sdk(endpoint).await;
-    let config = Config {
-        events_table: "coldstart-events".into(),
-        endpoints_table: "coldstart-endpoints".into(),
-        queues: Vec::new(),
-        ..Config::from_env()
-    };
-    let stack = LocalStack::provision(sdk, config, "coldstart")
-        .await
-        .map_err(|e| anyhow::anyhow!(e).context("provisioning"))?;
+    let stack = crate::serve::harness_stack(endpoint, "coldstart").await?;
     let token = stack.url_token_endpoint(Provider::Zapi).await.context("endpoint")?;
     let env = [
         ("AWS_LAMBDA_FUNCTION_NAME", function.to_owned()),

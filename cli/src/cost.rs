@@ -23,9 +23,8 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use serde_json::json;
-use wahooks::config::Config;
 use wahooks::fanout::{OutMessage, PublishError, Publisher, Queue, SqsPublisher};
-use wahooks::local::{apigw_request, LocalStack};
+use wahooks::local::apigw_request;
 use wahooks::store::{item_size, write_units};
 use wahooks::{Provider, Route};
 
@@ -239,16 +238,7 @@ async fn measure(args: &CostArgs) -> anyhow::Result<Measured> {
 }
 
 async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured> {
-    let sdk = crate::serve::local_sdk(endpoint).await;
-    let config = Config {
-        events_table: "cost-events".into(),
-        endpoints_table: "cost-endpoints".into(),
-        queues: Vec::new(),
-        ..Config::from_env()
-    };
-    let mut stack = LocalStack::provision(sdk, config, "cost")
-        .await
-        .map_err(|e| anyhow::anyhow!(e).context("provisioning"))?;
+    let mut stack = crate::serve::harness_stack(endpoint, "cost").await?;
     let batches = Arc::new(AtomicUsize::new(0));
     let sqs = SqsPublisher::new(stack.sqs.clone());
     stack.fanout = wahooks::lambda::fanout_through(

@@ -22,7 +22,6 @@ use futures::StreamExt;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio::sync::watch;
-use wahooks::config::Config;
 use wahooks::fanout::{OutMessage, PublishError, Publisher, Queue, SqsPublisher};
 use wahooks::local::LocalStack;
 use wahooks::providers::{parse, ParseContext};
@@ -208,16 +207,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     let moto = crate::serve::spawn_moto(&args.moto, aws_port, &state.join("moto.log")).await?;
     let moto_pid = moto.id().context("moto has a pid")?;
     let endpoint = format!("http://127.0.0.1:{aws_port}");
-    let sdk = crate::serve::local_sdk(&endpoint).await;
-    let config = Config {
-        events_table: "load-events".into(),
-        endpoints_table: "load-endpoints".into(),
-        queues: Vec::new(),
-        ..Config::from_env()
-    };
-    let stack = LocalStack::provision(sdk, config, "load")
-        .await
-        .map_err(|e| anyhow::anyhow!(e).context("provisioning"))?;
+    let stack = crate::serve::harness_stack(&endpoint, "load").await?;
     let sqs_down = Arc::new(AtomicBool::new(false));
     let sqs = SqsPublisher::new(stack.sqs.clone());
     let fanout = wahooks::lambda::fanout_through(

@@ -426,6 +426,22 @@ pub async fn spawn_moto(moto: &Path, port: u16, log: &Path) -> anyhow::Result<to
     Ok(child)
 }
 
+/// A stack of its own in the stand-in at `endpoint` for a harness (`cost`, `load`,
+/// `coldstart`): tables `<prefix>-events` and `<prefix>-endpoints`, the default queues
+/// `<prefix>-<name>`, and the production receiver and fanout wired to them.
+pub async fn harness_stack(endpoint: &str, prefix: &str) -> anyhow::Result<LocalStack> {
+    let sdk = local_sdk(endpoint).await;
+    let config = Config {
+        events_table: format!("{prefix}-events"),
+        endpoints_table: format!("{prefix}-endpoints"),
+        queues: Vec::new(),
+        ..Config::from_env()
+    };
+    LocalStack::provision(sdk, config, prefix)
+        .await
+        .map_err(|e| anyhow::anyhow!(e).context("provisioning"))
+}
+
 /// The SDK configuration for a local stand-in: its URL, a region, dummy credentials, and the
 /// same short timeouts as in Lambda (a frozen stand-in is a 503, not a hung request).
 pub async fn local_sdk(endpoint: &str) -> aws_config::SdkConfig {
