@@ -101,6 +101,20 @@ const NOT_CONTENT: &[&str] = &[
 
 /// The content of a `message`: unwrapped, its kind from its key, `wire_kind` the key.
 fn content_of(message: &Json<'_>, message_type: Option<&str>) -> (Content, Option<String>) {
+    let m = unwrapped(message);
+    let Some((key, c)) = m.entries().find(|(k, _)| !NOT_CONTENT.contains(k)) else {
+        let mut content = Content::new(ContentKind::Other);
+        content.wire_kind = message_type.map(str::to_owned);
+        return (content, None);
+    };
+    let mut content = Content::new(kind_of_key(key));
+    content.wire_kind = Some(key.to_owned());
+    fill_fields(&mut content, key, c, m);
+    (content, points_at(key, c))
+}
+
+/// The message inside its wrappers (ephemeral, view-once, …: at most four deep).
+fn unwrapped<'a, 'v>(message: &'a Json<'v>) -> &'a Json<'v> {
     let mut m = message;
     for _ in 0..4 {
         match WRAPPERS.iter().find_map(|w| m.get(w).map(|inner| &inner["message"])) {
@@ -108,16 +122,12 @@ fn content_of(message: &Json<'_>, message_type: Option<&str>) -> (Content, Optio
             _ => break,
         }
     }
-    let found = m
-        .entries()
-        .find(|(k, _)| !NOT_CONTENT.contains(k))
-        .map(|(k, c)| (k.to_owned(), c));
-    let Some((key, c)) = found else {
-        let mut content = Content::new(ContentKind::Other);
-        content.wire_kind = message_type.map(str::to_owned);
-        return (content, None);
-    };
-    let kind = match key.as_str() {
+    m
+}
+
+/// Baileys' message keys and their canonical kind.
+fn kind_of_key(key: &str) -> ContentKind {
+    match key {
         "conversation" | "extendedTextMessage" => ContentKind::Text,
         "imageMessage" => ContentKind::Image,
         "videoMessage" => ContentKind::Video,
@@ -138,11 +148,21 @@ fn content_of(message: &Json<'_>, message_type: Option<&str>) -> (Content, Optio
         "orderMessage" | "productMessage" => ContentKind::Order,
         "eventMessage" => ContentKind::Event,
         _ => ContentKind::Other,
-    };
-    let mut content = Content::new(kind);
-    content.wire_kind = Some(key.clone());
-    let mut reply_to = str_of(&c["contextInfo"], "stanzaId");
-    match key.as_str() {
+    }
+}
+
+/// The message this one points at: a reaction's or a vote's target, else the quoted one.
+fn points_at(key: &str, c: &Json<'_>) -> Option<String> {
+    match key {
+        "reactionMessage" => str_of(&c["key"], "id"),
+        "pollUpdateMessage" => str_of(&c["pollCreationMessageKey"], "id"),
+        _ => str_of(&c["contextInfo"], "stanzaId"),
+    }
+}
+
+/// The content object `c` (under `key` in message `m`) read into the canonical fields.
+fn fill_fields(content: &mut Content, key: &str, c: &Json<'_>, m: &Json<'_>) {
+    match key {
         "conversation" => content.text = c.as_str().map(str::to_owned),
         "extendedTextMessage" => content.text = str_of(c, "text"),
         "imageMessage" | "videoMessage" | "ptvMessage" | "audioMessage" | "documentMessage" | "stickerMessage" => {
@@ -165,32 +185,18 @@ fn content_of(message: &Json<'_>, message_type: Option<&str>) -> (Content, Optio
         }
         "contactsArrayMessage" => {
             content.title = str_of(c, "displayName");
-            content.options = c
-                .get("contacts")
-                .and_then(Json::as_array)
-                .map(|cs| cs.iter().filter_map(|x| str_of(x, "displayName")).collect())
-                .unwrap_or_default();
+            content.options = names(c.get("contacts"), |x| str_of(x, "displayName"));
         }
         "reactionMessage" => {
             content.text = str_of(c, "text");
             content.removed = c.get("text").and_then(Json::as_str) == Some("");
-            reply_to = str_of(&c["key"], "id");
         }
         "pollCreationMessage" | "pollCreationMessageV2" | "pollCreationMessageV3" => {
             content.text = str_of(c, "name");
-            content.options = c
-                .get("options")
-                .and_then(Json::as_array)
-                .map(|o| o.iter().filter_map(|x| str_of(x, "optionName")).collect())
-                .unwrap_or_default();
+            content.options = names(c.get("options"), |x| str_of(x, "optionName"));
         }
         "pollUpdateMessage" => {
-            reply_to = str_of(&c["pollCreationMessageKey"], "id");
-            content.options = c["vote"]
-                .get("selectedOptions")
-                .and_then(Json::as_array)
-                .map(|o| o.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
-                .unwrap_or_default();
+            content.options = names(c["vote"].get("selectedOptions"), |x| x.as_str().map(str::to_owned));
         }
         "buttonsResponseMessage" => {
             content.text = str_of(c, "selectedDisplayText");
@@ -206,7 +212,13 @@ fn content_of(message: &Json<'_>, message_type: Option<&str>) -> (Content, Optio
         }
         _ => {}
     }
-    (content, reply_to)
+}
+
+/// What `name` reads from each element of a JSON array (nothing when it is not one).
+fn names(list: Option<&Json<'_>>, name: impl Fn(&Json<'_>) -> Option<String>) -> Vec<String> {
+    list.and_then(Json::as_array)
+        .map(|xs| xs.iter().filter_map(name).collect())
+        .unwrap_or_default()
 }
 
 /// `messages.upsert` (received, and sent from the phone with `fromMe`) and `send.message`

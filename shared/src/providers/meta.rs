@@ -213,8 +213,36 @@ fn message(
     let wire = str_of(m, "type").unwrap_or_else(|| "unknown".to_owned());
     data.message_id = str_of(m, "id");
     data.from_me = Some(echo);
-    // The user: the sender of a message, the recipient of an echo; by phone number, or by
-    // business-scoped user id when the user shows only a username.
+    parties(&mut data, c, m, echo);
+    data.error = first_error(m).or(change_error);
+    let event_type = what_it_says(&mut data, &wire, m, echo);
+    let subject = data.chat.as_ref().map(|c| c.id.clone());
+    let natural = [
+        data.participant.as_deref().unwrap_or("-"),
+        &wire,
+        // A changed reaction reuses the message id.
+        &str_of(&m["reaction"], "emoji").unwrap_or_default(),
+    ]
+    .join("\u{1f}");
+    let key = match &data.message_id {
+        Some(id) => format!("{id}\u{1f}{natural}"),
+        None => without_natural_key(ctx, format!("{natural}\u{1f}{}", super::fingerprint_without(m, &[]))),
+    };
+    super::event(
+        ctx,
+        &c.instance,
+        event_type,
+        subject,
+        &key,
+        time_of(ctx, m, c.entry_time),
+        data,
+    )
+}
+
+/// The chat, the sender and (in a group) the participant. The user is the sender of a
+/// message, the recipient of an echo; by phone number, or by business-scoped user id when the
+/// user shows only a username.
+fn parties(data: &mut EventData, c: &Change<'_, '_>, m: &Json<'_>, echo: bool) {
     let (phone, user_id) = if echo {
         (str_of(m, "to"), str_of(m, "to_user_id"))
     } else {
@@ -254,29 +282,28 @@ fn message(
     if data.chat.as_ref().is_some_and(|c| c.kind == ChatKind::Group) {
         data.participant = user;
     }
-    data.error = first_error(m).or(change_error);
-    let mut event_type = if echo {
-        EventType::MessageSent
-    } else {
-        EventType::MessageReceived
-    };
-    match wire.as_str() {
+}
+
+/// The message's content, or the notification it is (a deletion, a number or identity
+/// change), and so the event's type.
+fn what_it_says(data: &mut EventData, wire: &str, m: &Json<'_>, echo: bool) -> EventType {
+    match wire {
         // A deleted message: a notification about the message it names.
         "revoke" => {
-            event_type = EventType::Notification;
             data.notification = Some("REVOKE".to_owned());
             data.reply_to = str_of(&m["revoke"], "original_message_id");
             data.parameters = Some(m["revoke"].to_value());
+            return EventType::Notification;
         }
         // A number or identity change: a notification in that user's chat.
         "system" => {
-            event_type = EventType::Notification;
             data.notification = str_of(&m["system"], "type").or_else(|| Some("system".to_owned()));
             let mut parameters = m["system"].to_value();
             if let (Value::Object(p), Some(identity)) = (&mut parameters, m.get("identity")) {
                 p.insert("identity".to_owned(), identity.to_value());
             }
             data.parameters = Some(parameters);
+            return EventType::Notification;
         }
         // An edit: the new content, replying to the message it replaces.
         "edit" => {
@@ -295,27 +322,11 @@ fn message(
             data.content = Some(content);
         }
     }
-    let subject = data.chat.as_ref().map(|c| c.id.clone());
-    let natural = [
-        data.participant.as_deref().unwrap_or("-"),
-        &wire,
-        // A changed reaction reuses the message id.
-        &str_of(&m["reaction"], "emoji").unwrap_or_default(),
-    ]
-    .join("\u{1f}");
-    let key = match &data.message_id {
-        Some(id) => format!("{id}\u{1f}{natural}"),
-        None => without_natural_key(ctx, format!("{natural}\u{1f}{}", super::fingerprint_without(m, &[]))),
-    };
-    super::event(
-        ctx,
-        &c.instance,
-        event_type,
-        subject,
-        &key,
-        time_of(ctx, m, c.entry_time),
-        data,
-    )
+    if echo {
+        EventType::MessageSent
+    } else {
+        EventType::MessageReceived
+    }
 }
 
 /// A message's content (for an edit: the edited message's).

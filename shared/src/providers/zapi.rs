@@ -210,46 +210,79 @@ fn content_kind_of_key(key: &str) -> Option<ContentKind> {
     })
 }
 
+/// A ReceivedCallback's content: its one content object read into the canonical fields, or
+/// what the body is when it has none (a waiting message, or a kind we don't know yet).
 fn content_of(v: &Json<'_>) -> Content {
-    // One pass over the body's keys (a lookup per known key would be ~30 map searches).
-    let found = v
-        .entries()
-        .filter(|(_, c)| c.is_object())
-        .find_map(|(key, c)| content_kind_of_key(key).map(|kind| (key, kind, c)));
-    let Some((key, kind, c)) = found else {
-        if bool_of(v, "waitingMessage") == Some(true) {
-            return Content::new(ContentKind::Waiting);
-        }
-        // An unknown kind: keep it, name the first unfamiliar object key, raw has the rest.
-        let mut c = Content::new(ContentKind::Other);
-        c.wire_kind = v
-            .entries()
-            .find(|(k, x)| x.is_object() && !ENVELOPE_OBJECTS.contains(k))
-            .map(|(k, _)| k.to_owned());
-        return c;
+    let Some((key, kind, c)) = content_object(v) else {
+        return content_without_object(v);
     };
     let mut content = Content::new(kind);
     content.wire_kind = Some(key.to_owned());
+    match kind {
+        ContentKind::Image
+        | ContentKind::Video
+        | ContentKind::Ptv
+        | ContentKind::Audio
+        | ContentKind::Sticker
+        | ContentKind::Document => media_fields(&mut content, key, c),
+        ContentKind::ButtonReply
+        | ContentKind::ListReply
+        | ContentKind::Interactive
+        | ContentKind::Template
+        | ContentKind::Payment
+        | ContentKind::Order => business_fields(&mut content, key, c),
+        _ => message_fields(&mut content, key, c),
+    }
+    content
+}
+
+/// The body's content object: its key, kind and value. One pass over the body's keys (a
+/// lookup per known key would be ~30 map searches).
+fn content_object<'a, 'v>(v: &'a Json<'v>) -> Option<(&'a str, ContentKind, &'a Json<'v>)> {
+    v.entries()
+        .filter(|(_, c)| c.is_object())
+        .find_map(|(key, c)| content_kind_of_key(key).map(|kind| (key, kind, c)))
+}
+
+/// No content object: a waiting message ("waiting for this message"), or an unknown kind,
+/// kept with the first unfamiliar object key named (`raw` has the rest).
+fn content_without_object(v: &Json<'_>) -> Content {
+    if bool_of(v, "waitingMessage") == Some(true) {
+        return Content::new(ContentKind::Waiting);
+    }
+    let mut c = Content::new(ContentKind::Other);
+    c.wire_kind = v
+        .entries()
+        .find(|(k, x)| x.is_object() && !ENVELOPE_OBJECTS.contains(k))
+        .map(|(k, _)| k.to_owned());
+    c
+}
+
+/// Image, video, round video (ptv), audio, sticker, document: each names its URL after itself.
+fn media_fields(content: &mut Content, key: &str, c: &Json<'_>) {
+    let url_key = match key {
+        "image" => "imageUrl",
+        "video" => "videoUrl",
+        "ptv" => "ptvUrl",
+        "audio" => "audioUrl",
+        "sticker" => "stickerUrl",
+        _ => "documentUrl",
+    };
+    content.media_url = str_of(c, url_key);
+    content.caption = str_of(c, "caption");
+    content.mime_type = str_of(c, "mimeType").or_else(|| str_of(c, "mimetype"));
+    content.file_name = str_of(c, "fileName");
+    content.title = str_of(c, "title");
+}
+
+/// What people send each other: text, contact, location, reaction, poll and vote, event,
+/// pin, channel invite.
+fn message_fields(content: &mut Content, key: &str, c: &Json<'_>) {
     match key {
         "text" => {
             content.text = str_of(c, "message");
             content.title = str_of(c, "title");
             content.media_url = str_of(c, "url");
-        }
-        "image" | "video" | "ptv" | "audio" | "sticker" | "document" => {
-            let url_key = match key {
-                "image" => "imageUrl",
-                "video" => "videoUrl",
-                "ptv" => "ptvUrl",
-                "audio" => "audioUrl",
-                "sticker" => "stickerUrl",
-                _ => "documentUrl",
-            };
-            content.media_url = str_of(c, url_key);
-            content.caption = str_of(c, "caption");
-            content.mime_type = str_of(c, "mimeType").or_else(|| str_of(c, "mimetype"));
-            content.file_name = str_of(c, "fileName");
-            content.title = str_of(c, "title");
         }
         "contact" => {
             content.title = str_of(c, "displayName");
@@ -271,6 +304,23 @@ fn content_of(v: &Json<'_>) -> Content {
             content.options = option_names(c);
         }
         "pollVote" => content.options = option_names(c),
+        "event" => {
+            content.title = str_of(c, "name");
+            content.text = str_of(c, "description");
+        }
+        "eventResponse" => content.text = str_of(c, "response"),
+        "newsletterAdminInvite" => {
+            content.title = str_of(c, "newsletterName");
+            content.text = str_of(c, "text");
+        }
+        _ => {}
+    }
+}
+
+/// What businesses send and get back: buttons and lists and the replies to them, carousels,
+/// templates, products, orders, payments.
+fn business_fields(content: &mut Content, key: &str, c: &Json<'_>) {
+    match key {
         "buttonsResponseMessage" => {
             content.text = str_of(c, "message");
             content.selected_id = str_of(c, "buttonId");
@@ -294,19 +344,9 @@ fn content_of(v: &Json<'_>) -> Content {
             content.title = str_of(c, "orderTitle");
             content.text = str_of(c, "message");
         }
-        "event" => {
-            content.title = str_of(c, "name");
-            content.text = str_of(c, "description");
-        }
-        "eventResponse" => content.text = str_of(c, "response"),
-        "newsletterAdminInvite" => {
-            content.title = str_of(c, "newsletterName");
-            content.text = str_of(c, "text");
-        }
         "pixKeyMessage" => content.title = str_of(c, "merchantName"),
         _ => {}
     }
-    content
 }
 
 /// Objects in a ReceivedCallback that are envelope, not content.
