@@ -39,9 +39,7 @@ async fn recover(args: RecoverArgs) -> anyhow::Result<bool> {
         .ok_or_else(|| anyhow::anyhow!("no failures queue: pass --failures-url or set WAHOOKS_STREAM_FAILURES_URL"))?;
     let fanout =
         wahooks::lambda::fanout_with(&stack.config, SqsPublisher::new(aws_sdk_sqs::Client::new(&stack.sdk))).await?;
-    let done = wahooks::stream_driver::recover(&stack.sdk, &url, &fanout)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let done = wahooks::stream_driver::recover(&stack.sdk, &url, &fanout).await?;
     println!(
         "{} failure record(s): {} stream record(s) re-published as {} message(s)",
         done.batches, done.records, done.messages

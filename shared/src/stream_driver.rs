@@ -17,10 +17,11 @@
 //! [`recover`] reads those failure records back and re-publishes exactly the records they
 //! name, once each.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -57,16 +58,28 @@ impl MappingSettings {
     };
 }
 
+/// An error with its cause, kept for the log.
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why the driver stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
-    /// The table has no stream, or the stand-in could not be reached.
-    #[error("stream of table `{table}`: {detail}")]
+    /// The stand-in could not be reached, or refused a stream call.
+    #[error("stream of table `{table}`: {call} failed")]
     Stream {
         /// The table.
         table: String,
-        /// What went wrong.
-        detail: String,
+        /// The call that failed (`DescribeTable`, `GetRecords`, …).
+        call: &'static str,
+        /// The SDK's error.
+        #[source]
+        cause: Cause,
+    },
+    /// The table has no stream to read (the template enables one: `NEW_IMAGE`).
+    #[error("table `{table}` has no stream")]
+    NoStream {
+        /// The table.
+        table: String,
     },
 }
 
@@ -162,10 +175,12 @@ impl StreamDriver {
         &self.stats
     }
 
-    fn err(&self, detail: impl std::fmt::Display) -> DriverError {
+    /// A failed stream call, with its cause.
+    fn failed(&self, call: &'static str, cause: impl Into<Cause>) -> DriverError {
         DriverError::Stream {
             table: self.table.clone(),
-            detail: detail.to_string(),
+            call,
+            cause: cause.into(),
         }
     }
 
@@ -179,11 +194,13 @@ impl StreamDriver {
             .table_name(&self.table)
             .send()
             .await
-            .map_err(|e| self.err(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+            .map_err(|e| self.failed("DescribeTable", e))?;
         let arn = table
             .table()
             .and_then(|t| t.latest_stream_arn())
-            .ok_or_else(|| self.err("the table has no stream"))?
+            .ok_or_else(|| DriverError::NoStream {
+                table: self.table.clone(),
+            })?
             .to_owned();
         self.stream_arn = Some(arn.clone());
         Ok(arn)
@@ -191,41 +208,9 @@ impl StreamDriver {
 
     /// Read what is new in the stand-in's stream into the local shards.
     async fn read_source(&mut self, arn: &str) -> Result<(), DriverError> {
-        let described = self
-            .streams
-            .describe_stream()
-            .stream_arn(arn)
-            .send()
-            .await
-            .map_err(|e| self.err(aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?;
-        let shard_ids: Vec<String> = described
-            .stream_description()
-            .map(|d| {
-                d.shards()
-                    .iter()
-                    .filter_map(|s| s.shard_id().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for id in shard_ids {
-            let (iterator, done) = self.source.get(&id).cloned().unwrap_or((None, false));
-            if done {
+        for id in self.source_shards(arn).await? {
+            let Some(iterator) = self.iterator_of(arn, &id).await? else {
                 continue;
-            }
-            let iterator = match iterator {
-                Some(it) => it,
-                None => self
-                    .streams
-                    .get_shard_iterator()
-                    .stream_arn(arn)
-                    .shard_id(&id)
-                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                    .send()
-                    .await
-                    .map_err(|e| self.err(aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?
-                    .shard_iterator()
-                    .unwrap_or_default()
-                    .to_owned(),
             };
             let out = self
                 .streams
@@ -234,28 +219,75 @@ impl StreamDriver {
                 .limit(1000)
                 .send()
                 .await
-                .map_err(|e| self.err(aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?;
+                .map_err(|e| self.failed("GetRecords", e))?;
             let next = out.next_shard_iterator().map(str::to_owned);
             let closed = next.is_none();
             self.source.insert(id.clone(), (next, closed));
-            for r in out.records() {
-                match lambda_record(r, arn, &self.region) {
-                    Ok(rec) => {
-                        let k = local_shard_of(&rec, LOCAL_SHARDS);
-                        let created = rec.change.approximate_creation_date_time;
-                        self.shards[k].waiting.push_back(Waiting {
-                            record: rec,
-                            seen: Instant::now(),
-                            created,
-                            // The shard id names the local shard too (see [`records_of`]).
-                            shard_id: format!("{id}{LOCAL_SHARD_MARK}{k}of{LOCAL_SHARDS}"),
-                        });
-                    }
-                    Err(e) => tracing::error!(error = %e, "stream record could not be converted"),
-                }
-            }
+            self.spread(&id, out.records(), arn);
         }
         Ok(())
+    }
+
+    /// The stand-in's shards of the stream.
+    async fn source_shards(&self, arn: &str) -> Result<Vec<String>, DriverError> {
+        let described = self
+            .streams
+            .describe_stream()
+            .stream_arn(arn)
+            .send()
+            .await
+            .map_err(|e| self.failed("DescribeStream", e))?;
+        Ok(described
+            .stream_description()
+            .map(|d| {
+                d.shards()
+                    .iter()
+                    .filter_map(|s| s.shard_id().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Where to read a stand-in shard next: the iterator the last read left, or its oldest
+    /// record (TRIM_HORIZON) the first time; `None` once the shard is closed and drained.
+    async fn iterator_of(&self, arn: &str, id: &str) -> Result<Option<String>, DriverError> {
+        match self.source.get(id) {
+            Some((_, true)) => Ok(None),
+            Some((Some(it), false)) => Ok(Some(it.clone())),
+            _ => Ok(Some(
+                self.streams
+                    .get_shard_iterator()
+                    .stream_arn(arn)
+                    .shard_id(id)
+                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                    .send()
+                    .await
+                    .map_err(|e| self.failed("GetShardIterator", e))?
+                    .shard_iterator()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// Each record of stand-in shard `id` to the back of its local shard (by partition key).
+    fn spread(&mut self, id: &str, records: &[Record], arn: &str) {
+        for r in records {
+            match lambda_record(r, arn, &self.region) {
+                Ok(rec) => {
+                    let k = local_shard_of(&rec, LOCAL_SHARDS);
+                    let created = rec.change.approximate_creation_date_time;
+                    self.shards[k].waiting.push_back(Waiting {
+                        record: rec,
+                        seen: Instant::now(),
+                        created,
+                        // The shard id names the local shard too (see [`records_of`]).
+                        shard_id: format!("{id}{LOCAL_SHARD_MARK}{k}of{LOCAL_SHARDS}"),
+                    });
+                }
+                Err(e) => tracing::error!(error = %e, "stream record could not be converted"),
+            }
+        }
     }
 
     /// One round: read what is new, then hand every local shard's next batch to `fanout`, the
@@ -263,9 +295,26 @@ impl StreamDriver {
     pub async fn poll_once(&mut self, fanout: &Fanout) -> Result<usize, DriverError> {
         let arn = self.discover().await?;
         self.read_source(&arn).await?;
+        let batches = self.next_batches();
+        let handed = batches.iter().map(|(_, e)| e.records.len()).sum();
+        let results = futures::future::join_all(batches.iter().map(|(_, event)| fanout.handle(event))).await;
+        for ((k, event), (response, stats)) in batches.iter().zip(results) {
+            self.stats.invocations += 1;
+            add(&mut self.stats.fanout, &stats);
+            let failed = self.settle(*k, event, &response);
+            if failed {
+                self.give_up_if_due(*k, &arn).await;
+            }
+        }
+        self.resend_give_ups(&arn).await;
+        Ok(handed)
+    }
+
+    /// Each local shard's next batch (at most `batch_size` of its oldest records), for the
+    /// shards that have records and are not being given up on.
+    fn next_batches(&self) -> Vec<(usize, StreamEvent)> {
         let batch_size = self.settings.batch_size.max(1);
-        let batches: Vec<(usize, StreamEvent)> = self
-            .shards
+        self.shards
             .iter()
             .enumerate()
             .filter(|(_, s)| !s.waiting.is_empty() && s.giving_up.is_none())
@@ -274,52 +323,44 @@ impl StreamDriver {
                 event.records = s.waiting.iter().take(batch_size).map(|w| w.record.clone()).collect();
                 (k, event)
             })
-            .collect();
-        let handed = batches.iter().map(|(_, e)| e.records.len()).sum();
-        let results = futures::future::join_all(batches.iter().map(|(_, event)| fanout.handle(event))).await;
-        for ((k, event), (response, stats)) in batches.iter().zip(results) {
-            self.stats.invocations += 1;
-            add(&mut self.stats.fanout, &stats);
-            // Lambda resumes from the lowest failed sequence number (with bisect on, it splits
-            // the batch there and retries only the rest).
-            let first_failed = response
-                .batch_item_failures
-                .iter()
-                .filter_map(|f| f.item_identifier.as_deref())
-                .filter_map(|seq| {
-                    event
-                        .records
-                        .iter()
-                        .position(|r| r.change.sequence_number.as_deref() == Some(seq))
-                })
-                .min();
-            let shard = &mut self.shards[*k];
-            match first_failed {
-                None => {
-                    self.stats.acknowledged += event.records.len();
-                    shard.waiting.drain(..event.records.len());
+            .collect()
+    }
+
+    /// Apply the handler's answer to shard `k`, as Lambda does: it resumes from the lowest
+    /// failed sequence number (with bisect on, it splits the batch there and retries only the
+    /// rest). The records before it are done; a batch that failed at its first record counts a
+    /// retry. Returns whether anything failed.
+    fn settle(&mut self, k: usize, event: &StreamEvent, response: &DynamoDbEventResponse) -> bool {
+        let n = event.records.len();
+        let shard = &mut self.shards[k];
+        match first_failed(event, response) {
+            None => {
+                self.stats.acknowledged += n;
+                shard.waiting.drain(..n);
+                shard.retries = 0;
+                false
+            }
+            Some(i) => {
+                self.stats.acknowledged += i;
+                self.stats.failed += n - i;
+                shard.waiting.drain(..i);
+                if i > 0 {
                     shard.retries = 0;
+                } else {
+                    shard.retries += 1;
                 }
-                Some(i) => {
-                    self.stats.acknowledged += i;
-                    self.stats.failed += event.records.len() - i;
-                    shard.waiting.drain(..i);
-                    if i > 0 {
-                        shard.retries = 0;
-                    } else {
-                        shard.retries += 1;
-                    }
-                    self.give_up_if_due(*k, &arn).await;
-                }
+                true
             }
         }
-        // Give-ups whose failure record could not be sent: send it again (same range).
+    }
+
+    /// Give-ups whose failure record could not be sent: send it again (same range).
+    async fn resend_give_ups(&mut self, arn: &str) {
         for k in 0..self.shards.len() {
             if self.shards[k].giving_up.is_some() {
-                self.give_up_if_due(k, &arn).await;
+                self.give_up_if_due(k, arn).await;
             }
         }
-        Ok(handed)
     }
 
     /// After a failed attempt: past the retry count or the record age, send the batch's
@@ -404,7 +445,7 @@ impl StreamDriver {
                 Ok(0) => true,
                 Ok(_) => self.has_pending(),
                 Err(e) => {
-                    tracing::warn!(error = %e, "stream driver: will retry");
+                    tracing::warn!(error = %crate::error_chain(&e), "stream driver: will retry");
                     true
                 }
             };
@@ -416,6 +457,21 @@ impl StreamDriver {
             }
         }
     }
+}
+
+/// The position in `event` of the lowest sequence number the handler reported failed.
+fn first_failed(event: &StreamEvent, response: &DynamoDbEventResponse) -> Option<usize> {
+    response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.as_deref())
+        .filter_map(|seq| {
+            event
+                .records
+                .iter()
+                .position(|r| r.change.sequence_number.as_deref() == Some(seq))
+        })
+        .min()
 }
 
 /// Marks a local shard in a shard id: `<stand-in shard>#local-<k>of<n>`.
@@ -519,20 +575,11 @@ pub async fn records_of(
     batch: &FailedBatch,
     region: &str,
 ) -> Result<Vec<EventRecord>, ReadError> {
-    let unreadable = || ReadError::Gone(format!("unreadable shard id `{}`", batch.shard_id));
-    let (shard, local) = match batch.shard_id.split_once(LOCAL_SHARD_MARK) {
-        Some((shard, local)) => {
-            let (k, n) = local.split_once("of").ok_or_else(unreadable)?;
-            let k: usize = k.parse().map_err(|_| unreadable())?;
-            let n: usize = n.parse().map_err(|_| unreadable())?;
-            (shard.to_owned(), Some((k, n)))
-        }
-        None => (batch.shard_id.clone(), None),
-    };
+    let (shard, local) = shard_of(&batch.shard_id)?;
     let mut iterator = streams
         .get_shard_iterator()
         .stream_arn(&batch.stream_arn)
-        .shard_id(&shard)
+        .shard_id(shard)
         .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
         .sequence_number(&batch.start)
         .send()
@@ -557,7 +604,7 @@ pub async fn records_of(
             if seq_cmp(seq, &batch.end).is_gt() {
                 return Ok(out);
             }
-            let rec = lambda_record(r, &batch.stream_arn, region).map_err(|e| ReadError::Gone(e.to_string()))?;
+            let rec = lambda_record(r, &batch.stream_arn, region)?;
             if local.is_none_or(|(k, n)| local_shard_of(&rec, n) == k) {
                 out.push(rec);
             }
@@ -565,6 +612,22 @@ pub async fn records_of(
         iterator = page.next_shard_iterator().map(str::to_owned);
     }
     Ok(out)
+}
+
+/// A local shard: the `k`th of `n`.
+type LocalShardOf = (usize, usize);
+
+/// A failure record's shard id → the stream's shard and, for the local driver's, the local
+/// shard it names (`<shard>#local-<k>of<n>`).
+fn shard_of(shard_id: &str) -> Result<(&str, Option<LocalShardOf>), ReadError> {
+    let Some((shard, local)) = shard_id.split_once(LOCAL_SHARD_MARK) else {
+        return Ok((shard_id, None));
+    };
+    let unreadable = || ReadError::ShardId(shard_id.to_owned());
+    let (k, n) = local.split_once("of").ok_or_else(unreadable)?;
+    let k: usize = k.parse().map_err(|_| unreadable())?;
+    let n: usize = n.parse().map_err(|_| unreadable())?;
+    Ok((shard, Some((k, n))))
 }
 
 /// What [`recover`] did.
@@ -581,177 +644,256 @@ pub struct Recovered {
     pub left: Vec<String>,
 }
 
+/// Why [`recover`] stopped: the failures queue itself could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    /// `ReceiveMessage` or `DeleteMessage` on the failures queue failed.
+    #[error("the failures queue `{url}`: {call} failed")]
+    Queue {
+        /// The queue.
+        url: String,
+        /// The call.
+        call: &'static str,
+        /// The SDK's error.
+        #[source]
+        cause: Cause,
+    },
+}
+
 /// Re-publish what reached the on-failure destination: for each failure record on
 /// `failures_url`, the stream records of its shard range, once each and nothing else, through
 /// `fanout` (the event ids and FIFO deduplication ids of the first attempt); a failure record
 /// is deleted once all its records are published.
-pub async fn recover(sdk: &aws_config::SdkConfig, failures_url: &str, fanout: &Fanout) -> Result<Recovered, String> {
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
-    let region = sdk
-        .region()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "us-east-1".into());
-    let mut done = Recovered::default();
-    let mut seen: HashMap<String, ()> = HashMap::new();
-    // The destination is at least once (Lambda, or our driver, may send a record twice): a
-    // range already re-published is only deleted.
-    let mut ranges: HashMap<(String, String, String), ()> = HashMap::new();
-    // And two records naming overlapping ranges publish each stream record once. (A record is
-    // its sequence number and its item's keys: moto, unlike DynamoDB, can give two concurrent
-    // writes the same sequence number.)
-    let mut published: HashMap<String, ()> = HashMap::new();
-    let record_key = |r: &EventRecord| {
-        let key = |k: &str| match r.change.keys.inner().get(k) {
-            Some(serde_dynamo::AttributeValue::S(s)) => s.clone(),
-            _ => String::new(),
-        };
-        format!(
-            "{}|{}|{}",
-            r.change.sequence_number.as_deref().unwrap_or("-"),
-            key("pk"),
-            key("sk")
-        )
+pub async fn recover(
+    sdk: &aws_config::SdkConfig,
+    failures_url: &str,
+    fanout: &Fanout,
+) -> Result<Recovered, RecoverError> {
+    let mut recovery = Recovery {
+        sqs: aws_sdk_sqs::Client::new(sdk),
+        streams: aws_sdk_dynamodbstreams::Client::new(sdk),
+        region: sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into()),
+        url: failures_url.to_owned(),
+        done: Recovered::default(),
+        seen: HashSet::new(),
+        ranges: HashSet::new(),
+        published: HashSet::new(),
     };
     loop {
-        let got = sqs
+        let messages = recovery.receive().await?;
+        if messages.is_empty() {
+            return Ok(recovery.done);
+        }
+        for m in &messages {
+            recovery.recover_one(m, fanout).await?;
+        }
+    }
+}
+
+/// One [`recover`] run: what it has done and what it has seen.
+struct Recovery {
+    sqs: aws_sdk_sqs::Client,
+    streams: aws_sdk_dynamodbstreams::Client,
+    region: String,
+    url: String,
+    done: Recovered,
+    /// Failure-record message ids already handled in this run (a message comes back when its
+    /// visibility ends).
+    seen: HashSet<String>,
+    /// The destination is at least once (Lambda, or our driver, may send a record twice): a
+    /// range already re-published is only deleted.
+    ranges: HashSet<(String, String, String)>,
+    /// And two records naming overlapping ranges publish each stream record once (keys from
+    /// [`record_key`]).
+    published: HashSet<String>,
+}
+
+impl Recovery {
+    fn queue_failed(&self, call: &'static str, cause: impl Into<Cause>) -> RecoverError {
+        RecoverError::Queue {
+            url: self.url.clone(),
+            call,
+            cause: cause.into(),
+        }
+    }
+
+    async fn receive(&self) -> Result<Vec<aws_sdk_sqs::types::Message>, RecoverError> {
+        let got = self
+            .sqs
             .receive_message()
-            .queue_url(failures_url)
+            .queue_url(&self.url)
             .max_number_of_messages(10)
             .visibility_timeout(60)
             .send()
             .await
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
-        if got.messages().is_empty() {
-            return Ok(done);
+            .map_err(|e| self.queue_failed("ReceiveMessage", e))?;
+        Ok(got.messages().to_vec())
+    }
+
+    /// One failure record: read its range, publish what was not published yet, delete it once
+    /// all is published; otherwise leave it on the queue and say why.
+    async fn recover_one(&mut self, m: &aws_sdk_sqs::types::Message, fanout: &Fanout) -> Result<(), RecoverError> {
+        let id = m.message_id().unwrap_or_default().to_owned();
+        if !self.seen.insert(id.clone()) {
+            return Ok(());
         }
-        for m in got.messages() {
-            let id = m.message_id().unwrap_or_default().to_owned();
-            if seen.insert(id.clone(), ()).is_some() {
-                continue;
+        let Some(batch) = m.body().and_then(FailedBatch::from_message) else {
+            self.done.left.push(format!("{id}: not a stream batch failure record"));
+            return Ok(());
+        };
+        let range = (batch.shard_id.clone(), batch.start.clone(), batch.end.clone());
+        if self.ranges.contains(&range) {
+            return self.delete(m.receipt_handle()).await;
+        }
+        self.done.batches += 1;
+        let records = match self.read_range(&batch).await {
+            Ok(r) => r,
+            Err(e) if e.is_retryable() => {
+                let why = crate::error_chain(&e);
+                self.done.left.push(format!("{id}: {why}; run recover again"));
+                return Ok(());
             }
-            let Some(batch) = m.body().and_then(FailedBatch::from_message) else {
-                done.left.push(format!("{id}: not a stream batch failure record"));
-                continue;
-            };
-            let range = (batch.shard_id.clone(), batch.start.clone(), batch.end.clone());
-            if ranges.contains_key(&range) {
-                delete(&sqs, failures_url, m.receipt_handle()).await?;
-                continue;
-            }
-            done.batches += 1;
-            let mut read = records_of(&streams, &batch, &region).await;
-            for attempt in 1..5u64 {
-                match &read {
-                    Err(ReadError::Unavailable(_)) => {
-                        tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
-                        read = records_of(&streams, &batch, &region).await;
-                    }
-                    _ => break,
-                }
-            }
-            let records = match read {
-                Ok(r) => r,
-                Err(ReadError::Unavailable(e)) => {
-                    done.left
-                        .push(format!("{id}: the stream could not be read ({e}); run recover again"));
-                    continue;
-                }
-                Err(ReadError::Gone(e)) => {
-                    done.left.push(format!(
-                        "{id}: the stream no longer has {}..{} ({e}); use `wahooks replay --since/--until` around the failure",
-                        batch.start, batch.end
-                    ));
-                    continue;
-                }
-            };
-            let mut pending: Vec<EventRecord> = records
-                .into_iter()
-                .filter(|r| !published.contains_key(&record_key(r)))
-                .collect();
-            let total = pending.len();
-            let keys: Vec<String> = pending.iter().map(record_key).collect();
-            for attempt in 0..5 {
-                let mut event = StreamEvent::default();
-                event.records = std::mem::take(&mut pending);
-                let (response, stats) = fanout.handle(&event).await;
-                done.messages += stats.messages;
-                let failed: std::collections::HashSet<String> = response
-                    .batch_item_failures
-                    .iter()
-                    .filter_map(|f| f.item_identifier.clone())
-                    .collect();
-                pending = event
-                    .records
-                    .into_iter()
-                    .filter(|r| r.change.sequence_number.as_ref().is_some_and(|s| failed.contains(s)))
-                    .collect();
-                if pending.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(300 * (attempt + 1))).await;
-            }
-            done.records += total - pending.len();
-            let still: std::collections::HashSet<String> = pending.iter().map(record_key).collect();
-            for key in keys.into_iter().filter(|k| !still.contains(k)) {
-                published.insert(key, ());
-            }
-            if pending.is_empty() {
-                ranges.insert(range, ());
-                delete(&sqs, failures_url, m.receipt_handle()).await?;
-            } else {
-                done.left.push(format!(
-                    "{id}: {} record(s) still refused; run recover again",
-                    pending.len()
+            Err(e) => {
+                let why = crate::error_chain(&e);
+                self.done.left.push(format!(
+                    "{id}: records {}..{}: {why}; use `wahooks replay --since/--until` around the failure",
+                    batch.start, batch.end
                 ));
+                return Ok(());
+            }
+        };
+        let fresh: Vec<EventRecord> = records
+            .into_iter()
+            .filter(|r| !self.published.contains(&record_key(r)))
+            .collect();
+        let total = fresh.len();
+        let keys: Vec<String> = fresh.iter().map(record_key).collect();
+        let refused = self.publish(fresh, fanout).await;
+        self.done.records += total - refused.len();
+        let still: HashSet<String> = refused.iter().map(record_key).collect();
+        self.published.extend(keys.into_iter().filter(|k| !still.contains(k)));
+        if refused.is_empty() {
+            self.ranges.insert(range);
+            self.delete(m.receipt_handle()).await
+        } else {
+            self.done.left.push(format!(
+                "{id}: {} record(s) still refused; run recover again",
+                refused.len()
+            ));
+            Ok(())
+        }
+    }
+
+    /// The batch's records, with a few tries while the stream is unreachable.
+    async fn read_range(&self, batch: &FailedBatch) -> Result<Vec<EventRecord>, ReadError> {
+        let mut read = records_of(&self.streams, batch, &self.region).await;
+        for attempt in 1..5u64 {
+            match &read {
+                Err(e) if e.is_retryable() => {
+                    tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                    read = records_of(&self.streams, batch, &self.region).await;
+                }
+                _ => break,
             }
         }
+        read
+    }
+
+    /// Hand `records` to `fanout`, retrying the ones it reports failed a few times; returns the
+    /// ones still refused.
+    async fn publish(&mut self, mut pending: Vec<EventRecord>, fanout: &Fanout) -> Vec<EventRecord> {
+        for attempt in 0..5 {
+            let mut event = StreamEvent::default();
+            event.records = std::mem::take(&mut pending);
+            let (response, stats) = fanout.handle(&event).await;
+            self.done.messages += stats.messages;
+            let failed: HashSet<String> = response
+                .batch_item_failures
+                .iter()
+                .filter_map(|f| f.item_identifier.clone())
+                .collect();
+            pending = event
+                .records
+                .into_iter()
+                .filter(|r| r.change.sequence_number.as_ref().is_some_and(|s| failed.contains(s)))
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(300 * (attempt + 1))).await;
+        }
+        pending
+    }
+
+    async fn delete(&self, handle: Option<&str>) -> Result<(), RecoverError> {
+        if let Some(handle) = handle {
+            self.sqs
+                .delete_message()
+                .queue_url(&self.url)
+                .receipt_handle(handle)
+                .send()
+                .await
+                .map_err(|e| self.queue_failed("DeleteMessage", e))?;
+        }
+        Ok(())
     }
 }
 
-async fn delete(sqs: &aws_sdk_sqs::Client, url: &str, handle: Option<&str>) -> Result<(), String> {
-    if let Some(handle) = handle {
-        sqs.delete_message()
-            .queue_url(url)
-            .receipt_handle(handle)
-            .send()
-            .await
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
-    }
-    Ok(())
+/// A stream record's identity for [`recover`]: its sequence number and its item's keys (moto,
+/// unlike DynamoDB, can give two concurrent writes the same sequence number).
+fn record_key(r: &EventRecord) -> String {
+    let key = |k: &str| match r.change.keys.inner().get(k) {
+        Some(serde_dynamo::AttributeValue::S(s)) => s.clone(),
+        _ => String::new(),
+    };
+    format!(
+        "{}|{}|{}",
+        r.change.sequence_number.as_deref().unwrap_or("-"),
+        key("pk"),
+        key("sk")
+    )
 }
 
 /// Why a failed batch's records could not be read.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// The stream no longer has them (trimmed after 24 h), or the shard is unknown.
-    Gone(String),
-    /// The stream could not be reached now: worth trying again.
-    Unavailable(String),
+    /// The failure record's shard id is not one Lambda or the local driver writes.
+    #[error("unreadable shard id `{0}`")]
+    ShardId(String),
+    /// The stream no longer has them (trimmed after 24 h), or the shard or iterator is unknown.
+    #[error("the stream no longer has the records")]
+    Gone(#[source] Cause),
+    /// A record could not be turned into the record Lambda delivers.
+    #[error("a stream record could not be converted")]
+    Unconvertible(#[from] serde_json::Error),
+    /// The stream could not be reached now.
+    #[error("the stream could not be read")]
+    Unavailable(#[source] Cause),
 }
 
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReadError::Gone(e) | ReadError::Unavailable(e) => f.write_str(e),
-        }
+impl ReadError {
+    /// Whether trying again later can succeed (only an outage; the rest is final).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ReadError::Unavailable(_))
     }
 }
 
 fn read_error<E, R>(e: aws_sdk_dynamodbstreams::error::SdkError<E, R>) -> ReadError
 where
-    E: aws_sdk_dynamodbstreams::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: aws_sdk_dynamodbstreams::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let gone = matches!(
         e.as_service_error().and_then(|s| s.code()),
         Some("TrimmedDataAccessException" | "ResourceNotFoundException" | "ExpiredIteratorException")
     );
-    let text = aws_sdk_dynamodbstreams::error::DisplayErrorContext(e).to_string();
     if gone {
-        ReadError::Gone(text)
+        ReadError::Gone(e.into())
     } else {
-        ReadError::Unavailable(text)
+        ReadError::Unavailable(e.into())
     }
 }
 
@@ -820,6 +962,21 @@ mod tests {
         assert!(seq_cmp("9", "10").is_lt());
         assert!(seq_cmp("100", "099").is_gt());
         assert!(seq_cmp("42", "42").is_eq());
+    }
+
+    #[test]
+    fn shard_ids_name_the_stream_shard_and_the_local_one() {
+        assert_eq!(shard_of("shardId-1").expect("a stream shard"), ("shardId-1", None));
+        assert_eq!(
+            shard_of("shardId-1#local-2of4").expect("a local shard"),
+            ("shardId-1", Some((2, 4)))
+        );
+        for bad in ["shardId-1#local-2", "shardId-1#local-xof4", "shardId-1#local-2ofy"] {
+            assert!(
+                matches!(shard_of(bad), Err(ReadError::ShardId(id)) if id == bad),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
