@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use wahooks::store::keys;
 use wahooks::{CloudEvent, Provider};
@@ -64,10 +65,6 @@ pub fn summary(e: &CloudEvent) -> String {
     format!("{}  {:<32} {}  msg={msg}  {what}", e.time, e.event_type.as_str(), e.id)
 }
 
-fn sdk_error<E: std::error::Error + 'static, R: std::fmt::Debug>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> String {
-    aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
-}
-
 /// Every item whose `key` is `value`, from the table or an index.
 async fn query(
     dynamo: &aws_sdk_dynamodb::Client,
@@ -75,7 +72,7 @@ async fn query(
     index: Option<&str>,
     key: &str,
     value: String,
-) -> Result<Vec<Item>, String> {
+) -> anyhow::Result<Vec<Item>> {
     dynamo
         .query()
         .table_name(table)
@@ -88,7 +85,7 @@ async fn query(
         .send()
         .try_collect()
         .await
-        .map_err(sdk_error)
+        .with_context(|| format!("Query on {}", index.unwrap_or("the table")))
 }
 
 /// Every item whose `key` ends with `#<suffix>` (any provider and instance): a scan.
@@ -97,7 +94,7 @@ async fn scan_suffix(
     table: &str,
     key: &str,
     suffix: String,
-) -> Result<Vec<Item>, String> {
+) -> anyhow::Result<Vec<Item>> {
     let items: Vec<Item> = dynamo
         .scan()
         .table_name(table)
@@ -109,12 +106,12 @@ async fn scan_suffix(
         .send()
         .try_collect()
         .await
-        .map_err(sdk_error)?;
+        .context("Scan")?;
     Ok(items.into_iter().filter(|i| s(i, key).ends_with(&suffix)).collect())
 }
 
 /// The items the keys of an index listing name (`gsi1` is keys-only), 100 keys per request.
-async fn fetch(dynamo: &aws_sdk_dynamodb::Client, table: &str, listed: &[Item]) -> Result<Vec<Item>, String> {
+async fn fetch(dynamo: &aws_sdk_dynamodb::Client, table: &str, listed: &[Item]) -> anyhow::Result<Vec<Item>> {
     let mut out = Vec::new();
     for chunk in listed.chunks(100) {
         let mut keys: Vec<HashMap<String, AttributeValue>> = chunk
@@ -131,13 +128,13 @@ async fn fetch(dynamo: &aws_sdk_dynamodb::Client, table: &str, listed: &[Item]) 
             let request = KeysAndAttributes::builder()
                 .set_keys(Some(std::mem::take(&mut keys)))
                 .build()
-                .map_err(|e| e.to_string())?;
+                .context("the BatchGetItem request")?;
             let got = dynamo
                 .batch_get_item()
                 .request_items(table, request)
                 .send()
                 .await
-                .map_err(sdk_error)?;
+                .context("BatchGetItem")?;
             if let Some(items) = got.responses().and_then(|r| r.get(table)) {
                 out.extend(items.iter().cloned());
             }
@@ -184,14 +181,14 @@ pub async fn run(args: EventsArgs) -> ExitCode {
                 fetch(&dynamo, &table, &listed).await
             }
             (None, Some(msg), None) => scan_suffix(&dynamo, &table, "gsi1pk", format!("#{}", keys::part(msg))).await,
-            (None, None, _) => Err("--chat or --message".to_owned()),
+            (None, None, _) => Err(anyhow::anyhow!("--chat or --message")),
         }
     }
     .await;
     let items = match result {
         Ok(items) => items,
         Err(e) => {
-            eprintln!("error: {table}: {e}");
+            eprintln!("error: {table}: {e:#}");
             return ExitCode::FAILURE;
         }
     };

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;
 use wahooks::providers::{parse, ParseContext};
 use wahooks::store::{decompress, keys, resolve_state_ids, DynamoEventStore, EventStore, PutOutcome};
@@ -76,7 +77,7 @@ async fn quarantined(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::
         .send()
         .try_collect()
         .await
-        .map_err(|e| anyhow::anyhow!("{table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+        .with_context(|| format!("scanning {table}"))?;
     items.retain(|i| keys::is_quarantine_pk(s(i, "pk")));
     items.sort_by_key(|i| n(i, "received_at"));
     Ok(items)
@@ -185,7 +186,7 @@ async fn execute(command: QuarantineCommand) -> anyhow::Result<bool> {
                             .key("sk", item["sk"].clone())
                             .send()
                             .await
-                            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+                            .context("removing it from quarantine")?;
                         println!(
                             "{id}: {stored} event(s) stored, {duplicates} already stored; removed from quarantine"
                         );
@@ -205,7 +206,7 @@ async fn execute(command: QuarantineCommand) -> anyhow::Result<bool> {
 async fn reparse(store: &DynamoEventStore, item: &Item) -> Result<(usize, usize), String> {
     let provider: Provider = s(item, "provider").parse()?;
     let route: Option<Route> = s(item, "route").parse().ok();
-    let raw = raw_of(item).map_err(|e| e.to_string())?;
+    let raw = raw_of(item).map_err(|e| format!("{e:#}"))?;
     let received_at = chrono::DateTime::from_timestamp_millis(n(item, "received_at")).unwrap_or_else(chrono::Utc::now);
     let delivery = item.get("delivery_id").and_then(|v| v.as_s().ok()).cloned();
     let ctx = ParseContext {
@@ -213,7 +214,7 @@ async fn reparse(store: &DynamoEventStore, item: &Item) -> Result<(usize, usize)
         delivery_id: delivery.as_deref(),
         ..ParseContext::new(provider, s(item, "endpoint"), received_at)
     };
-    let mut events = parse(&ctx, &raw).map_err(|e| e.to_string())?;
+    let mut events = parse(&ctx, &raw).map_err(|e| wahooks::error_chain(&e))?;
     resolve_state_ids(store, &mut events)
         .await
         .map_err(|e| wahooks::error_chain(&e))?;

@@ -5,6 +5,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_sdk_dynamodb::types::AttributeValue;
 use wahooks::fanout::SqsPublisher;
@@ -58,11 +59,11 @@ async fn scan(
     since: &str,
     until: &str,
     types: &[EventType],
-) -> Result<Vec<Item>, String> {
+) -> anyhow::Result<Vec<Item>> {
     let ms = |t: &str| {
         chrono::DateTime::parse_from_rfc3339(t)
             .map(|t| t.timestamp_millis().to_string())
-            .map_err(|e| format!("`{t}`: {e}"))
+            .with_context(|| format!("`{t}` is not an RFC 3339 time"))
     };
     let mut filter = "begins_with(sk, :evt) AND received_at >= :since AND received_at < :until".to_owned();
     let mut names = vec![];
@@ -92,7 +93,7 @@ async fn scan(
         .send()
         .try_collect()
         .await
-        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+        .with_context(|| format!("scanning {table}"))?;
     // Oldest first, so each chat's events are re-sent in order.
     items.sort_by_cached_key(|i| {
         wahooks::store::event_of_sdk_item(i)
@@ -123,9 +124,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<bool> {
     };
     let stack = crate::stack::load(&args.prefix).await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let items = scan(&dynamo, &stack.config.events_table, &since, &until, &args.types)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let items = scan(&dynamo, &stack.config.events_table, &since, &until, &args.types).await?;
     println!("{} event(s) received in [{since}, {until})", items.len());
     if args.dry_run || items.is_empty() {
         return Ok(true);

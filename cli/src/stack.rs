@@ -2,6 +2,7 @@
 //! variables (`AWS_ENDPOINT_URL` for the local stand-in), `WAHOOKS_EVENTS_TABLE`,
 //! `WAHOOKS_ENDPOINTS_TABLE`, `WAHOOKS_QUEUE_<NAME>`; queues not set are found by name prefix.
 
+use anyhow::Context;
 use wahooks::config::{aws_config, Config};
 
 /// The configuration and SDK config, with the queues filled in.
@@ -42,7 +43,7 @@ pub async fn load(prefix: &str) -> anyhow::Result<Stack> {
             .queue_name_prefix(prefix)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("listing queues: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            .context("listing queues")?;
         let named: Vec<(String, String)> = out
             .queue_urls()
             .iter()

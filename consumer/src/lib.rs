@@ -28,8 +28,8 @@ pub use wahooks::event::{CloudEvent, EventType};
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     /// The body is not a CloudEvent of ours.
-    #[error("the message body is not a wahooks CloudEvent: {0}")]
-    NotAnEvent(String),
+    #[error("the message body is not a wahooks CloudEvent")]
+    NotAnEvent(#[source] serde_json::Error),
     /// A CloudEvents version we do not speak.
     #[error("unsupported CloudEvents specversion `{0}` (expected 1.0)")]
     Version(String),
@@ -40,7 +40,7 @@ pub enum DecodeError {
 
 /// Decode one message body into the canonical event.
 pub fn decode(body: &str) -> Result<CloudEvent, DecodeError> {
-    let event: CloudEvent = serde_json::from_str(body).map_err(|e| DecodeError::NotAnEvent(e.to_string()))?;
+    let event: CloudEvent = serde_json::from_str(body).map_err(DecodeError::NotAnEvent)?;
     if event.specversion != "1.0" {
         return Err(DecodeError::Version(event.specversion));
     }
@@ -136,7 +136,7 @@ where
         }
         let result = match record.body.as_deref().map(decode) {
             None => Err(DecodeError::Empty.to_string()),
-            Some(Err(e)) => Err(e.to_string()),
+            Some(Err(e)) => Err(wahooks::error_chain(&e)),
             Some(Ok(ev)) => handler(ev).await.map_err(|e| e.to_string()),
         };
         if let Err(e) = result {

@@ -91,7 +91,7 @@ impl AuthError {
 }
 
 /// Why a body could not be read (before it is parsed).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum BodyError {
     /// Over [`MAX_BODY_BYTES`], compressed or inflated (a gzip bomb stops here).
     #[error("the body is larger than {limit} bytes")]
@@ -100,15 +100,15 @@ pub enum BodyError {
         limit: usize,
     },
     /// `Content-Encoding: gzip` but the bytes are not valid gzip.
-    #[error("the body is not valid gzip: {0}")]
-    BadGzip(String),
+    #[error("the body is not valid gzip")]
+    BadGzip(#[source] std::io::Error),
     /// A content encoding we don't inflate.
     #[error("unsupported content-encoding `{0}` (only gzip and identity)")]
     UnsupportedEncoding(String),
 }
 
 /// A request that failed before it reached the parser.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     /// Not authentic.
     #[error(transparent)]
@@ -291,7 +291,7 @@ fn inflate<'a>(headers: &HeaderMap, raw: &'a [u8]) -> Result<Cow<'a, [u8]>, Body
     GzDecoder::new(raw)
         .take(MAX_BODY_BYTES as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| BodyError::BadGzip(e.to_string()))?;
+        .map_err(BodyError::BadGzip)?;
     if out.len() > MAX_BODY_BYTES {
         return Err(BodyError::TooLarge { limit: MAX_BODY_BYTES });
     }
@@ -787,7 +787,10 @@ mod tests {
         let bomb = enc.finish().expect("gzip");
         assert!(bomb.len() < 64 * 1024, "16 MiB of zeros compresses small");
         let h = headers(&[("content-encoding", "gzip")]);
-        assert_eq!(inflate(&h, &bomb), Err(BodyError::TooLarge { limit: MAX_BODY_BYTES }));
+        assert!(matches!(
+            inflate(&h, &bomb),
+            Err(BodyError::TooLarge { limit: MAX_BODY_BYTES })
+        ));
     }
 
     #[test]

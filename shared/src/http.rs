@@ -253,7 +253,7 @@ impl Receiver {
         let mut events = match parse_verified(&endpoint, route, &verified, now) {
             Ok(events) => events,
             Err(decode) => {
-                let reason = decode.to_string();
+                let reason = crate::error_chain(&decode);
                 self.quarantine(&endpoint, route, &verified, &reason, now, deadline)
                     .await?;
                 tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, code = decode.code(), "body quarantined");
