@@ -32,7 +32,6 @@ use anyhow::{bail, Context};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Mutex};
@@ -116,16 +115,10 @@ async fn report(args: &ColdstartArgs) -> anyhow::Result<()> {
     let body: Value =
         serde_json::from_slice(&std::fs::read(&args.body).with_context(|| format!("reading {}", args.body.display()))?)
             .with_context(|| format!("{} is not JSON", args.body.display()))?;
-    let state = std::env::temp_dir().join(format!("wahooks-coldstart-{}", std::process::id()));
-    std::fs::create_dir_all(&state)?;
-    let aws_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut moto = crate::serve::spawn_moto(&args.moto, aws_port, &state.join("moto.log")).await?;
-    let result = measure(args, &function, &body, &format!("http://127.0.0.1:{aws_port}"), &state).await;
-    let _ = moto.kill().await;
-    let _ = moto.wait().await;
-    let (starts, stored) = result?;
+    let moto = crate::serve::PrivateMoto::start(&args.moto, "coldstart").await?;
+    let (starts, stored) = measure(args, &function, &body, &moto.endpoint, &moto.state).await?;
     print_report(args, &starts, stored);
-    let _ = std::fs::remove_dir_all(&state);
+    moto.finish().await;
     Ok(())
 }
 
@@ -407,27 +400,9 @@ impl RuntimeApi {
             answers: answer_tx,
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            let mut stopping = stopped.clone();
-            loop {
-                tokio::select! {
-                    _ = stopping.wait_for(|s| *s) => return,
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        let state = state.clone();
-                        let mut stopped = stopped.clone();
-                        tokio::spawn(async move {
-                            let service = hyper::service::service_fn(move |req| route(state.clone(), req));
-                            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                            tokio::select! {
-                                _ = conn => {}
-                                _ = stopped.wait_for(|s| *s) => {}
-                            }
-                        });
-                    }
-                }
-            }
-        });
+        tokio::spawn(crate::serve::serve_until(listener, stopped, move |req| {
+            route(state.clone(), req)
+        }));
         Ok(RuntimeApi {
             addr,
             nexts,

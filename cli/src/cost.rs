@@ -227,14 +227,10 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
 }
 
 async fn measure(args: &CostArgs) -> anyhow::Result<Measured> {
-    let state = std::env::temp_dir().join(format!("wahooks-cost-{}", std::process::id()));
-    std::fs::create_dir_all(&state)?;
-    let aws_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut moto = crate::serve::spawn_moto(&args.moto, aws_port, &state.join("moto.log")).await?;
-    let result = measure_on(args, &format!("http://127.0.0.1:{aws_port}")).await;
-    let _ = moto.kill().await;
-    let _ = moto.wait().await;
-    result
+    let moto = crate::serve::PrivateMoto::start(&args.moto, "cost").await?;
+    let measured = measure_on(args, &moto.endpoint).await?;
+    moto.finish().await;
+    Ok(measured)
 }
 
 async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured> {

@@ -190,10 +190,6 @@ pub async fn run(args: LoadArgs) -> ExitCode {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn signal(pid: u32, sig: &str) {
     let _ = std::process::Command::new("kill")
         .args([sig, &pid.to_string()])
@@ -201,13 +197,9 @@ fn signal(pid: u32, sig: &str) {
 }
 
 async fn load(args: LoadArgs) -> anyhow::Result<bool> {
-    let state = std::env::temp_dir().join(format!("wahooks-load-{}", std::process::id()));
-    std::fs::create_dir_all(&state)?;
-    let aws_port = free_port()?;
-    let moto = crate::serve::spawn_moto(&args.moto, aws_port, &state.join("moto.log")).await?;
-    let moto_pid = moto.id().context("moto has a pid")?;
-    let endpoint = format!("http://127.0.0.1:{aws_port}");
-    let stack = crate::serve::harness_stack(&endpoint, "load").await?;
+    let moto = crate::serve::PrivateMoto::start(&args.moto, "load").await?;
+    let moto_pid = moto.pid().context("moto has a pid")?;
+    let stack = crate::serve::harness_stack(&moto.endpoint, "load").await?;
     let sqs_down = Arc::new(AtomicBool::new(false));
     let sqs = SqsPublisher::new(stack.sqs.clone());
     let fanout = wahooks::lambda::fanout_through(
@@ -301,9 +293,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     // with a fanout of its own (another process: it remembers nothing of the first one).
     let recovery_fanout = wahooks::lambda::fanout_with(&stack.config, SqsPublisher::new(stack.sqs.clone())).await?;
     let failures_url = stack.failures_url.clone().context("a failures queue")?;
-    let recovered = wahooks::stream_driver::recover(&stack.sdk, &failures_url, &recovery_fanout)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let recovered = wahooks::stream_driver::recover(&stack.sdk, &failures_url, &recovery_fanout).await?;
 
     let stored = stored_ids(&stack).await?;
     let _ = consumers_done.send(true);
@@ -311,8 +301,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     for c in consumers {
         seen.push(c.await?);
     }
-    drop(moto);
-    let _ = std::fs::remove_dir_all(&state);
+    moto.finish().await;
 
     let tally = tally.lock().map_err(|_| anyhow::anyhow!("tally poisoned"))?;
     let faults = faults.lock().map_err(|_| anyhow::anyhow!("faults poisoned"))?.clone();
@@ -544,7 +533,7 @@ async fn stored_ids(stack: &LocalStack) -> anyhow::Result<HashSet<String>> {
         .send()
         .try_collect()
         .await
-        .map_err(|e| anyhow::anyhow!("scan: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+        .context("scanning the events table")?;
     Ok(items
         .iter()
         .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()))

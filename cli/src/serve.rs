@@ -426,6 +426,44 @@ pub async fn spawn_moto(moto: &Path, port: u16, log: &Path) -> anyhow::Result<to
     Ok(child)
 }
 
+/// A moto server of a harness's own (`cost`, `load`, `coldstart`): a state directory
+/// `wahooks-<name>-<pid>` under the temp dir holding its log, a free loopback port, the
+/// process. Dropped, the process is killed; [`PrivateMoto::finish`] also removes the
+/// directory, so a run that fails keeps the logs its error names.
+pub struct PrivateMoto {
+    /// The server's URL.
+    pub endpoint: String,
+    /// The state directory (`moto.log`, and whatever else the harness logs there).
+    pub state: PathBuf,
+    child: tokio::process::Child,
+}
+
+impl PrivateMoto {
+    /// Start `moto` and wait until it listens.
+    pub async fn start(moto: &Path, name: &str) -> anyhow::Result<PrivateMoto> {
+        let state = std::env::temp_dir().join(format!("wahooks-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&state)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = spawn_moto(moto, port, &state.join("moto.log")).await?;
+        Ok(PrivateMoto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            state,
+            child,
+        })
+    }
+
+    /// The server's process id (to pause it with SIGSTOP, say).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Stop the server and remove its state directory.
+    pub async fn finish(mut self) {
+        let _ = self.child.kill().await;
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
 /// A stack of its own in the stand-in at `endpoint` for a harness (`cost`, `load`,
 /// `coldstart`): tables `<prefix>-events` and `<prefix>-endpoints`, the default queues
 /// `<prefix>-<name>`, and the production receiver and fanout wired to them.
@@ -637,16 +675,30 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
 /// Serve `server` on `listener` until `stop` turns true (open connections finish their
 /// request first).
 pub async fn serve_http(listener: TcpListener, server: Arc<Server>, stop: watch::Receiver<bool>) {
+    serve_until(listener, stop, move |req| handle(server.clone(), req)).await
+}
+
+/// Serve HTTP/1 on `listener` until `stop` turns true, each request answered by `answer`; on
+/// stop, open connections are shut down. The CLI's one accept loop (the local stack's
+/// receivers and inspector, `load`'s receivers, `coldstart`'s Runtime API).
+pub async fn serve_until<A, F, B>(listener: TcpListener, stop: watch::Receiver<bool>, answer: A)
+where
+    A: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut stopping = stop.clone();
     loop {
         tokio::select! {
             _ = stopping.wait_for(|s| *s) => return,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let server = server.clone();
+                let answer = answer.clone();
                 let mut stop = stop.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(server.clone(), req));
+                    let service = hyper::service::service_fn(answer);
                     let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                     tokio::pin!(conn);
                     tokio::select! {
