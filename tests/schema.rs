@@ -46,9 +46,11 @@ fn validate(docs: &[String]) -> (bool, String) {
         "{} is missing: run `make test` (it installs jsonschema into .venv)",
         python.display()
     );
-    let dir = std::env::temp_dir().join(format!("wahooks-schema-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join(format!("events-{}.jsonl", docs.len()));
+    let dir = tempfile::Builder::new()
+        .prefix("wahooks-schema-")
+        .tempdir()
+        .expect("temp dir");
+    let file = dir.path().join("events.jsonl");
     std::fs::write(&file, docs.join("\n")).expect("write events");
     let out = Command::new(python)
         .arg(root().join("schema/validate.py"))

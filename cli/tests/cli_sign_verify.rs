@@ -1,6 +1,6 @@
 //! `wahooks sign` output verifies with `wahooks verify` for every scheme; forgeries don't.
 
-use std::path::PathBuf;
+use std::io::Write;
 use std::process::{Command, Output};
 
 fn wahooks(args: &[&str]) -> Output {
@@ -10,12 +10,15 @@ fn wahooks(args: &[&str]) -> Output {
         .expect("wahooks runs")
 }
 
-fn body_file(name: &str, body: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wahooks-sign-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("tmp");
-    let p = dir.join(name);
-    std::fs::write(&p, body).expect("write");
-    p
+/// `body` in a file of its own, removed when the returned path is dropped.
+fn body_file(name: &str, body: &[u8]) -> tempfile::TempPath {
+    let mut file = tempfile::Builder::new()
+        .prefix("wahooks-sign-")
+        .suffix(&format!("-{name}"))
+        .tempfile()
+        .expect("tmp");
+    file.write_all(body).expect("write");
+    file.into_temp_path()
 }
 
 const SCHEMES: &[(&str, &str)] = &[

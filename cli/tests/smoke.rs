@@ -69,7 +69,8 @@ fn read_env(path: &Path) -> HashMap<String, String> {
 #[test]
 fn make_run_stack_receives_every_fixture_and_publishes_each_event_once() {
     let (port, aws_port) = (free_port(), free_port());
-    let state = tempdir();
+    let scratch = tempdir();
+    let state = scratch.path();
     let child = Command::new(env!("CARGO_BIN_EXE_wahooks"))
         .current_dir(root())
         .args([
@@ -80,7 +81,7 @@ fn make_run_stack_receives_every_fixture_and_publishes_each_event_once() {
             &aws_port.to_string(),
         ])
         .arg("--state-dir")
-        .arg(&state)
+        .arg(state)
         .arg("--moto")
         .arg(moto())
         .stdout(Stdio::null())
@@ -304,8 +305,10 @@ fn raw(port: u16, bytes: &[u8]) {
     }
 }
 
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wahooks-smoke-{}-{}", std::process::id(), free_port()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+/// The stack's state directory, removed when the test ends.
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("wahooks-smoke-")
+        .tempdir()
+        .expect("temp dir")
 }

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -180,6 +181,7 @@ def main() -> int:
                 serve.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 serve.kill()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":
