@@ -22,10 +22,10 @@ use futures::StreamExt;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio::sync::watch;
-use wahooks::fanout::{OutMessage, PublishError, Publisher, Queue, SqsPublisher};
+use wahooks::fanout::{Fanout, OutMessage, PublishError, Publisher, Queue, SqsPublisher};
 use wahooks::local::LocalStack;
 use wahooks::providers::{parse, ParseContext};
-use wahooks::stream_driver::MappingSettings;
+use wahooks::stream_driver::{MappingSettings, StreamDriver};
 use wahooks::Provider;
 
 /// Arguments of `wahooks load`.
@@ -218,46 +218,15 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         tokens.insert(provider, token);
     }
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let server = std::sync::Arc::new(crate::serve::Server {
-        receiver: stack.receiver.clone(),
-        registry: std::sync::Arc::new(stack.registry.clone()),
-        inspector: None,
-        log: false,
-        base: format!("http://127.0.0.1:{port}"),
-    });
-    let server = tokio::spawn(crate::serve::serve_http(listener, server, stop_rx.clone()));
+    let (port, server) = spawn_receivers(&stack, stop_rx.clone()).await?;
     let settings = MappingSettings {
         max_record_age: Some(Duration::from_secs(args.record_age_seconds)),
         ..MappingSettings::DEPLOYED
     };
-    let driver_task = {
-        let (stack, fanout) = (stack.clone(), fanout.clone());
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let mut driver = stack.stream_driver().with_settings(settings);
-            driver
-                .run(&fanout, Duration::from_millis(100), async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-            driver
-        })
-    };
-
+    let driver_task = spawn_driver(&stack, &fanout, settings, stop_rx);
     let (consumers_done, consumers_rx) = watch::channel(false);
-    let consumers: Vec<_> = stack
-        .config
-        .queues
-        .iter()
-        .map(|(name, url)| {
-            let worker = consume(stack.sqs.clone(), url.clone(), consumers_rx.clone());
-            let name = name.clone();
-            tokio::spawn(async move { (name, worker.await) })
-        })
-        .collect();
+    let consumers = spawn_consumers(&stack, consumers_rx);
 
     let plan = deliveries(&templates(&args.fixtures)?, args.n);
     let tally = Arc::new(Mutex::new(Tally::default()));
@@ -320,6 +289,57 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         print_report(&report);
     }
     Ok(report["lost"] == 0 && report["doubled"] == 0 && report["gave_up"] == 0 && recovered.left.is_empty())
+}
+
+/// The receivers over HTTP on a free port, as the local stack serves them, until `stop`.
+async fn spawn_receivers(
+    stack: &LocalStack,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<(u16, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let server = Arc::new(crate::serve::Server {
+        receiver: stack.receiver.clone(),
+        registry: Arc::new(stack.registry.clone()),
+        inspector: None,
+        log: false,
+        base: format!("http://127.0.0.1:{port}"),
+    });
+    Ok((port, tokio::spawn(crate::serve::serve_http(listener, server, stop))))
+}
+
+/// The stream driver into `fanout`, polling every 100 ms until `stop`; the task returns it
+/// (its totals, and what is left to drain).
+fn spawn_driver(
+    stack: &LocalStack,
+    fanout: &Fanout,
+    settings: MappingSettings,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<StreamDriver> {
+    let (stack, fanout) = (stack.clone(), fanout.clone());
+    tokio::spawn(async move {
+        let mut driver = stack.stream_driver().with_settings(settings);
+        driver
+            .run(&fanout, Duration::from_millis(100), async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        driver
+    })
+}
+
+/// A consumer on every queue until `done`; each task returns its queue's name and what it saw.
+fn spawn_consumers(stack: &LocalStack, done: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<(String, Seen)>> {
+    stack
+        .config
+        .queues
+        .iter()
+        .map(|(name, url)| {
+            let worker = consume(stack.sqs.clone(), url.clone(), done.clone());
+            let name = name.clone();
+            tokio::spawn(async move { (name, worker.await) })
+        })
+        .collect()
 }
 
 /// What the fault injector watches and switches.
