@@ -1,8 +1,9 @@
 //! The example workers (`examples/python-worker`, `examples/typescript-worker`) and the Rust
 //! consumer's pointer resolution, end to end on the local stand-in: receivers store real
 //! fixtures, the stream driver runs the fanout, and each worker long-polls the messages queue.
-//! Each must handle every event once (a republished copy is a duplicate), resolve the pointer of
-//! an event too large for its queue, delete what it handled and leave a failure on the queue.
+//! Each must handle every event once (a republished copy is a duplicate), read an event of a
+//! later wahooks (new type, kinds, status) as the catch-alls, resolve the pointer of an event
+//! too large for its queue, delete what it handled and leave a failure on the queue.
 
 mod common;
 
@@ -137,6 +138,31 @@ async fn published() -> Published {
         .send()
         .await
         .expect("duplicate sent");
+    // An event from a later wahooks: a type, chat kind, content kind and status this one does
+    // not know, and a field it does not have. A worker built today reads them as the catch-alls
+    // (the compatibility policy), as the Rust consumer does, and handles the event.
+    let mut future: Value = serde_json::from_str(&duplicate.to_json()).expect("event json");
+    future["id"] = "f0000000000000000000000000000001".into();
+    future["type"] = "whatsapp.message.scheduled".into();
+    future["data"]["chat"]["kind"] = "community".into();
+    future["data"]["content"]["kind"] = "hologram".into();
+    future["data"]["status"] = "beamed".into();
+    future["data"]["hologram"] = serde_json::json!({"depth": 3});
+    future["data"]["raw"] = serde_json::json!({"from": "a later wahooks"});
+    let future = future.to_string();
+    let read = wahooks_consumer::decode(&future).expect("the Rust consumer reads it");
+    assert_eq!(read.event_type, EventType::Unknown);
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&queue)
+        .message_body(&future)
+        .message_group_id("future")
+        .message_deduplication_id(&read.id)
+        .send()
+        .await
+        .expect("future event sent");
+    expected.insert(read.id.clone(), read);
     assert!(expected.contains_key(&fail_id) && expected.contains_key(&pointer_id));
     Published {
         moto_url: moto.url(),

@@ -3,7 +3,8 @@
     python worker.py --queue-url URL [--endpoint-url http://127.0.0.1:4566] [--idle-exit N]
 
 Long-polls one queue; for each message: parses the event (`wahooks_event.WahooksEvent`, generated
-from `schema/wahooks-event.schema.json` by `make schema`), skips an event id it has already
+from `schema/wahooks-event.schema.json` by `make schema`; a type, chat kind, content kind or
+status that a later wahooks adds is read as the catch-all, as the Rust consumer reads it), skips an event id it has already
 handled (delivery is at least once), resolves a `data.stored_item` pointer (an event too large
 for the queue: the whole event is in the DynamoDB item, zstd-compressed), calls `handle`, and
 deletes the message. A message whose handling fails is not deleted: SQS shows it again after the
@@ -22,12 +23,50 @@ import json
 import os
 import sys
 from collections import OrderedDict
-from typing import Callable
+from enum import Enum
+from typing import Any, Callable, Literal, get_args, get_origin
 
 import boto3
 import zstandard
+from pydantic import RootModel
 
-from wahooks_event import WahooksEvent
+from wahooks_event import ChatKind, ContentKind, EventType, MessageStatus, WahooksEvent
+
+
+def _values(annotation: Any) -> set[str]:
+    """The values a generated enum type accepts (an Enum, a Literal, a RootModel or a union of them)."""
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return {member.value for member in annotation}
+    if isinstance(annotation, type) and issubclass(annotation, RootModel):
+        return _values(annotation.model_fields["root"].annotation)
+    if get_origin(annotation) is Literal:
+        return set(get_args(annotation))
+    return set().union(*(_values(a) for a in get_args(annotation)))
+
+
+# A minor version of the event may add event types, chat kinds, content kinds and statuses
+# (docs/events.md, "Compatibility policy"). A worker built today reads a value it does not know
+# as the catch-all, as the Rust consumer does, instead of failing the message until it reaches
+# the dead-letter queue.
+OPEN_ENUMS: list[tuple[tuple[str, ...], set[str], str]] = [
+    (("type",), _values(EventType), "whatsapp.unknown"),
+    (("data", "chat", "kind"), _values(ChatKind), "other"),
+    (("data", "content", "kind"), _values(ContentKind), "other"),
+    (("data", "status"), _values(MessageStatus), "other"),
+]
+
+
+def read_event(body: str | bytes) -> WahooksEvent:
+    """One message body (or a stored item's) as the event, later vocabulary read as the catch-all."""
+    doc = json.loads(body)
+    for path, known, catch_all in OPEN_ENUMS:
+        *parents, leaf = path
+        node: Any = doc
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(leaf), str) and node[leaf] not in known:
+            node[leaf] = catch_all
+    return WahooksEvent.model_validate(doc)
 
 
 class SeenIds:
@@ -61,7 +100,7 @@ def resolve_pointer(event: WahooksEvent, dynamodb) -> WahooksEvent:
         raise LookupError(f"event {event.id}: no item at {pointer.table} {pointer.pk} {pointer.sk}")
     # A streaming decompressor: it needs no content size in the frame header.
     body = zstandard.ZstdDecompressor().decompressobj().decompress(item["body"]["B"])
-    return WahooksEvent.model_validate_json(body)
+    return read_event(body)
 
 
 def handle(event: WahooksEvent) -> None:
@@ -113,7 +152,7 @@ def run(
             if group in failed_groups:
                 continue
             try:
-                event = WahooksEvent.model_validate_json(message["Body"])
+                event = read_event(message["Body"])
                 if event.id not in seen:
                     handler(resolve_pointer(event, dynamodb))
                     seen.add(event.id)

@@ -3,7 +3,8 @@
 //
 //   node dist/worker.js --queue-url URL [--endpoint-url http://127.0.0.1:4566] [--idle-exit N]
 //
-// Long-polls one queue; for each message: parses the event, skips an event id it has already
+// Long-polls one queue; for each message: parses the event (a type, chat kind, content kind or
+// status that a later wahooks adds is read as the catch-all, as the Rust consumer reads it), skips an event id it has already
 // handled (delivery is at least once), resolves a `data.stored_item` pointer (an event too large
 // for the queue: the whole event is in the DynamoDB item, zstd-compressed), calls `handle`, and
 // deletes the message. A message whose handling fails is not deleted: SQS shows it again after
@@ -19,7 +20,95 @@ import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk
 import { decompress } from "fzstd";
 import { parseArgs } from "node:util";
 
-import type { WahooksEvent } from "./wahooks-event.js";
+import type { Chat, Content, MessageStatus, WahooksEvent } from "./wahooks-event.js";
+
+// A minor version of the event may add event types, chat kinds, content kinds and statuses
+// (docs/events.md, "Compatibility policy"). A worker built today reads a value it does not know
+// as the catch-all, as the Rust consumer does, so that the types below tell the truth and the
+// message is not failed until it reaches the dead-letter queue. Each list is checked against the
+// generated types both ways: a value they lack does not compile, nor does a list that misses one
+// of theirs (after `make schema`, add the new values here).
+const EVENT_TYPES = [
+  "whatsapp.message.received",
+  "whatsapp.message.sent",
+  "whatsapp.message.status",
+  "whatsapp.notification",
+  "whatsapp.chat.presence",
+  "whatsapp.instance.connected",
+  "whatsapp.instance.disconnected",
+  "whatsapp.instance.initial_data",
+  "whatsapp.contact.blocked",
+  "whatsapp.template.updated",
+  "whatsapp.instance.proxy_failed",
+  "whatsapp.unknown",
+] as const satisfies readonly WahooksEvent["type"][];
+const CHAT_KINDS = ["direct", "group", "broadcast", "newsletter", "status", "other"] as const satisfies readonly Chat["kind"][];
+const CONTENT_KINDS = [
+  "text",
+  "image",
+  "audio",
+  "video",
+  "ptv",
+  "document",
+  "sticker",
+  "location",
+  "live_location",
+  "contact",
+  "reaction",
+  "poll",
+  "poll_vote",
+  "button_reply",
+  "list_reply",
+  "template",
+  "interactive",
+  "order",
+  "payment",
+  "event",
+  "waiting",
+  "other",
+] as const satisfies readonly Content["kind"][];
+const STATUSES = [
+  "pending",
+  "sent",
+  "delivered",
+  "read",
+  "read_by_me",
+  "played",
+  "failed",
+  "deleted",
+  "other",
+] as const satisfies readonly MessageStatus[];
+
+/** `true` only when `List` names every value of `T`. */
+type Complete<T, List extends readonly unknown[]> = [Exclude<T, List[number]>] extends [never] ? true : never;
+const complete: [
+  Complete<WahooksEvent["type"], typeof EVENT_TYPES>,
+  Complete<Chat["kind"], typeof CHAT_KINDS>,
+  Complete<Content["kind"], typeof CONTENT_KINDS>,
+  Complete<MessageStatus, typeof STATUSES>,
+] = [true, true, true, true];
+void complete;
+
+const OPEN_ENUMS: [path: string[], known: ReadonlySet<string>, catchAll: string][] = [
+  [["type"], new Set(EVENT_TYPES), "whatsapp.unknown"],
+  [["data", "chat", "kind"], new Set(CHAT_KINDS), "other"],
+  [["data", "content", "kind"], new Set(CONTENT_KINDS), "other"],
+  [["data", "status"], new Set(STATUSES), "other"],
+];
+
+/** One message body (or a stored item's) as the event, later vocabulary read as the catch-all. */
+export function readEvent(body: string): WahooksEvent {
+  const doc = JSON.parse(body);
+  for (const [path, known, catchAll] of OPEN_ENUMS) {
+    let node = doc;
+    for (const key of path.slice(0, -1)) node = node !== null && typeof node === "object" ? node[key] : undefined;
+    const leaf = path[path.length - 1];
+    if (node !== null && typeof node === "object" && typeof node[leaf] === "string" && !known.has(node[leaf])) {
+      node[leaf] = catchAll;
+    }
+  }
+  return doc as WahooksEvent;
+}
 
 /** The last `capacity` event ids handled, oldest forgotten first. */
 export class SeenIds {
@@ -51,7 +140,7 @@ export async function resolvePointer(event: WahooksEvent, dynamodb: DynamoDBClie
   );
   const body = Item?.body?.B;
   if (!body) throw new Error(`event ${event.id}: no item at ${pointer.table} ${pointer.pk} ${pointer.sk}`);
-  return JSON.parse(new TextDecoder().decode(decompress(body))) as WahooksEvent;
+  return readEvent(new TextDecoder().decode(decompress(body)));
 }
 
 /** Your code. Throw to leave the message for a later attempt. */
@@ -100,7 +189,7 @@ export async function run(queueUrl: string, handler: (e: WahooksEvent) => Promis
       const group = message.Attributes?.MessageGroupId;
       if (group && failedGroups.has(group)) continue;
       try {
-        const event = JSON.parse(message.Body ?? "") as WahooksEvent;
+        const event = readEvent(message.Body ?? "");
         if (seen.has(event.id)) {
           console.log(JSON.stringify({ worker: "typescript", duplicate: event.id }));
         } else {
