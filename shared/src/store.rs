@@ -223,6 +223,9 @@ pub enum ItemError {
     /// `body` is not a zstd frame.
     #[error("the item's body is not zstd")]
     NotZstd(#[source] std::io::Error),
+    /// `body` is not UTF-8 text.
+    #[error("the item's body is not UTF-8")]
+    NotUtf8(#[source] std::string::FromUtf8Error),
     /// `body` is not a CloudEvent.
     #[error("the item's body is not a CloudEvent")]
     NotAnEvent(#[source] serde_json::Error),
@@ -230,8 +233,17 @@ pub enum ItemError {
 
 /// The CloudEvent stored in an event item (the inverse of [`event_item`]).
 pub fn event_of_item(body: Option<&[u8]>) -> Result<CloudEvent, ItemError> {
+    stored_json_of_item(body).map(|(_, event)| event)
+}
+
+/// The JSON stored in an event item, exactly as it was written, and the CloudEvent read from
+/// it. The JSON can hold more than this version's CloudEvent knows (a field or a value a later
+/// wahooks wrote): what is published is this text, not the event written out again.
+pub fn stored_json_of_item(body: Option<&[u8]>) -> Result<(String, CloudEvent), ItemError> {
     let bytes = decompress(body.ok_or(ItemError::NoBody)?).map_err(ItemError::NotZstd)?;
-    serde_json::from_slice(&bytes).map_err(ItemError::NotAnEvent)
+    let json = String::from_utf8(bytes).map_err(ItemError::NotUtf8)?;
+    let event = serde_json::from_str(&json).map_err(ItemError::NotAnEvent)?;
+    Ok((json, event))
 }
 
 /// The CloudEvent of an item read with the SDK.

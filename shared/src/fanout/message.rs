@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 
 use serde_dynamo::AttributeValue;
+use serde_json::{json, Value};
 
 use super::routing::Queue;
 use crate::event::{CloudEvent, EventType, StoredItemPointer};
 use crate::sqs_rules::{escape_body, GroupId};
-use crate::store::{event_of_item, keys};
+use crate::store::{keys, stored_json_of_item};
 
 /// One message for a queue.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,12 +50,24 @@ pub enum RecordError {
     BadBody(#[from] crate::store::ItemError),
 }
 
-/// Rebuild the CloudEvent of a new event item (from a stream NEW_IMAGE): the stored event,
-/// `data.raw` included, and the item's keys (for a pointer). `None` for items that are not
-/// events (quarantine).
-pub fn event_from_image(
-    image: &HashMap<String, AttributeValue>,
-) -> Result<Option<(CloudEvent, StoredItemPointer)>, RecordError> {
+/// An event item read back from a stream record: the event's JSON exactly as stored, the
+/// typed event read from it (for routing, the FIFO group and the ids), and the item's keys
+/// (for a pointer).
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// The JSON the receiver stored. What the queues carry: a field or a value a later wahooks
+    /// wrote (during a deploy, or replayed by an older fanout) reaches the workers unchanged,
+    /// where the typed event would have dropped the field and read the value as a catch-all.
+    pub json: String,
+    /// The event, as this version reads it.
+    pub event: CloudEvent,
+    /// The item's keys (the table is the fanout's).
+    pub pointer: StoredItemPointer,
+}
+
+/// The stored event of a new event item (from a stream NEW_IMAGE), `data.raw` included, with
+/// the item's keys. `None` for items that are not events (quarantine).
+pub fn event_from_image(image: &HashMap<String, AttributeValue>) -> Result<Option<StoredEvent>, RecordError> {
     let key = |k: &str| match image.get(k) {
         Some(AttributeValue::S(s)) => Some(s.clone()),
         _ => None,
@@ -69,29 +82,62 @@ pub fn event_from_image(
         Some(AttributeValue::B(b)) => Some(b.as_slice()),
         _ => None,
     };
-    let event = event_of_item(body)?;
-    Ok(Some((
+    let (json, event) = stored_json_of_item(body)?;
+    Ok(Some(StoredEvent {
+        json,
         event,
-        StoredItemPointer {
+        pointer: StoredItemPointer {
             table: String::new(),
             pk,
             sk,
         },
-    )))
+    }))
 }
 
-/// The message body for `queue`: the whole CloudEvent, or, when that is too large for the
-/// queue, the event without `data.raw` and with a pointer to its item (and, if even that is
-/// too large, only the pointer and the ids a worker needs to fetch it).
-/// SQS refuses some characters in a body; escaped, the JSON reads back the same.
+/// The message body for `queue` of an event built in memory (see [`body_for_stored`]).
 pub fn body_for(event: &CloudEvent, queue: &Queue, pointer: &StoredItemPointer) -> String {
+    body_of(&event.to_json(), event, queue, pointer)
+}
+
+/// The message body for `queue` of a stored event: its JSON as stored, or, when that is too
+/// large for the queue, the same JSON without `data.raw` and with a pointer to its item (and,
+/// if even that is too large, only the pointer and the ids a worker needs to fetch it). Fields
+/// this version does not know are kept in all three.
+/// SQS refuses some characters in a body; escaped, the JSON reads back the same.
+pub fn body_for_stored(stored: &StoredEvent, queue: &Queue) -> String {
+    body_of(&stored.json, &stored.event, queue, &stored.pointer)
+}
+
+fn body_of(json: &str, event: &CloudEvent, queue: &Queue, pointer: &StoredItemPointer) -> String {
     let room = queue
         .max_bytes
         .saturating_sub(attributes_size(&event.id, event.event_type));
-    let full = escape_body(event.to_json());
+    let full = escape_body(json.to_owned());
     if full.len() <= room {
         return full;
     }
+    let Ok(mut doc) = serde_json::from_str::<Value>(json) else {
+        // Not reachable for a stored event (it was read from this JSON); the typed event then.
+        return body_for_typed(event, room, pointer);
+    };
+    let pointer_value = json!({"table": pointer.table, "pk": pointer.pk, "sk": pointer.sk});
+    let Some(data) = doc.get_mut("data").and_then(Value::as_object_mut) else {
+        return body_for_typed(event, room, pointer);
+    };
+    data.remove("raw");
+    data.insert("stored_item".to_owned(), pointer_value);
+    let body = escape_body(doc.to_string());
+    if body.len() <= room {
+        return body;
+    }
+    if let Some(data) = doc.get_mut("data").and_then(Value::as_object_mut) {
+        data.retain(|k, _| k == "message_id" || k == "stored_item");
+    }
+    escape_body(doc.to_string())
+}
+
+/// The slim and bare bodies built from the typed event.
+fn body_for_typed(event: &CloudEvent, room: usize, pointer: &StoredItemPointer) -> String {
     let mut slim = event.clone();
     slim.data.raw = None;
     slim.data.stored_item = Some(pointer.clone());

@@ -1,7 +1,9 @@
 //! Where an event is published: the outbox. The `fanout` Lambda receives the events table's
-//! stream (NEW_IMAGE), rebuilds each new event's CloudEvent from its item, and sends it to the
-//! queue(s) its type routes to. Why an outbox: `docs/architecture.md`.
+//! stream (NEW_IMAGE), reads each new event back from its item, and sends it to the queue(s)
+//! its type routes to. Why an outbox: `docs/architecture.md`.
 //!
+//! - The message body is the JSON the receiver stored, byte for byte, not the event written
+//!   out again: an event a newer version stored keeps its new fields and values on the queue.
 //! - Routing is configuration ([`Routing`]): event type → queue names → queue URLs.
 //! - FIFO queues (`.fifo`): `MessageGroupId = instance#chat`, `MessageDeduplicationId = event id`.
 //!   Every message, FIFO or not, carries the event id and type as message attributes.
@@ -29,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 
-pub use message::{body_for, event_from_image, group_id, OutMessage, RecordError};
+pub use message::{body_for, body_for_stored, event_from_image, group_id, OutMessage, RecordError, StoredEvent};
 pub use publish::{entries_of, MemoryPublisher, PublishError, Publisher, SqsPublisher};
 pub use routing::{queue_env_var, Queue, Routing, RoutingError, DEFAULT_QUEUES, DEFAULT_ROUTES};
 
@@ -151,16 +153,17 @@ impl Fanout {
         if record.event_name != "INSERT" {
             return Ok(false);
         }
-        let Some((event, mut pointer)) = event_from_image(record.change.new_image.inner())? else {
+        let Some(mut stored) = event_from_image(record.change.new_image.inner())? else {
             return Ok(false);
         };
-        pointer.table.clone_from(&self.table);
+        stored.pointer.table.clone_from(&self.table);
+        let event = &stored.event;
         let queues = self.routing.queues();
         for (q, queue) in queues.iter().enumerate() {
             if !self.routing.targets(event.event_type).any(|t| t == queue) {
                 continue;
             }
-            let body = body_for(&event, queue, &pointer);
+            let body = body_for_stored(&stored, queue);
             if event.data.raw.is_some() && !body.contains("\"raw\":") {
                 stats.slimmed += 1;
                 // Workers read such an event's body from the table: worth a metric.
@@ -187,7 +190,7 @@ impl Fanout {
                             None => event.id.clone(),
                         }),
                         event_type: event.event_type,
-                        group_id: queue.fifo.then(|| group_id(&event)),
+                        group_id: queue.fifo.then(|| group_id(event)),
                     },
                 });
             }
@@ -479,6 +482,75 @@ mod tests {
         assert_eq!(slim.data.message_id.as_deref(), Some("M-big"));
         let roomy = Queue::new("messages", "http://q/m.fifo", 1024 * 1024);
         assert!(body_for(&e, &roomy, &pointer).contains("xxxxx"));
+    }
+
+    /// What a later wahooks could store: a type and fields this version does not know.
+    fn from_a_later_version(e: &CloudEvent, filler: usize) -> String {
+        let mut doc: serde_json::Value = serde_json::from_str(&e.to_json()).expect("json");
+        doc["type"] = "whatsapp.message.scheduled".into();
+        doc["extension"] = "kept".into();
+        doc["data"]["hologram"] = serde_json::json!({"depth": 3, "filler": "y".repeat(filler)});
+        doc.to_string()
+    }
+
+    #[tokio::test]
+    async fn an_event_a_later_version_stored_is_published_as_stored() {
+        use base64::Engine;
+        let e = event("later", EventType::MessageReceived, "C", "{\"a\":1}");
+        let json = from_a_later_version(&e, 0);
+        let mut r = record(0, "INSERT", &e);
+        let body = base64::engine::general_purpose::STANDARD.encode(crate::store::compress(json.as_bytes()));
+        r["dynamodb"]["NewImage"]["body"] = serde_json::json!({ "B": body });
+        let p = MemoryPublisher::default();
+        let (response, stats) = fanout(&p).handle(&stream(vec![r])).await;
+        assert!(failures(&response).is_empty());
+        assert_eq!(stats.messages, 1);
+        let sent = p.sent();
+        // Routed as this version reads it (an unknown type: `unrouted`), carried as stored.
+        assert_eq!(sent[0].1.event_type, EventType::Unknown);
+        assert!(sent[0].0.contains("unrouted"), "{}", sent[0].0);
+        assert_eq!(sent[0].1.body, json, "byte for byte");
+    }
+
+    #[test]
+    fn a_slimmed_event_keeps_what_this_version_does_not_know() {
+        let e = event(
+            "later",
+            EventType::MessageReceived,
+            "C",
+            &format!("{{\"text\":\"{}\"}}", "x".repeat(5000)),
+        );
+        let pointer = StoredItemPointer {
+            table: "events".into(),
+            pk: crate::store::keys::event_pk(&e),
+            sk: crate::store::keys::event_sk(&e.id),
+        };
+        let small = Queue::new("messages", "http://q/m.fifo", 2048);
+        let stored = |filler: usize| {
+            let json = from_a_later_version(&e, filler);
+            StoredEvent {
+                event: serde_json::from_str(&json).expect("this version reads it"),
+                json,
+                pointer: pointer.clone(),
+            }
+        };
+        // Without raw, with the pointer: the later fields stay.
+        let slim: serde_json::Value = serde_json::from_str(&body_for_stored(&stored(0), &small)).expect("json");
+        assert!(slim["data"].get("raw").is_none());
+        assert_eq!(slim["data"]["stored_item"]["sk"], "E#later");
+        assert_eq!(slim["data"]["hologram"]["depth"], 3);
+        assert_eq!(
+            (slim["type"].as_str(), slim["extension"].as_str()),
+            (Some("whatsapp.message.scheduled"), Some("kept"))
+        );
+        // Still too large: only the ids and the pointer in `data`; the envelope as stored.
+        let bare_body = body_for_stored(&stored(4000), &small);
+        assert!(bare_body.len() <= 2048);
+        let bare: serde_json::Value = serde_json::from_str(&bare_body).expect("json");
+        let mut keys: Vec<&String> = bare["data"].as_object().expect("data").keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["message_id", "stored_item"]);
+        assert_eq!(bare["extension"], "kept");
     }
 
     #[test]
