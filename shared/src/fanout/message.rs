@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use serde_dynamo::AttributeValue;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::routing::Queue;
 use crate::event::{CloudEvent, EventType, StoredItemPointer};
@@ -94,50 +94,57 @@ pub fn event_from_image(image: &HashMap<String, AttributeValue>) -> Result<Optio
     }))
 }
 
-/// The message body for `queue` of an event built in memory (see [`body_for_stored`]).
-pub fn body_for(event: &CloudEvent, queue: &Queue, pointer: &StoredItemPointer) -> String {
-    body_of(&event.to_json(), event, queue, pointer)
-}
-
-/// The message body for `queue` of a stored event: its JSON as stored, or, when that is too
-/// large for the queue, the same JSON without `data.raw` and with a pointer to its item (and,
-/// if even that is too large, only the pointer and the ids a worker needs to fetch it). Fields
-/// this version does not know are kept in all three.
+/// The message body for `queue` of an event built in memory: the whole event, or, when that is
+/// too large for the queue, the event without `data.raw` and with a pointer to its item (and,
+/// if even that is too large, only the pointer and the ids a worker needs to fetch it).
 /// SQS refuses some characters in a body; escaped, the JSON reads back the same.
-pub fn body_for_stored(stored: &StoredEvent, queue: &Queue) -> String {
-    body_of(&stored.json, &stored.event, queue, &stored.pointer)
-}
-
-fn body_of(json: &str, event: &CloudEvent, queue: &Queue, pointer: &StoredItemPointer) -> String {
-    let room = queue
-        .max_bytes
-        .saturating_sub(attributes_size(&event.id, event.event_type));
-    let full = escape_body(json.to_owned());
+pub fn body_for(event: &CloudEvent, queue: &Queue, pointer: &StoredItemPointer) -> String {
+    let room = room_for(event, queue);
+    let full = escape_body(event.to_json());
     if full.len() <= room {
         return full;
     }
-    let Ok(mut doc) = serde_json::from_str::<Value>(json) else {
-        // Not reachable for a stored event (it was read from this JSON); the typed event then.
-        return body_for_typed(event, room, pointer);
-    };
-    let pointer_value = json!({"table": pointer.table, "pk": pointer.pk, "sk": pointer.sk});
-    let Some(data) = doc.get_mut("data").and_then(Value::as_object_mut) else {
-        return body_for_typed(event, room, pointer);
-    };
-    data.remove("raw");
-    data.insert("stored_item".to_owned(), pointer_value);
-    let body = escape_body(doc.to_string());
-    if body.len() <= room {
-        return body;
-    }
-    if let Some(data) = doc.get_mut("data").and_then(Value::as_object_mut) {
-        data.retain(|k, _| k == "message_id" || k == "stored_item");
-    }
-    escape_body(doc.to_string())
+    slim_event(event, room, pointer)
 }
 
-/// The slim and bare bodies built from the typed event.
-fn body_for_typed(event: &CloudEvent, room: usize, pointer: &StoredItemPointer) -> String {
+/// The message body for `queue` of a stored event, as [`body_for`] builds it but from the JSON
+/// as stored: fields this version does not know are kept, slimmed or not.
+pub fn body_for_stored(stored: &StoredEvent, queue: &Queue) -> String {
+    let room = room_for(&stored.event, queue);
+    let full = escape_body(stored.json.clone());
+    if full.len() <= room {
+        return full;
+    }
+    // The JSON was read as this event, so it is an object with a `data` object; the typed
+    // event stays the fallback all the same (a body SQS refuses would block its shard).
+    slim_json(&stored.json, room, &stored.pointer).unwrap_or_else(|| slim_event(&stored.event, room, &stored.pointer))
+}
+
+/// The bytes a body may take on `queue`, next to the event's attributes.
+fn room_for(event: &CloudEvent, queue: &Queue) -> usize {
+    queue
+        .max_bytes
+        .saturating_sub(attributes_size(&event.id, event.event_type))
+}
+
+/// The slim body, else the bare one, edited in the stored JSON.
+fn slim_json(json: &str, room: usize, pointer: &StoredItemPointer) -> Option<String> {
+    let mut doc: Value = serde_json::from_str(json).ok()?;
+    let data = doc.get_mut("data")?.as_object_mut()?;
+    data.remove("raw");
+    data.insert("stored_item".to_owned(), serde_json::to_value(pointer).ok()?);
+    let body = escape_body(doc.to_string());
+    if body.len() <= room {
+        return Some(body);
+    }
+    doc.get_mut("data")?
+        .as_object_mut()?
+        .retain(|k, _| k == "message_id" || k == "stored_item");
+    Some(escape_body(doc.to_string()))
+}
+
+/// The slim body, else the bare one, built from the typed event.
+fn slim_event(event: &CloudEvent, room: usize, pointer: &StoredItemPointer) -> String {
     let mut slim = event.clone();
     slim.data.raw = None;
     slim.data.stored_item = Some(pointer.clone());
