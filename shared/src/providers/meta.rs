@@ -216,7 +216,6 @@ fn message(
     parties(&mut data, c, m, echo);
     data.error = first_error(m).or(change_error);
     let event_type = what_it_says(&mut data, &wire, m, echo);
-    let subject = data.chat.as_ref().map(|c| c.id.clone());
     let natural = [
         data.participant.as_deref().unwrap_or("-"),
         &wire,
@@ -224,9 +223,24 @@ fn message(
         &str_of(&m["reaction"], "emoji").unwrap_or_default(),
     ]
     .join("\u{1f}");
+    about_a_message(ctx, c, m, event_type, &natural, data)
+}
+
+/// The event of `v`, a message or a status in change `c`, about the message `data` names:
+/// keyed on that message's id and `natural` (what tells two events about one message apart),
+/// or, without an id, on `v` itself; its subject is the chat.
+fn about_a_message(
+    ctx: &ParseContext<'_>,
+    c: &Change<'_, '_>,
+    v: &Json<'_>,
+    event_type: EventType,
+    natural: &str,
+    data: EventData,
+) -> CloudEvent {
+    let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = match &data.message_id {
         Some(id) => format!("{id}\u{1f}{natural}"),
-        None => without_natural_key(ctx, format!("{natural}\u{1f}{}", super::fingerprint_without(m, &[]))),
+        None => without_natural_key(ctx, format!("{natural}\u{1f}{}", super::fingerprint_without(v, &[]))),
     };
     super::event(
         ctx,
@@ -234,7 +248,7 @@ fn message(
         event_type,
         subject,
         &key,
-        time_of(ctx, m, c.entry_time),
+        time_of(ctx, v, c.entry_time),
         data,
     )
 }
@@ -522,21 +536,8 @@ fn status(ctx: &ParseContext<'_>, body: &Body<'_>, c: &Change<'_, '_>, s: &Json<
         .filter_map(|k| Some(((*k).to_owned(), s.get(k)?.to_value())))
         .collect();
     data.parameters = (!extras.is_empty()).then_some(Value::Object(extras));
-    let subject = data.chat.as_ref().map(|c| c.id.clone());
     let natural = [&word, data.participant.as_deref().unwrap_or("-")].join("\u{1f}");
-    let key = match &data.message_id {
-        Some(id) => format!("{id}\u{1f}{natural}"),
-        None => without_natural_key(ctx, format!("{natural}\u{1f}{}", super::fingerprint_without(s, &[]))),
-    };
-    super::event(
-        ctx,
-        &c.instance,
-        EventType::MessageStatus,
-        subject,
-        &key,
-        time_of(ctx, s, c.entry_time),
-        data,
-    )
+    about_a_message(ctx, c, s, EventType::MessageStatus, &natural, data)
 }
 
 /// A notification (or template update, or unknown field): its name (the field's) and the item's
