@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
+use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_sdk_dynamodb::types::AttributeValue;
 use wahooks::fanout::SqsPublisher;
 use wahooks::EventType;
@@ -137,7 +137,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<bool> {
     let mut messages = 0;
     for chunk in items.chunks(100) {
         // The same records the stream would deliver for these items.
-        let mut records: Vec<EventRecord> = chunk
+        let records: Vec<EventRecord> = chunk
             .iter()
             .enumerate()
             .map(|(i, item)| {
@@ -148,27 +148,11 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<bool> {
                 r
             })
             .collect();
-        for attempt in 0..3 {
-            let mut event = StreamEvent::default();
-            event.records = std::mem::take(&mut records);
-            let (response, stats) = fanout.handle(&event).await;
-            messages += stats.messages;
-            let retry: std::collections::HashSet<String> = response
-                .batch_item_failures
-                .iter()
-                .filter_map(|f| f.item_identifier.clone())
-                .collect();
-            records = event
-                .records
-                .into_iter()
-                .filter(|r| r.change.sequence_number.as_ref().is_some_and(|s| retry.contains(s)))
-                .collect();
-            if records.is_empty() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(500 * (attempt + 1))).await;
-        }
-        failed += records.len();
+        let (refused, sent) = fanout
+            .handle_retrying(records, 3, std::time::Duration::from_millis(500))
+            .await;
+        messages += sent;
+        failed += refused.len();
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();

@@ -771,7 +771,8 @@ impl Recovery {
             .collect();
         let total = fresh.len();
         let keys: Vec<String> = fresh.iter().map(record_key).collect();
-        let refused = self.publish(fresh, fanout).await;
+        let (refused, messages) = fanout.handle_retrying(fresh, 5, Duration::from_millis(300)).await;
+        self.done.messages += messages;
         self.done.records += total - refused.len();
         let still: HashSet<String> = refused.iter().map(record_key).collect();
         self.published.extend(keys.into_iter().filter(|k| !still.contains(k)));
@@ -800,32 +801,6 @@ impl Recovery {
             }
         }
         read
-    }
-
-    /// Hand `records` to `fanout`, retrying the ones it reports failed a few times; returns the
-    /// ones still refused.
-    async fn publish(&mut self, mut pending: Vec<EventRecord>, fanout: &Fanout) -> Vec<EventRecord> {
-        for attempt in 0..5 {
-            let mut event = StreamEvent::default();
-            event.records = std::mem::take(&mut pending);
-            let (response, stats) = fanout.handle(&event).await;
-            self.done.messages += stats.messages;
-            let failed: HashSet<String> = response
-                .batch_item_failures
-                .iter()
-                .filter_map(|f| f.item_identifier.clone())
-                .collect();
-            pending = event
-                .records
-                .into_iter()
-                .filter(|r| r.change.sequence_number.as_ref().is_some_and(|s| failed.contains(s)))
-                .collect();
-            if pending.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(300 * (attempt + 1))).await;
-        }
-        pending
     }
 
     async fn delete(&self, handle: Option<&str>) -> Result<(), RecoverError> {

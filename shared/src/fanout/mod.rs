@@ -142,6 +142,40 @@ impl Fanout {
         (response, stats)
     }
 
+    /// Handle `records` as one batch, then again only the ones reported failed, for up to
+    /// `attempts` rounds, waiting `backoff`, 2 × `backoff`, … between them: what a caller
+    /// without Lambda's retries (`replay`, `recover`) does. Returns the records still refused
+    /// and the messages sent.
+    pub async fn handle_retrying(
+        &self,
+        mut records: Vec<EventRecord>,
+        attempts: u32,
+        backoff: std::time::Duration,
+    ) -> (Vec<EventRecord>, usize) {
+        let mut messages = 0;
+        for attempt in 1..=attempts {
+            let mut event = StreamEvent::default();
+            event.records = std::mem::take(&mut records);
+            let (response, stats) = self.handle(&event).await;
+            messages += stats.messages;
+            let failed: HashSet<String> = response
+                .batch_item_failures
+                .into_iter()
+                .filter_map(|f| f.item_identifier)
+                .collect();
+            records = event
+                .records
+                .into_iter()
+                .filter(|r| r.change.sequence_number.as_ref().is_some_and(|s| failed.contains(s)))
+                .collect();
+            if records.is_empty() || attempt == attempts {
+                break;
+            }
+            tokio::time::sleep(backoff * attempt).await;
+        }
+        (records, messages)
+    }
+
     /// Queue the messages of one record; `Ok(false)` when the record is not a new event.
     fn messages_for(
         &self,
