@@ -145,10 +145,7 @@ impl StreamDriver {
             dynamo: aws_sdk_dynamodb::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
             table: table.into(),
-            region: sdk
-                .region()
-                .map(|r| r.to_string())
-                .unwrap_or_else(|| "us-east-1".into()),
+            region: region_of(sdk),
             stream_arn: None,
             settings: MappingSettings::DEPLOYED,
             on_failure: None,
@@ -474,6 +471,13 @@ fn first_failed(event: &StreamEvent, response: &DynamoDbEventResponse) -> Option
         .min()
 }
 
+/// The region records name (the SDK's, else the stand-in's default).
+fn region_of(sdk: &aws_config::SdkConfig) -> String {
+    sdk.region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".into())
+}
+
 /// Marks a local shard in a shard id: `<stand-in shard>#local-<k>of<n>`.
 const LOCAL_SHARD_MARK: &str = "#local-";
 
@@ -672,10 +676,7 @@ pub async fn recover(
     let mut recovery = Recovery {
         sqs: aws_sdk_sqs::Client::new(sdk),
         streams: aws_sdk_dynamodbstreams::Client::new(sdk),
-        region: sdk
-            .region()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "us-east-1".into()),
+        region: region_of(sdk),
         url: failures_url.to_owned(),
         done: Recovered::default(),
         seen: HashSet::new(),
