@@ -24,6 +24,8 @@ fn config() -> Config {
         retention_days: 30,
         queues: Vec::new(),
         routes: String::new(),
+        body_bucket: None,
+        parked_url: None,
     }
 }
 

@@ -34,6 +34,8 @@ async fn stack(moto: &Moto) -> LocalStack {
         retention_days: 30,
         queues: Vec::new(),
         routes: String::new(),
+        body_bucket: None,
+        parked_url: None,
     };
     LocalStack::provision(moto.sdk().await, config, "hostile")
         .await

@@ -83,6 +83,8 @@ async fn receivers_and_fanout_run_on_what_the_template_creates() {
         retention_days: 30,
         queues,
         routes: String::new(),
+        body_bucket: None,
+        parked_url: None,
     };
     let local = LocalStack::connect(moto.sdk().await, config.clone())
         .await

@@ -65,6 +65,8 @@ async fn published() -> Published {
         retention_days: 30,
         queues: Vec::new(),
         routes: String::new(),
+        body_bucket: None,
+        parked_url: None,
     };
     let base = LocalStack::provision(moto.sdk().await, config, "wahooks")
         .await

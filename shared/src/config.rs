@@ -56,6 +56,12 @@ pub struct Config {
     /// `WAHOOKS_ROUTES`: overrides of the default routing, e.g.
     /// `message.received=messages+audit,chat.presence=unrouted`.
     pub routes: String,
+    /// `WAHOOKS_BODY_BUCKET`: the claim-check bucket (bodies too large for a DynamoDB item;
+    /// quarantined bodies too large for the table). Without it such bodies are refused (413).
+    pub body_bucket: Option<String>,
+    /// `WAHOOKS_PARKED_URL`: the queue of stream records the fanout can never publish (without
+    /// it such a record is retried like any failure).
+    pub parked_url: Option<String>,
 }
 
 impl Config {
@@ -75,6 +81,8 @@ impl Config {
                 .unwrap_or(DEFAULT_RETENTION_DAYS),
             queues: queues_from(std::env::vars()),
             routes: var("WAHOOKS_ROUTES", ""),
+            body_bucket: Some(var("WAHOOKS_BODY_BUCKET", "")).filter(|b| !b.is_empty()),
+            parked_url: Some(var("WAHOOKS_PARKED_URL", "")).filter(|u| !u.is_empty()),
         }
     }
 }

@@ -674,10 +674,17 @@ pub struct EventData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<EventError>,
     /// The provider's JSON, untouched (insignificant whitespace removed, nothing else).
-    /// Absent only when a queue message was too large to carry it (see `stored_item`).
+    /// Absent when it is stored once for several events or is too large to travel with the event
+    /// (then `raw_pointer` says where it is), or when a queue message was too large to carry it
+    /// (then `stored_item` points at the whole event).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "json-schema", schemars(with = "Option<serde_json::Value>"))]
     pub raw: Option<Arc<RawValue>>,
+    /// Where `raw` is kept when the event does not carry it: a webhook's body is stored once,
+    /// whatever the number of events it holds, and a body too large for a DynamoDB item is kept
+    /// in S3 (docs/events.md, `raw`). Since schema 1.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_pointer: Option<RawPointer>,
     /// Where the full event is stored, when `raw` was left out to fit a queue message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_item: Option<StoredItemPointer>,
@@ -701,9 +708,39 @@ impl EventData {
             parameters: None,
             error: None,
             raw: Some(raw),
+            raw_pointer: None,
             stored_item: None,
         }
     }
+}
+
+/// Where an event's `raw` is kept when the event does not carry it: in a body item of the
+/// events table (`table`, `pk`, `sk`; its `body` attribute is the JSON, zstd-compressed) or in an
+/// S3 object (`bucket`, `key`; the object is the JSON as is). Either way the text is exactly what
+/// `data.raw` would hold: check it against `sha256` before use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
+pub struct RawPointer {
+    /// SHA-256 of the raw JSON text (64 hex digits): the body's name wherever it is kept.
+    #[cfg_attr(feature = "json-schema", schemars(regex(pattern = "^[0-9a-f]{64}$")))]
+    pub sha256: String,
+    /// Its length in bytes.
+    pub bytes: u64,
+    /// The events table, when the body is a body item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// The body item's partition key (`B#<sha256>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pk: Option<String>,
+    /// The body item's sort key (`B`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sk: Option<String>,
+    /// The S3 bucket, when the body is an object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// The object's key (`bodies/<sha256>.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// Where an event lives in DynamoDB (sent instead of `raw` when a queue message would be too big).
@@ -720,7 +757,7 @@ pub struct StoredItemPointer {
 
 /// The URI of the schema events of this version follow (`dataschema`): `schema/wahooks-event.schema.json`'s
 /// `$id`. Its last part is the schema's `major.minor` version.
-pub const DATASCHEMA: &str = "urn:wahooks:schema:event:1.0";
+pub const DATASCHEMA: &str = "urn:wahooks:schema:event:1.1";
 
 /// One canonical event, serialised as a CloudEvents 1.0 structured JSON document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -793,6 +830,14 @@ impl CloudEvent {
         mut data: EventData,
     ) -> Self {
         data.status_rank = data.status.map(MessageStatus::rank);
+        // Provider strings that reach the envelope, the keys or the FIFO group are bounded (the
+        // originals stay in `raw`): a queue message without `raw` then always fits its queue.
+        let instance = bounded_text(instance);
+        let subject = subject.map(bounded_owned);
+        data.message_id = data.message_id.map(bounded_owned);
+        if let Some(chat) = data.chat.as_mut() {
+            chat.id = bounded_owned(std::mem::take(&mut chat.id));
+        }
         CloudEvent {
             specversion: "1.0".to_owned(),
             id,
@@ -803,7 +848,7 @@ impl CloudEvent {
             datacontenttype: "application/json".to_owned(),
             dataschema: DATASCHEMA.to_owned(),
             provider,
-            instance: instance.to_owned(),
+            instance: instance.into_owned(),
             endpoint: endpoint.to_owned(),
             receivedat: rfc3339_ms(received_at),
             data,
@@ -842,6 +887,31 @@ impl CloudEvent {
     pub fn to_json(&self) -> String {
         // Serialising these types cannot fail: every map key is a string.
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The longest provider string kept verbatim in the envelope (`instance`, `source`, `subject`),
+/// `data.message_id` and `data.chat.id`, in bytes. Real ones are far shorter (a JID is ~30
+/// bytes, a Meta message id ~60, a WAHA serialized id ~100); a longer one is replaced by
+/// [`bounded_text`]'s digest form and stays whole only in `raw`.
+pub const MAX_ENVELOPE_TEXT: usize = 256;
+
+/// `text` itself when it is at most [`MAX_ENVELOPE_TEXT`] bytes, else `~` and 64 hex digits of
+/// its SHA-256: the same text always gets the same form, so ids, keys and FIFO groups built
+/// from it stay stable.
+pub fn bounded_text(text: &str) -> std::borrow::Cow<'_, str> {
+    use sha2::Digest;
+    if text.len() <= MAX_ENVELOPE_TEXT {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(format!("~{}", hex::encode(sha2::Sha256::digest(text.as_bytes()))))
+    }
+}
+
+fn bounded_owned(text: String) -> String {
+    match bounded_text(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(digest) => digest,
     }
 }
 
@@ -896,6 +966,39 @@ pub fn from_epoch_guess(value: i64) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_provider_strings_reach_the_envelope_as_a_digest() {
+        let long = "A".repeat(600_000);
+        let mut data = EventData::new(Arc::from(RawValue::from_string("{}".to_owned()).expect("json")));
+        data.message_id = Some(long.clone());
+        data.chat = Some(Chat {
+            id: long.clone(),
+            kind: ChatKind::Direct,
+            lid: None,
+        });
+        let e = CloudEvent::new(
+            "0".repeat(32),
+            Provider::Zapi,
+            &long,
+            EventType::MessageReceived,
+            Some(long.clone()),
+            Utc::now(),
+            "ep",
+            Utc::now(),
+            data,
+        );
+        let digest = bounded_text(&long).into_owned();
+        assert_eq!(digest.len(), 65);
+        assert!(digest.starts_with('~'));
+        assert_eq!(e.instance, digest);
+        assert_eq!(e.subject.as_deref(), Some(digest.as_str()));
+        assert_eq!(e.data.message_id.as_deref(), Some(digest.as_str()));
+        assert_eq!(e.data.chat.as_ref().map(|c| c.id.as_str()), Some(digest.as_str()));
+        assert!(e.to_json().len() < 2_000, "{}", e.to_json().len());
+        assert_eq!(bounded_text("5511999999999"), "5511999999999");
+        assert_eq!(bounded_text(&"é".repeat(128)).len(), 256, "at the limit: kept");
+    }
 
     #[test]
     fn rfc3339_has_milliseconds_and_z() {

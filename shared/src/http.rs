@@ -15,7 +15,7 @@ use crate::event::CloudEvent;
 use crate::event::Route;
 use crate::providers::{parse, DecodeError, ParseContext};
 use crate::registry::{plausible_token, EndpointRegistry};
-use crate::store::{EventStore, PutOutcome, Quarantined, StoreError};
+use crate::store::{EventStore, PutOutcome, Quarantined, StoreError, MAX_EVENTS_PER_WEBHOOK};
 
 /// Everything a request can end in besides success, mapped to a status in [`Failure::status`].
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,16 @@ pub enum Failure {
     /// Our storage is down, throttled or too slow: the provider should retry.
     #[error("temporarily unavailable, retry later")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Authenticated and decoded, but over a documented limit (more events than
+    /// [`MAX_EVENTS_PER_WEBHOOK`], or an event too large for an item even without its body):
+    /// the body was kept in quarantine (413, with `code`).
+    #[error("{why}; the body was kept in quarantine")]
+    Kept {
+        /// `too_many_events` or `too_large`.
+        code: &'static str,
+        /// What was over which limit.
+        why: String,
+    },
     /// Authenticated and decoded, but DynamoDB refuses to store it: retrying cannot help, so the
     /// body is quarantined and the caller told why (422).
     #[error("the event cannot be stored: {0}; the body was kept in quarantine")]
@@ -55,7 +65,7 @@ impl Failure {
             Failure::NotFound => 404,
             Failure::Unauthorized(AuthError::WrongVerifyToken) => 403,
             Failure::Unauthorized(_) => 401,
-            Failure::Body(BodyError::TooLarge { .. }) | Failure::TooLargeItem(_) => 413,
+            Failure::Body(BodyError::TooLarge { .. }) | Failure::TooLargeItem(_) | Failure::Kept { .. } => 413,
             Failure::Body(BodyError::UnsupportedEncoding(_)) => 415,
             Failure::BadRequest(_) | Failure::Body(BodyError::BadGzip(_)) => 400,
             Failure::Unavailable(_) => 503,
@@ -70,6 +80,7 @@ impl Failure {
             Failure::NotFound => "not_found",
             Failure::Unauthorized(e) => e.code(),
             Failure::Body(BodyError::TooLarge { .. }) | Failure::TooLargeItem(_) => "too_large",
+            Failure::Kept { code, .. } => code,
             Failure::Body(BodyError::UnsupportedEncoding(_)) => "unsupported_encoding",
             Failure::BadRequest(e) => e.code(),
             Failure::Body(BodyError::BadGzip(_)) => "bad_body",
@@ -180,6 +191,11 @@ pub fn misrouted_metric(route: Route, event_type: crate::EventType, now_ms: i64)
 /// these dimensions. Printed to stdout in Lambda, CloudWatch turns it into a metric without an
 /// API call (the dashboard and alarms of `infra/` read them).
 pub fn emf_count(metric: &str, dimensions: &[(&str, &str)], now_ms: i64) -> String {
+    emf_counted(metric, dimensions, 1, now_ms)
+}
+
+/// [`emf_count`] with a count of `n`.
+pub fn emf_counted(metric: &str, dimensions: &[(&str, &str)], n: u64, now_ms: i64) -> String {
     let mut doc = serde_json::json!({
         "_aws": {
             "Timestamp": now_ms,
@@ -194,7 +210,7 @@ pub fn emf_count(metric: &str, dimensions: &[(&str, &str)], now_ms: i64) -> Stri
         for (k, v) in dimensions {
             map.insert((*k).to_owned(), serde_json::Value::String((*v).to_owned()));
         }
-        map.insert(metric.to_owned(), serde_json::json!(1));
+        map.insert(metric.to_owned(), serde_json::json!(n));
     }
     doc.to_string()
 }
@@ -260,6 +276,16 @@ impl Receiver {
                 return Err(Failure::BadRequest(decode));
             }
         };
+        if events.len() > MAX_EVENTS_PER_WEBHOOK {
+            // Wider than any provider sends: keep it whole, say so, never time out on it.
+            let why = format!(
+                "the body holds {} events, over the {MAX_EVENTS_PER_WEBHOOK} a webhook may carry",
+                events.len()
+            );
+            return Err(self
+                .keep(&endpoint, route, &verified, "too_many_events", why, now, deadline)
+                .await);
+        }
         self.warn_misrouted(&endpoint, route, &events);
         // State events (presence, untimed connection changes) get their id from the store.
         tokio::time::timeout_at(
@@ -280,9 +306,41 @@ impl Receiver {
                 tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, reason = %why, "unstorable body quarantined");
                 return Err(Failure::Unstorable(why));
             }
+            Err(e @ StoreError::TooLarge { .. }) => {
+                let why = crate::error_chain(&e);
+                return Err(self
+                    .keep(&endpoint, route, &verified, "too_large", why, now, deadline)
+                    .await);
+            }
             Err(e) => return Err(e.into()),
         };
         Ok(answer(&endpoint, &events, &outcomes, now))
+    }
+
+    /// Quarantine an authentic body refused for its size or width: the failure says it was kept,
+    /// or, when even the quarantine cannot take it, why not.
+    #[allow(clippy::too_many_arguments)]
+    async fn keep(
+        &self,
+        endpoint: &Endpoint,
+        route: Route,
+        verified: &Verified<'_>,
+        code: &'static str,
+        why: String,
+        now: DateTime<Utc>,
+        deadline: tokio::time::Instant,
+    ) -> Failure {
+        match self.quarantine(endpoint, route, verified, &why, now, deadline).await {
+            Ok(()) => {
+                tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, code, reason = %why, "body quarantined");
+                Failure::Kept { code, why }
+            }
+            Err(Failure::Unavailable(cause)) => Failure::Unavailable(cause),
+            Err(other) => {
+                tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, code, reason = %why, "body refused and not kept");
+                other
+            }
+        }
     }
 
     /// Step 1: the enabled endpoint of the request's URL token (404 for anything else).
@@ -406,6 +464,9 @@ pub fn parse_verified(
 /// The last step: log and count each event's outcome, and the 200 naming them.
 fn answer(endpoint: &Endpoint, events: &[CloudEvent], outcomes: &[PutOutcome], now: DateTime<Utc>) -> Response<Body> {
     let (mut accepted, mut duplicates) = (Vec::new(), Vec::new());
+    // One metric line per (outcome, type), with its count: a wide webhook is a few lines, not
+    // one per event.
+    let mut counts: Vec<(&'static str, crate::EventType, u64)> = Vec::new();
     for (e, outcome) in events.iter().zip(outcomes) {
         tracing::info!(
             endpoint = %endpoint.id,
@@ -419,20 +480,24 @@ fn answer(endpoint: &Endpoint, events: &[CloudEvent], outcomes: &[PutOutcome], n
             PutOutcome::Stored => "EventsStored",
             PutOutcome::Duplicate => "DuplicateEvents",
         };
-        emit_metric(|| {
-            emf_count(
-                metric,
-                &[
-                    ("Provider", endpoint.provider.as_str()),
-                    ("Type", e.event_type.as_str()),
-                ],
-                now.timestamp_millis(),
-            )
-        });
+        match counts.iter_mut().find(|(m, t, _)| *m == metric && *t == e.event_type) {
+            Some((_, _, n)) => *n += 1,
+            None => counts.push((metric, e.event_type, 1)),
+        }
         match outcome {
             PutOutcome::Stored => accepted.push(e.id.clone()),
             PutOutcome::Duplicate => duplicates.push(e.id.clone()),
         }
+    }
+    for (metric, event_type, n) in counts {
+        emit_metric(|| {
+            emf_counted(
+                metric,
+                &[("Provider", endpoint.provider.as_str()), ("Type", event_type.as_str())],
+                n,
+                now.timestamp_millis(),
+            )
+        });
     }
     json_response(200, &json!({ "accepted": accepted, "duplicates": duplicates }))
 }

@@ -10,6 +10,7 @@ use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::LambdaEvent;
 
+use crate::bucket::{s3_client, S3Bucket};
 use crate::config::{init_tracing, lambda_sdk_config_from_env, Config};
 use crate::event::Route;
 use crate::fanout::{Fanout, Queue, Routing, RoutingError, SqsPublisher};
@@ -22,7 +23,10 @@ pub async fn receiver_from_env() -> Receiver {
     let config = Config::from_env();
     let sdk = lambda_sdk_config_from_env();
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let store = DynamoEventStore::new(dynamo.clone(), &config.events_table, config.retention_days);
+    let mut store = DynamoEventStore::new(dynamo.clone(), &config.events_table, config.retention_days);
+    if let Some(bucket) = &config.body_bucket {
+        store = store.with_bucket(Arc::new(S3Bucket::new(s3_client(&sdk), bucket)));
+    }
     let registry = DynamoRegistry::new(dynamo, &config.endpoints_table);
     // Open the connection (DNS + TLS) during init, so the first request doesn't pay for it.
     registry.warm_up().await;
@@ -84,7 +88,11 @@ pub async fn fanout_through(
         queues.push(Queue::new(name, url, max));
     }
     let routing = Routing::new(queues, &routes)?;
-    Ok(Fanout::new(routing, publisher, &config.events_table))
+    let fanout = Fanout::new(routing, publisher, &config.events_table);
+    Ok(match &config.parked_url {
+        Some(url) => fanout.parking_to(url),
+        None => fanout,
+    })
 }
 
 /// Run the fanout Lambda (DynamoDB stream → SQS, partial batch failures reported).

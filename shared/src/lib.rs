@@ -9,7 +9,9 @@
 //! - [`endpoint`]: endpoints, schemes and their (wrapped) secrets;
 //! - [`auth`]: where a request is authenticated (every scheme, constant-time, clock injected);
 //! - [`registry`]: where endpoints are looked up (hash of the URL token, cached);
-//! - [`store`]: where an event is stored (DynamoDB conditional puts);
+//! - [`store`]: where an event is stored (DynamoDB conditional puts; the claim check that keeps
+//!   each body once);
+//! - [`bucket`]: the claim-check bucket (S3) for bodies too large for an item;
 //! - [`sqs_rules`]: SQS's documented limits (ids, bodies, batches), enforced before every send;
 //! - [`fanout`]: where an event is published (the stream → SQS outbox, routing, batching);
 //! - [`http`]: the receiver pipeline and the one mapping of errors to statuses;
@@ -22,6 +24,8 @@
 
 pub mod auth;
 pub mod bounded;
+#[cfg(feature = "aws")]
+pub mod bucket;
 #[cfg(feature = "aws")]
 pub mod config;
 pub mod endpoint;

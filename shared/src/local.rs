@@ -8,11 +8,15 @@ use std::sync::Arc;
 use base64::Engine;
 use lambda_http::Request;
 
+use crate::bucket::{s3_client, S3Bucket};
 use crate::config::Config;
 use crate::fanout::{Fanout, SqsPublisher};
 use crate::http::Receiver;
 use crate::registry::DynamoRegistry;
-use crate::schema::{create_endpoints_table, create_events_table, create_failures_queue, create_queues};
+use crate::schema::{
+    create_bucket, create_endpoints_table, create_events_table, create_failures_queue, create_parked_queue,
+    create_queues, local_bucket_name,
+};
 use crate::store::DynamoEventStore;
 use crate::stream_driver::StreamDriver;
 
@@ -64,6 +68,14 @@ impl LocalStack {
         }
         config.queues = queues;
         let failures_url = create_failures_queue(&sqs, queue_prefix).await?;
+        if config.parked_url.is_none() {
+            config.parked_url = Some(create_parked_queue(&sqs, queue_prefix).await?);
+        }
+        if config.body_bucket.is_none() {
+            let bucket = local_bucket_name(queue_prefix);
+            create_bucket(&crate::bucket::s3_client(&sdk), &bucket).await?;
+            config.body_bucket = Some(bucket);
+        }
         let mut stack = Self::connect(sdk, config).await?;
         stack.failures_url = Some(failures_url);
         Ok(stack)
@@ -74,7 +86,10 @@ impl LocalStack {
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let registry = DynamoRegistry::new(dynamo.clone(), &config.endpoints_table);
-        let store = DynamoEventStore::new(dynamo.clone(), &config.events_table, config.retention_days);
+        let mut store = DynamoEventStore::new(dynamo.clone(), &config.events_table, config.retention_days);
+        if let Some(bucket) = &config.body_bucket {
+            store = store.with_bucket(Arc::new(S3Bucket::new(s3_client(&sdk), bucket)));
+        }
         let receiver = Receiver::new(Arc::new(registry.clone()), Arc::new(store));
         let fanout = crate::lambda::fanout_with(&config, SqsPublisher::new(sqs.clone())).await?;
         Ok(LocalStack {

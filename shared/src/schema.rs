@@ -120,3 +120,38 @@ pub async fn create_failures_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> R
         .await?;
     Ok(out.queue_url().unwrap_or_default().to_owned())
 }
+
+/// Create the queue of stream records the fanout can never publish (`<prefix>-parked`, standard,
+/// 14 days, as `infra/template.yaml`'s `ParkedRecordsQueue`); returns its URL.
+pub async fn create_parked_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<String, aws_sdk_sqs::Error> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-parked"))
+        .attributes(A::MessageRetentionPeriod, "1209600")
+        .send()
+        .await?;
+    Ok(out.queue_url().unwrap_or_default().to_owned())
+}
+
+/// The claim-check bucket's name for a local stack of `prefix`: `<prefix>-bodies`, made a valid
+/// S3 bucket name (3-63 lower-case letters, digits and hyphens).
+pub fn local_bucket_name(prefix: &str) -> String {
+    let mut name: String = format!("{prefix}-bodies")
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    name.truncate(63);
+    name.trim_matches('-').to_owned()
+}
+
+/// Create the claim-check bucket (unless it exists), as `infra/template.yaml`'s `BodyBucket`
+/// (the template adds its policies and lifecycle).
+pub async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<(), aws_sdk_s3::Error> {
+    if s3.head_bucket().bucket(name).send().await.is_ok() {
+        return Ok(());
+    }
+    s3.create_bucket().bucket(name).send().await?;
+    Ok(())
+}

@@ -24,7 +24,10 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 
-use crate::event::{CloudEvent, StateChange};
+use serde_json::value::RawValue;
+
+use crate::bucket::BodyBucket;
+use crate::event::{CloudEvent, RawPointer, StateChange};
 
 /// DynamoDB's item size limit.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
@@ -84,6 +87,15 @@ pub mod keys {
         format!("M#{}#{}#{}", part(provider), part(instance), part(message_id))
     }
 
+    /// A body item's partition key: `B#<sha256 of the raw JSON>` (a webhook's body kept once for
+    /// several events, or for an event too large to carry it; see [`super::place`]).
+    pub fn body_pk(sha256_hex: &str) -> String {
+        format!("B#{sha256_hex}")
+    }
+
+    /// A body item's sort key.
+    pub const BODY_SK: &str = "B";
+
     /// A quarantined body's partition key: `Q#<sha256 of the body>`.
     pub fn quarantine_pk(sha256_hex: &str) -> String {
         format!("Q#{sha256_hex}")
@@ -120,6 +132,15 @@ pub enum StoreError {
     /// DynamoDB refused the item itself (a `ValidationException`): retrying can never succeed.
     #[error("DynamoDB refused the event: {0}")]
     Rejected(String),
+}
+
+impl From<crate::bucket::BucketError> for StoreError {
+    fn from(e: crate::bucket::BucketError) -> Self {
+        match e {
+            crate::bucket::BucketError::Refused(why) => StoreError::Rejected(why),
+            crate::bucket::BucketError::Unavailable(cause) => StoreError::Unavailable(cause),
+        }
+    }
 }
 
 impl StoreError {
@@ -188,9 +209,7 @@ pub struct Quarantined {
 /// in-memory one checks sizes exactly as the real one.
 pub fn event_item(ev: &CloudEvent, retention_days: i64) -> HashMap<String, AttributeValue> {
     let time_ms = ev.time_ms();
-    let received_ms = chrono::DateTime::parse_from_rfc3339(&ev.receivedat)
-        .map(|t| t.timestamp_millis())
-        .unwrap_or(time_ms);
+    let received_ms = received_ms(ev);
     let expires_at = received_ms / 1000 + retention_days * 86_400;
     let s = |v: String| AttributeValue::S(v);
     let mut item = HashMap::from([
@@ -212,6 +231,156 @@ pub fn event_item(ev: &CloudEvent, retention_days: i64) -> HashMap<String, Attri
         item.insert("gsi1sk".to_owned(), s(format!("{time_ms:013}#{}", ev.id)));
     }
     item
+}
+
+/// Where a webhook's events keep its body: which bodies to write first, then each event's item.
+/// The claim check (docs/receiving.md, "Storage"): a body is stored once, whatever the number of
+/// events it carries.
+/// - One event whose item fits (the common case): `data.raw` stays in the event's item, as
+///   before; nothing else is written.
+/// - Several events sharing a body, or one event too large for an item with its body: the body
+///   is written once, as a body item of the table (`B#<sha256>`, zstd) when it fits one, else as
+///   an object in the bucket (`bodies/<sha256>.json`); each event carries `data.raw_pointer`
+///   instead of `data.raw`.
+/// - An event still over DynamoDB's item limit without its body (normalised fields of hundreds
+///   of KB, compressed) cannot be stored: [`StoreError::TooLarge`], and the caller quarantines
+///   the body.
+#[derive(Debug, Default)]
+pub struct Placed {
+    /// Bodies to write before the events that point at them.
+    pub bodies: Vec<KeptBody>,
+    /// The events' items, in the events' order.
+    pub items: Vec<Item>,
+}
+
+/// A body kept apart from its events.
+#[derive(Debug)]
+pub enum KeptBody {
+    /// A body item of the events table.
+    Item(Item),
+    /// An object for the bucket: its key and bytes (the raw JSON, as `data.raw` would hold it).
+    Object {
+        /// `bodies/<sha256>.json`.
+        key: String,
+        /// The JSON.
+        bytes: Vec<u8>,
+    },
+}
+
+/// Where the store may keep bodies: the events table, and the bucket when there is one.
+#[derive(Debug, Clone, Copy)]
+pub struct Places<'a> {
+    /// The events table (named in pointers).
+    pub table: &'a str,
+    /// The claim-check bucket, if configured.
+    pub bucket: Option<&'a str>,
+    /// Retention of items (their TTL).
+    pub retention_days: i64,
+}
+
+/// Plan the writes of a webhook's events ([`Placed`]). CPU and memory grow with the body plus
+/// the events, never the body times the events: a shared body is serialised and compressed once.
+pub fn place(events: &[CloudEvent], places: Places<'_>) -> Result<Placed, StoreError> {
+    // How many events share each body (the adapters give a webhook's events one `Arc`).
+    let mut sharing: HashMap<*const RawValue, usize> = HashMap::new();
+    for raw in events.iter().filter_map(|e| e.data.raw.as_ref()) {
+        *sharing.entry(Arc::as_ptr(raw)).or_default() += 1;
+    }
+    let mut placed = Placed::default();
+    let mut kept: HashMap<*const RawValue, RawPointer> = HashMap::new();
+    for e in events {
+        let item = match &e.data.raw {
+            Some(raw) => {
+                let ptr = Arc::as_ptr(raw);
+                let inline = if sharing.get(&ptr).copied().unwrap_or(0) > 1 {
+                    None
+                } else {
+                    Some(event_item(e, places.retention_days)).filter(|i| item_size(i) <= MAX_ITEM_BYTES)
+                };
+                match inline {
+                    Some(item) => item,
+                    None => {
+                        let pointer = match kept.get(&ptr) {
+                            Some(p) => p.clone(),
+                            None => {
+                                let p = keep_body(raw, e, places, &mut placed.bodies)?;
+                                kept.insert(ptr, p.clone());
+                                p
+                            }
+                        };
+                        let mut pointed = e.clone();
+                        pointed.data.raw = None;
+                        pointed.data.raw_pointer = Some(pointer);
+                        event_item(&pointed, places.retention_days)
+                    }
+                }
+            }
+            None => event_item(e, places.retention_days),
+        };
+        let size = item_size(&item);
+        if size > MAX_ITEM_BYTES {
+            return Err(StoreError::TooLarge { size });
+        }
+        placed.items.push(item);
+    }
+    Ok(placed)
+}
+
+/// Keep `raw` once (a body item when it fits one, else an object) and say where.
+fn keep_body(
+    raw: &RawValue,
+    first: &CloudEvent,
+    places: Places<'_>,
+    bodies: &mut Vec<KeptBody>,
+) -> Result<RawPointer, StoreError> {
+    let text = raw.get().as_bytes();
+    let sha = hex::encode(Sha256::digest(text));
+    let received_ms = received_ms(first);
+    let s = |v: String| AttributeValue::S(v);
+    let item: Item = HashMap::from([
+        ("pk".to_owned(), s(keys::body_pk(&sha))),
+        ("sk".to_owned(), s(keys::BODY_SK.to_owned())),
+        ("received_at".to_owned(), AttributeValue::N(received_ms.to_string())),
+        ("body".to_owned(), AttributeValue::B(Blob::new(compress(text)))),
+        (
+            "expires_at".to_owned(),
+            AttributeValue::N((received_ms / 1000 + places.retention_days * 86_400).to_string()),
+        ),
+    ]);
+    let mut pointer = RawPointer {
+        sha256: sha.clone(),
+        bytes: text.len() as u64,
+        table: None,
+        pk: None,
+        sk: None,
+        bucket: None,
+        key: None,
+    };
+    let size = item_size(&item);
+    if size <= MAX_ITEM_BYTES {
+        pointer.table = Some(places.table.to_owned());
+        pointer.pk = Some(keys::body_pk(&sha));
+        pointer.sk = Some(keys::BODY_SK.to_owned());
+        bodies.push(KeptBody::Item(item));
+    } else if let Some(bucket) = places.bucket {
+        let key = crate::bucket::body_key(&sha);
+        pointer.bucket = Some(bucket.to_owned());
+        pointer.key = Some(key.clone());
+        bodies.push(KeptBody::Object {
+            key,
+            bytes: text.to_vec(),
+        });
+    } else {
+        return Err(StoreError::TooLarge { size });
+    }
+    Ok(pointer)
+}
+
+/// When an event was received, epoch ms (its time when `receivedat` is unreadable).
+fn received_ms(ev: &CloudEvent) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(&ev.receivedat)
+        .map(|t| t.timestamp_millis())
+        .unwrap_or_else(|_| ev.time_ms())
 }
 
 /// Why an item could not be read back into an event.
@@ -294,8 +463,20 @@ thread_local! {
 /// zstd level for stored bodies: small JSON documents gain little past this.
 const COMPRESSION_LEVEL: i32 = 9;
 
+/// Above this size a body is compressed at [`FAST_COMPRESSION_LEVEL`]: level 9 runs at tens of
+/// MB/s, so a 4.5 MB body would take most of a 256 MB function's second; level 3 runs about ten
+/// times faster and loses a few percent.
+const FAST_ABOVE_BYTES: usize = 256 * 1024;
+
+/// zstd level for large bodies.
+const FAST_COMPRESSION_LEVEL: i32 = 3;
+
 /// Compress bytes for a `body`/`raw` attribute (zstd, a self-describing frame).
 pub fn compress(raw: &[u8]) -> Vec<u8> {
+    if raw.len() > FAST_ABOVE_BYTES {
+        return zstd::bulk::compress(raw, FAST_COMPRESSION_LEVEL)
+            .unwrap_or_else(|_| zstd::encode_all(raw, FAST_COMPRESSION_LEVEL).unwrap_or_default());
+    }
     COMPRESSOR
         .with(|c| c.borrow_mut().as_mut().and_then(|c| c.compress(raw).ok()))
         .unwrap_or_else(|| zstd::encode_all(raw, COMPRESSION_LEVEL).unwrap_or_default())
@@ -317,27 +498,56 @@ pub fn decompress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     }
 }
 
-/// The DynamoDB adapter.
+/// The DynamoDB adapter, with the claim-check bucket for bodies too large for an item.
 #[derive(Clone)]
 pub struct DynamoEventStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
     retention_days: i64,
+    bucket: Option<Arc<dyn BodyBucket>>,
 }
 
+/// The most events a webhook may carry: Meta batches at most 1,000 updates per webhook (Graph
+/// API webhooks), Z-API at most ~31 ids per status. Above it the body is quarantined and
+/// answered 413 `too_many_events` (docs/receiving.md).
+pub const MAX_EVENTS_PER_WEBHOOK: usize = 1000;
+
+/// A request's puts in flight at once, across its chats.
+const PUTS_IN_FLIGHT: usize = 16;
+
+/// A chat's puts in flight at once within one wave (see [`waves`]): DynamoDB takes at most
+/// 1,000 write units a second per partition, and a chat is one partition; four puts of ~5 ms
+/// each stay under it.
+const PUTS_PER_WAVE: usize = 4;
+
 impl DynamoEventStore {
-    /// An adapter for `table`.
+    /// An adapter for `table` (bodies too large for an item are refused as too large).
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, retention_days: i64) -> Self {
         DynamoEventStore {
             client,
             table: table.into(),
             retention_days,
+            bucket: None,
         }
+    }
+
+    /// Keep bodies too large for an item (and quarantined ones) in `bucket`.
+    pub fn with_bucket(mut self, bucket: Arc<dyn BodyBucket>) -> Self {
+        self.bucket = Some(bucket);
+        self
     }
 
     /// The table name.
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    fn places(&self) -> Places<'_> {
+        Places {
+            table: &self.table,
+            bucket: self.bucket.as_ref().map(|b| b.name()),
+            retention_days: self.retention_days,
+        }
     }
 
     /// Put one item if its key is absent.
@@ -357,6 +567,32 @@ impl DynamoEventStore {
                 Classified::Error(e) => Err(e),
             },
         }
+    }
+
+    /// Write the bodies a webhook's events point at, before the events: an item unconditionally
+    /// (it is named by its content; a rewrite refreshes its TTL), an object through the bucket.
+    async fn write_bodies(&self, bodies: Vec<KeptBody>) -> Result<(), StoreError> {
+        let writes = bodies.into_iter().map(|body| async move {
+            match body {
+                KeptBody::Item(item) => self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| match classify(e) {
+                        Classified::ConditionFailed => StoreError::Rejected("unexpected condition".into()),
+                        Classified::Error(e) => e,
+                    }),
+                KeptBody::Object { key, bytes } => match &self.bucket {
+                    Some(bucket) => Ok(bucket.put(&key, bytes, "application/json").await?),
+                    None => Err(StoreError::Rejected("no bucket for a large body".into())),
+                },
+            }
+        });
+        futures::future::try_join_all(writes).await.map(|_| ())
     }
 }
 
@@ -389,40 +625,94 @@ where
 /// Indexes of `items` grouped by partition key, each group in input order.
 fn by_partition(items: &[HashMap<String, AttributeValue>]) -> Vec<Vec<usize>> {
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        match groups.iter_mut().find(|(p, _)| *p == pk) {
-            Some((_, g)) => g.push(i),
-            None => groups.push((pk, vec![i])),
+        match index.get(&pk) {
+            Some(&g) => groups[g].1.push(i),
+            None => {
+                index.insert(pk.clone(), groups.len());
+                groups.push((pk, vec![i]));
+            }
         }
     }
     groups.into_iter().map(|(_, g)| g).collect()
 }
 
+/// A chat's events (indexes into `events`, in body order) cut into waves written one after the
+/// other. A wave is a run of events that report one moment about different messages (the same
+/// type and time, no message id twice), such as the ids of one Z-API status callback or a Meta
+/// batch of statuses at the same second: their order carries nothing, so a wave's puts run
+/// together. Any other change (a new time, a new type, the same message again) starts a wave,
+/// so what has an order is written in it.
+pub fn waves(events: &[CloudEvent], chat: &[usize]) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut ids: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for &i in chat {
+        let e = &events[i];
+        let joins = out.last().and_then(|w| w.last()).is_some_and(|&last| {
+            let prev = &events[last];
+            prev.event_type == e.event_type
+                && prev.time == e.time
+                && e.data.message_id.as_deref().is_none_or(|m| !ids.contains(m))
+        });
+        if !joins {
+            out.push(Vec::new());
+            ids.clear();
+        }
+        if let Some(m) = e.data.message_id.as_deref() {
+            ids.insert(m);
+        }
+        if let Some(w) = out.last_mut() {
+            w.push(i);
+        }
+    }
+    out
+}
+
 #[async_trait]
 impl EventStore for DynamoEventStore {
     async fn put_if_absent(&self, events: &[CloudEvent]) -> Result<Vec<PutOutcome>, StoreError> {
-        let items: Vec<_> = events.iter().map(|e| event_item(e, self.retention_days)).collect();
         // Refuse before writing anything: a webhook is stored whole or not at all for size.
-        if let Some(size) = items.iter().map(item_size).find(|s| *s > MAX_ITEM_BYTES) {
-            return Err(StoreError::TooLarge { size });
-        }
+        let Placed { bodies, items } = place(events, self.places())?;
+        self.write_bodies(bodies).await?;
         let groups = by_partition(&items);
         let mut slots: Vec<Option<HashMap<String, AttributeValue>>> = items.into_iter().map(Some).collect();
-        // A chat's puts one after the other (its stream records then keep body order); chats
-        // at once, so a 31-id status of one chat costs 31 round trips but a batch of chats not more.
+        let in_flight = tokio::sync::Semaphore::new(PUTS_IN_FLIGHT);
+        // A chat's waves one after the other (its stream records then keep body order where it
+        // has one); chats at once.
         let chats = groups.into_iter().map(|group| {
-            let items: Vec<(usize, HashMap<String, AttributeValue>)> = group
+            let waves: Vec<Vec<(usize, HashMap<String, AttributeValue>)>> = waves(events, &group)
                 .into_iter()
-                .filter_map(|i| slots[i].take().map(|it| (i, it)))
+                .map(|w| {
+                    w.into_iter()
+                        .filter_map(|i| slots[i].take().map(|it| (i, it)))
+                        .collect()
+                })
                 .collect();
+            let in_flight = &in_flight;
             async move {
-                let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items {
-                    match self.put_one(item).await {
-                        Ok(o) => out.push((i, o)),
-                        // The rest of this chat waits for the retry: nothing overtakes a failed put.
-                        Err(e) => return (out, Some(e)),
+                use futures::StreamExt;
+                let mut out = Vec::new();
+                for wave in waves {
+                    let results: Vec<(usize, Result<PutOutcome, StoreError>)> = futures::stream::iter(wave)
+                        .map(|(i, item)| async move {
+                            let _permit = in_flight.acquire().await;
+                            (i, self.put_one(item).await)
+                        })
+                        .buffer_unordered(PUTS_PER_WAVE)
+                        .collect()
+                        .await;
+                    let mut error = None;
+                    for (i, r) in results {
+                        match r {
+                            Ok(o) => out.push((i, o)),
+                            Err(e) => error = error.or(Some(e)),
+                        }
+                    }
+                    // The rest of this chat waits for the retry: nothing overtakes a failed put.
+                    if let Some(e) = error {
+                        return (out, Some(e));
                     }
                 }
                 (out, None)
@@ -452,10 +742,18 @@ impl EventStore for DynamoEventStore {
     async fn quarantine(&self, q: Quarantined) -> Result<(), StoreError> {
         let sha = hex::encode(Sha256::digest(&q.raw));
         let compressed = compress(&q.raw);
-        if compressed.len() > MAX_ITEM_BYTES - 4096 {
-            return Err(StoreError::TooLarge { size: compressed.len() });
-        }
         let s = |v: String| AttributeValue::S(v);
+        // The body in the item when it fits, else in the bucket with the item pointing at it.
+        let (name, body) = if compressed.len() <= MAX_ITEM_BYTES - 4096 {
+            ("raw", AttributeValue::B(Blob::new(compressed)))
+        } else {
+            let Some(bucket) = &self.bucket else {
+                return Err(StoreError::TooLarge { size: compressed.len() });
+            };
+            let key = crate::bucket::quarantine_key(&sha);
+            bucket.put(&key, q.raw, "application/octet-stream").await?;
+            ("raw_object", s(format!("s3://{}/{key}", bucket.name())))
+        };
         let mut put = self
             .client
             .put_item()
@@ -467,7 +765,7 @@ impl EventStore for DynamoEventStore {
             .item("route", s(q.route))
             .item("reason", s(q.reason))
             .item("received_at", AttributeValue::N(q.received_at_ms.to_string()))
-            .item("raw", AttributeValue::B(Blob::new(compressed)))
+            .item(name, body)
             .item(
                 "expires_at",
                 AttributeValue::N((q.received_at_ms / 1000 + self.retention_days * 86_400).to_string()),
@@ -536,7 +834,7 @@ impl EventStore for DynamoEventStore {
 }
 
 /// An item: attribute name → value.
-type Item = HashMap<String, AttributeValue>;
+pub type Item = HashMap<String, AttributeValue>;
 
 /// A state's last value and how many times it changed.
 type StateRun = (String, u64);
@@ -554,12 +852,41 @@ pub struct MemoryEventStore {
     fail_next_at: Arc<Mutex<Option<usize>>>,
     /// Fail every call (an outage).
     down: Arc<Mutex<bool>>,
+    /// Body items by partition key.
+    bodies: Arc<Mutex<HashMap<String, Item>>>,
+    /// The claim-check bucket, if any.
+    bucket: Option<crate::bucket::MemoryBucket>,
 }
 
 impl MemoryEventStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store keeping bodies too large for an item in `bucket`.
+    pub fn with_bucket(bucket: crate::bucket::MemoryBucket) -> Self {
+        MemoryEventStore {
+            bucket: Some(bucket),
+            ..Self::default()
+        }
+    }
+
+    /// How many body items are stored (bodies shared by several events, or too large to travel
+    /// with one).
+    pub fn body_items(&self) -> usize {
+        self.bodies.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// The stored item of an event id (what a fanout would read), if stored.
+    pub fn item_of(&self, event_id: &str) -> Option<Item> {
+        let sk = keys::event_sk(event_id);
+        self.items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|((_, k), _)| *k == sk)
+            .map(|(_, item)| item.clone())
     }
 
     /// Make the next call fail at its `index`-th event (the events before it are stored).
@@ -606,9 +933,23 @@ impl EventStore for MemoryEventStore {
         if *self.down.lock().unwrap_or_else(|p| p.into_inner()) {
             return Err(StoreError::unavailable("in-memory store is down"));
         }
-        let items: Vec<_> = events.iter().map(|e| event_item(e, DEFAULT_RETENTION_DAYS)).collect();
-        if let Some(size) = items.iter().map(item_size).find(|s| *s > MAX_ITEM_BYTES) {
-            return Err(StoreError::TooLarge { size });
+        let places = Places {
+            table: "memory",
+            bucket: self.bucket.as_ref().map(|b| b.name()),
+            retention_days: DEFAULT_RETENTION_DAYS,
+        };
+        let Placed { bodies, items } = place(events, places)?;
+        for body in bodies {
+            match body {
+                KeptBody::Item(item) => {
+                    let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                    self.bodies.lock().unwrap_or_else(|p| p.into_inner()).insert(pk, item);
+                }
+                KeptBody::Object { key, bytes } => match &self.bucket {
+                    Some(bucket) => crate::bucket::BodyBucket::put(bucket, &key, bytes, "application/json").await?,
+                    None => return Err(StoreError::Rejected("no bucket for a large body".into())),
+                },
+            }
         }
         let fail_at = self.fail_next_at.lock().unwrap_or_else(|p| p.into_inner()).take();
         let mut stored = self.items.lock().unwrap_or_else(|p| p.into_inner());
@@ -634,6 +975,14 @@ impl EventStore for MemoryEventStore {
     async fn quarantine(&self, item: Quarantined) -> Result<(), StoreError> {
         if *self.down.lock().unwrap_or_else(|p| p.into_inner()) {
             return Err(StoreError::unavailable("in-memory store is down"));
+        }
+        let compressed = compress(&item.raw).len();
+        if compressed > MAX_ITEM_BYTES - 4096 {
+            let Some(bucket) = &self.bucket else {
+                return Err(StoreError::TooLarge { size: compressed });
+            };
+            let key = crate::bucket::quarantine_key(&hex::encode(Sha256::digest(&item.raw)));
+            crate::bucket::BodyBucket::put(bucket, &key, item.raw.clone(), "application/octet-stream").await?;
         }
         self.quarantined.lock().unwrap_or_else(|p| p.into_inner()).push(item);
         Ok(())
@@ -673,6 +1022,111 @@ mod tests {
         }
         assert_eq!(decompress(&streamed).expect("frame"), b"{\"a\":1}");
         assert!(decompress(b"not zstd").is_err());
+    }
+
+    fn status_events(ids: usize, raw_bytes: usize) -> Vec<CloudEvent> {
+        let body = format!(
+            r#"{{"type":"MessageStatusCallback","instanceId":"I","status":"READ","ids":[{}],"momment":1757387334000,"phone":"5511","pad":"{}"}}"#,
+            (0..ids).map(|i| format!("\"id{i}\"")).collect::<Vec<_>>().join(","),
+            "x".repeat(raw_bytes)
+        );
+        let ctx = crate::providers::ParseContext::new(crate::Provider::Zapi, "ep", chrono::Utc::now());
+        crate::providers::parse(&ctx, body.as_bytes()).expect("parses")
+    }
+
+    const PLACES: Places<'static> = Places {
+        table: "events",
+        bucket: Some("bodies"),
+        retention_days: 30,
+    };
+
+    #[test]
+    fn one_event_keeps_its_body_inline_and_several_share_one_body_item() {
+        let one = place(&status_events(1, 10), PLACES).expect("placed");
+        assert!(one.bodies.is_empty(), "the common case writes nothing more");
+        assert!(event_of_item(one.items[0]["body"].as_b().ok().map(|b| b.as_ref()))
+            .expect("event")
+            .data
+            .raw
+            .is_some());
+
+        let wide = status_events(500, 10);
+        let placed = place(&wide, PLACES).expect("placed");
+        assert_eq!(placed.bodies.len(), 1, "the body once, for 500 events");
+        let KeptBody::Item(body) = &placed.bodies[0] else {
+            panic!("a small body is a body item")
+        };
+        let raw = wide[0].data.raw.as_ref().expect("raw").get().to_owned();
+        assert_eq!(
+            decompress(body["body"].as_b().expect("b").as_ref()).expect("zstd"),
+            raw.as_bytes()
+        );
+        for item in &placed.items {
+            let e = event_of_item(item["body"].as_b().ok().map(|b| b.as_ref())).expect("event");
+            assert!(e.data.raw.is_none());
+            let p = e.data.raw_pointer.expect("pointer");
+            assert_eq!(p.sha256, hex::encode(Sha256::digest(raw.as_bytes())));
+            assert_eq!(
+                (p.pk.as_deref(), p.sk.as_deref()),
+                (Some(body["pk"].as_s().expect("pk").as_str()), Some("B"))
+            );
+            assert!(
+                item_size(item) < 1024,
+                "each event's item stays small: {}",
+                item_size(item)
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_too_large_for_an_item_goes_to_the_bucket_and_without_one_is_refused() {
+        // Incompressible: base64 of pseudo-random bytes, as inline media is.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..450_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        let media = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, noise);
+        // Evolution's `webhook_base64`: the media inline, next to the content.
+        let body = format!(
+            r#"{{"event":"messages.upsert","instance":"inst","data":{{"key":{{"remoteJid":"5511900000001@s.whatsapp.net","fromMe":false,"id":"3EB0"}},"message":{{"imageMessage":{{"mimetype":"image/png"}},"base64":"{media}"}},"messageType":"imageMessage","messageTimestamp":1790000000}}}}"#
+        );
+        let ctx = crate::providers::ParseContext::new(crate::Provider::Evolution, "ep", chrono::Utc::now());
+        let events = crate::providers::parse(&ctx, body.as_bytes()).expect("parses");
+        assert_eq!(events.len(), 1);
+        let placed = place(&events, PLACES).expect("placed");
+        let KeptBody::Object { key, bytes } = &placed.bodies[0] else {
+            panic!("an object")
+        };
+        assert!(key.starts_with("bodies/") && key.ends_with(".json"), "{key}");
+        assert_eq!(
+            bytes.as_slice(),
+            events[0].data.raw.as_ref().expect("raw").get().as_bytes()
+        );
+        let e = event_of_item(placed.items[0]["body"].as_b().ok().map(|b| b.as_ref())).expect("event");
+        assert_eq!(e.data.raw_pointer.and_then(|p| p.bucket).as_deref(), Some("bodies"));
+        let no_bucket = Places { bucket: None, ..PLACES };
+        assert!(matches!(place(&events, no_bucket), Err(StoreError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn a_wave_is_one_moment_about_different_messages() {
+        let statuses = status_events(40, 0);
+        let all: Vec<usize> = (0..statuses.len()).collect();
+        assert_eq!(waves(&statuses, &all).len(), 1, "one Z-API callback: one moment");
+        // The same message twice, or a new time, starts a new wave: that order is kept.
+        let mut events = status_events(3, 0);
+        events[2].data.message_id = events[0].data.message_id.clone();
+        events.extend(status_events(2, 0).into_iter().map(|mut e| {
+            e.time = "2030-01-01T00:00:00.000Z".into();
+            e
+        }));
+        let all: Vec<usize> = (0..events.len()).collect();
+        assert_eq!(waves(&events, &all), [vec![0, 1], vec![2], vec![3, 4]]);
     }
 
     #[test]

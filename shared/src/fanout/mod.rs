@@ -52,6 +52,8 @@ pub struct FanoutStats {
     pub ignored: usize,
     /// Records reported failed.
     pub failed: usize,
+    /// Records parked: they can never be published (see [`Fanout::parking_to`]).
+    pub parked: usize,
 }
 
 /// The fanout handler: stream records in, messages out, failures reported per record.
@@ -64,6 +66,15 @@ pub struct Fanout {
     /// Messages this container sent recently: a retried stream batch (Lambda re-delivers every
     /// record from the first failed one) skips them instead of sending them again.
     recent: Arc<Mutex<RecentlySent>>,
+    /// Where records that can never be published go, so they do not hold their shard.
+    parked: Option<Queue>,
+}
+
+/// A record that can never be published, and why.
+struct Unpublishable {
+    record: usize,
+    queue: Option<String>,
+    reason: String,
 }
 
 /// How many (queue, deduplication id) pairs a container remembers having sent.
@@ -86,7 +97,17 @@ impl Fanout {
             table: table.into(),
             dedup_suffix: None,
             recent: Arc::new(Mutex::new(BoundedSet::new(RECENTLY_SENT))),
+            parked: None,
         }
+    }
+
+    /// Park records that can never be published (an item that cannot be read, a message SQS
+    /// would refuse whatever the retry) on the standard queue at `url`, with their pointer, and
+    /// report them done: the shard moves on, the parked queue's alarm calls a person
+    /// (docs/operations.md). Without it such a record is retried until the mapping gives it up.
+    pub fn parking_to(mut self, url: impl Into<String>) -> Fanout {
+        self.parked = Some(Queue::new("parked", url, crate::sqs_rules::MAX_BATCH_BYTES));
+        self
     }
 
     /// A fanout for replays: FIFO deduplication ids become `<event id>#<suffix>`, so SQS does
@@ -106,18 +127,24 @@ impl Fanout {
     pub async fn handle(&self, event: &StreamEvent) -> (DynamoDbEventResponse, FanoutStats) {
         let mut stats = FanoutStats::default();
         let mut failed_records: HashSet<usize> = HashSet::new();
+        let mut unpublishable: Vec<Unpublishable> = Vec::new();
         let mut per_queue: Vec<Vec<Pending>> = self.routing.queues().iter().map(|_| Vec::new()).collect();
         for (i, record) in event.records.iter().enumerate() {
             match self.messages_for(record, &mut per_queue, i, &mut stats) {
                 Ok(true) => stats.events += 1,
                 Ok(false) => stats.ignored += 1,
                 Err(e) => {
+                    let reason = crate::error_chain(&e);
                     tracing::error!(
                         sequence = record.change.sequence_number.as_deref().unwrap_or("-"),
-                        error = %crate::error_chain(&e),
+                        error = %reason,
                         "stream record could not be read"
                     );
-                    failed_records.insert(i);
+                    unpublishable.push(Unpublishable {
+                        record: i,
+                        queue: None,
+                        reason,
+                    });
                 }
             }
         }
@@ -126,9 +153,17 @@ impl Fanout {
             .enumerate()
             .filter(|(_, p)| !p.is_empty())
             .map(|(q, pending)| self.send_queue(q, pending));
-        for (accepted, failed) in futures::future::join_all(sends).await {
+        for (accepted, failed, refused) in futures::future::join_all(sends).await {
             stats.messages += accepted;
             failed_records.extend(failed);
+            unpublishable.extend(refused);
+        }
+        for u in unpublishable {
+            if self.park(&event.records, &u).await {
+                stats.parked += 1;
+            } else {
+                failed_records.insert(u.record);
+            }
         }
         let mut failed: Vec<usize> = failed_records.into_iter().collect();
         failed.sort_unstable();
@@ -232,13 +267,40 @@ impl Fanout {
         Ok(true)
     }
 
-    /// Send one queue's messages in order, in batches; returns (accepted, failed record indexes).
-    async fn send_queue(&self, q: usize, pending: Vec<Pending>) -> (usize, Vec<usize>) {
+    /// Park record `u` (see [`Fanout::parking_to`]); whether it is parked (else it is retried).
+    async fn park(&self, records: &[EventRecord], u: &Unpublishable) -> bool {
+        let Some(parked) = &self.parked else {
+            return false;
+        };
+        let Some(record) = records.get(u.record) else {
+            return false;
+        };
+        let message = message::parked_message(record, &self.table, u.queue.as_deref(), &u.reason);
+        let sent = self.publisher.send_batch(parked, std::slice::from_ref(&message)).await;
+        let ok = matches!(&sent, Ok(refused) if refused.is_empty());
+        if ok {
+            tracing::error!(
+                sequence = record.change.sequence_number.as_deref().unwrap_or("-"),
+                event_id = %message.event_id,
+                reason = %u.reason,
+                "record parked: it can never be published"
+            );
+            crate::http::emit_metric(|| {
+                crate::http::emf_count("ParkedRecords", &[], chrono::Utc::now().timestamp_millis())
+            });
+        }
+        ok
+    }
+
+    /// Send one queue's messages in order, in batches; returns (accepted, failed record indexes,
+    /// records no retry can publish).
+    async fn send_queue(&self, q: usize, pending: Vec<Pending>) -> (usize, Vec<usize>, Vec<Unpublishable>) {
         let Some(queue) = self.routing.queues().get(q) else {
-            return (0, pending.iter().map(|p| p.record).collect());
+            return (0, pending.iter().map(|p| p.record).collect(), Vec::new());
         };
         let mut accepted = 0;
         let mut failed = Vec::new();
+        let mut refused_for_good = Vec::new();
         let mut blocked_groups: HashSet<String> = HashSet::new();
         let key = |m: &OutMessage| (q, m.dedup_id.clone().unwrap_or_else(|| m.event_id.clone()));
         // Already sent by an earlier attempt of this batch in this container: not again.
@@ -275,6 +337,34 @@ impl Fanout {
             if batch.is_empty() {
                 continue;
             }
+            // A message SQS would refuse on any retry (the rules are checked before sending) is
+            // taken out of its batch and its record parked; the rest of the batch goes.
+            let (batch, never): (Vec<Pending>, Vec<Pending>) = batch.into_iter().partition(|p| {
+                crate::sqs_rules::check_batch(
+                    &entries_of(std::slice::from_ref(&p.message)),
+                    queue.fifo,
+                    queue.max_bytes,
+                )
+                .is_ok()
+            });
+            for p in never {
+                let why = crate::sqs_rules::check_batch(
+                    &entries_of(std::slice::from_ref(&p.message)),
+                    queue.fifo,
+                    queue.max_bytes,
+                )
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+                refused_for_good.push(Unpublishable {
+                    record: p.record,
+                    queue: Some(queue.name.clone()),
+                    reason: format!("SQS would refuse the message: {why}"),
+                });
+            }
+            if batch.is_empty() {
+                continue;
+            }
             let messages: Vec<OutMessage> = batch.iter().map(|p| p.message.clone()).collect();
             let refused: HashSet<String> = match self.publisher.send_batch(queue, &messages).await {
                 Ok(refused) => refused.into_iter().collect(),
@@ -296,7 +386,7 @@ impl Fanout {
                 }
             }
         }
-        (accepted, failed)
+        (accepted, failed, refused_for_good)
     }
 }
 
@@ -585,6 +675,135 @@ mod tests {
         keys.sort();
         assert_eq!(keys, ["message_id", "stored_item"]);
         assert_eq!(bare["extension"], "kept");
+    }
+
+    /// Text of `n` bytes (a multi-byte character when `wide`).
+    fn text(n: usize, wide: bool) -> String {
+        if wide {
+            "é".repeat(n / 2)
+        } else {
+            "A".repeat(n)
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(24))]
+        #[test]
+        fn every_events_smallest_message_fits_its_queue_whatever_the_body(
+            sizes in proptest::collection::vec(proptest::sample::select(vec![0usize, 7, 300, 70_000, 1_200_000]), 6),
+            wide in proptest::bool::ANY,
+            max in proptest::sample::select(vec![2048usize, 256 * 1024, 1024 * 1024]),
+            stored_before_bounds in proptest::bool::ANY,
+        ) {
+            let raw = format!("{{\"x\":\"{}\"}}", text(sizes[5], wide));
+            let mut e = CloudEvent::new(
+                "0123456789abcdef0123456789abcdef".into(),
+                crate::Provider::Zapi,
+                &text(sizes[0], wide),
+                EventType::MessageReceived,
+                Some(text(sizes[1], wide)),
+                chrono::Utc::now(),
+                "ep",
+                chrono::Utc::now(),
+                crate::event::EventData::new(compact_raw(raw.as_bytes()).expect("json")),
+            );
+            e.data.message_id = Some(text(sizes[2], wide));
+            e.data.content = Some(crate::event::Content {
+                text: Some(text(sizes[3], wide)),
+                ..crate::event::Content::new(crate::event::ContentKind::Text)
+            });
+            e.data.notification = Some(text(sizes[4], wide));
+            if stored_before_bounds {
+                // What a version before the bounded envelope could have stored.
+                e.instance = text(sizes[0], wide);
+                e.source = format!("wahooks/zapi/{}", e.instance);
+                e.subject = Some(text(sizes[1], wide));
+                e.data.message_id = Some(text(sizes[2], wide));
+            }
+            let stored = StoredEvent {
+                json: e.to_json(),
+                event: e.clone(),
+                pointer: StoredItemPointer {
+                    table: "events".into(),
+                    pk: crate::store::keys::event_pk(&e),
+                    sk: crate::store::keys::event_sk(&e.id),
+                },
+            };
+            let queue = Queue::new("messages", "http://q/m.fifo", max);
+            for body in [body_for_stored(&stored, &queue), body_for(&e, &queue, &stored.pointer)] {
+                let message = OutMessage {
+                    entry_id: "m0".into(),
+                    body,
+                    event_id: e.id.clone(),
+                    dedup_id: Some(e.id.clone()),
+                    event_type: e.event_type,
+                    group_id: Some(group_id(&e)),
+                };
+                proptest::prop_assert!(message.size() <= max, "{} > {max}", message.size());
+                let checked = crate::sqs_rules::check_batch(&entries_of(std::slice::from_ref(&message)), true, max);
+                proptest::prop_assert!(checked.is_ok(), "{checked:?}");
+                let read: CloudEvent = serde_json::from_str(&message.body).expect("still an event");
+                proptest::prop_assert_eq!(read.id, e.id.clone());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_no_retry_can_publish_is_parked_and_the_batch_moves_on() {
+        let p = MemoryPublisher::new();
+        let good = event("good", EventType::MessageReceived, "C", "{}");
+        let mut unreadable = record(1, "INSERT", &event("bad", EventType::MessageReceived, "C", "{}"));
+        unreadable["dynamodb"]["NewImage"]["body"] = serde_json::json!({"B": "bm90IHpzdGQ="});
+        let after = event("after", EventType::MessageReceived, "C", "{}");
+        let records = vec![record(0, "INSERT", &good), unreadable, record(2, "INSERT", &after)];
+        // Without a parked queue: retried (the old behaviour).
+        let (response, _) = fanout(&p).handle(&stream(records.clone())).await;
+        assert_eq!(failures(&response), [format!("{:021}", 1)]);
+        p.clear();
+        let f = fanout(&p).parking_to("http://q/parked");
+        let (response, stats) = f.handle(&stream(records)).await;
+        assert!(failures(&response).is_empty(), "nothing holds the shard");
+        assert_eq!(stats.parked, 1);
+        let sent = p.sent();
+        let parked: Vec<_> = sent.iter().filter(|(q, _)| q == "parked").collect();
+        assert_eq!(parked.len(), 1);
+        let note: serde_json::Value = serde_json::from_str(&parked[0].1.body).expect("json");
+        assert_eq!(note["event_id"], "bad");
+        assert_eq!(note["stored_item"]["sk"], "E#bad");
+        assert_eq!(note["sequence_number"], format!("{:021}", 1));
+        assert!(note["parked"].as_str().unwrap_or_default().contains("zstd"), "{note}");
+        let published: Vec<_> = sent
+            .iter()
+            .filter(|(q, _)| q == "messages")
+            .map(|(_, m)| m.event_id.clone())
+            .collect();
+        assert_eq!(published, ["good", "after"]);
+        // A parked queue that is down: the record is retried, not lost.
+        p.clear();
+        p.set_down(true);
+        let mut unreadable = record(1, "INSERT", &event("bad", EventType::MessageReceived, "C", "{}"));
+        unreadable["dynamodb"]["NewImage"]["body"] = serde_json::json!({"B": "bm90IHpzdGQ="});
+        let (response, stats) = f.handle(&stream(vec![unreadable])).await;
+        assert_eq!((failures(&response).len(), stats.parked), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn a_message_sqs_would_refuse_on_every_retry_is_parked_not_retried_for_12_hours() {
+        let p = MemoryPublisher::new();
+        // An id SQS refuses as a deduplication id (an item no version of ours writes).
+        let mut odd = event("x", EventType::MessageReceived, "C", "{}");
+        odd.id = "i".repeat(200);
+        let fine = event("fine", EventType::MessageReceived, "C", "{}");
+        let f = fanout(&p).parking_to("http://q/parked");
+        let (response, stats) = f
+            .handle(&stream(vec![record(0, "INSERT", &odd), record(1, "INSERT", &fine)]))
+            .await;
+        assert!(failures(&response).is_empty());
+        assert_eq!(stats.parked, 1);
+        let sent = p.sent();
+        assert!(sent.iter().any(|(q, m)| q == "messages" && m.event_id == "fine"));
+        let parked = sent.iter().find(|(q, _)| q == "parked").expect("parked");
+        assert!(parked.1.body.contains("DeduplicationId"), "{}", parked.1.body);
     }
 
     #[test]
