@@ -122,6 +122,32 @@ class Provider(StrEnum):
     waha = 'waha'
 
 
+class RawPointer(BaseModel):
+    bucket: Annotated[
+        str | None, Field(description='The S3 bucket, when the body is an object.')
+    ] = None
+    bytes: Annotated[int, Field(description='Its length in bytes.', ge=0)]
+    key: Annotated[
+        str | None, Field(description="The object's key (`bodies/<sha256>.json`).")
+    ] = None
+    pk: Annotated[
+        str | None, Field(description="The body item's partition key (`B#<sha256>`).")
+    ] = None
+    sha256: Annotated[
+        str,
+        Field(
+            description="SHA-256 of the raw JSON text (64 hex digits): the body's name wherever it is kept.",
+            pattern='^[0-9a-f]{64}$',
+        ),
+    ]
+    sk: Annotated[str | None, Field(description="The body item's sort key (`B`).")] = (
+        None
+    )
+    table: Annotated[
+        str | None, Field(description='The events table, when the body is a body item.')
+    ] = None
+
+
 class Referral(BaseModel):
     body: Annotated[str | None, Field(description='Its body text.')] = None
     click_id: Annotated[
@@ -325,7 +351,13 @@ class EventData(BaseModel):
     raw: Annotated[
         Any | None,
         Field(
-            description="The provider's JSON, untouched (insignificant whitespace removed, nothing else).\nAbsent only when a queue message was too large to carry it (see `stored_item`)."
+            description="The provider's JSON, untouched (insignificant whitespace removed, nothing else).\nAbsent when it is stored once for several events or is too large to travel with the event\n(then `raw_pointer` says where it is), or when a queue message was too large to carry it\n(then `stored_item` points at the whole event)."
+        ),
+    ] = None
+    raw_pointer: Annotated[
+        RawPointer | None,
+        Field(
+            description="Where `raw` is kept when the event does not carry it: a webhook's body is stored once,\nwhatever the number of events it holds, and a body too large for a DynamoDB item is kept\nin S3 (docs/events.md, `raw`). Since schema 1.1."
         ),
     ] = None
     reply_to: Annotated[

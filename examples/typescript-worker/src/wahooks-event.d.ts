@@ -120,11 +120,19 @@ export interface EventData {
   presence?: ("available" | "unavailable" | "composing" | "paused" | "recording") | string;
   /**
    * The provider's JSON, untouched (insignificant whitespace removed, nothing else).
-   * Absent only when a queue message was too large to carry it (see `stored_item`).
+   * Absent when it is stored once for several events or is too large to travel with the event
+   * (then `raw_pointer` says where it is), or when a queue message was too large to carry it
+   * (then `stored_item` points at the whole event).
    */
   raw?: {
     [k: string]: unknown;
   };
+  /**
+   * Where `raw` is kept when the event does not carry it: a webhook's body is stored once,
+   * whatever the number of events it holds, and a body too large for a DynamoDB item is kept
+   * in S3 (docs/events.md, `raw`). Since schema 1.1.
+   */
+  raw_pointer?: RawPointer | null;
   /**
    * The message this one replies to, reacts to, votes on or pins.
    */
@@ -390,6 +398,42 @@ export interface EventError {
    * The provider's message.
    */
   message: string;
+}
+/**
+ * Where an event's `raw` is kept when the event does not carry it: in a body item of the
+ * events table (`table`, `pk`, `sk`; its `body` attribute is the JSON, zstd-compressed) or in an
+ * S3 object (`bucket`, `key`; the object is the JSON as is). Either way the text is exactly what
+ * `data.raw` would hold: check it against `sha256` before use.
+ */
+export interface RawPointer {
+  /**
+   * The S3 bucket, when the body is an object.
+   */
+  bucket?: string | null;
+  /**
+   * Its length in bytes.
+   */
+  bytes: number;
+  /**
+   * The object's key (`bodies/<sha256>.json`).
+   */
+  key?: string | null;
+  /**
+   * The body item's partition key (`B#<sha256>`).
+   */
+  pk?: string | null;
+  /**
+   * SHA-256 of the raw JSON text (64 hex digits): the body's name wherever it is kept.
+   */
+  sha256: string;
+  /**
+   * The body item's sort key (`B`).
+   */
+  sk?: string | null;
+  /**
+   * The events table, when the body is a body item.
+   */
+  table?: string | null;
 }
 /**
  * Who sent a message.
