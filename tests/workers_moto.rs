@@ -292,7 +292,10 @@ async fn the_typescript_worker_handles_every_event_once_and_leaves_failures() {
 #[tokio::test]
 async fn the_rust_consumer_resolves_a_pointer_to_the_whole_event() {
     let p = published().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&p.stack.sdk);
+    let pointers = wahooks_consumer::Pointers::new(
+        aws_sdk_dynamodb::Client::new(&p.stack.sdk),
+        wahooks::bucket::s3_client(&p.stack.sdk),
+    );
     let mut resolved = Vec::new();
     let mut read = 0;
     for _ in 0..5 {
@@ -309,7 +312,7 @@ async fn the_rust_consumer_resolves_a_pointer_to_the_whole_event() {
             read += 1;
             let event = wahooks_consumer::decode(m.body().expect("body")).expect("an event");
             let had_pointer = event.data.stored_item.is_some();
-            let whole = wahooks_consumer::resolve_pointer(&dynamo, event)
+            let whole = wahooks_consumer::resolve_pointer(&pointers, event)
                 .await
                 .expect("resolved");
             assert!(whole.data.raw.is_some(), "{}", whole.id);

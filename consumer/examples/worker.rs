@@ -18,8 +18,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: worker <queue-url> (or set WAHOOKS_QUEUE_URL)")?;
     let sdk = wahooks::config::aws_config().await;
     // Events too large for the queue arrive as a pointer: the worker reads the whole event.
-    let worker =
-        Worker::new(aws_sdk_sqs::Client::new(&sdk), url).resolving_pointers(aws_sdk_dynamodb::Client::new(&sdk));
+    let worker = Worker::new(aws_sdk_sqs::Client::new(&sdk), url).resolving_pointers(wahooks_consumer::Pointers::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        wahooks::bucket::s3_client(&sdk),
+    ));
     let seen = Mutex::new(RecentIds::new(10_000));
     let handler = |event: CloudEvent| {
         let first = seen.lock().map(|mut s| s.first_time(event.dedup_key())).unwrap_or(true);

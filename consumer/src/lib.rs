@@ -22,7 +22,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use wahooks::bounded::BoundedSet;
 
-pub use wahooks::event::{CloudEvent, EventType};
+pub use wahooks::event::{CloudEvent, EventType, RawPointer};
 
 /// A message that is not a wahooks event.
 #[derive(Debug, thiserror::Error)]
@@ -47,54 +47,124 @@ pub fn decode(body: &str) -> Result<CloudEvent, DecodeError> {
     Ok(event)
 }
 
-/// Why a `data.stored_item` pointer could not be followed.
+/// Why a pointer (`data.stored_item`, `data.raw_pointer`) could not be followed.
 #[derive(Debug, thiserror::Error)]
 pub enum PointerError {
     /// DynamoDB refused or failed the read.
     #[error("reading the event's item failed: {0}")]
     Read(#[source] Box<aws_sdk_dynamodb::Error>),
-    /// No item at the pointer (it expired: the table keeps events for its retention).
-    #[error("no item at {table} {pk} {sk} (expired?)")]
-    Missing {
-        /// The table.
-        table: String,
-        /// Its partition key.
-        pk: String,
-        /// Its sort key.
-        sk: String,
-    },
+    /// S3 refused or failed the read.
+    #[error("reading the body from the bucket failed")]
+    ReadObject(#[source] wahooks::bucket::BucketError),
+    /// No item or object at the pointer (it expired: the table and the bucket keep events for
+    /// their retention).
+    #[error("nothing at {0} (expired?)")]
+    Missing(String),
     /// The item does not hold an event.
     #[error("the item does not hold a wahooks event: {0}")]
     NotAnEvent(#[source] wahooks::store::ItemError),
+    /// What the pointer names is not the body it describes (its SHA-256 or JSON differs).
+    #[error("the body at {0} is not the one the event names")]
+    WrongBody(String),
 }
 
-/// The whole event: `event` itself, or, when it came without `data.raw` because it was too large
-/// for its queue, the event stored in the DynamoDB item `data.stored_item` names (read with a
-/// consistent `GetItem`, its zstd `body` decompressed). The worker needs `dynamodb:GetItem` on
-/// the events table.
-pub async fn resolve_pointer(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    event: CloudEvent,
-) -> Result<CloudEvent, PointerError> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let Some(pointer) = &event.data.stored_item else {
-        return Ok(event);
-    };
-    let out = dynamodb
-        .get_item()
-        .table_name(&pointer.table)
-        .key("pk", AttributeValue::S(pointer.pk.clone()))
-        .key("sk", AttributeValue::S(pointer.sk.clone()))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|e| PointerError::Read(Box::new(e.into())))?;
-    let item = out.item.ok_or_else(|| PointerError::Missing {
-        table: pointer.table.clone(),
-        pk: pointer.pk.clone(),
-        sk: pointer.sk.clone(),
-    })?;
-    wahooks::store::event_of_sdk_item(&item).map_err(PointerError::NotAnEvent)
+/// The clients that follow a message's pointers: DynamoDB for items (the event's, a body
+/// item), S3 for bodies kept in the bucket. A worker needs `dynamodb:GetItem` on the events
+/// table and `s3:GetObject` on the bucket (the template's `WorkerReadPolicy`).
+#[derive(Debug, Clone)]
+pub struct Pointers {
+    dynamodb: aws_sdk_dynamodb::Client,
+    s3: aws_sdk_s3::Client,
+}
+
+impl Pointers {
+    /// Follow pointers with these clients (`wahooks::bucket::s3_client` builds an S3 client that
+    /// also works against a local stand-in).
+    pub fn new(dynamodb: aws_sdk_dynamodb::Client, s3: aws_sdk_s3::Client) -> Self {
+        Pointers { dynamodb, s3 }
+    }
+
+    async fn item(
+        &self,
+        table: &str,
+        pk: &str,
+        sk: &str,
+    ) -> Result<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, PointerError> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| PointerError::Read(Box::new(e.into())))?;
+        out.item
+            .ok_or_else(|| PointerError::Missing(format!("{table} {pk} {sk}")))
+    }
+
+    /// The raw JSON a [`RawPointer`] names, checked against its SHA-256.
+    async fn raw(&self, pointer: &RawPointer) -> Result<String, PointerError> {
+        let (bytes, place) = match (&pointer.table, &pointer.pk, &pointer.sk, &pointer.bucket, &pointer.key) {
+            (Some(table), Some(pk), Some(sk), _, _) => {
+                let item = self.item(table, pk, sk).await?;
+                let place = format!("{table} {pk} {sk}");
+                let body = item
+                    .get("body")
+                    .and_then(|b| b.as_b().ok())
+                    .ok_or_else(|| PointerError::WrongBody(place.clone()))?;
+                let bytes =
+                    wahooks::store::decompress(body.as_ref()).map_err(|_| PointerError::WrongBody(place.clone()))?;
+                (bytes, place)
+            }
+            (_, _, _, Some(bucket), Some(key)) => {
+                let place = format!("s3://{bucket}/{key}");
+                let s3 = wahooks::bucket::S3Bucket::new(self.s3.clone(), bucket);
+                let bytes = wahooks::bucket::BodyBucket::get(&s3, key)
+                    .await
+                    .map_err(PointerError::ReadObject)?
+                    .ok_or_else(|| PointerError::Missing(place.clone()))?;
+                (bytes, place)
+            }
+            _ => return Err(PointerError::WrongBody("a pointer that names no place".into())),
+        };
+        use sha2::Digest;
+        if hex::encode(sha2::Sha256::digest(&bytes)) != pointer.sha256 {
+            return Err(PointerError::WrongBody(place));
+        }
+        String::from_utf8(bytes).map_err(|_| PointerError::WrongBody(place))
+    }
+
+    /// The whole event: `event` itself; or, when it came without `data.raw` because it was too
+    /// large for its queue, the event stored in the item `data.stored_item` names (a consistent
+    /// `GetItem`, its zstd `body` decompressed); and in either case, when the event's body is
+    /// kept apart (`data.raw_pointer`: one body for several events, or one too large to travel
+    /// with its event), that body read back into `data.raw`.
+    pub async fn resolve(&self, event: CloudEvent) -> Result<CloudEvent, PointerError> {
+        let mut event = match &event.data.stored_item {
+            Some(p) => {
+                let item = self.item(&p.table, &p.pk, &p.sk).await?;
+                wahooks::store::event_of_sdk_item(&item).map_err(PointerError::NotAnEvent)?
+            }
+            None => event,
+        };
+        if event.data.raw.is_none() {
+            if let Some(pointer) = &event.data.raw_pointer {
+                let text = self.raw(pointer).await?;
+                let raw = serde_json::value::RawValue::from_string(text)
+                    .map_err(|_| PointerError::WrongBody(pointer.sha256.clone()))?;
+                event.data.raw = Some(std::sync::Arc::from(raw));
+            }
+        }
+        Ok(event)
+    }
+}
+
+/// [`Pointers::resolve`]: the whole event, `data.raw` included, whatever the message carried.
+pub async fn resolve_pointer(pointers: &Pointers, event: CloudEvent) -> Result<CloudEvent, PointerError> {
+    pointers.resolve(event).await
 }
 
 /// The ids a worker has handled recently, to drop redeliveries (at-least-once queues, replays).
@@ -168,7 +238,7 @@ pub struct Worker {
     queue_url: String,
     wait: Duration,
     max_messages: i32,
-    dynamodb: Option<aws_sdk_dynamodb::Client>,
+    pointers: Option<Pointers>,
 }
 
 impl Worker {
@@ -179,14 +249,14 @@ impl Worker {
             queue_url: queue_url.into(),
             wait: Duration::from_secs(20),
             max_messages: 10,
-            dynamodb: None,
+            pointers: None,
         }
     }
 
-    /// Follow `data.stored_item` pointers with this client before calling the handler (see
-    /// [`resolve_pointer`]), so the handler always gets the whole event.
-    pub fn resolving_pointers(mut self, dynamodb: aws_sdk_dynamodb::Client) -> Worker {
-        self.dynamodb = Some(dynamodb);
+    /// Follow pointers (`data.stored_item`, `data.raw_pointer`) before calling the handler (see
+    /// [`Pointers::resolve`]), so the handler always gets the whole event, `raw` included.
+    pub fn resolving_pointers(mut self, pointers: Pointers) -> Worker {
+        self.pointers = Some(pointers);
         self
     }
 
@@ -233,8 +303,8 @@ impl Worker {
             let result = match m.body().map(decode) {
                 None => Err(DecodeError::Empty.to_string()),
                 Some(Err(e)) => Err(e.to_string()),
-                Some(Ok(ev)) => match &self.dynamodb {
-                    Some(dynamodb) => match resolve_pointer(dynamodb, ev).await {
+                Some(Ok(ev)) => match &self.pointers {
+                    Some(pointers) => match pointers.resolve(ev).await {
                         Ok(ev) => handler(ev).await.map_err(|e| e.to_string()),
                         Err(e) => Err(e.to_string()),
                     },
