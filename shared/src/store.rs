@@ -640,11 +640,11 @@ fn by_partition(items: &[HashMap<String, AttributeValue>]) -> Vec<Vec<usize>> {
 }
 
 /// A chat's events (indexes into `events`, in body order) cut into waves written one after the
-/// other. A wave is a run of events that report one moment about different messages (the same
-/// type and time, no message id twice), such as the ids of one Z-API status callback or a Meta
+/// other. A wave is a run of statuses that report one moment about different messages (the
+/// same time, no message id twice), such as the ids of one Z-API status callback or a Meta
 /// batch of statuses at the same second: their order carries nothing, so a wave's puts run
-/// together. Any other change (a new time, a new type, the same message again) starts a wave,
-/// so what has an order is written in it.
+/// together. Every other event is a wave of its own (messages of the same second keep the
+/// order the body gives them), and so is a new time or the same message again.
 pub fn waves(events: &[CloudEvent], chat: &[usize]) -> Vec<Vec<usize>> {
     let mut out: Vec<Vec<usize>> = Vec::new();
     let mut ids: std::collections::HashSet<&str> = std::collections::HashSet::new();
@@ -652,7 +652,8 @@ pub fn waves(events: &[CloudEvent], chat: &[usize]) -> Vec<Vec<usize>> {
         let e = &events[i];
         let joins = out.last().and_then(|w| w.last()).is_some_and(|&last| {
             let prev = &events[last];
-            prev.event_type == e.event_type
+            e.event_type == crate::EventType::MessageStatus
+                && prev.event_type == e.event_type
                 && prev.time == e.time
                 && e.data.message_id.as_deref().is_none_or(|m| !ids.contains(m))
         });
