@@ -58,6 +58,17 @@ impl MappingSettings {
     };
 }
 
+/// The mapping's `FilterCriteria` in `infra/template.yaml` (`eventName` `INSERT`, a sort key
+/// starting `E#`): only new events invoke the fanout, never TTL expiries, state, body or
+/// quarantine items. Lambda drops the rest before batching; so does the driver.
+pub fn passes_filter(record: &EventRecord) -> bool {
+    let sk = match record.change.keys.inner().get("sk") {
+        Some(serde_dynamo::AttributeValue::S(sk)) => sk.as_str(),
+        _ => "",
+    };
+    record.event_name == "INSERT" && sk.starts_with("E#")
+}
+
 /// An error with its cause, kept for the log.
 type Cause = Box<dyn std::error::Error + Send + Sync>;
 
@@ -271,6 +282,7 @@ impl StreamDriver {
     fn spread(&mut self, id: &str, records: &[Record], arn: &str) {
         for r in records {
             match lambda_record(r, arn, &self.region) {
+                Ok(rec) if !passes_filter(&rec) => {}
                 Ok(rec) => {
                     let k = local_shard_of(&rec, LOCAL_SHARDS);
                     let created = rec.change.approximate_creation_date_time;
