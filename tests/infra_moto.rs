@@ -83,8 +83,9 @@ async fn receivers_and_fanout_run_on_what_the_template_creates() {
         retention_days: 30,
         queues,
         routes: String::new(),
-        body_bucket: None,
-        parked_url: None,
+        // The bucket and the parked queue the template made: the receivers and the fanout use them.
+        body_bucket: Some(output(&stack, "BodyBucketName")),
+        parked_url: Some(output(&stack, "ParkedRecordsQueueUrl")),
     };
     let local = LocalStack::connect(moto.sdk().await, config.clone())
         .await
@@ -291,7 +292,7 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
             );
             assert!(!actions.iter().any(|a| a == "dynamodb:PutItem"), "{id}");
         } else {
-            let expected: HashSet<String> = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+            let expected: HashSet<String> = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "s3:PutObject"]
                 .map(String::from)
                 .into();
             assert_eq!(actions, expected, "{id}");
@@ -356,10 +357,11 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
 
     // Every queue: 1 MiB messages; every non-DLQ queue redrives to a DLQ.
     for (id, q) in resources(&stack, "AWS::SQS::Queue") {
-        if id != "StreamFailuresDlq" {
+        // The stream failures and parked records are small notes, not events.
+        if id != "StreamFailuresDlq" && id != "ParkedRecordsQueue" {
             assert_eq!(q["Properties"]["MaximumMessageSize"], 1_048_576, "{id}");
         }
-        if id.ends_with("Queue") {
+        if id.ends_with("Queue") && id != "ParkedRecordsQueue" {
             assert!(q["Properties"]["RedrivePolicy"].is_object(), "{id}");
         }
     }
@@ -387,8 +389,8 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
     let alarms = resources(&stack, "AWS::CloudWatch::Alarm");
     assert_eq!(
         alarms.len(),
-        16,
-        "6 DLQ, 5xx, 4xx, quarantine, throttles, iterator age, 5 queue ages"
+        17,
+        "6 DLQ, 5xx, 4xx, quarantine, throttles, iterator age, 5 queue ages, parked records"
     );
     for (id, a) in &alarms {
         assert!(a["Properties"]["AlarmActions"].is_array(), "{id}");
