@@ -237,15 +237,19 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
     let mut stack = crate::serve::harness_stack(endpoint, "cost").await?;
     let batches = Arc::new(AtomicUsize::new(0));
     let sqs = SqsPublisher::new(stack.sqs.clone());
-    stack.fanout = wahooks::lambda::fanout_through(
+    stack.fanout = wahooks::lambda::with_bucket(
+        wahooks::lambda::fanout_through(
+            &stack.config,
+            &sqs,
+            Arc::new(CountingSqs {
+                inner: sqs.clone(),
+                batches: batches.clone(),
+            }),
+        )
+        .await?,
         &stack.config,
-        &sqs,
-        Arc::new(CountingSqs {
-            inner: sqs.clone(),
-            batches: batches.clone(),
-        }),
-    )
-    .await?;
+        &stack.sdk,
+    );
 
     let (mut bodies, mut duplicates) = (0, 0);
     for provider in Provider::ALL {

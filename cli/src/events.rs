@@ -192,11 +192,16 @@ pub async fn run(args: EventsArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut events: Vec<Result<CloudEvent, String>> = items
-        .iter()
-        .filter(|i| keys::is_event_sk(s(i, "sk")))
-        .map(|i| wahooks::store::event_of_sdk_item(i).map_err(|e| format!("{}: unreadable event ({e})", s(i, "sk"))))
-        .collect();
+    // An event over an item even without its body is kept in the bucket: read it there.
+    let s3 = wahooks::bucket::s3_client(&stack.sdk);
+    let mut events: Vec<Result<CloudEvent, String>> = Vec::new();
+    for i in items.iter().filter(|i| keys::is_event_sk(s(i, "sk"))) {
+        let read = wahooks::store::read_sdk_item(i, &s3).await;
+        events.push(
+            read.map(|(_, e)| e)
+                .map_err(|e| format!("{}: unreadable event ({e})", s(i, "sk"))),
+        );
+    }
     events.sort_by_cached_key(|e| match e {
         Ok(e) => (e.time_ms(), e.receivedat.clone(), e.id.clone()),
         Err(_) => (0, String::new(), String::new()),

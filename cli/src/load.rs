@@ -202,15 +202,19 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     let stack = crate::serve::harness_stack(&moto.endpoint, "load").await?;
     let sqs_down = Arc::new(AtomicBool::new(false));
     let sqs = SqsPublisher::new(stack.sqs.clone());
-    let fanout = wahooks::lambda::fanout_through(
+    let fanout = wahooks::lambda::with_bucket(
+        wahooks::lambda::fanout_through(
+            &stack.config,
+            &sqs,
+            Arc::new(FaultySqs {
+                inner: sqs.clone(),
+                down: sqs_down.clone(),
+            }),
+        )
+        .await?,
         &stack.config,
-        &sqs,
-        Arc::new(FaultySqs {
-            inner: sqs.clone(),
-            down: sqs_down.clone(),
-        }),
-    )
-    .await?;
+        &stack.sdk,
+    );
 
     let mut tokens = HashMap::new();
     for provider in Provider::ALL {
@@ -260,7 +264,11 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     anyhow::ensure!(drained, "the stream did not drain within 20 minutes");
     // What the mapping gave up on is in the on-failure queue: recover it as an operator would,
     // with a fanout of its own (another process: it remembers nothing of the first one).
-    let recovery_fanout = wahooks::lambda::fanout_with(&stack.config, SqsPublisher::new(stack.sqs.clone())).await?;
+    let recovery_fanout = wahooks::lambda::with_bucket(
+        wahooks::lambda::fanout_with(&stack.config, SqsPublisher::new(stack.sqs.clone())).await?,
+        &stack.config,
+        &stack.sdk,
+    );
     let failures_url = stack.failures_url.clone().context("a failures queue")?;
     let recovered = wahooks::stream_driver::recover(&stack.sdk, &failures_url, &recovery_fanout).await?;
 

@@ -37,8 +37,11 @@ async fn recover(args: RecoverArgs) -> anyhow::Result<bool> {
         .failures_url
         .or(stack.failures_url.clone())
         .ok_or_else(|| anyhow::anyhow!("no failures queue: pass --failures-url or set WAHOOKS_STREAM_FAILURES_URL"))?;
-    let fanout =
-        wahooks::lambda::fanout_with(&stack.config, SqsPublisher::new(aws_sdk_sqs::Client::new(&stack.sdk))).await?;
+    let fanout = wahooks::lambda::with_bucket(
+        wahooks::lambda::fanout_with(&stack.config, SqsPublisher::new(aws_sdk_sqs::Client::new(&stack.sdk))).await?,
+        &stack.config,
+        &stack.sdk,
+    );
     let done = wahooks::stream_driver::recover(&stack.sdk, &url, &fanout).await?;
     println!(
         "{} failure record(s): {} stream record(s) re-published as {} message(s)",

@@ -129,9 +129,12 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<bool> {
     if args.dry_run || items.is_empty() {
         return Ok(true);
     }
-    let fanout = wahooks::lambda::fanout_with(&stack.config, SqsPublisher::new(aws_sdk_sqs::Client::new(&stack.sdk)))
-        .await?
-        .for_replay(format!("replay-{}", now.timestamp_millis()));
+    let fanout = wahooks::lambda::with_bucket(
+        wahooks::lambda::fanout_with(&stack.config, SqsPublisher::new(aws_sdk_sqs::Client::new(&stack.sdk))).await?,
+        &stack.config,
+        &stack.sdk,
+    )
+    .for_replay(format!("replay-{}", now.timestamp_millis()));
     let bar = indicatif::ProgressBar::new(items.len() as u64);
     let mut failed = 0;
     let mut messages = 0;

@@ -514,6 +514,12 @@ fn write_state(dir: &Path, endpoint: &str, stack: &LocalStack, demos: &[Demo], b
     if let Some(url) = &stack.failures_url {
         env.push_str(&format!("export WAHOOKS_STREAM_FAILURES_URL={url}\n"));
     }
+    if let Some(url) = &stack.config.parked_url {
+        env.push_str(&format!("export WAHOOKS_PARKED_URL={url}\n"));
+    }
+    if let Some(bucket) = &stack.config.body_bucket {
+        env.push_str(&format!("export WAHOOKS_BODY_BUCKET={bucket}\n"));
+    }
     std::fs::write(dir.join("env"), env)?;
     let demo: Vec<_> = demos
         .iter()
@@ -637,6 +643,7 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| anyhow::anyhow!(e).context("the fanout's routing"))?;
+    stack.fanout = wahooks::lambda::with_bucket(stack.fanout.clone(), &stack.config, &stack.sdk);
 
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await

@@ -55,13 +55,25 @@ pub async fn load(prefix: &str) -> anyhow::Result<Stack> {
                 .find(|(n, _)| n == "stream-failures")
                 .map(|(_, u)| u.clone());
         }
+        if config.parked_url.is_none() {
+            config.parked_url = named.iter().find(|(n, _)| n == "parked").map(|(_, u)| u.clone());
+        }
         if config.queues.is_empty() {
-            // DLQs and the failures queue are not routed to.
+            // DLQs, the failures queue and the parked queue are not routed to.
             config.queues = named
                 .into_iter()
-                .filter(|(n, _)| !n.ends_with("-dlq") && n != "stream-failures")
+                .filter(|(n, _)| !n.ends_with("-dlq") && n != "stream-failures" && n != "parked")
                 .collect();
             config.queues.sort();
+        }
+    }
+    // The claim-check bucket: WAHOOKS_BODY_BUCKET (the stack's BodyBucketName output), else the
+    // local stack's `<prefix>-bodies` when there is one.
+    if config.body_bucket.is_none() {
+        let local = wahooks::schema::local_bucket_name(prefix);
+        let s3 = wahooks::bucket::s3_client(&sdk);
+        if s3.head_bucket().bucket(&local).send().await.is_ok() {
+            config.body_bucket = Some(local);
         }
     }
     Ok(Stack {

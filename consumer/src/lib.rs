@@ -146,7 +146,12 @@ impl Pointers {
         let mut event = match &event.data.stored_item {
             Some(p) => {
                 let item = self.item(&p.table, &p.pk, &p.sk).await?;
-                wahooks::store::event_of_sdk_item(&item).map_err(PointerError::NotAnEvent)?
+                // The event is in the item, or (over an item even without its body) in the
+                // bucket, where the item's `body_object` names it.
+                wahooks::store::read_sdk_item(&item, &self.s3)
+                    .await
+                    .map_err(PointerError::NotAnEvent)?
+                    .1
             }
             None => event,
         };

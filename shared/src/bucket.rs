@@ -21,6 +21,22 @@ pub fn body_key(sha256_hex: &str) -> String {
     format!("bodies/{sha256_hex}.json")
 }
 
+/// The object key of an event kept in the bucket (over an item even without its body).
+pub fn event_key(event_id: &str) -> String {
+    format!("events/{}.json", crate::event::bounded_text(event_id))
+}
+
+/// `s3://<bucket>/<key>`: how an item names an object.
+pub fn object_uri(bucket: &str, key: &str) -> String {
+    format!("s3://{bucket}/{key}")
+}
+
+/// The bucket and key of an `s3://<bucket>/<key>` URI.
+pub fn parse_object_uri(uri: &str) -> Option<(&str, &str)> {
+    let (bucket, key) = uri.strip_prefix("s3://")?.split_once('/')?;
+    (!bucket.is_empty() && !key.is_empty()).then_some((bucket, key))
+}
+
 /// The object key of a quarantined body kept in the bucket.
 pub fn quarantine_key(sha256_hex: &str) -> String {
     format!("quarantine/{sha256_hex}")
@@ -219,5 +235,10 @@ mod tests {
         assert!(check_put("", 1).is_err());
         assert!(check_put(&"k".repeat(1025), 1).is_err());
         assert!(check_put("k", MAX_PUT_BYTES + 1).is_err());
+        assert_eq!(
+            parse_object_uri(&object_uri("b", "events/x.json")),
+            Some(("b", "events/x.json"))
+        );
+        assert_eq!(parse_object_uri("s3://b"), None);
     }
 }

@@ -52,7 +52,15 @@ pub async fn fanout_from_env() -> Result<Fanout, RoutingError> {
     let config = Config::from_env();
     let sdk = lambda_sdk_config_from_env();
     let publisher = SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk));
-    fanout_with(&config, publisher).await
+    Ok(with_bucket(fanout_with(&config, publisher).await?, &config, &sdk))
+}
+
+/// The fanout reading events kept in the configured bucket (`WAHOOKS_BODY_BUCKET`).
+pub fn with_bucket(fanout: Fanout, config: &Config, sdk: &aws_config::SdkConfig) -> Fanout {
+    match &config.body_bucket {
+        Some(bucket) => fanout.reading_objects_from(Arc::new(S3Bucket::new(s3_client(sdk), bucket))),
+        None => fanout,
+    }
 }
 
 /// Build a fanout for `config` over `publisher` (the local stack and tests use this too).

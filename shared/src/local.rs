@@ -92,6 +92,7 @@ impl LocalStack {
         }
         let receiver = Receiver::new(Arc::new(registry.clone()), Arc::new(store));
         let fanout = crate::lambda::fanout_with(&config, SqsPublisher::new(sqs.clone())).await?;
+        let fanout = crate::lambda::with_bucket(fanout, &config, &sdk);
         Ok(LocalStack {
             sdk,
             config,

@@ -208,6 +208,24 @@ pub struct Quarantined {
 /// The DynamoDB item of an event, as attribute name → value. Shared by both adapters so the
 /// in-memory one checks sizes exactly as the real one.
 pub fn event_item(ev: &CloudEvent, retention_days: i64) -> HashMap<String, AttributeValue> {
+    let mut item = event_attributes(ev, retention_days);
+    item.insert(
+        "body".to_owned(),
+        AttributeValue::B(Blob::new(compress(ev.to_json().as_bytes()))),
+    );
+    item
+}
+
+/// The item of an event whose JSON is kept in the bucket at `uri` (`s3://bucket/key`): its keys
+/// and attributes, and `body_object` instead of `body`.
+pub fn event_item_in_object(ev: &CloudEvent, uri: &str, retention_days: i64) -> HashMap<String, AttributeValue> {
+    let mut item = event_attributes(ev, retention_days);
+    item.insert("body_object".to_owned(), AttributeValue::S(uri.to_owned()));
+    item
+}
+
+/// An event item's keys and plain attributes (everything but its body).
+fn event_attributes(ev: &CloudEvent, retention_days: i64) -> HashMap<String, AttributeValue> {
     let time_ms = ev.time_ms();
     let received_ms = received_ms(ev);
     let expires_at = received_ms / 1000 + retention_days * 86_400;
@@ -217,10 +235,6 @@ pub fn event_item(ev: &CloudEvent, retention_days: i64) -> HashMap<String, Attri
         ("sk".to_owned(), s(keys::event_sk(&ev.id))),
         ("type".to_owned(), s(ev.event_type.as_str().to_owned())),
         ("received_at".to_owned(), AttributeValue::N(received_ms.to_string())),
-        (
-            "body".to_owned(),
-            AttributeValue::B(Blob::new(compress(ev.to_json().as_bytes()))),
-        ),
         ("expires_at".to_owned(), AttributeValue::N(expires_at.to_string())),
     ]);
     if let Some(message_id) = &ev.data.message_id {
@@ -318,9 +332,32 @@ pub fn place(events: &[CloudEvent], places: Places<'_>) -> Result<Placed, StoreE
             None => event_item(e, places.retention_days),
         };
         let size = item_size(&item);
-        if size > MAX_ITEM_BYTES {
-            return Err(StoreError::TooLarge { size });
-        }
+        let item = if size <= MAX_ITEM_BYTES {
+            item
+        } else {
+            // Over an item even without its body (normalised fields of hundreds of KB: a Meta
+            // `history` chunk's `parameters`): the event's JSON goes to the bucket and the item
+            // keeps its keys and attributes with `body_object` naming it.
+            let Some(bucket) = places.bucket else {
+                return Err(StoreError::TooLarge { size });
+            };
+            let mut pointed = e.clone();
+            if let Some(raw) = &e.data.raw {
+                pointed.data.raw = None;
+                pointed.data.raw_pointer = kept.get(&Arc::as_ptr(raw)).cloned();
+            }
+            let key = crate::bucket::event_key(&e.id);
+            let object_item = event_item_in_object(
+                &pointed,
+                &crate::bucket::object_uri(bucket, &key),
+                places.retention_days,
+            );
+            placed.bodies.push(KeptBody::Object {
+                key,
+                bytes: pointed.to_json().into_bytes(),
+            });
+            object_item
+        };
         placed.items.push(item);
     }
     Ok(placed)
@@ -389,6 +426,12 @@ pub enum ItemError {
     /// The item has no `body` binary attribute.
     #[error("the item has no `body` attribute")]
     NoBody,
+    /// The event is kept in the bucket (`body_object`), and the object could not be read now.
+    #[error("the event's object `{0}` could not be read")]
+    ObjectUnavailable(String, #[source] crate::bucket::BucketError),
+    /// The event is kept in the bucket, and the object is not there (expired?).
+    #[error("the event's object `{0}` is missing")]
+    ObjectMissing(String),
     /// `body` is not a zstd frame.
     #[error("the item's body is not zstd")]
     NotZstd(#[source] std::io::Error),
@@ -415,9 +458,43 @@ pub fn stored_json_of_item(body: Option<&[u8]>) -> Result<(String, CloudEvent), 
     Ok((json, event))
 }
 
-/// The CloudEvent of an item read with the SDK.
+/// The JSON of an event kept as an object (plain JSON, not compressed), and the CloudEvent.
+pub fn stored_json_of_object(bytes: Vec<u8>) -> Result<(String, CloudEvent), ItemError> {
+    let json = String::from_utf8(bytes).map_err(ItemError::NotUtf8)?;
+    let event = serde_json::from_str(&json).map_err(ItemError::NotAnEvent)?;
+    Ok((json, event))
+}
+
+/// The CloudEvent of an item read with the SDK, whose event is in its `body` (not an object:
+/// see [`read_sdk_item`]).
 pub fn event_of_sdk_item(item: &HashMap<String, AttributeValue>) -> Result<CloudEvent, ItemError> {
     event_of_item(item.get("body").and_then(|b| b.as_b().ok()).map(|b| b.as_ref()))
+}
+
+/// The stored JSON and CloudEvent of an item read with the SDK, wherever its event is kept: its
+/// `body`, or the object `body_object` names (read with `s3`).
+pub async fn read_sdk_item(
+    item: &HashMap<String, AttributeValue>,
+    s3: &aws_sdk_s3::Client,
+) -> Result<(String, CloudEvent), ItemError> {
+    match item.get("body_object").and_then(|v| v.as_s().ok()) {
+        Some(uri) => read_object(uri, |bucket| crate::bucket::S3Bucket::new(s3.clone(), bucket)).await,
+        None => stored_json_of_item(item.get("body").and_then(|b| b.as_b().ok()).map(|b| b.as_ref())),
+    }
+}
+
+/// The event kept in the object `uri` (`s3://bucket/key`), read through the bucket `open` gives.
+pub async fn read_object<B: BodyBucket>(
+    uri: &str,
+    open: impl FnOnce(&str) -> B,
+) -> Result<(String, CloudEvent), ItemError> {
+    let (bucket, key) = crate::bucket::parse_object_uri(uri).ok_or_else(|| ItemError::ObjectMissing(uri.to_owned()))?;
+    let bytes = open(bucket)
+        .get(key)
+        .await
+        .map_err(|e| ItemError::ObjectUnavailable(uri.to_owned(), e))?
+        .ok_or_else(|| ItemError::ObjectMissing(uri.to_owned()))?;
+    stored_json_of_object(bytes)
 }
 
 /// DynamoDB's size of an item: attribute names plus values (numbers counted as their text,
@@ -753,7 +830,7 @@ impl EventStore for DynamoEventStore {
             };
             let key = crate::bucket::quarantine_key(&sha);
             bucket.put(&key, q.raw, "application/octet-stream").await?;
-            ("raw_object", s(format!("s3://{}/{key}", bucket.name())))
+            ("raw_object", s(crate::bucket::object_uri(bucket.name(), &key)))
         };
         let mut put = self
             .client

@@ -48,6 +48,28 @@ pub enum RecordError {
     /// The item's `body` is missing or is not a compressed CloudEvent.
     #[error("the item's body is unreadable")]
     BadBody(#[from] crate::store::ItemError),
+    /// The event is kept in the bucket and the fanout cannot read it now (no bucket configured,
+    /// or S3 unavailable): worth a retry, never a park.
+    #[error("the event's object cannot be read now")]
+    ObjectUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl RecordError {
+    /// Whether a retry may read it (else no retry ever will: the record is parked).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            RecordError::ObjectUnavailable(_) | RecordError::BadBody(crate::store::ItemError::ObjectUnavailable(..))
+        )
+    }
+}
+
+/// An item's `body_object`, when its event is kept in the bucket.
+pub fn object_of_image(image: &HashMap<String, AttributeValue>) -> Option<&str> {
+    match image.get("body_object") {
+        Some(AttributeValue::S(uri)) => Some(uri),
+        _ => None,
+    }
 }
 
 /// An event item read back from a stream record: the event's JSON exactly as stored, the
@@ -68,6 +90,15 @@ pub struct StoredEvent {
 /// The stored event of a new event item (from a stream NEW_IMAGE), `data.raw` included, with
 /// the item's keys. `None` for items that are not events (quarantine).
 pub fn event_from_image(image: &HashMap<String, AttributeValue>) -> Result<Option<StoredEvent>, RecordError> {
+    event_from_image_with(image, None)
+}
+
+/// [`event_from_image`], with the event's JSON already read from the bucket when the item keeps
+/// it there (`body_object`).
+pub fn event_from_image_with(
+    image: &HashMap<String, AttributeValue>,
+    object: Option<(String, CloudEvent)>,
+) -> Result<Option<StoredEvent>, RecordError> {
     let key = |k: &str| match image.get(k) {
         Some(AttributeValue::S(s)) => Some(s.clone()),
         _ => None,
@@ -78,11 +109,16 @@ pub fn event_from_image(image: &HashMap<String, AttributeValue>) -> Result<Optio
     if !keys::is_event_sk(&sk) {
         return Ok(None);
     }
-    let body = match image.get("body") {
-        Some(AttributeValue::B(b)) => Some(b.as_slice()),
-        _ => None,
+    let (json, event) = match object {
+        Some(read) => read,
+        None => {
+            let body = match image.get("body") {
+                Some(AttributeValue::B(b)) => Some(b.as_slice()),
+                _ => None,
+            };
+            stored_json_of_item(body)?
+        }
     };
-    let (json, event) = stored_json_of_item(body)?;
     Ok(Some(StoredEvent {
         json,
         event,

@@ -68,6 +68,8 @@ pub struct Fanout {
     recent: Arc<Mutex<RecentlySent>>,
     /// Where records that can never be published go, so they do not hold their shard.
     parked: Option<Queue>,
+    /// The claim-check bucket, to read events kept there (`body_object`).
+    objects: Option<Arc<dyn crate::bucket::BodyBucket>>,
 }
 
 /// A record that can never be published, and why.
@@ -88,6 +90,32 @@ struct Pending {
     message: OutMessage,
 }
 
+/// The fanout's bucket, checked to be the one an item names.
+struct Named(Arc<dyn crate::bucket::BodyBucket>, String);
+
+#[async_trait::async_trait]
+impl crate::bucket::BodyBucket for Named {
+    fn name(&self) -> &str {
+        &self.1
+    }
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), crate::bucket::BucketError> {
+        self.0.put(key, bytes, content_type).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, crate::bucket::BucketError> {
+        if self.0.name() != self.1 {
+            return Err(crate::bucket::BucketError::Unavailable(
+                format!(
+                    "the item names bucket `{}`, the fanout reads `{}`",
+                    self.1,
+                    self.0.name()
+                )
+                .into(),
+            ));
+        }
+        self.0.get(key).await
+    }
+}
+
 impl Fanout {
     /// A handler publishing through `publisher`; `table` is named in stored-item pointers.
     pub fn new(routing: Routing, publisher: Arc<dyn Publisher>, table: impl Into<String>) -> Fanout {
@@ -98,7 +126,33 @@ impl Fanout {
             dedup_suffix: None,
             recent: Arc::new(Mutex::new(BoundedSet::new(RECENTLY_SENT))),
             parked: None,
+            objects: None,
         }
+    }
+
+    /// Read events kept in `bucket` (an event over an item even without its body).
+    pub fn reading_objects_from(mut self, bucket: Arc<dyn crate::bucket::BodyBucket>) -> Fanout {
+        self.objects = Some(bucket);
+        self
+    }
+
+    /// The events of `records` kept in the bucket, read (the rest: `None`).
+    async fn read_objects(
+        &self,
+        records: &[EventRecord],
+    ) -> Vec<Option<Result<(String, crate::CloudEvent), RecordError>>> {
+        let reads = records.iter().map(|r| async move {
+            let uri = message::object_of_image(r.change.new_image.inner())?;
+            Some(match &self.objects {
+                Some(bucket) => crate::store::read_object(uri, |name| Named(bucket.clone(), name.to_owned()))
+                    .await
+                    .map_err(RecordError::from),
+                None => Err(RecordError::ObjectUnavailable(
+                    format!("{uri}: the fanout has no bucket (WAHOOKS_BODY_BUCKET)").into(),
+                )),
+            })
+        });
+        futures::future::join_all(reads).await
     }
 
     /// Park records that can never be published (an item that cannot be read, a message SQS
@@ -129,10 +183,19 @@ impl Fanout {
         let mut failed_records: HashSet<usize> = HashSet::new();
         let mut unpublishable: Vec<Unpublishable> = Vec::new();
         let mut per_queue: Vec<Vec<Pending>> = self.routing.queues().iter().map(|_| Vec::new()).collect();
-        for (i, record) in event.records.iter().enumerate() {
-            match self.messages_for(record, &mut per_queue, i, &mut stats) {
+        let objects = self.read_objects(&event.records).await;
+        for ((i, record), object) in event.records.iter().enumerate().zip(objects) {
+            match self.messages_for(record, object, &mut per_queue, i, &mut stats) {
                 Ok(true) => stats.events += 1,
                 Ok(false) => stats.ignored += 1,
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(
+                        sequence = record.change.sequence_number.as_deref().unwrap_or("-"),
+                        error = %crate::error_chain(&e),
+                        "stream record not read now; it will be retried"
+                    );
+                    failed_records.insert(i);
+                }
                 Err(e) => {
                     let reason = crate::error_chain(&e);
                     tracing::error!(
@@ -215,6 +278,7 @@ impl Fanout {
     fn messages_for(
         &self,
         record: &EventRecord,
+        object: Option<Result<(String, crate::CloudEvent), RecordError>>,
         per_queue: &mut [Vec<Pending>],
         index: usize,
         stats: &mut FanoutStats,
@@ -222,7 +286,8 @@ impl Fanout {
         if record.event_name != "INSERT" {
             return Ok(false);
         }
-        let Some(mut stored) = event_from_image(record.change.new_image.inner())? else {
+        let object = object.transpose()?;
+        let Some(mut stored) = message::event_from_image_with(record.change.new_image.inner(), object)? else {
             return Ok(false);
         };
         stored.pointer.table.clone_from(&self.table);
