@@ -183,7 +183,10 @@ async fn every_fixture_reaches_its_queue_exactly_once_with_its_group() {
         }
     }
     assert_eq!(seen, accepted, "every stored event was published, nothing else");
-    assert!(shared_bodies > 0, "the fixtures with several events share one stored body");
+    assert!(
+        shared_bodies > 0,
+        "the fixtures with several events share one stored body"
+    );
     assert!(!arrived["messages"].is_empty() && !arrived["statuses"].is_empty());
     assert!(!arrived["instance"].is_empty() && !arrived["presence"].is_empty());
     assert!(arrived["unrouted"]
@@ -580,4 +583,364 @@ async fn a_route_to_a_queue_the_fanout_cannot_reach_stops_it_at_init_with_what_t
         text.contains("WAHOOKS_QUEUE_AUDIT") && text.contains("sqs:SendMessage"),
         "{text}"
     );
+}
+
+// ------------------------------------------------------------------ the edges (docs/receiving.md)
+
+/// `n` characters of base64 of seeded xorshift bytes: media as Evolution inlines it (zstd gets
+/// no more than base64's own 3/4 out of it).
+fn incompressible_base64(n: usize) -> String {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let bytes: Vec<u8> = (0..n * 3 / 4)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect();
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
+}
+
+/// Evolution's `messages.upsert` with `webhook_base64`: the image inline, `media` bytes of it.
+fn evolution_media(id: &str, media: usize) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "event": "messages.upsert", "instance": "inst-edge",
+        "data": {
+            "key": {"remoteJid": "5511900000001@s.whatsapp.net", "fromMe": false, "id": id},
+            "pushName": "Contato", "messageType": "imageMessage", "messageTimestamp": 1790000000,
+            "message": {"imageMessage": {"mimetype": "image/jpeg", "caption": "foto"}, "base64": incompressible_base64(media)}
+        }
+    }))
+    .expect("json")
+}
+
+/// A Meta coexistence `history` chunk of about `bytes`: threads of text messages with varied
+/// words (as compressible as real chat text, no more).
+fn meta_history(bytes: usize) -> Vec<u8> {
+    const WORDS: [&str; 24] = [
+        "oi",
+        "tudo",
+        "bem",
+        "pedido",
+        "entrega",
+        "amanhã",
+        "obrigado",
+        "valor",
+        "pix",
+        "nota",
+        "fiscal",
+        "endereço",
+        "rua",
+        "número",
+        "cep",
+        "horário",
+        "confirmo",
+        "cancelar",
+        "troca",
+        "tamanho",
+        "cor",
+        "azul",
+        "prazo",
+        "frete",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut threads, mut size, mut n) = (Vec::new(), 0, 0u64);
+    while size < bytes {
+        let user = format!("5511{:09}", next() % 1_000_000_000);
+        let messages: Vec<serde_json::Value> = (0..20)
+            .map(|_| {
+                n += 1;
+                let text: Vec<&str> = (0..(8 + next() % 30)).map(|_| WORDS[(next() % 24) as usize]).collect();
+                serde_json::json!({
+                    "from": user, "id": format!("wamid.HIST{n:08}{:016x}", next()), "timestamp": (1_700_000_000 + next() % 10_000_000).to_string(),
+                    "type": "text", "text": {"body": text.join(" ")}, "history_context": {"status": "READ"}
+                })
+            })
+            .collect();
+        let thread = serde_json::json!({"id": user, "messages": messages});
+        size += thread.to_string().len();
+        threads.push(thread);
+    }
+    serde_json::to_vec(&serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "WABA", "changes": [{"field": "history", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": "PNID"},
+            "history": [{"metadata": {"phase": 1, "chunk_order": 3, "progress": 40}, "threads": threads}]
+        }}]}]
+    }))
+    .expect("json")
+}
+
+/// A Z-API status naming `n` message ids.
+fn zapi_status(n: usize) -> Vec<u8> {
+    let ids: Vec<String> = (0..n).map(|i| format!("3EB0{i:016X}")).collect();
+    serde_json::to_vec(&serde_json::json!({
+        "type": "MessageStatusCallback", "instanceId": "INSTANCE", "status": "READ", "ids": ids,
+        "momment": 1757390383000u64, "phone": "5511999999999", "isGroup": false
+    }))
+    .expect("json")
+}
+
+/// A Meta webhook batching `n` statuses, each to its own recipient.
+fn meta_statuses(n: usize) -> Vec<u8> {
+    let statuses: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("wamid.STATUS{i:06}"), "status": "delivered", "timestamp": "1757390383",
+                "recipient_id": format!("5511{i:09}"),
+                "pricing": {"billable": true, "pricing_model": "PMP", "category": "marketing"}
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": "PNID"},
+            "statuses": statuses
+        }}]}]
+    }))
+    .expect("json")
+}
+
+/// Post `body` to a new `provider` endpoint, run the stream into the fanout, and read every
+/// queue: the answer, and each accepted event as it arrived, resolved to the whole event.
+async fn through_the_stack(stack: &LocalStack, provider: Provider, body: &[u8]) -> (u16, Value, Vec<CloudEvent>) {
+    let token = endpoint(stack, provider).await;
+    let (status, answer) = post(stack, &token, body).await;
+    let mut driver = stack.stream_driver();
+    drive(stack, &mut driver).await;
+    assert_eq!(driver.stats().failed, 0, "no record held back");
+    let pointers = wahooks_consumer::Pointers::new(stack.dynamo.clone(), wahooks::bucket::s3_client(&stack.sdk));
+    let mut events = Vec::new();
+    for (_, arrived) in drain_all(stack).await {
+        for m in arrived {
+            assert!(m.body_len <= 1024 * 1024);
+            events.push(pointers.resolve(m.event).await.expect("pointers followed"));
+        }
+    }
+    (status, answer, events)
+}
+
+/// The objects the stack's bucket holds under `prefix`.
+async fn objects(stack: &LocalStack, prefix: &str) -> Vec<String> {
+    let s3 = wahooks::bucket::s3_client(&stack.sdk);
+    let out = s3
+        .list_objects_v2()
+        .bucket(stack.config.body_bucket.as_deref().expect("a bucket"))
+        .prefix(prefix)
+        .send()
+        .await
+        .expect("list");
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+/// The raw JSON a body would have in `data.raw` (what the provider sent, compact).
+fn compact(body: &[u8]) -> String {
+    wahooks::providers::compact_raw(body).expect("json").get().to_owned()
+}
+
+#[tokio::test]
+async fn a_600_kb_instance_id_is_stored_published_and_holds_nothing_back() {
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    let long = "A".repeat(600_000);
+    let body = serde_json::to_vec(&serde_json::json!({
+        "type": "ReceivedCallback", "instanceId": long, "messageId": "M-LONG", "phone": "5511999999999",
+        "fromMe": false, "momment": 1757390383000u64, "text": {"message": "oi"}
+    }))
+    .expect("json");
+    let (status, answer, events) = through_the_stack(&stack, Provider::Zapi, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(events.len(), 1, "published");
+    let e = &events[0];
+    assert_eq!(
+        e.instance,
+        wahooks::event::bounded_text(&long),
+        "the envelope holds its digest"
+    );
+    assert!(e.source.len() < 100);
+    let raw: Value = serde_json::from_str(e.data.raw.as_ref().expect("raw").get()).expect("json");
+    assert_eq!(
+        raw["instanceId"].as_str().map(str::len),
+        Some(600_000),
+        "the original stays in raw"
+    );
+}
+
+#[tokio::test]
+async fn a_zapi_status_of_a_thousand_ids_is_stored_once_and_a_wider_one_is_kept_in_quarantine() {
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    let body = zapi_status(wahooks::store::MAX_EVENTS_PER_WEBHOOK);
+    let (status, answer, events) = through_the_stack(&stack, Provider::Zapi, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(ids(&answer, "accepted").len(), 1000);
+    assert_eq!(events.len(), 1000, "every status published, once");
+    let items = common::table_items(&stack.dynamo, &stack.config.events_table).await;
+    let bodies: Vec<_> = items.iter().filter(|i| common::s(i, "sk") == "B").collect();
+    assert_eq!(bodies.len(), 1, "the body stored once for the thousand events");
+    assert!(events
+        .iter()
+        .all(|e| e.data.raw.as_ref().map(|r| r.get().to_owned()) == Some(compact(&body))));
+
+    let wider = zapi_status(wahooks::store::MAX_EVENTS_PER_WEBHOOK + 1);
+    let token = endpoint(&stack, Provider::Zapi).await;
+    let (status, answer) = post(&stack, &token, &wider).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (413, Some("too_many_events")),
+        "{answer}"
+    );
+    assert!(
+        answer["detail"].as_str().unwrap_or_default().contains("quarantine"),
+        "{answer}"
+    );
+    let items = common::table_items(&stack.dynamo, &stack.config.events_table).await;
+    let quarantined: Vec<_> = items.iter().filter(|i| common::s(i, "pk").starts_with("Q#")).collect();
+    assert_eq!(quarantined.len(), 1, "kept whole");
+    let kept = wahooks::store::decompress(quarantined[0]["raw"].as_b().expect("raw").as_ref()).expect("zstd");
+    assert_eq!(kept, wider);
+}
+
+#[tokio::test]
+async fn a_meta_webhook_batching_hundreds_of_statuses_is_stored_and_published() {
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    let body = meta_statuses(400);
+    let (status, answer, events) = through_the_stack(&stack, Provider::Meta, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(events.len(), 400);
+    let chats: HashSet<_> = events.iter().map(|e| e.subject.clone()).collect();
+    assert_eq!(chats.len(), 400, "one chat each");
+    assert!(events
+        .iter()
+        .all(|e| e.data.raw_pointer.is_some() && e.data.raw.is_some()));
+}
+
+#[tokio::test]
+async fn incompressible_media_of_450_kb_and_4_5_mb_is_kept_in_the_bucket_and_published() {
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    // 450 KB of media (600 KB of base64: over an item even compressed), and a 4.5 MB body.
+    for (id, media) in [("3EB0MEDIA450K", 600_000), ("3EB0MEDIA4M5", 4_500_000)] {
+        let body = evolution_media(id, media);
+        let (status, answer, events) = through_the_stack(&stack, Provider::Evolution, &body).await;
+        assert_eq!(status, 200, "{id}: {answer}");
+        assert_eq!(events.len(), 1, "{id}");
+        let e = &events[0];
+        let pointer = e.data.raw_pointer.as_ref().expect("the body is kept apart");
+        assert_eq!(
+            pointer.bucket.as_deref(),
+            stack.config.body_bucket.as_deref(),
+            "{id}: in the bucket"
+        );
+        assert_eq!(
+            e.data.raw.as_ref().map(|r| r.get().len()),
+            Some(compact(&body).len()),
+            "{id}: whole"
+        );
+        assert_eq!(e.data.message_id.as_deref(), Some(id));
+    }
+    assert_eq!(objects(&stack, "bodies/").await.len(), 2);
+    // A redelivery stores nothing new and keeps one object.
+    let token = endpoint(&stack, Provider::Evolution).await;
+    let (status, answer) = post(&stack, &token, &evolution_media("3EB0MEDIA450K", 600_000)).await;
+    assert_eq!((status, ids(&answer, "duplicates").len()), (200, 1), "{answer}");
+    assert_eq!(objects(&stack, "bodies/").await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_3_mb_meta_history_chunk_is_stored_and_published() {
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    let body = meta_history(3 * 1024 * 1024);
+    assert!(body.len() >= 3 * 1024 * 1024);
+    let (status, answer, events) = through_the_stack(&stack, Provider::Meta, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e.data.notification.as_deref(), Some("history"));
+    assert_eq!(e.data.raw.as_ref().map(|r| r.get().to_owned()), Some(compact(&body)));
+    let threads = e
+        .data
+        .parameters
+        .as_ref()
+        .map(|p| p["history"][0]["threads"].as_array().map(Vec::len));
+    assert!(
+        threads.flatten().unwrap_or_default() > 100,
+        "the normalised fields whole too"
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_stream_record_is_parked_and_the_records_behind_it_are_published() {
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    let token = endpoint(&stack, Provider::Zapi).await;
+    let message = |id: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "type": "ReceivedCallback", "instanceId": "I", "messageId": id, "phone": "5511999999999",
+            "fromMe": false, "momment": 1757390383000u64, "text": {"message": id}
+        }))
+        .expect("json")
+    };
+    assert_eq!(post(&stack, &token, &message("BEFORE")).await.0, 200);
+    // An item no version of wahooks can read, in the same chat (and shard) as the others.
+    let pk = wahooks::store::keys::chat_partition("zapi", "I", "5511999999999");
+    stack
+        .dynamo
+        .put_item()
+        .table_name(&stack.config.events_table)
+        .item("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("E#0123456789abcdef0123456789abcdef".into()),
+        )
+        .item(
+            "body",
+            aws_sdk_dynamodb::types::AttributeValue::B(b"not zstd".to_vec().into()),
+        )
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(post(&stack, &token, &message("AFTER")).await.0, 200);
+    let mut driver = stack.stream_driver();
+    drive(&stack, &mut driver).await;
+    assert_eq!(
+        driver.stats().failed,
+        0,
+        "nothing retried: the record is parked, not holding its shard"
+    );
+    assert_eq!(driver.stats().fanout.parked, 1);
+    let arrived = drain_queue(&stack.sqs, stack.queue_url("messages").expect("url")).await;
+    let order: Vec<_> = arrived.iter().filter_map(|m| m.event.data.message_id.clone()).collect();
+    assert_eq!(order, ["BEFORE", "AFTER"]);
+    let parked_url = stack.config.parked_url.clone().expect("a parked queue");
+    let got = stack
+        .sqs
+        .receive_message()
+        .queue_url(&parked_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    assert_eq!(got.messages().len(), 1);
+    let note: Value = serde_json::from_str(got.messages()[0].body().expect("body")).expect("json");
+    assert_eq!(note["event_id"], "0123456789abcdef0123456789abcdef");
+    assert!(note["stored_item"]["pk"]
+        .as_str()
+        .is_some_and(|pk| pk.starts_with("C#zapi#I#")));
+    assert!(note["sequence_number"].is_string());
 }

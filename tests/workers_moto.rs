@@ -2,8 +2,11 @@
 //! consumer's pointer resolution, end to end on the local stand-in: receivers store real
 //! fixtures, the stream driver runs the fanout, and each worker long-polls the messages queue.
 //! Each must handle every event once (a republished copy is a duplicate), read an event of a
-//! later wahooks (new type, kinds, status) as the catch-alls, resolve the pointer of an event
-//! too large for its queue, delete what it handled and leave a failure on the queue.
+//! later wahooks (new type, kinds, status) as the catch-alls, follow the pointers to what a
+//! message leaves out (`data.stored_item`: the whole event, for one too large for its queue;
+//! `data.raw_pointer`: the body, kept once for a webhook's several events in a body item, or in
+//! the S3 bucket when too large for an item), delete what it handled and leave a failure on the
+//! queue.
 
 mod common;
 
@@ -12,7 +15,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
+use base64::Engine;
 use chrono::Utc;
 use common::moto::Moto;
 use serde_json::Value;
@@ -34,8 +39,40 @@ const BODIES: [(Provider, &str); 6] = [
     (Provider::Evolution, "messages-upsert-text-lid-addressing.json"),
 ];
 
+/// A Meta webhook of several events (two messages of one chat, statuses, an account update):
+/// its body is stored once, in a body item, and each event carries `data.raw_pointer` to it.
+/// Its first message is the Meta text's again: that event is already stored, with its own body.
+const SHARED: (Provider, &str) = (Provider::Meta, "meta-docs-batch-several-entries.json");
+
+/// The Evolution image whose `data.message.base64` [`large_body`] replaces.
+const LARGE: (Provider, &str) = (Provider::Evolution, "messages-upsert-image-base64.json");
+
 /// The echo is alone in its chat (its FIFO group): failing it blocks nothing else.
 const FAILING: (Provider, &str) = (Provider::Meta, "meta-docs-smb-message-echoes-text.json");
+
+/// [`LARGE`] with ~600 KB of base64 of pseudo-random bytes (a fixed seed) as its image: random
+/// bytes do not compress, nor does their base64 below ~3/4 of its size, so even zstd-compressed
+/// the body is over DynamoDB's 400 KiB item and is kept in the S3 bucket. Its caption makes the
+/// event over the test queue's 1 KiB even without its body: it travels as a `stored_item`
+/// pointer, and the event read from the item carries the `raw_pointer` (both, chained).
+fn large_body() -> Vec<u8> {
+    let mut state: u64 = 0x5eed_b0d1_e5f0_0d5e;
+    let bytes: Vec<u8> = (0..450_000 / 8)
+        .flat_map(|_| {
+            // splitmix64
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)).to_le_bytes()
+        })
+        .collect();
+    let fixture = std::fs::read(common::provider_dir(LARGE.0).join(LARGE.1)).expect("fixture");
+    let mut body: Value = serde_json::from_slice(&fixture).expect("json");
+    body["data"]["message"]["base64"] = base64::engine::general_purpose::STANDARD.encode(bytes).into();
+    body["data"]["message"]["imageMessage"]["caption"] = "The whole shelf, as promised. ".repeat(40).into();
+    serde_json::to_vec(&body).expect("json")
+}
 
 struct Published {
     _moto: Moto,
@@ -50,11 +87,48 @@ struct Published {
     pointer_id: String,
     /// The id republished under another deduplication id (a duplicate delivery).
     duplicate_id: String,
+    /// The ids of [`SHARED`]'s events on the queue (their body in a body item).
+    shared_ids: Vec<String>,
+    /// The id of [`large_body`]'s event (its body in the bucket).
+    large_id: String,
 }
 
 fn parse_one(provider: Provider, file: &str) -> Vec<CloudEvent> {
     let body = std::fs::read(common::provider_dir(provider).join(file)).expect("fixture");
-    parse(&ParseContext::new(provider, "ep", Utc::now()), &body).expect("json")
+    parse_body(provider, &body)
+}
+
+fn parse_body(provider: Provider, body: &[u8]) -> Vec<CloudEvent> {
+    parse(&ParseContext::new(provider, "ep", Utc::now()), body).expect("json")
+}
+
+/// The events of `body` the messages queue gets.
+fn queued(provider: Provider, body: &[u8]) -> Vec<CloudEvent> {
+    parse_body(provider, body)
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e.event_type,
+                EventType::MessageReceived | EventType::MessageSent | EventType::Notification
+            )
+        })
+        .collect()
+}
+
+/// The event `e` as the receiver stored it in its item.
+async fn stored(stack: &LocalStack, e: &CloudEvent) -> CloudEvent {
+    let item = aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .get_item()
+        .table_name(&stack.config.events_table)
+        .key("pk", AttributeValue::S(wahooks::store::keys::event_pk(e)))
+        .key("sk", AttributeValue::S(wahooks::store::keys::event_sk(&e.id)))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get")
+        .item
+        .unwrap_or_else(|| panic!("{} stored", e.id));
+    wahooks::store::event_of_sdk_item(&item).expect("an event item")
 }
 
 async fn published() -> Published {
@@ -92,25 +166,64 @@ async fn published() -> Published {
     }
     let stack = LocalStack::connect(base.sdk.clone(), config).await.expect("stack");
     let mut expected = HashMap::new();
-    for (provider, file) in BODIES {
-        let token = stack.url_token_endpoint(provider).await.expect("endpoint");
-        let body = std::fs::read(common::provider_dir(provider).join(file)).expect("fixture");
+    let mut bodies: Vec<(Provider, String, Vec<u8>)> = BODIES
+        .into_iter()
+        .chain([SHARED])
+        .map(|(provider, file)| {
+            let body = std::fs::read(common::provider_dir(provider).join(file)).expect("fixture");
+            (provider, file.to_owned(), body)
+        })
+        .collect();
+    let large = large_body();
+    bodies.push((LARGE.0, format!("{} (large)", LARGE.1), large.clone()));
+    // The events each body adds to the queue.
+    let mut added: HashMap<String, Vec<CloudEvent>> = HashMap::new();
+    for (provider, file, body) in &bodies {
+        let token = stack.url_token_endpoint(*provider).await.expect("endpoint");
         let path = format!("/v1/hooks/{token}/any");
         let headers = [("content-type".to_owned(), "application/json".to_owned())];
         let response = stack
             .receiver
-            .handle(Route::Any, apigw_request("POST", &path, "", &headers, &body))
+            .handle(Route::Any, apigw_request("POST", &path, "", &headers, body))
             .await;
         assert_eq!(response.status().as_u16(), 200, "{file}");
-        for e in parse_one(provider, file) {
-            if matches!(
-                e.event_type,
-                EventType::MessageReceived | EventType::MessageSent | EventType::Notification
-            ) {
-                expected.insert(e.id.clone(), e);
+        for e in queued(*provider, body) {
+            // A message delivered again in another webhook is the same event, stored (and
+            // queued) once: the batch repeats the Meta text's first message.
+            if let std::collections::hash_map::Entry::Vacant(slot) = expected.entry(e.id.clone()) {
+                added.entry(file.clone()).or_default().push(e.clone());
+                slot.insert(e);
             }
         }
     }
+    // What makes the workers prove they follow `data.raw_pointer`: these events were stored
+    // without `raw`, so no message of theirs carries it (slimmed or not), and a worker that
+    // skipped the pointer would report `has_raw: false`.
+    let shared = added.remove(SHARED.1).unwrap_or_default();
+    assert!(
+        shared.len() >= 2,
+        "several events of one webhook on the queue: {shared:?}"
+    );
+    let mut shared_sha = Vec::new();
+    for e in &shared {
+        let s = stored(&stack, e).await;
+        let pointer = s.data.raw_pointer.as_ref().expect("a shared body is pointed at");
+        assert!(
+            s.data.raw.is_none() && pointer.table.is_some() && pointer.bucket.is_none(),
+            "{pointer:?}"
+        );
+        shared_sha.push(pointer.sha256.clone());
+    }
+    shared_sha.dedup();
+    assert_eq!(shared_sha.len(), 1, "one body item for the webhook");
+    let [large_event]: [CloudEvent; 1] = queued(LARGE.0, &large).try_into().expect("one event");
+    assert!(expected.contains_key(&large_event.id));
+    let s = stored(&stack, &large_event).await;
+    let pointer = s.data.raw_pointer.as_ref().expect("a large body is pointed at");
+    assert!(
+        s.data.raw.is_none() && pointer.bucket.is_some() && pointer.table.is_none(),
+        "{pointer:?}"
+    );
     let mut driver = StreamDriver::new(&stack.sdk, &stack.config.events_table);
     let drained = driver
         .drain(&stack.fanout, Duration::from_secs(60))
@@ -175,6 +288,8 @@ async fn published() -> Published {
         fail_id,
         pointer_id,
         duplicate_id: duplicate.id,
+        shared_ids: shared.into_iter().map(|e| e.id).collect(),
+        large_id: large_event.id,
     }
 }
 
@@ -230,6 +345,12 @@ async fn assert_worked(p: &Published, lines: &[Value], worker: &str) {
         assert_eq!(line["text"].as_str(), text, "{worker}");
     }
     assert!(handled.contains_key(&p.pointer_id), "{worker}: the pointer event");
+    for id in p.shared_ids.iter().chain([&p.large_id]) {
+        assert!(
+            handled.get(id).is_some_and(|l| l["has_raw"] == true),
+            "{worker}: {id}'s body (a body item or an object) read back into raw"
+        );
+    }
     assert!(
         lines.iter().any(|l| l["duplicate"] == p.duplicate_id.as_str()),
         "{worker}: the second delivery is seen as a duplicate"
@@ -297,6 +418,7 @@ async fn the_rust_consumer_resolves_a_pointer_to_the_whole_event() {
         wahooks::bucket::s3_client(&p.stack.sdk),
     );
     let mut resolved = Vec::new();
+    let mut with_raw_pointer = Vec::new();
     let mut read = 0;
     for _ in 0..5 {
         let got = p
@@ -312,13 +434,23 @@ async fn the_rust_consumer_resolves_a_pointer_to_the_whole_event() {
             read += 1;
             let event = wahooks_consumer::decode(m.body().expect("body")).expect("an event");
             let had_pointer = event.data.stored_item.is_some();
+            let had_raw_pointer = event.data.raw.is_none() && event.data.raw_pointer.is_some();
             let whole = wahooks_consumer::resolve_pointer(&pointers, event)
                 .await
                 .expect("resolved");
             assert!(whole.data.raw.is_some(), "{}", whole.id);
             assert!(whole.data.stored_item.is_none());
+            assert_eq!(
+                whole.data.raw.as_ref().map(|r| r.get()),
+                p.expected[&whole.id].data.raw.as_ref().map(|r| r.get()),
+                "{}: the body the webhook brought",
+                whole.id
+            );
             if had_pointer {
                 resolved.push(whole.id.clone());
+            }
+            if had_raw_pointer {
+                with_raw_pointer.push(whole.id.clone());
             }
             p.stack
                 .sqs
@@ -335,4 +467,31 @@ async fn the_rust_consumer_resolves_a_pointer_to_the_whole_event() {
         resolved.contains(&p.pointer_id),
         "the big event's pointer, followed: {resolved:?}"
     );
+    // Each pointer on its own and both chained: the batch's events came with a `raw_pointer` to
+    // their body item, the large image as a `stored_item` whose event points at the bucket.
+    for id in &p.shared_ids {
+        assert!(
+            with_raw_pointer.contains(id),
+            "{id} came with raw_pointer: {with_raw_pointer:?}"
+        );
+    }
+    assert!(
+        resolved.contains(&p.large_id),
+        "{} came as stored_item: {resolved:?}",
+        p.large_id
+    );
+    // A body that is not the one the pointer describes is refused, not handed over.
+    for id in [&p.shared_ids[0], &p.large_id] {
+        let mut wrong = stored(&p.stack, &p.expected[id]).await;
+        if let Some(pointer) = wrong.data.raw_pointer.as_mut() {
+            pointer.sha256 = "0".repeat(64);
+        }
+        assert!(
+            matches!(
+                pointers.resolve(wrong).await,
+                Err(wahooks_consumer::PointerError::WrongBody(_))
+            ),
+            "{id}"
+        );
+    }
 }

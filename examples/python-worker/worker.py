@@ -5,12 +5,13 @@
 Long-polls one queue; for each message: parses the event (`wahooks_event.WahooksEvent`, generated
 from `schema/wahooks-event.schema.json` by `make schema`; a type, chat kind, content kind or
 status that a later wahooks adds is read as the catch-all, as the Rust consumer reads it), skips an event id it has already
-handled (delivery is at least once), resolves a `data.stored_item` pointer (an event too large
-for the queue: the whole event is in the DynamoDB item, zstd-compressed), calls `handle`, and
-deletes the message. A message whose handling fails is not deleted: SQS shows it again after the
-queue's visibility timeout, and after five receives it moves to the queue's dead-letter queue;
-the later messages of its chat (its FIFO group) in the same batch wait with it, so a chat's
-events are handled in order.
+handled (delivery is at least once), follows its pointers (`data.stored_item`: an event too
+large for the queue, the whole event is in its DynamoDB item; `data.raw_pointer`: the body is kept
+apart, in a body item or an S3 object) so that `handle` gets the event with `data.raw`, calls
+`handle`, and deletes the message. A message whose handling fails is not deleted: SQS shows it
+again after the queue's visibility timeout, and after five receives it moves to the queue's
+dead-letter queue; the later messages of its chat (its FIFO group) in the same batch wait with
+it, so a chat's events are handled in order.
 
 Replace `handle` with your own. The seen-ids set lives in memory, bounded: a worker fleet
 that must never act twice keeps it in a store of its own (e.g. a DynamoDB conditional put).
@@ -19,6 +20,7 @@ that must never act twice keeps it in a store of its own (e.g. a DynamoDB condit
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -27,10 +29,11 @@ from enum import Enum
 from typing import Any, Callable, Literal, get_args, get_origin
 
 import boto3
+import botocore.config
 import zstandard
 from pydantic import RootModel
 
-from wahooks_event import ChatKind, ContentKind, EventType, MessageStatus, WahooksEvent
+from wahooks_event import ChatKind, ContentKind, EventType, MessageStatus, RawPointer, WahooksEvent
 
 
 def _values(annotation: Any) -> set[str]:
@@ -86,21 +89,53 @@ class SeenIds:
             self._ids.popitem(last=False)
 
 
-def resolve_pointer(event: WahooksEvent, dynamodb) -> WahooksEvent:
-    """The whole event, when the message carried only a pointer to its item."""
-    pointer = event.data.stored_item
-    if pointer is None:
-        return event
+def _item_body(dynamodb, table: str, pk: str, sk: str) -> bytes:
+    """The `body` attribute of an item, decompressed (zstd; read consistently: it was just written)."""
     item = dynamodb.get_item(
-        TableName=pointer.table,
-        Key={"pk": {"S": pointer.pk}, "sk": {"S": pointer.sk}},
+        TableName=table,
+        Key={"pk": {"S": pk}, "sk": {"S": sk}},
         ConsistentRead=True,
     ).get("Item")
-    if item is None:
-        raise LookupError(f"event {event.id}: no item at {pointer.table} {pointer.pk} {pointer.sk}")
+    if item is None or "B" not in item.get("body", {}):
+        raise LookupError(f"nothing at {table} {pk} {sk} (expired?)")
     # A streaming decompressor: it needs no content size in the frame header.
-    body = zstandard.ZstdDecompressor().decompressobj().decompress(item["body"]["B"])
-    return read_event(body)
+    return zstandard.ZstdDecompressor().decompressobj().decompress(item["body"]["B"])
+
+
+def read_raw(pointer: RawPointer, dynamodb, s3) -> str:
+    """The raw JSON text a `data.raw_pointer` names, checked against its SHA-256.
+
+    The pointer travels in the message: a body that is not the one it describes (a wrong key, a
+    rewritten object) is refused rather than handed to `handle` as this event's.
+    """
+    if pointer.table and pointer.pk and pointer.sk:
+        place = f"{pointer.table} {pointer.pk} {pointer.sk}"
+        data = _item_body(dynamodb, pointer.table, pointer.pk, pointer.sk)
+    elif pointer.bucket and pointer.key:
+        place = f"s3://{pointer.bucket}/{pointer.key}"
+        data = s3.get_object(Bucket=pointer.bucket, Key=pointer.key)["Body"].read()
+    else:
+        raise LookupError("a raw_pointer that names no place")
+    if hashlib.sha256(data).hexdigest() != pointer.sha256:
+        raise ValueError(f"the body at {place} is not the one the event names")
+    return data.decode("utf-8")
+
+
+def resolve_pointer(event: WahooksEvent, dynamodb, s3) -> WahooksEvent:
+    """The whole event, `data.raw` included, whatever the message carried.
+
+    First the event in the item `data.stored_item` names (the message was too large for its
+    queue); then, in either case, the body `data.raw_pointer` names (one body stored once for a
+    webhook's several events, or one too large for an item), read into `data.raw`. The worker
+    needs `dynamodb:GetItem` on the events table and `s3:GetObject` on the body bucket.
+    """
+    stored = event.data.stored_item
+    if stored is not None:
+        event = read_event(_item_body(dynamodb, stored.table, stored.pk, stored.sk))
+    pointer = event.data.raw_pointer
+    if event.data.raw is None and pointer is not None:
+        event.data.raw = json.loads(read_raw(pointer, dynamodb, s3))
+    return event
 
 
 def handle(event: WahooksEvent) -> None:
@@ -134,6 +169,12 @@ def run(
     """Poll until `idle_exit` empty receives in a row (forever when None)."""
     sqs = boto3.client("sqs", endpoint_url=endpoint_url)
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint_url)
+    # A local stand-in on loopback has no per-bucket host names: path-style there.
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        config=botocore.config.Config(s3={"addressing_style": "path"}) if endpoint_url else None,
+    )
     seen = SeenIds()
     idle = 0
     while idle_exit is None or idle < idle_exit:
@@ -154,7 +195,7 @@ def run(
             try:
                 event = read_event(message["Body"])
                 if event.id not in seen:
-                    handler(resolve_pointer(event, dynamodb))
+                    handler(resolve_pointer(event, dynamodb, s3))
                     seen.add(event.id)
                 else:
                     print(json.dumps({"worker": "python", "duplicate": event.id}), flush=True)

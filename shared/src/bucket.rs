@@ -141,11 +141,14 @@ impl BodyBucket for S3Bucket {
     }
 }
 
+/// An object's bytes and content type.
+type Object = (Vec<u8>, String);
+
 /// An in-memory bucket for unit tests and benches, with S3's key and size rules and an outage
 /// switch.
 #[derive(Default, Clone)]
 pub struct MemoryBucket {
-    objects: Arc<Mutex<HashMap<String, (Vec<u8>, String)>>>,
+    objects: Arc<Mutex<HashMap<String, Object>>>,
     puts: Arc<Mutex<usize>>,
     down: Arc<Mutex<bool>>,
 }

@@ -545,6 +545,7 @@ fn add(total: &mut FanoutStats, s: &FanoutStats) {
     total.slimmed += s.slimmed;
     total.ignored += s.ignored;
     total.failed += s.failed;
+    total.parked += s.parked;
 }
 
 /// A batch that reached the on-failure destination, read back.

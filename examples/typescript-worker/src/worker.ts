@@ -5,22 +5,25 @@
 //
 // Long-polls one queue; for each message: parses the event (a type, chat kind, content kind or
 // status that a later wahooks adds is read as the catch-all, as the Rust consumer reads it), skips an event id it has already
-// handled (delivery is at least once), resolves a `data.stored_item` pointer (an event too large
-// for the queue: the whole event is in the DynamoDB item, zstd-compressed), calls `handle`, and
-// deletes the message. A message whose handling fails is not deleted: SQS shows it again after
-// the queue's visibility timeout, and after five receives it moves to the dead-letter queue; the
-// later messages of its chat (its FIFO group) in the same batch wait with it, so a chat's events
-// are handled in order.
+// handled (delivery is at least once), follows its pointers (`data.stored_item`: an event too
+// large for the queue, the whole event is in its DynamoDB item; `data.raw_pointer`: the body is
+// kept apart, in a body item or an S3 object) so that `handle` gets the event with `data.raw`,
+// calls `handle`, and deletes the message. A message whose handling fails is not deleted: SQS
+// shows it again after the queue's visibility timeout, and after five receives it moves to the
+// dead-letter queue; the later messages of its chat (its FIFO group) in the same batch wait with
+// it, so a chat's events are handled in order.
 //
 // Replace `handle` with your own. The seen-ids set lives in memory, bounded: a fleet that must
 // never act twice keeps it in a store of its own (e.g. a DynamoDB conditional put).
 
 import { DynamoDBClient, GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { decompress } from "fzstd";
+import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
 
-import type { Chat, Content, MessageStatus, WahooksEvent } from "./wahooks-event.js";
+import type { Chat, Content, MessageStatus, RawPointer, WahooksEvent } from "./wahooks-event.js";
 
 // A minor version of the event may add event types, chat kinds, content kinds and statuses
 // (docs/events.md, "Compatibility policy"). A worker built today reads a value it does not know
@@ -127,20 +130,65 @@ export class SeenIds {
   }
 }
 
-/** The whole event, when the message carried only a pointer to its item. */
-export async function resolvePointer(event: WahooksEvent, dynamodb: DynamoDBClient): Promise<WahooksEvent> {
-  const pointer = event.data.stored_item;
-  if (!pointer) return event;
+/** The clients that follow pointers: DynamoDB for items (an event's, a body item), S3 for bodies in the bucket. */
+export interface PointerClients {
+  dynamodb: DynamoDBClient;
+  s3: S3Client;
+}
+
+/** The `body` attribute of an item, decompressed (zstd; read consistently: it was just written). */
+async function itemBody(dynamodb: DynamoDBClient, table: string, pk: string, sk: string): Promise<Uint8Array> {
   const { Item } = await dynamodb.send(
-    new GetItemCommand({
-      TableName: pointer.table,
-      Key: { pk: { S: pointer.pk }, sk: { S: pointer.sk } },
-      ConsistentRead: true,
-    }),
+    new GetItemCommand({ TableName: table, Key: { pk: { S: pk }, sk: { S: sk } }, ConsistentRead: true }),
   );
   const body = Item?.body?.B;
-  if (!body) throw new Error(`event ${event.id}: no item at ${pointer.table} ${pointer.pk} ${pointer.sk}`);
-  return readEvent(new TextDecoder().decode(decompress(body)));
+  if (!body) throw new Error(`nothing at ${table} ${pk} ${sk} (expired?)`);
+  return decompress(body);
+}
+
+/**
+ * The raw JSON text a `data.raw_pointer` names, checked against its SHA-256: the pointer travels
+ * in the message, so a body that is not the one it describes (a wrong key, a rewritten object)
+ * is refused rather than handed to `handle` as this event's.
+ */
+async function rawText(pointer: RawPointer, clients: PointerClients): Promise<string> {
+  let bytes: Uint8Array;
+  let place: string;
+  if (pointer.table && pointer.pk && pointer.sk) {
+    place = `${pointer.table} ${pointer.pk} ${pointer.sk}`;
+    bytes = await itemBody(clients.dynamodb, pointer.table, pointer.pk, pointer.sk);
+  } else if (pointer.bucket && pointer.key) {
+    place = `s3://${pointer.bucket}/${pointer.key}`;
+    const { Body } = await clients.s3.send(new GetObjectCommand({ Bucket: pointer.bucket, Key: pointer.key }));
+    if (!Body) throw new Error(`nothing at ${place} (expired?)`);
+    bytes = await Body.transformToByteArray();
+  } else {
+    throw new Error("a raw_pointer that names no place");
+  }
+  if (createHash("sha256").update(bytes).digest("hex") !== pointer.sha256) {
+    throw new Error(`the body at ${place} is not the one the event names`);
+  }
+  return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+}
+
+/**
+ * The whole event, `data.raw` included, whatever the message carried: first the event in the
+ * item `data.stored_item` names (the message was too large for its queue), then, in either case,
+ * the body `data.raw_pointer` names (one body stored once for a webhook's several events, or one
+ * too large for an item), read into `data.raw`. The worker needs `dynamodb:GetItem` on the events
+ * table and `s3:GetObject` on the body bucket.
+ */
+export async function resolvePointer(event: WahooksEvent, clients: PointerClients): Promise<WahooksEvent> {
+  const stored = event.data.stored_item;
+  if (stored) {
+    const body = await itemBody(clients.dynamodb, stored.table, stored.pk, stored.sk);
+    event = readEvent(new TextDecoder().decode(body));
+  }
+  const pointer = event.data.raw_pointer;
+  if ((event.data.raw === undefined || event.data.raw === null) && pointer) {
+    event.data.raw = JSON.parse(await rawText(pointer, clients));
+  }
+  return event;
 }
 
 /** Your code. Throw to leave the message for a later attempt. */
@@ -170,6 +218,8 @@ export interface RunOptions {
 export async function run(queueUrl: string, handler: (e: WahooksEvent) => Promise<void>, options: RunOptions = {}) {
   const sqs = new SQSClient({ endpoint: options.endpoint });
   const dynamodb = new DynamoDBClient({ endpoint: options.endpoint });
+  // A local stand-in on loopback has no per-bucket host names: path-style there.
+  const s3 = new S3Client({ endpoint: options.endpoint, forcePathStyle: options.endpoint !== undefined });
   const seen = new SeenIds();
   let idle = 0;
   while (options.idleExit === undefined || idle < options.idleExit) {
@@ -193,7 +243,7 @@ export async function run(queueUrl: string, handler: (e: WahooksEvent) => Promis
         if (seen.has(event.id)) {
           console.log(JSON.stringify({ worker: "typescript", duplicate: event.id }));
         } else {
-          await handler(await resolvePointer(event, dynamodb));
+          await handler(await resolvePointer(event, { dynamodb, s3 }));
           seen.add(event.id);
         }
       } catch (error) {
