@@ -175,7 +175,7 @@ update: venv ## push one function's code to the deployed stack with cargo lambda
 	name=$$($(PY) infra/function_name.py $(STACK) $(REGION) $(F)) && \
 	cargo lambda deploy --region $(REGION) --binary-name $(F) $(if $(AWS_ENDPOINT_URL),--endpoint-url $(AWS_ENDPOINT_URL)) "$$name"
 
-destroy: venv ## delete the stack, no prompts (the two tables are retained: delete them by hand if you mean it)
+destroy: venv ## delete the stack, no prompts (the two tables and the body bucket are retained: delete them by hand if you mean it)
 	cd infra && sam delete --stack-name $(STACK) --region $(REGION) --no-prompts
 
 clean: ## remove build outputs and the virtualenvs
