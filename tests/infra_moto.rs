@@ -364,7 +364,12 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
         serde_json::json!(["ReportBatchItemFailures"])
     );
     assert!(m["DestinationConfig"]["OnFailure"]["Destination"].is_object());
-    assert!(m["FilterCriteria"].to_string().contains("INSERT"));
+    // The local stream driver applies the same filter (`stream_driver::passes_filter`).
+    let filter = m["FilterCriteria"].to_string();
+    assert!(
+        filter.contains("INSERT") && filter.contains(r#"\"prefix\": \"E#\""#),
+        "{filter}"
+    );
 
     // Every queue: 1 MiB messages; every non-DLQ queue redrives to a DLQ.
     for (id, q) in resources(&stack, "AWS::SQS::Queue") {
