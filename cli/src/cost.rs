@@ -6,8 +6,14 @@
 //! - write units per event as DynamoDB bills them (one per started KB of each item, one per
 //!   started KB of each index entry; a state item's update counts like a put), split into the
 //!   base table and `gsi1`;
+//! - the body items (`B#<sha256>`, sk `B`: a webhook's body kept once for its several events):
+//!   every unconditional `PutItem` the receiver makes of one, redeliveries included, counted on
+//!   the way to DynamoDB (an SDK interceptor) with the same `write_units`, and their stored bytes
+//!   read back;
 //! - stored bytes per event (items and index entries);
-//! - requests per event and `SendMessageBatch` calls per event (counted at the SQS adapter).
+//! - requests per event and `SendMessageBatch` calls per event (counted at the SQS adapter);
+//! - the claim-check bucket's `PutObject` and `GetObject` requests (counted at the `BodyBucket`
+//!   adapter the receiver and the fanout share) and the bytes it holds at the end.
 //!
 //! It prints those measurements and the per-million price table built from them and AWS's
 //! us-east-1 list prices (constants below, with what each one is). Two inputs are assumptions,
@@ -22,10 +28,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
+use aws_sdk_dynamodb::operation::put_item::PutItemInput;
 use serde_json::json;
+use wahooks::bucket::{BodyBucket, BucketError, S3Bucket};
 use wahooks::fanout::{OutMessage, PublishError, Publisher, Queue, SqsPublisher};
 use wahooks::local::apigw_request;
-use wahooks::store::{item_size, write_units};
+use wahooks::store::{item_size, keys, write_units, DynamoEventStore};
 use wahooks::{Provider, Route};
 
 /// us-east-1 list prices (check yours).
@@ -44,7 +54,17 @@ mod price {
     pub const SQS_FIFO_REQUEST: f64 = 0.50 / 1e6;
     /// CloudWatch Logs ingestion, per GB.
     pub const LOGS_GB: f64 = 0.50;
+    /// S3 Standard, per `PutObject` request ($0.005 per 1,000: eight write units).
+    pub const S3_PUT: f64 = 0.005 / 1e3;
+    /// S3 Standard, per `GetObject` request ($0.0004 per 1,000).
+    pub const S3_GET: f64 = 0.0004 / 1e3;
+    /// S3 Standard storage, per GB-month (first 50 TB).
+    pub const S3_GB_MONTH: f64 = 0.023;
 }
+
+/// The total per million events that docs/performance.md and README.md gave before the claim
+/// check (body items and the bucket): the table says whether the cost rose since.
+const BEFORE_CLAIM_CHECK: f64 = 3.21;
 
 /// Assumptions (not measurable without AWS), printed with the table.
 mod assume {
@@ -90,6 +110,68 @@ impl Publisher for CountingSqs {
     }
 }
 
+/// The body items' writes, counted on the way to DynamoDB: every `PutItem` of an item whose
+/// sort key is `B` (the receiver writes one unconditionally for each webhook that needs it).
+#[derive(Debug, Default)]
+struct BodyItemWrites {
+    puts: AtomicUsize,
+    units: AtomicUsize,
+}
+
+/// The SDK interceptor that counts them.
+#[derive(Debug, Clone)]
+struct CountingBodyItems(Arc<BodyItemWrites>);
+
+impl Intercept for CountingBodyItems {
+    fn name(&self) -> &'static str {
+        "CountingBodyItems"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let item = context.input().downcast_ref::<PutItemInput>().and_then(|p| p.item());
+        if let Some(item) = item.filter(|i| {
+            i.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk == keys::BODY_SK)
+        }) {
+            let (base, index) = write_units(item);
+            self.0.puts.fetch_add(1, Ordering::Relaxed);
+            self.0.units.fetch_add(base + index, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// Counts the claim-check bucket's requests (the receiver's puts, the fanout's gets).
+struct CountingBucket {
+    inner: S3Bucket,
+    puts: AtomicUsize,
+    put_bytes: AtomicUsize,
+    gets: AtomicUsize,
+}
+
+#[async_trait]
+impl BodyBucket for CountingBucket {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), BucketError> {
+        self.puts.fetch_add(1, Ordering::Relaxed);
+        self.put_bytes.fetch_add(bytes.len(), Ordering::Relaxed);
+        self.inner.put(key, bytes, content_type).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BucketError> {
+        self.gets.fetch_add(1, Ordering::Relaxed);
+        self.inner.get(key).await
+    }
+}
+
 /// Run the report.
 pub async fn run(args: CostArgs) -> ExitCode {
     match report(args).await {
@@ -104,16 +186,39 @@ pub async fn run(args: CostArgs) -> ExitCode {
 /// What was measured.
 struct Measured {
     bodies: usize,
+    /// Bodies that carried more than one event (each needs a body item, or an object).
+    multi_event_bodies: usize,
     events: usize,
     state_items: usize,
     base_units: usize,
     index_units: usize,
+    /// Items and index entries, body items included, each with DynamoDB's 100 bytes.
     stored_bytes: usize,
     batches: usize,
     items_over_1kb: usize,
     item_bytes: usize,
     /// Events of redelivered bodies: their conditional puts fail, and are billed all the same.
     duplicates: usize,
+    /// Body items in the table at the end, and their bytes (DynamoDB's size of each).
+    body_items: usize,
+    body_item_bytes: usize,
+    /// Body-item puts of webhooks that stored at least one new event, and their write units.
+    body_puts: usize,
+    body_units: usize,
+    /// Body-item puts of redeliveries (every event a duplicate: the body is rewritten all the
+    /// same), and their write units.
+    redelivered_body_puts: usize,
+    redelivered_body_units: usize,
+    /// `PutObject` calls the receiver made, and their bytes.
+    s3_puts: usize,
+    s3_put_bytes: usize,
+    /// `GetObject` calls the fanout made (events kept as objects).
+    s3_fanout_gets: usize,
+    /// Events whose `data.raw_pointer` names an object: a worker resolving it reads it once.
+    s3_worker_gets: usize,
+    /// The bucket at the end: objects and bytes.
+    s3_objects: usize,
+    s3_bytes: usize,
 }
 
 async fn report(args: CostArgs) -> anyhow::Result<()> {
@@ -123,7 +228,23 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
     let requests = per(m.bodies);
     // A refused conditional put (a redelivery) costs what the item would have cost.
     let refused = m.duplicates as f64 * per(m.base_units);
-    let wru = per(m.base_units + m.index_units) + refused / ev;
+    let stored_wru = per(m.base_units + m.index_units + m.body_units);
+    let redelivered_body = per(m.redelivered_body_units);
+    let wru = stored_wru + refused / ev + redelivered_body;
+    let s3_gets = m.s3_fanout_gets + m.s3_worker_gets;
+    let s3_what = if m.s3_puts + s3_gets == 0 {
+        "none on this mix: no body and no event is too large for a DynamoDB item".to_owned()
+    } else {
+        format!(
+            "{:.3} `PutObject` per event ({} of {} bytes), {:.3} `GetObject` ({} by the fanout, {} by workers following pointers)",
+            per(m.s3_puts),
+            m.s3_puts,
+            m.s3_put_bytes,
+            per(s3_gets),
+            m.s3_fanout_gets,
+            m.s3_worker_gets
+        )
+    };
     let rows = [
         (
             "API Gateway HTTP API",
@@ -146,13 +267,20 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
         (
             "DynamoDB writes (on-demand)",
             format!(
-                "{wru:.2} write units per event: {:.2} for the items ({:.0} bytes on average; {} of {} items over 1 KB), {:.2} for `gsi1` entries and {:.2} for the redeliveries' refused conditional puts, $0.625/M",
+                "{wru:.2} write units per event: {:.2} for the event and state items ({:.0} bytes on average; {} of {} items over 1 KB), {:.2} for `gsi1` entries, {:.2} for body items ({} puts of {} items of {:.0} bytes on average, for the {} bodies carrying several events) and {:.2} for the redeliveries (refused conditional puts {:.2}, body items rewritten {:.2}), $0.625/M",
                 per(m.base_units),
                 m.item_bytes as f64 / (m.events + m.state_items) as f64,
                 m.items_over_1kb,
                 m.events + m.state_items,
                 per(m.index_units),
-                refused / ev
+                per(m.body_units),
+                m.body_puts,
+                m.body_items,
+                m.body_item_bytes as f64 / m.body_items.max(1) as f64,
+                m.multi_event_bodies,
+                refused / ev + redelivered_body,
+                refused / ev,
+                redelivered_body
             ),
             wru * price::WRITE_UNIT,
         ),
@@ -175,6 +303,11 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
             (per(m.batches) + assume::WORKER_REQUESTS_PER_EVENT) * price::SQS_FIFO_REQUEST,
         ),
         (
+            "S3 requests (claim-check bucket; PUT $0.005/1,000, GET $0.0004/1,000)",
+            s3_what,
+            per(m.s3_puts) * price::S3_PUT + per(s3_gets) * price::S3_GET,
+        ),
+        (
             "CloudWatch Logs",
             format!("~{:.1} KB per request, $0.50/GB", assume::LOG_BYTES_PER_REQUEST / 1e3),
             requests * assume::LOG_BYTES_PER_REQUEST / 1e9 * price::LOGS_GB,
@@ -182,18 +315,33 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
     ];
     let total: f64 = rows.iter().map(|r| r.2).sum();
     let storage_gb = per(m.stored_bytes) * 1e6 / 1e9;
+    let s3_storage_gb = per(m.s3_bytes) * 1e6 / 1e9;
+    // Compared in cents, as both figures are printed.
+    let (now_cents, before_cents) = ((total * 1e8).round(), (BEFORE_CLAIM_CHECK * 100.0).round());
+    let rose = now_cents > before_cents;
     if args.json {
         println!(
             "{}",
             json!({
                 "bodies": m.bodies, "events": m.events, "state_items": m.state_items,
-                "write_units_per_event": wru, "stored_write_units_per_event": per(m.base_units + m.index_units),
+                "multi_event_bodies": m.multi_event_bodies,
+                "write_units_per_event": wru, "stored_write_units_per_event": stored_wru,
                 "refused_write_units_per_event": refused / ev, "duplicates": m.duplicates,
+                "redelivered_body_write_units_per_event": redelivered_body,
                 "base_write_units_per_event": per(m.base_units),
                 "index_write_units_per_event": per(m.index_units),
+                "body_write_units_per_event": per(m.body_units),
+                "body_items": m.body_items, "body_item_bytes": m.body_item_bytes,
+                "body_item_puts": m.body_puts, "redelivered_body_item_puts": m.redelivered_body_puts,
                 "stored_bytes_per_event": per(m.stored_bytes), "items_over_1kb": m.items_over_1kb,
                 "send_message_batch_per_event": per(m.batches), "requests_per_event": requests,
+                "s3_puts": m.s3_puts, "s3_put_bytes": m.s3_put_bytes,
+                "s3_gets": s3_gets, "s3_fanout_gets": m.s3_fanout_gets, "s3_worker_gets": m.s3_worker_gets,
+                "s3_objects": m.s3_objects, "s3_bytes": m.s3_bytes,
+                "s3_storage_gb_per_million_events": s3_storage_gb,
                 "dollars_per_million_events": total * 1e6,
+                "dollars_per_million_events_before_claim_check": BEFORE_CLAIM_CHECK,
+                "rose": rose,
                 "storage_gb_per_million_events": storage_gb,
                 "rows": rows.iter().map(|(p, what, cost)| json!({"part": p, "what": what, "dollars_per_million": cost * 1e6})).collect::<Vec<_>>(),
             })
@@ -206,19 +354,36 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
         println!("| {part} | {what} | ${:.2} |", cost * 1e6);
     }
     println!(
-        "| DynamoDB storage | {storage_gb:.2} GB ({:.0} bytes per event, items and index entries), $0.25/GB-month, kept by TTL (deletes are free) | ${:.2} per month retained |",
+        "| DynamoDB storage | {storage_gb:.2} GB ({:.0} bytes per event, items, body items and index entries), $0.25/GB-month, kept by TTL (deletes are free) | ${:.2} per month retained |",
         per(m.stored_bytes),
         storage_gb * price::STORAGE_GB_MONTH
     );
     println!(
-        "| **total** | | **≈ ${:.2} per million events**, plus storage while retained |",
+        "| S3 storage | {s3_storage_gb:.2} GB ({:.0} bytes per event: {} objects, {} bytes), $0.023/GB-month, expired with the retention | ${:.2} per month retained |",
+        per(m.s3_bytes),
+        m.s3_objects,
+        m.s3_bytes,
+        s3_storage_gb * price::S3_GB_MONTH
+    );
+    let change = if rose {
+        format!("rose by ${:.2}", (now_cents - before_cents) / 100.0)
+    } else if now_cents < before_cents {
+        format!("fell by ${:.2}", (before_cents - now_cents) / 100.0)
+    } else {
+        "unchanged".to_owned()
+    };
+    println!(
+        "| **total** | | **≈ ${:.2} per million events** ({change} from ${BEFORE_CLAIM_CHECK:.2} before the claim check), plus storage while retained |",
         total * 1e6
     );
     println!(
-        "\nMeasured on the local stack: {} fixture bodies, {} events, {} state items. Assumed: a receiver's duration ({:.0} ms), a fanout invocation's ({:.0} ms), {:.1} KB of logs per request.",
+        "\nMeasured on the local stack: {} fixture bodies ({} of them carrying several events), {} events, {} state items, {} body items, {} S3 objects. Assumed: a receiver's duration ({:.0} ms), a fanout invocation's ({:.0} ms), {:.1} KB of logs per request.",
         m.bodies,
+        m.multi_event_bodies,
         m.events,
         m.state_items,
+        m.body_items,
+        m.s3_objects,
         assume::RECEIVER_SECONDS * 1e3,
         assume::FANOUT_SECONDS * 1e3,
         assume::LOG_BYTES_PER_REQUEST / 1e3
@@ -235,23 +400,45 @@ async fn measure(args: &CostArgs) -> anyhow::Result<Measured> {
 
 async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured> {
     let mut stack = crate::serve::harness_stack(endpoint, "cost").await?;
+    let bucket_name = stack
+        .config
+        .body_bucket
+        .clone()
+        .context("the local stack has no body bucket")?;
+    let s3 = wahooks::bucket::s3_client(&stack.sdk);
+    // The receiver's store and the fanout share one counted bucket; the store's DynamoDB client
+    // counts the body items it puts.
+    let bucket = Arc::new(CountingBucket {
+        inner: S3Bucket::new(s3.clone(), &bucket_name),
+        puts: AtomicUsize::new(0),
+        put_bytes: AtomicUsize::new(0),
+        gets: AtomicUsize::new(0),
+    });
+    let body_writes = Arc::new(BodyItemWrites::default());
+    let dynamo = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&stack.sdk)
+            .interceptor(CountingBodyItems(body_writes.clone()))
+            .build(),
+    );
+    stack.receiver.store = Arc::new(
+        DynamoEventStore::new(dynamo, &stack.config.events_table, stack.config.retention_days)
+            .with_bucket(bucket.clone()),
+    );
     let batches = Arc::new(AtomicUsize::new(0));
     let sqs = SqsPublisher::new(stack.sqs.clone());
-    stack.fanout = wahooks::lambda::with_bucket(
-        wahooks::lambda::fanout_through(
-            &stack.config,
-            &sqs,
-            Arc::new(CountingSqs {
-                inner: sqs.clone(),
-                batches: batches.clone(),
-            }),
-        )
-        .await?,
+    stack.fanout = wahooks::lambda::fanout_through(
         &stack.config,
-        &stack.sdk,
-    );
+        &sqs,
+        Arc::new(CountingSqs {
+            inner: sqs.clone(),
+            batches: batches.clone(),
+        }),
+    )
+    .await?
+    .reading_objects_from(bucket.clone());
 
-    let (mut bodies, mut duplicates) = (0, 0);
+    let (mut bodies, mut duplicates, mut multi_event_bodies) = (0, 0, 0);
+    let (mut body_puts, mut body_units, mut redelivered_body_puts, mut redelivered_body_units) = (0, 0, 0, 0);
     for provider in Provider::ALL {
         let dir = args.fixtures.join(provider.as_str());
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -269,6 +456,10 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
         let headers = [("content-type".to_owned(), "application/json".to_owned())];
         for file in files {
             let body = std::fs::read(&file)?;
+            let (puts_before, units_before) = (
+                body_writes.puts.load(Ordering::Relaxed),
+                body_writes.units.load(Ordering::Relaxed),
+            );
             let response = stack
                 .receiver
                 .handle(Route::Any, apigw_request("POST", &path, "", &headers, &body))
@@ -281,7 +472,20 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
             );
             bodies += 1;
             let answer: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
-            duplicates += answer["duplicates"].as_array().map_or(0, Vec::len);
+            let count = |k: &str| answer[k].as_array().map_or(0, Vec::len);
+            duplicates += count("duplicates");
+            if count("accepted") + count("duplicates") > 1 {
+                multi_event_bodies += 1;
+            }
+            let puts = body_writes.puts.load(Ordering::Relaxed) - puts_before;
+            let units = body_writes.units.load(Ordering::Relaxed) - units_before;
+            if count("accepted") > 0 {
+                body_puts += puts;
+                body_units += units;
+            } else {
+                redelivered_body_puts += puts;
+                redelivered_body_units += units;
+            }
         }
     }
     let mut driver = stack.stream_driver();
@@ -292,6 +496,7 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
 
     let mut m = Measured {
         bodies,
+        multi_event_bodies,
         events: 0,
         state_items: 0,
         base_units: 0,
@@ -301,6 +506,18 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
         items_over_1kb: 0,
         item_bytes: 0,
         duplicates,
+        body_items: 0,
+        body_item_bytes: 0,
+        body_puts,
+        body_units,
+        redelivered_body_puts,
+        redelivered_body_units,
+        s3_puts: bucket.puts.load(Ordering::Relaxed),
+        s3_put_bytes: bucket.put_bytes.load(Ordering::Relaxed),
+        s3_fanout_gets: bucket.gets.load(Ordering::Relaxed),
+        s3_worker_gets: 0,
+        s3_objects: 0,
+        s3_bytes: 0,
     };
     let mut start = None;
     loop {
@@ -318,9 +535,24 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
                 .and_then(|v| v.as_s().ok())
                 .map(String::as_str)
                 .unwrap_or_default();
+            if sk == keys::BODY_SK {
+                // Its writes were counted as they were made (a redelivery rewrites it).
+                m.body_items += 1;
+                m.body_item_bytes += item_size(item);
+                m.stored_bytes += item_size(item) + 100;
+                continue;
+            }
             let (base, index) = write_units(item);
             match sk.get(..2) {
-                Some("E#") => m.events += 1,
+                Some("E#") => {
+                    m.events += 1;
+                    let (_, event) = wahooks::store::read_sdk_item(item, &s3)
+                        .await
+                        .map_err(|e| anyhow::anyhow!(e).context("reading an event back"))?;
+                    if event.data.raw_pointer.is_some_and(|p| p.bucket.is_some()) {
+                        m.s3_worker_gets += 1;
+                    }
+                }
                 Some("S#") => m.state_items += 1,
                 _ => continue,
             }
@@ -340,6 +572,24 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
         }
         start = page.last_evaluated_key().cloned();
         if start.is_none() {
+            break;
+        }
+    }
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(&bucket_name)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .context("listing the body bucket")?;
+        for object in page.contents() {
+            m.s3_objects += 1;
+            m.s3_bytes += usize::try_from(object.size().unwrap_or(0)).unwrap_or(0);
+        }
+        token = page.next_continuation_token().map(str::to_owned);
+        if token.is_none() {
             break;
         }
     }

@@ -24,13 +24,46 @@ fn the_cost_report_measures_the_fixture_mix_through_the_local_stack() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let f = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
     assert!(f("events") > 200.0, "the whole mix: {v}");
-    // The layout's promise is about what an event's storage costs (redeliveries are the mix's).
+    // The layout's promise is about what an event's storage costs (redeliveries are the mix's),
+    // the body items its multi-event webhooks share included.
     let wru = f("stored_write_units_per_event");
     assert!(wru <= 2.2, "{wru:.2} write units per event");
-    assert!((f("base_write_units_per_event") + f("index_write_units_per_event") - wru).abs() < 1e-9);
     assert!(
-        (f("write_units_per_event") - wru - f("refused_write_units_per_event")).abs() < 1e-9,
-        "billed = stored + refused"
+        (f("base_write_units_per_event") + f("index_write_units_per_event") + f("body_write_units_per_event") - wru)
+            .abs()
+            < 1e-9,
+        "stored = items + index entries + body items"
+    );
+    assert!(
+        (f("write_units_per_event")
+            - wru
+            - f("refused_write_units_per_event")
+            - f("redelivered_body_write_units_per_event"))
+        .abs()
+            < 1e-9,
+        "billed = stored + refused + body items rewritten by redeliveries"
+    );
+    // The mix has webhooks of several events: each keeps its body once, in a body item put by
+    // every delivery of it.
+    assert!(f("multi_event_bodies") >= 1.0, "{v}");
+    assert!(
+        f("body_items") >= 1.0 && f("body_items") <= f("multi_event_bodies"),
+        "{v}"
+    );
+    assert!(
+        f("body_item_puts") + f("redelivered_body_item_puts") >= f("body_items"),
+        "every body item was put: {v}"
+    );
+    assert!(f("body_write_units_per_event") > 0.0, "{v}");
+    // The bucket holds only what the receiver put there.
+    assert!(f("s3_objects") <= f("s3_puts"), "{v}");
+    assert!(f("s3_bytes") <= f("s3_put_bytes"), "{v}");
+    // The claim check must not make the mix dearer than the figure the docs gave before it.
+    assert!(
+        v["rose"] == serde_json::json!(false),
+        "${:.2} per million events, was ${:.2}",
+        f("dollars_per_million_events"),
+        f("dollars_per_million_events_before_claim_check")
     );
     assert!(
         f("base_write_units_per_event") >= 1.0,
