@@ -944,3 +944,131 @@ async fn an_unreadable_stream_record_is_parked_and_the_records_behind_it_are_pub
         .is_some_and(|pk| pk.starts_with("C#zapi#I#")));
     assert!(note["sequence_number"].is_string());
 }
+
+#[tokio::test]
+async fn a_given_up_batch_is_recovered_with_one_record_skipped_and_one_parked() {
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    let token = endpoint(&stack, Provider::Zapi).await;
+    // Six messages of one chat: one shard, one batch, in this order on the stream.
+    let mut posted = Vec::new();
+    for n in 0..6 {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "type": "ReceivedCallback", "instanceId": "I", "messageId": format!("M{n}"),
+            "phone": "5511999999999", "fromMe": false, "momment": 1757390383000u64 + n,
+            "text": {"message": format!("M{n}")}
+        }))
+        .expect("json");
+        let (status, answer) = post(&stack, &token, &body).await;
+        assert_eq!(status, 200);
+        let accepted = ids(&answer, "accepted");
+        assert_eq!(accepted.len(), 1, "{answer}");
+        posted.extend(accepted);
+    }
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let dead = aws_sdk_sqs::Client::new(
+        &stack
+            .sdk
+            .to_builder()
+            .endpoint_url(format!("http://127.0.0.1:{dead_port}"))
+            .build(),
+    );
+    let down = wahooks::lambda::fanout_through(
+        &stack.config,
+        &SqsPublisher::new(stack.sqs.clone()),
+        std::sync::Arc::new(SqsPublisher::new(dead)),
+    )
+    .await
+    .expect("routing");
+    let settings = wahooks::stream_driver::MappingSettings {
+        max_record_age: Some(Duration::from_secs(1)),
+        ..wahooks::stream_driver::MappingSettings::DEPLOYED
+    };
+    let mut driver = stack.stream_driver().with_settings(settings);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while driver.has_pending() || driver.stats().invocations == 0 {
+        driver.poll_once(&down).await.expect("stream");
+        assert!(std::time::Instant::now() < deadline, "the batch was given up");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(driver.stats().given_up, 1, "one batch given up");
+    assert_eq!(driver.stats().given_up_records, posted.len());
+
+    // The operator reads the failure record (without taking it): its first record is skipped,
+    // its last parked.
+    let failures = stack.failures_url.clone().expect("a failures queue");
+    let peek = stack
+        .sqs
+        .receive_message()
+        .queue_url(&failures)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .expect("receive");
+    let batch = peek
+        .messages()
+        .first()
+        .and_then(|m| m.body())
+        .and_then(wahooks::stream_driver::FailedBatch::from_message)
+        .expect("a failure record");
+    assert_ne!(batch.start, batch.end);
+    let options = wahooks::stream_driver::RecoverOptions {
+        skip: [batch.start.clone(), "1".to_owned()].into(),
+        park: [batch.end.clone()].into(),
+        parked_url: stack.config.parked_url.clone(),
+    };
+    let fanout = wahooks::lambda::fanout_with(&stack.config, SqsPublisher::new(stack.sqs.clone()))
+        .await
+        .expect("routing");
+    let done = wahooks::stream_driver::recover_with(&stack.sdk, &failures, &fanout, &options)
+        .await
+        .expect("recover");
+    assert!(done.left.is_empty(), "{done:?}");
+    assert_eq!(done.records, posted.len() - 2, "{done:?}");
+    let (first, last) = (&posted[0], &posted[posted.len() - 1]);
+    let set_aside = |v: &[wahooks::stream_driver::SetAside]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|r| (r.sequence_number.clone(), r.event_id.clone()))
+            .collect()
+    };
+    assert_eq!(set_aside(&done.skipped), [(batch.start.clone(), first.clone())]);
+    assert_eq!(set_aside(&done.parked), [(batch.end.clone(), last.clone())]);
+    assert_eq!(done.not_found, ["1"], "a sequence number in no range is reported");
+
+    // The others arrived once; the skipped and parked ones did not reach their queue.
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for m in drain_all(&stack).await.values().flatten() {
+        *counts.entry(m.event.id.clone()).or_default() += 1;
+    }
+    let expected: HashSet<String> = posted[1..posted.len() - 1].iter().cloned().collect();
+    assert_eq!(counts.keys().cloned().collect::<HashSet<_>>(), expected);
+    assert!(counts.values().all(|c| *c == 1), "exactly once: {counts:?}");
+
+    // The parked one is on the parked queue, with the fanout's note.
+    let parked_url = stack.config.parked_url.clone().expect("a parked queue");
+    let got = stack
+        .sqs
+        .receive_message()
+        .queue_url(&parked_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    assert_eq!(got.messages().len(), 1);
+    let note: Value = serde_json::from_str(got.messages()[0].body().expect("body")).expect("json");
+    assert_eq!(note["event_id"], last.as_str());
+    assert_eq!(note["parked"], wahooks::stream_driver::OPERATOR_PARK_REASON);
+    assert_eq!(note["sequence_number"], batch.end.as_str());
+    assert_eq!(note["stored_item"]["table"], stack.config.events_table.as_str());
+    assert_eq!(note["stored_item"]["sk"], format!("E#{last}"));
+
+    // The failure record was deleted: nothing is left to recover.
+    let again = wahooks::stream_driver::recover(&stack.sdk, &failures, &fanout)
+        .await
+        .expect("recover");
+    assert_eq!((again.batches, again.records), (0, 0), "{again:?}");
+}

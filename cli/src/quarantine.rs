@@ -1,14 +1,18 @@
 //! `wahooks quarantine`: the authenticated bodies the receivers could not decode or store
 //! (answered 400 or 422 and kept in `Q#<sha256>` items of the events table): list them, show
 //! one, and re-parse them once the cause is fixed (a newer wahooks that reads the shape, a
-//! corrected body), storing what now parses and removing it from quarantine.
+//! corrected body), storing what now parses and removing it from quarantine. A body too large
+//! for an item is kept in the claim-check bucket (`quarantine/<sha256>`, the bytes as received)
+//! and its item names it (`raw_object`, `s3://<bucket>/<key>`) instead of holding it (`raw`).
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;
+use wahooks::bucket::{parse_object_uri, s3_client, BodyBucket, S3Bucket};
 use wahooks::providers::{parse, ParseContext};
 use wahooks::store::{decompress, keys, resolve_state_ids, DynamoEventStore, EventStore, PutOutcome};
 use wahooks::{Provider, Route};
@@ -83,12 +87,57 @@ async fn quarantined(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::
     Ok(items)
 }
 
-fn raw_of(item: &Item) -> anyhow::Result<Vec<u8>> {
-    let blob = item
-        .get("raw")
-        .and_then(|v| v.as_b().ok())
-        .ok_or_else(|| anyhow::anyhow!("{}: no raw body", id_of(item)))?;
-    Ok(decompress(blob.as_ref())?)
+/// Where a quarantined body is kept.
+enum Kept<'a> {
+    /// In its item, zstd-compressed (`raw`).
+    Item(&'a [u8]),
+    /// In the bucket (`raw_object`), as received.
+    Object {
+        uri: &'a str,
+        bucket: &'a str,
+        key: &'a str,
+    },
+}
+
+fn kept(item: &Item) -> anyhow::Result<Kept<'_>> {
+    if let Some(blob) = item.get("raw").and_then(|v| v.as_b().ok()) {
+        return Ok(Kept::Item(blob.as_ref()));
+    }
+    let uri = item
+        .get("raw_object")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| anyhow::anyhow!("{}: no raw body (neither `raw` nor `raw_object`)", id_of(item)))?;
+    let (bucket, key) = parse_object_uri(uri)
+        .ok_or_else(|| anyhow::anyhow!("{}: `raw_object` {uri} is not s3://<bucket>/<key>", id_of(item)))?;
+    Ok(Kept::Object { uri, bucket, key })
+}
+
+/// The body as received, from its item or from the bucket.
+async fn raw_of(item: &Item, sdk: &aws_config::SdkConfig) -> anyhow::Result<Vec<u8>> {
+    match kept(item)? {
+        Kept::Item(blob) => Ok(decompress(blob)?),
+        Kept::Object { uri, bucket, key } => S3Bucket::new(s3_client(sdk), bucket)
+            .get(key)
+            .await
+            .with_context(|| format!("{}: reading {uri}", id_of(item)))?
+            .ok_or_else(|| anyhow::anyhow!("{}: {uri} is gone (the bucket's retention ended it)", id_of(item))),
+    }
+}
+
+/// How `list` prints a body's size: the compressed bytes of one in its item, the bytes as
+/// received of one in the bucket (a HEAD, not a download).
+async fn size_of(item: &Item, sdk: &aws_config::SdkConfig) -> String {
+    match kept(item) {
+        Ok(Kept::Item(blob)) => format!("{} B (zstd)", blob.len()),
+        Ok(Kept::Object { bucket, key, .. }) => {
+            let head = s3_client(sdk).head_object().bucket(bucket).key(key).send().await;
+            match head.ok().and_then(|h| h.content_length()) {
+                Some(n) => format!("{n} B (S3)"),
+                None => "in S3".to_owned(),
+            }
+        }
+        Err(_) => "no body".to_owned(),
+    }
 }
 
 /// Run a quarantine command.
@@ -141,9 +190,9 @@ async fn execute(command: QuarantineCommand) -> anyhow::Result<bool> {
                 let when = chrono::DateTime::from_timestamp_millis(n(i, "received_at"))
                     .map(wahooks::event::rfc3339_ms)
                     .unwrap_or_default();
-                let size = i.get("raw").and_then(|v| v.as_b().ok()).map_or(0, |b| b.as_ref().len());
+                let size = size_of(i, &stack.sdk).await;
                 let line = format!(
-                    "{}  {when}  {} {}  /{}  {size} B (zstd)  {}",
+                    "{}  {when}  {} {}  /{}  {size}  {}",
                     &id_of(i)[..16.min(id_of(i).len())],
                     s(i, "provider"),
                     s(i, "endpoint"),
@@ -169,15 +218,19 @@ async fn execute(command: QuarantineCommand) -> anyhow::Result<bool> {
                 s(item, "route"),
                 s(item, "reason")
             );
-            std::io::stdout().write_all(&raw_of(item)?)?;
+            std::io::stdout().write_all(&raw_of(item, &stack.sdk).await?)?;
             Ok(true)
         }
         QuarantineCommand::Reparse { ids, all, .. } => {
-            let store = DynamoEventStore::new(dynamo.clone(), &table, stack.config.retention_days);
+            // With the bucket: a body that was too large for the table stays too large for it.
+            let mut store = DynamoEventStore::new(dynamo.clone(), &table, stack.config.retention_days);
+            if let Some(bucket) = &stack.config.body_bucket {
+                store = store.with_bucket(Arc::new(S3Bucket::new(s3_client(&stack.sdk), bucket)));
+            }
             let mut clean = true;
             for item in select(&items, &ids, all)? {
                 let id = &id_of(item)[..16.min(id_of(item).len())];
-                match reparse(&store, item).await {
+                match reparse(&store, item, &stack.sdk).await {
                     Ok((stored, duplicates)) => {
                         dynamo
                             .delete_item()
@@ -203,10 +256,10 @@ async fn execute(command: QuarantineCommand) -> anyhow::Result<bool> {
 }
 
 /// Parse a quarantined body as the receiver would have, and store its events.
-async fn reparse(store: &DynamoEventStore, item: &Item) -> Result<(usize, usize), String> {
+async fn reparse(store: &DynamoEventStore, item: &Item, sdk: &aws_config::SdkConfig) -> Result<(usize, usize), String> {
     let provider: Provider = s(item, "provider").parse()?;
     let route: Option<Route> = s(item, "route").parse().ok();
-    let raw = raw_of(item).map_err(|e| format!("{e:#}"))?;
+    let raw = raw_of(item, sdk).await.map_err(|e| format!("{e:#}"))?;
     let received_at = chrono::DateTime::from_timestamp_millis(n(item, "received_at")).unwrap_or_else(chrono::Utc::now);
     let delivery = item.get("delivery_id").and_then(|v| v.as_s().ok()).cloned();
     let ctx = ParseContext {

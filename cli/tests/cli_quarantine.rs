@@ -96,3 +96,99 @@ async fn quarantined_bodies_are_listed_shown_and_reparsed_into_the_table() {
     let again = wahooks(&moto, &["quarantine", "reparse", &sha[..12]]);
     assert!(!again.status.success(), "it left quarantine");
 }
+
+/// `n` characters of base64 of seeded xorshift bytes: zstd gets no more than base64's own 3/4.
+fn incompressible_base64(n: usize) -> String {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let bytes: Vec<u8> = (0..n * 3 / 4)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect();
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
+}
+
+#[tokio::test]
+async fn a_quarantined_body_too_large_for_an_item_is_read_from_the_bucket_shown_and_reparsed() {
+    let moto = moto::Moto::start();
+    let dynamo = moto.dynamo().await;
+    wahooks::schema::create_events_table(&dynamo, "events-q")
+        .await
+        .expect("table");
+    // The local bucket `wahooks` finds for its default prefix.
+    let s3 = wahooks::bucket::s3_client(&moto.sdk().await);
+    let bucket = wahooks::schema::local_bucket_name("wahooks");
+    wahooks::schema::create_bucket(&s3, &bucket).await.expect("bucket");
+    let store = DynamoEventStore::new(dynamo.clone(), "events-q", 30)
+        .with_bucket(std::sync::Arc::new(wahooks::bucket::S3Bucket::new(s3.clone(), &bucket)));
+    // A message whose body is 600 KB of incompressible text: ~450 KB compressed, over an item.
+    let body = serde_json::to_vec(&serde_json::json!({
+        "type": "ReceivedCallback", "instanceId": "I", "messageId": "BIG", "phone": "5511",
+        "fromMe": false, "momment": 1_757_390_383_000u64,
+        "text": {"message": incompressible_base64(600 * 1024)}
+    }))
+    .expect("json");
+    store
+        .quarantine(q(&body, "DynamoDB refused the event: test", 1_757_390_383_000))
+        .await
+        .expect("quarantined to the bucket");
+    let sha = wahooks::identity::sha256_hex(&body);
+    let items = dynamo.scan().table_name("events-q").send().await.expect("scan");
+    let item = items.items().first().expect("the quarantine item");
+    assert!(item.get("raw").is_none(), "the body is not in the item");
+    assert_eq!(
+        item.get("raw_object").and_then(|v| v.as_s().ok()).map(String::as_str),
+        Some(format!("s3://{bucket}/quarantine/{sha}").as_str())
+    );
+
+    let list = wahooks(&moto, &["quarantine", "list"]);
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    let lines = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    assert!(lines.contains(&format!("{} B (S3)", body.len())), "{lines}");
+
+    let show = wahooks(&moto, &["quarantine", "show", &sha[..12]]);
+    assert!(show.status.success(), "{}", String::from_utf8_lossy(&show.stderr));
+    assert!(show.stdout == body, "the body exactly as received, from the bucket");
+
+    let reparse = wahooks(&moto, &["quarantine", "reparse", &sha[..12]]);
+    let out = String::from_utf8_lossy(&reparse.stdout).into_owned();
+    assert!(
+        reparse.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&reparse.stderr)
+    );
+    assert!(out.contains("1 event(s) stored"), "{out}");
+    let items = dynamo.scan().table_name("events-q").send().await.expect("scan");
+    let pks: Vec<&str> = items
+        .items()
+        .iter()
+        .filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str))
+        .collect();
+    assert!(
+        !pks.iter().any(|p| keys::is_quarantine_pk(p)),
+        "it left quarantine: {pks:?}"
+    );
+    let events = items
+        .items()
+        .iter()
+        .filter(|i| {
+            i.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|s| keys::is_event_sk(s))
+        })
+        .count();
+    assert_eq!(events, 1, "{pks:?}");
+    // Its body, too large for the table, was stored once in the bucket.
+    let objects = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("bodies/")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(objects.contents().len(), 1, "{objects:?}");
+}

@@ -15,9 +15,9 @@
 //!   on-failure destination, as Lambda sends it (`DDBStreamBatchInfo`), and the shard moves on.
 //!
 //! [`recover`] reads those failure records back and re-publishes exactly the records they
-//! name, once each.
+//! name, once each; [`recover_with`] also skips or parks the records an operator names.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
@@ -622,7 +622,8 @@ pub async fn records_of(
                 return Ok(out);
             }
             let rec = lambda_record(r, &batch.stream_arn, region)?;
-            if local.is_none_or(|(k, n)| local_shard_of(&rec, n) == k) {
+            // What the mapping's filter let through is what the batch held.
+            if passes_filter(&rec) && local.is_none_or(|(k, n)| local_shard_of(&rec, n) == k) {
                 out.push(rec);
             }
         }
@@ -659,9 +660,46 @@ pub struct Recovered {
     /// Failure records left on their queue (their records could not all be published, or the
     /// stream no longer has them), with why.
     pub left: Vec<String>,
+    /// Records not published because [`RecoverOptions::skip`] names them.
+    pub skipped: Vec<SetAside>,
+    /// Records parked because [`RecoverOptions::park`] names them.
+    pub parked: Vec<SetAside>,
+    /// Sequence numbers given to skip or park that no record of any range read in this run
+    /// has (a typo, another shard's record, or a failure record already gone).
+    pub not_found: Vec<String>,
 }
 
-/// Why [`recover`] stopped: the failures queue itself could not be used.
+/// A stream record [`recover_with`] did not publish, on the operator's word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// Its stream sequence number.
+    pub sequence_number: String,
+    /// Its event id (`-` when the item is not an event's).
+    pub event_id: String,
+    /// Its item's partition key.
+    pub pk: String,
+}
+
+/// The reason a note on the parked queue gives for a record parked by [`recover_with`].
+pub const OPERATOR_PARK_REASON: &str = "parked by an operator (wahooks recover --park)";
+
+/// What [`recover_with`] does besides publishing: the records an operator sets aside, by
+/// stream sequence number, so that a failure record whose range holds one that can never be
+/// published (a record that fails every retry) can still be recovered and deleted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoverOptions {
+    /// Records not to publish at all.
+    pub skip: BTreeSet<String>,
+    /// Records to park instead: the note the fanout writes for a record it can never publish
+    /// ([`crate::fanout::parked_message`], reason [`OPERATOR_PARK_REASON`]) goes to
+    /// `parked_url`.
+    pub park: BTreeSet<String>,
+    /// The parked queue (required when `park` is not empty).
+    pub parked_url: Option<String>,
+}
+
+/// Why [`recover`] stopped: the failures queue itself could not be used, or the options
+/// contradict themselves.
 #[derive(Debug, thiserror::Error)]
 pub enum RecoverError {
     /// `ReceiveMessage` or `DeleteMessage` on the failures queue failed.
@@ -675,6 +713,12 @@ pub enum RecoverError {
         #[source]
         cause: Cause,
     },
+    /// Records to park, but no parked queue to park them on.
+    #[error("records to park, but no parked queue")]
+    NoParkedQueue,
+    /// A sequence number given both to skip and to park.
+    #[error("sequence number {0} is given both to skip and to park")]
+    SkipAndPark(String),
 }
 
 /// Re-publish what reached the on-failure destination: for each failure record on
@@ -686,20 +730,49 @@ pub async fn recover(
     failures_url: &str,
     fanout: &Fanout,
 ) -> Result<Recovered, RecoverError> {
+    recover_with(sdk, failures_url, fanout, &RecoverOptions::default()).await
+}
+
+/// [`recover`], except that the records `options` names are skipped (not published) or parked
+/// (a note on the parked queue, not published); a failure record is deleted once every other
+/// record of its range is published and those are skipped or parked. Sequence numbers that no
+/// range read holds are listed in [`Recovered::not_found`].
+pub async fn recover_with(
+    sdk: &aws_config::SdkConfig,
+    failures_url: &str,
+    fanout: &Fanout,
+    options: &RecoverOptions,
+) -> Result<Recovered, RecoverError> {
+    if let Some(both) = options.skip.intersection(&options.park).next() {
+        return Err(RecoverError::SkipAndPark(both.clone()));
+    }
+    if !options.park.is_empty() && options.parked_url.is_none() {
+        return Err(RecoverError::NoParkedQueue);
+    }
     let mut recovery = Recovery {
         sqs: aws_sdk_sqs::Client::new(sdk),
         streams: aws_sdk_dynamodbstreams::Client::new(sdk),
         region: region_of(sdk),
         url: failures_url.to_owned(),
+        options: options.clone(),
         done: Recovered::default(),
         seen: HashSet::new(),
         ranges: HashSet::new(),
         published: HashSet::new(),
+        found: HashSet::new(),
     };
     loop {
         let messages = recovery.receive().await?;
         if messages.is_empty() {
-            return Ok(recovery.done);
+            let mut done = recovery.done;
+            done.not_found = options
+                .skip
+                .iter()
+                .chain(&options.park)
+                .filter(|s| !recovery.found.contains(*s))
+                .cloned()
+                .collect();
+            return Ok(done);
         }
         for m in &messages {
             recovery.recover_one(m, fanout).await?;
@@ -713,6 +786,7 @@ struct Recovery {
     streams: aws_sdk_dynamodbstreams::Client,
     region: String,
     url: String,
+    options: RecoverOptions,
     done: Recovered,
     /// Failure-record message ids already handled in this run (a message comes back when its
     /// visibility ends).
@@ -721,8 +795,10 @@ struct Recovery {
     /// range already re-published is only deleted.
     ranges: HashSet<(String, String, String)>,
     /// And two records naming overlapping ranges publish each stream record once (keys from
-    /// [`record_key`]).
+    /// [`record_key`]); skipped and parked records count as published.
     published: HashSet<String>,
+    /// The sequence numbers of `options` met in a range read.
+    found: HashSet<String>,
 }
 
 impl Recovery {
@@ -779,10 +855,33 @@ impl Recovery {
                 return Ok(());
             }
         };
-        let fresh: Vec<EventRecord> = records
-            .into_iter()
-            .filter(|r| !self.published.contains(&record_key(r)))
-            .collect();
+        let table = table_of_stream(&batch.stream_arn);
+        let mut fresh: Vec<EventRecord> = Vec::with_capacity(records.len());
+        let mut unparked = 0;
+        for r in records {
+            let seq = r.change.sequence_number.as_deref().unwrap_or_default();
+            let (skip, park) = (self.options.skip.contains(seq), self.options.park.contains(seq));
+            if skip || park {
+                self.found.insert(seq.to_owned());
+            }
+            let key = record_key(&r);
+            if self.published.contains(&key) {
+                continue;
+            }
+            if skip {
+                self.done.skipped.push(set_aside(&r));
+                self.published.insert(key);
+            } else if park {
+                if self.park(&r, table).await {
+                    self.done.parked.push(set_aside(&r));
+                    self.published.insert(key);
+                } else {
+                    unparked += 1;
+                }
+            } else {
+                fresh.push(r);
+            }
+        }
         let total = fresh.len();
         let keys: Vec<String> = fresh.iter().map(record_key).collect();
         let (refused, messages) = fanout.handle_retrying(fresh, 5, Duration::from_millis(300)).await;
@@ -790,16 +889,62 @@ impl Recovery {
         self.done.records += total - refused.len();
         let still: HashSet<String> = refused.iter().map(record_key).collect();
         self.published.extend(keys.into_iter().filter(|k| !still.contains(k)));
-        if refused.is_empty() {
+        if refused.is_empty() && unparked == 0 {
             self.ranges.insert(range);
             self.delete(m.receipt_handle()).await
         } else {
-            self.done.left.push(format!(
-                "{id}: {} record(s) still refused; run recover again",
-                refused.len()
-            ));
+            let mut why = Vec::new();
+            if !refused.is_empty() {
+                // Their sequence numbers, for `--skip`/`--park` when one fails every run.
+                let mut seqs: Vec<&str> = refused
+                    .iter()
+                    .take(10)
+                    .map(|r| r.change.sequence_number.as_deref().unwrap_or("-"))
+                    .collect();
+                if refused.len() > seqs.len() {
+                    seqs.push("…");
+                }
+                why.push(format!(
+                    "{} record(s) still refused (sequence numbers {})",
+                    refused.len(),
+                    seqs.join(", ")
+                ));
+            }
+            if unparked > 0 {
+                why.push(format!(
+                    "{unparked} record(s) not parked (the parked queue refused them)"
+                ));
+            }
+            self.done
+                .left
+                .push(format!("{id}: {}; run recover again", why.join(", ")));
             Ok(())
         }
+    }
+
+    /// Send the parked note of `record` (the fanout's, with [`OPERATOR_PARK_REASON`]) to the
+    /// parked queue, with a few tries; whether it was accepted.
+    async fn park(&self, record: &EventRecord, table: &str) -> bool {
+        use crate::fanout::Publisher;
+        let Some(url) = &self.options.parked_url else {
+            return false;
+        };
+        let queue = crate::fanout::Queue::new("parked", url, crate::sqs_rules::MAX_BATCH_BYTES);
+        let note = crate::fanout::parked_message(record, table, None, OPERATOR_PARK_REASON);
+        let publisher = crate::fanout::SqsPublisher::new(self.sqs.clone());
+        for attempt in 1..=3u64 {
+            match publisher.send_batch(&queue, std::slice::from_ref(&note)).await {
+                Ok(refused) if refused.is_empty() => return true,
+                Ok(_) => tracing::warn!(url = %url, "the parked queue refused a note"),
+                Err(e) => {
+                    tracing::warn!(url = %url, error = %crate::error_chain(&e), "the parked queue is unavailable")
+                }
+            }
+            if attempt < 3 {
+                tokio::time::sleep(Duration::from_millis(300 * attempt)).await;
+            }
+        }
+        false
     }
 
     /// The batch's records, with a few tries while the stream is unreachable.
@@ -844,6 +989,28 @@ fn record_key(r: &EventRecord) -> String {
         key("pk"),
         key("sk")
     )
+}
+
+/// A record set aside by [`recover_with`], as [`Recovered`] lists it.
+fn set_aside(r: &EventRecord) -> SetAside {
+    let key = |k: &str| match r.change.keys.inner().get(k) {
+        Some(serde_dynamo::AttributeValue::S(s)) => s.clone(),
+        _ => String::new(),
+    };
+    SetAside {
+        sequence_number: r.change.sequence_number.clone().unwrap_or_default(),
+        event_id: crate::store::keys::event_id_of_sk(&key("sk")).unwrap_or("-").to_owned(),
+        pk: key("pk"),
+    }
+}
+
+/// The table of a stream ARN (`arn:aws:dynamodb:<region>:<account>:table/<table>/stream/<time>`);
+/// empty when it is not one.
+fn table_of_stream(stream_arn: &str) -> &str {
+    stream_arn
+        .split_once(":table/")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap_or_default()
 }
 
 /// Why a failed batch's records could not be read.
@@ -977,5 +1144,16 @@ mod tests {
             ("s#local-1of4", "10", "20", 3)
         );
         assert!(FailedBatch::from_message("{}").is_none());
+    }
+
+    #[test]
+    fn a_stream_arn_names_its_table() {
+        assert_eq!(
+            table_of_stream(
+                "arn:aws:dynamodb:us-east-1:123456789012:table/wahooks-events/stream/2026-12-05T18:00:00.000"
+            ),
+            "wahooks-events"
+        );
+        assert_eq!(table_of_stream("arn:x"), "");
     }
 }
