@@ -32,8 +32,8 @@ use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 
 pub use message::{
-    body_for, body_for_stored, event_from_image, event_from_image_with, group_id, parked_message, OutMessage, RecordError,
-    StoredEvent,
+    body_for, body_for_stored, event_from_image, event_from_image_with, group_id, parked_message, OutMessage,
+    RecordError, StoredEvent,
 };
 pub use publish::{entries_of, MemoryPublisher, PublishError, Publisher, SqsPublisher};
 pub use routing::{queue_env_var, Queue, Routing, RoutingError, DEFAULT_QUEUES, DEFAULT_ROUTES};
