@@ -125,11 +125,18 @@ async fn stored_ids(stack: &LocalStack) -> HashSet<String> {
 }
 
 async fn drive(stack: &LocalStack, driver: &mut StreamDriver) {
-    let drained = driver
-        .drain(&stack.fanout, Duration::from_secs(60))
-        .await
-        .expect("the stream can be read");
-    assert!(drained, "the stream was drained");
+    // A busy stand-in can time out a stream read (6 s); Lambda's poller would read again, and
+    // so does this (the driver keeps its place on an error).
+    for attempt in 1..=5 {
+        match driver.drain(&stack.fanout, Duration::from_secs(120)).await {
+            Ok(drained) => {
+                assert!(drained, "the stream was drained");
+                return;
+            }
+            Err(e) if attempt < 5 => eprintln!("stream read failed, reading again: {e}"),
+            Err(e) => panic!("the stream can be read: {e:?}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -711,14 +718,18 @@ fn meta_statuses(n: usize) -> Vec<u8> {
     .expect("json")
 }
 
-/// Post `body` to a new `provider` endpoint, run the stream into the fanout, and read every
+/// Post `body` to the endpoint of `token`, run the stream into the fanout, and read every
 /// queue: the answer, and each accepted event as it arrived, resolved to the whole event.
-async fn through_the_stack(stack: &LocalStack, provider: Provider, body: &[u8]) -> (u16, Value, Vec<CloudEvent>) {
-    let token = endpoint(stack, provider).await;
-    let (status, answer) = post(stack, &token, body).await;
+async fn through_the_stack(stack: &LocalStack, token: &str, body: &[u8]) -> (u16, Value, Vec<CloudEvent>) {
+    let (status, answer) = post(stack, token, body).await;
     let mut driver = stack.stream_driver();
     drive(stack, &mut driver).await;
-    assert_eq!(driver.stats().failed, 0, "no record held back");
+    // A busy stand-in may fail a send, which is retried; nothing is given up or parked.
+    assert_eq!(
+        (driver.stats().given_up, driver.stats().fanout.parked),
+        (0, 0),
+        "no record held back"
+    );
     let pointers = wahooks_consumer::Pointers::new(stack.dynamo.clone(), wahooks::bucket::s3_client(&stack.sdk));
     let mut events = Vec::new();
     for (_, arrived) in drain_all(stack).await {
@@ -761,7 +772,7 @@ async fn a_600_kb_instance_id_is_stored_published_and_holds_nothing_back() {
         "fromMe": false, "momment": 1757390383000u64, "text": {"message": "oi"}
     }))
     .expect("json");
-    let (status, answer, events) = through_the_stack(&stack, Provider::Zapi, &body).await;
+    let (status, answer, events) = through_the_stack(&stack, &endpoint(&stack, Provider::Zapi).await, &body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(events.len(), 1, "published");
     let e = &events[0];
@@ -783,8 +794,9 @@ async fn a_600_kb_instance_id_is_stored_published_and_holds_nothing_back() {
 async fn a_zapi_status_of_a_thousand_ids_is_stored_once_and_a_wider_one_is_kept_in_quarantine() {
     let moto = Moto::start();
     let stack = stack(&moto).await;
+    let token = endpoint(&stack, Provider::Zapi).await;
     let body = zapi_status(wahooks::store::MAX_EVENTS_PER_WEBHOOK);
-    let (status, answer, events) = through_the_stack(&stack, Provider::Zapi, &body).await;
+    let (status, answer, events) = through_the_stack(&stack, &token, &body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(ids(&answer, "accepted").len(), 1000);
     assert_eq!(events.len(), 1000, "every status published, once");
@@ -796,7 +808,6 @@ async fn a_zapi_status_of_a_thousand_ids_is_stored_once_and_a_wider_one_is_kept_
         .all(|e| e.data.raw.as_ref().map(|r| r.get().to_owned()) == Some(compact(&body))));
 
     let wider = zapi_status(wahooks::store::MAX_EVENTS_PER_WEBHOOK + 1);
-    let token = endpoint(&stack, Provider::Zapi).await;
     let (status, answer) = post(&stack, &token, &wider).await;
     assert_eq!(
         (status, answer["code"].as_str()),
@@ -819,7 +830,7 @@ async fn a_meta_webhook_batching_hundreds_of_statuses_is_stored_and_published() 
     let moto = Moto::start();
     let stack = stack(&moto).await;
     let body = meta_statuses(400);
-    let (status, answer, events) = through_the_stack(&stack, Provider::Meta, &body).await;
+    let (status, answer, events) = through_the_stack(&stack, &endpoint(&stack, Provider::Meta).await, &body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(events.len(), 400);
     let chats: HashSet<_> = events.iter().map(|e| e.subject.clone()).collect();
@@ -833,10 +844,11 @@ async fn a_meta_webhook_batching_hundreds_of_statuses_is_stored_and_published() 
 async fn incompressible_media_of_450_kb_and_4_5_mb_is_kept_in_the_bucket_and_published() {
     let moto = Moto::start();
     let stack = stack(&moto).await;
+    let token = endpoint(&stack, Provider::Evolution).await;
     // 450 KB of media (600 KB of base64: over an item even compressed), and a 4.5 MB body.
     for (id, media) in [("3EB0MEDIA450K", 600_000), ("3EB0MEDIA4M5", 4_500_000)] {
         let body = evolution_media(id, media);
-        let (status, answer, events) = through_the_stack(&stack, Provider::Evolution, &body).await;
+        let (status, answer, events) = through_the_stack(&stack, &token, &body).await;
         assert_eq!(status, 200, "{id}: {answer}");
         assert_eq!(events.len(), 1, "{id}");
         let e = &events[0];
@@ -855,7 +867,6 @@ async fn incompressible_media_of_450_kb_and_4_5_mb_is_kept_in_the_bucket_and_pub
     }
     assert_eq!(objects(&stack, "bodies/").await.len(), 2);
     // A redelivery stores nothing new and keeps one object.
-    let token = endpoint(&stack, Provider::Evolution).await;
     let (status, answer) = post(&stack, &token, &evolution_media("3EB0MEDIA450K", 600_000)).await;
     assert_eq!((status, ids(&answer, "duplicates").len()), (200, 1), "{answer}");
     assert_eq!(objects(&stack, "bodies/").await.len(), 2);
@@ -867,7 +878,7 @@ async fn a_3_mb_meta_history_chunk_is_stored_and_published() {
     let stack = stack(&moto).await;
     let body = meta_history(3 * 1024 * 1024);
     assert!(body.len() >= 3 * 1024 * 1024);
-    let (status, answer, events) = through_the_stack(&stack, Provider::Meta, &body).await;
+    let (status, answer, events) = through_the_stack(&stack, &endpoint(&stack, Provider::Meta).await, &body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(events.len(), 1);
     let e = &events[0];

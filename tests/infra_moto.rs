@@ -400,13 +400,39 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
     }
     assert!(body_routes.contains("/v1/hooks/{token}") || routes.iter().any(|r| r.ends_with("/v1/hooks/{token}")));
 
+    // Every route key has its own throttling (a setting naming no route fails the deploy), and
+    // every function a reserved concurrency (issue #28: what a flood can cost).
+    let stage = resources(&stack, "AWS::ApiGatewayV2::Stage");
+    let settings = stage.first().expect("the stage").1["Properties"]["RouteSettings"]
+        .as_object()
+        .expect("RouteSettings");
+    let route_keys: HashSet<String> = stack["template"]["Resources"]["HttpApi"]["Properties"]["Body"]["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(path, methods)| {
+            let methods = methods
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_else(Vec::new);
+            methods.into_iter().map(move |m| match m.as_str() {
+                "x-amazon-apigateway-any-method" => format!("ANY {path}"),
+                m => format!("{} {path}", m.to_ascii_uppercase()),
+            })
+        })
+        .collect();
+    assert_eq!(settings.keys().cloned().collect::<HashSet<_>>(), route_keys);
+    for (id, f) in &lambdas {
+        assert!(f["Properties"]["ReservedConcurrentExecutions"].is_object(), "{id}");
+    }
+
     // Alarms: every DLQ, 5xx, 4xx floods, quarantines, throttles, iterator age, and the age of
     // each queue's oldest message; each tells the topic when it fires and when it is OK again.
     let alarms = resources(&stack, "AWS::CloudWatch::Alarm");
     assert_eq!(
         alarms.len(),
-        17,
-        "6 DLQ, 5xx, 4xx, quarantine, throttles, iterator age, 5 queue ages, parked records"
+        19,
+        "6 DLQ, 5xx, 4xx, quarantine, corrupt endpoints, endpoint flood, throttles, iterator age, 5 queue ages, parked records"
     );
     for (id, a) in &alarms {
         assert!(a["Properties"]["AlarmActions"].is_array(), "{id}");

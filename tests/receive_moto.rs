@@ -650,3 +650,371 @@ async fn evolutions_apikey_never_reaches_the_table() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_body_naming_another_tenants_instance_is_refused_and_the_owners_delivery_is_stored() {
+    let stack = Stack::start().await;
+    // Two Z-API endpoints of two tenants (two customers, or a leaked URL of a weaker one).
+    let (owner_token, owner) = stack.endpoint(Provider::Zapi, Auth::url_token()).await;
+    let (other_token, other) = stack.endpoint(Provider::Zapi, Auth::url_token()).await;
+    assert_ne!(
+        owner.tenant, other.tenant,
+        "one tenant per endpoint unless told otherwise"
+    );
+    assert_eq!(
+        stack
+            .registry
+            .bind(Provider::Zapi, "VICTIM", owner.tenant_id(), &owner.id)
+            .await
+            .expect("bound"),
+        wahooks::registry::Claim::Owned
+    );
+    let message = |text: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "type": "ReceivedCallback", "instanceId": "VICTIM", "messageId": "3EB0CHOSEN", "phone": "5511999999999",
+            "fromMe": false, "momment": 1757390383000u64, "text": {"message": text}
+        }))
+        .expect("json")
+    };
+    let headers = json_headers();
+    // The forged body first: refused, kept, nothing stored in the victim's chat.
+    let (status, answer) = post(
+        &stack.receiver,
+        Route::MessageReceived,
+        &other_token,
+        &headers,
+        &message("forged"),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (403, Some("instance_not_owned")),
+        "{answer}"
+    );
+    assert!(
+        answer["detail"].as_str().unwrap_or_default().contains("VICTIM"),
+        "{answer}"
+    );
+    assert!(stack.event_items().await.is_empty(), "nothing stored");
+    let quarantined: Vec<_> = stack
+        .items()
+        .await
+        .into_iter()
+        .filter(|i| keys::is_quarantine_pk(s(i, "pk")))
+        .collect();
+    assert_eq!(quarantined.len(), 1, "kept for the operator");
+    assert_eq!(s(&quarantined[0], "endpoint"), other.id);
+    // The genuine delivery that follows is stored: not answered as a duplicate.
+    let (status, answer) = post(
+        &stack.receiver,
+        Route::MessageReceived,
+        &owner_token,
+        &headers,
+        &message("genuine"),
+        false,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (ids(&answer, "accepted").len(), ids(&answer, "duplicates").len()),
+        (1, 0)
+    );
+    let stored = stack.event_items().await;
+    assert_eq!(stored.len(), 1);
+    let event = event_of_sdk_item(&stored[0]).expect("event");
+    assert_eq!(event.endpoint, owner.id);
+    assert!(event.data.raw.expect("raw").get().contains("genuine"));
+
+    // An instance no one owns is bound to the first tenant that delivers for it.
+    let (status, _) = post(
+        &stack.receiver,
+        Route::MessageReceived,
+        &other_token,
+        &headers,
+        &String::from_utf8(message("mine"))
+            .expect("utf8")
+            .replace("VICTIM", "OTHER")
+            .into_bytes(),
+        false,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        stack.registry.instances_of(other.tenant_id()).await.expect("listed"),
+        [("zapi".to_owned(), "OTHER".to_owned())]
+    );
+    let (status, answer) = post(
+        &stack.receiver,
+        Route::MessageReceived,
+        &owner_token,
+        &headers,
+        &String::from_utf8(message("x"))
+            .expect("utf8")
+            .replace("VICTIM", "OTHER")
+            .into_bytes(),
+        false,
+    )
+    .await;
+    assert_eq!((status, answer["code"].as_str()), (403, Some("instance_not_owned")));
+}
+
+#[tokio::test]
+async fn two_tenants_bodies_without_an_instance_never_share_an_id_or_a_partition() {
+    let stack = Stack::start().await;
+    let (a_token, _) = stack.endpoint(Provider::Wwa, Auth::url_token()).await;
+    let (b_token, _) = stack.endpoint(Provider::Wwa, Auth::url_token()).await;
+    // A WhatsApp Web API message names no instance.
+    let body = br#"{"message":"oi","messageSent":"Message sent by you","number":"5511999999999","messageId":"SAME"}"#;
+    let headers = json_headers();
+    let (_, a) = post(&stack.receiver, Route::MessageSent, &a_token, &headers, body, false).await;
+    let (_, b) = post(&stack.receiver, Route::MessageSent, &b_token, &headers, body, false).await;
+    assert_eq!(ids(&a, "accepted").len(), 1, "{a}");
+    assert_eq!(
+        ids(&b, "accepted").len(),
+        1,
+        "the other tenant's is its own event, not a duplicate: {b}"
+    );
+    assert_ne!(ids(&a, "accepted"), ids(&b, "accepted"));
+    let partitions: HashSet<String> = stack
+        .event_items()
+        .await
+        .iter()
+        .map(|i| s(i, "pk").to_owned())
+        .collect();
+    assert_eq!(partitions.len(), 2);
+}
+
+/// Every attribute value of every item of the endpoints table, as text.
+async fn endpoint_items_text(stack: &Stack) -> String {
+    format!("{:?}", common::table_items(&stack.dynamo, "endpoints-test").await)
+}
+
+/// A WhatsApp Web API message (it names no instance) with its own id.
+fn wwa_message(id: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "message": "oi", "messageSent": "Message sent by you", "number": "5511999999999", "messageId": id
+    }))
+    .expect("json")
+}
+
+#[tokio::test]
+async fn static_scheme_secrets_are_stored_only_as_digests_and_still_authenticate() {
+    let stack = Stack::start().await;
+    let schemes = [
+        (Scheme::Bearer, "zz-known-bearer-secret-41f7"),
+        (Scheme::Basic, "zz-known-user:zz-known-basic-password-41f7"),
+        (Scheme::ApiKey, "zz-known-api-key-41f7"),
+        (Scheme::CustomHeader, "zz-known-custom-value-41f7"),
+        (Scheme::ZapiToken, "zz-known-zapi-instance-token-41f7"),
+    ];
+    let auth_of = |scheme: Scheme, secret: &str| {
+        let header = (scheme == Scheme::CustomHeader).then_some("X-Shared-Key");
+        Auth::new(scheme, vec![Secret::new(secret)], header).expect("auth")
+    };
+    let mut endpoints = Vec::new();
+    for (scheme, secret) in schemes {
+        let (token, _) = stack.endpoint(Provider::Wwa, auth_of(scheme, secret)).await;
+        endpoints.push((scheme, secret, token));
+    }
+    // Meta's verify token is kept as a digest too (its app secret signs: stored as it is, for now).
+    let meta = Auth::new(Scheme::HubSignature256, vec![Secret::new("app-secret")], None)
+        .expect("auth")
+        .with_verify_token(Secret::new("zz-known-verify-token-41f7"))
+        .expect("token");
+    let (meta_token, _) = stack.endpoint(Provider::Meta, meta).await;
+
+    let stored = endpoint_items_text(&stack).await;
+    assert!(
+        !stored.contains("zz-known"),
+        "no static secret or verify token at rest: {stored}"
+    );
+    for (scheme, secret, _) in &endpoints {
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()));
+        assert!(stored.contains(&digest), "{scheme}: its digest is what is stored");
+    }
+
+    // Read back from the table (digests only), each still takes its secret and nothing else.
+    for (n, (scheme, secret, token)) in endpoints.iter().enumerate() {
+        let body = wwa_message(&format!("DIGEST-{n}"));
+        let right = sign(&auth_of(*scheme, secret), &body, Utc::now().timestamp());
+        let (status, v) = post(&stack.receiver, Route::MessageSent, token, &right, &body, false).await;
+        assert_eq!(status, 200, "{scheme}: {v}");
+        let wrong_secret = if *scheme == Scheme::Basic {
+            "zz-known-user:nope"
+        } else {
+            "nope"
+        };
+        let wrong = sign(&auth_of(*scheme, wrong_secret), &body, Utc::now().timestamp());
+        let (status, v) = post(&stack.receiver, Route::MessageSent, token, &wrong, &body, false).await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (401, Some("bad_credentials")),
+            "{scheme}: {v}"
+        );
+        let (status, _) = post(&stack.receiver, Route::MessageSent, token, &[], &body, false).await;
+        assert_eq!(status, 401, "{scheme}: no credential");
+    }
+
+    // Rotation on a read-back endpoint works on its digests, through the registry's update.
+    use wahooks::registry::EndpointRegistry;
+    let (_, secret, token) = &endpoints[4];
+    let mut e = (*stack.registry.lookup(token).await.expect("lookup").expect("exists")).clone();
+    assert!(e.auth.secrets().is_empty() && e.auth.secret_count() == 1);
+    e.auth.add_secret(Secret::new("zz-known-rotated-41f7")).expect("rotate");
+    stack.registry.update(&e).await.expect("update");
+    let old = sign(&auth_of(Scheme::ZapiToken, secret), b"{}", 0);
+    let new = sign(&auth_of(Scheme::ZapiToken, "zz-known-rotated-41f7"), b"{}", 0);
+    for (id, headers) in [("ROT-OLD", &old), ("ROT-NEW", &new)] {
+        let (status, v) = post(
+            &stack.receiver,
+            Route::MessageSent,
+            token,
+            headers,
+            &wwa_message(id),
+            false,
+        )
+        .await;
+        assert_eq!(status, 200, "{id}: both valid during the rotation: {v}");
+    }
+    e.auth.remove_secret(0).expect("remove the old");
+    stack.registry.update(&e).await.expect("update");
+    let (status, _) = post(
+        &stack.receiver,
+        Route::MessageSent,
+        token,
+        &old,
+        &wwa_message("ROT-OLD-2"),
+        false,
+    )
+    .await;
+    assert_eq!(status, 401, "the removed one is refused");
+    let (status, _) = post(
+        &stack.receiver,
+        Route::MessageSent,
+        token,
+        &new,
+        &wwa_message("ROT-NEW-2"),
+        false,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        !endpoint_items_text(&stack).await.contains("zz-known"),
+        "nor after a rotation"
+    );
+
+    // The handshake compares the verify token's digest.
+    let handshake = |token: &str| {
+        stack.receiver.handle(
+            Route::Any,
+            request(
+                "GET",
+                &format!("/v1/hooks/{token}"),
+                "hub.mode=subscribe&hub.verify_token=zz-known-verify-token-41f7&hub.challenge=42",
+                &[],
+                b"",
+                false,
+            ),
+        )
+    };
+    let ok = handshake(&meta_token).await;
+    assert_eq!((ok.status().as_u16(), ok.body().as_ref()), (200, &b"42"[..]));
+}
+
+#[tokio::test]
+async fn a_stored_endpoint_record_that_does_not_validate_is_a_503_never_a_200() {
+    let stack = Stack::start().await;
+    let template = serde_json::to_value(new_endpoint(Provider::Wwa, Auth::url_token())).expect("json");
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"x"));
+    let tampered = [
+        // An empty key would have matched an empty `x-api-key` header.
+        serde_json::json!({"scheme": "api-key", "header": "x-api-key", "secrets": [""]}),
+        serde_json::json!({"scheme": "api-key", "header": "x-api-key", "secret_digests": [""]}),
+        serde_json::json!({"scheme": "bearer", "secret_digests": ["0123"]}),
+        serde_json::json!({"scheme": "custom-header", "secret_digests": [digest]}),
+        serde_json::json!({"scheme": "no-such-scheme", "secrets": ["x"]}),
+        serde_json::json!({"scheme": "zapi-token", "secrets": []}),
+    ];
+    for auth in tampered {
+        let token = new_token();
+        let mut endpoint = template.clone();
+        endpoint["auth"] = auth.clone();
+        stack
+            .dynamo
+            .put_item()
+            .table_name("endpoints-test")
+            .item("pk", AttributeValue::S(wahooks::registry::token_key(&token)))
+            .item("endpoint_id", AttributeValue::S("ep_tampered".into()))
+            .item("endpoint", AttributeValue::S(endpoint.to_string()))
+            .item("token_added_at", AttributeValue::N("0".into()))
+            .send()
+            .await
+            .expect("put");
+        use wahooks::registry::{EndpointRegistry, RegistryError};
+        assert!(
+            matches!(stack.registry.lookup(&token).await, Err(RegistryError::Corrupt(_))),
+            "{auth}"
+        );
+        let body = wwa_message("TAMPERED");
+        for headers in [
+            vec![("x-api-key".to_owned(), String::new())],
+            vec![],
+            vec![("authorization".to_owned(), "Bearer x".to_owned())],
+        ] {
+            let (status, v) = post(&stack.receiver, Route::MessageSent, &token, &headers, &body, false).await;
+            assert_eq!(
+                (status, &v),
+                (
+                    503,
+                    &serde_json::json!({"code": "unavailable", "detail": "temporarily unavailable, retry later"})
+                ),
+                "{auth}"
+            );
+        }
+        let get = stack
+            .receiver
+            .handle(
+                Route::Any,
+                request(
+                    "GET",
+                    &format!("/v1/hooks/{token}"),
+                    "hub.mode=subscribe",
+                    &[],
+                    b"",
+                    false,
+                ),
+            )
+            .await;
+        assert_eq!(get.status(), 503, "{auth}");
+    }
+    assert!(stack.event_items().await.is_empty(), "nothing stored");
+}
+
+#[tokio::test]
+async fn a_state_redelivery_reads_its_count_in_the_same_call_that_refused_it() {
+    let stack = Stack::start().await;
+    let store = DynamoEventStore::new(stack.dynamo.clone(), &stack.events_table, 30);
+    let body = |state: &str| {
+        format!(
+            r#"{{"type":"PresenceChatCallback","phone":"5511","status":"{state}","lastSeen":null,"instanceId":"I"}}"#
+        )
+    };
+    let event = |state: &str| {
+        wahooks::providers::parse(
+            &wahooks::providers::ParseContext::new(Provider::Zapi, "ep", Utc::now()),
+            body(state).as_bytes(),
+        )
+        .expect("parses")
+        .remove(0)
+    };
+    let mut counts = Vec::new();
+    for state in ["COMPOSING", "COMPOSING", "PAUSED", "PAUSED", "COMPOSING"] {
+        let e = event(state);
+        let change = e.state.clone().expect("a state event");
+        counts.push(store.state_sequence(&e, &change).await.expect("counted"));
+    }
+    // A redelivery keeps the count (read from the refused update itself: no second read that a
+    // racing change could move), a change adds one.
+    assert_eq!(counts, [1, 1, 2, 2, 3]);
+}

@@ -253,12 +253,13 @@ async fn published() -> Published {
         .send()
         .await
         .expect("duplicate sent");
-    // An event from a later wahooks: a type, chat kind, content kind and status this one does
+    // An event from a later wahooks: a provider, type, chat kind, content kind and status this one does
     // not know, and a field it does not have. A worker built today reads them as the catch-alls
     // (the compatibility policy), as the Rust consumer does, and handles the event.
     let mut future: Value = serde_json::from_str(&duplicate.to_json()).expect("event json");
     future["id"] = "f0000000000000000000000000000001".into();
     future["type"] = "whatsapp.message.scheduled".into();
+    future["provider"] = "signalgateway".into();
     future["data"]["chat"]["kind"] = "community".into();
     future["data"]["content"]["kind"] = "hologram".into();
     future["data"]["status"] = "beamed".into();
@@ -267,6 +268,7 @@ async fn published() -> Published {
     let future = future.to_string();
     let read = wahooks_consumer::decode(&future).expect("the Rust consumer reads it");
     assert_eq!(read.event_type, EventType::Unknown);
+    assert_eq!(read.provider, wahooks::Provider::Other);
     stack
         .sqs
         .send_message()

@@ -18,6 +18,10 @@
 //! duplicate); the report checks each answer is a 200 that accepted one event, and that every
 //! accepted event is in the events table afterwards.
 //!
+//! `--scheme`/`--secret` give the endpoint a scheme, and every invocation the headers that
+//! scheme checks, signed as the provider would; `--log-level trace --logs <dir>` keeps what a
+//! bootstrap prints at that level (the test that no secret reaches the logs scans it).
+//!
 //! What it does not measure: Lambda's own part (placing the sandbox, downloading and unpacking
 //! the code, starting Firecracker), and AWS's network: the bootstrap talks to moto (Python) on
 //! loopback, over plain HTTP, so a request's time is mostly moto's.
@@ -35,6 +39,7 @@ use hyper::{Request, Response};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Mutex};
+use wahooks::endpoint::{Auth, Scheme, Secret};
 use wahooks::local::LocalStack;
 use wahooks::store::keys;
 use wahooks::Provider;
@@ -77,6 +82,26 @@ pub struct ColdstartArgs {
     /// Print the measurements as JSON instead of the table.
     #[arg(long)]
     json: bool,
+    /// The endpoint's scheme: every invocation carries the headers it checks, signed with
+    /// `--secret` (bearer, hub-signature-256, zapi-token, …).
+    #[arg(long, default_value = "url-token")]
+    scheme: String,
+    /// The endpoint's secret (any scheme but url-token).
+    #[arg(long)]
+    secret: Option<String>,
+    /// The bootstrap's log level or directives (`WAHOOKS_LOG_LEVEL` and `RUST_LOG`), e.g. `trace`.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// Keep each bootstrap's output (stdout and stderr) in this folder, as `bootstrap-<n>.log`
+    /// (default: the run's temporary folder, removed at the end).
+    #[arg(long)]
+    logs: Option<PathBuf>,
+    /// The `AWS_SESSION_TOKEN` the bootstrap is given (a test looks for it in the logs).
+    #[arg(long, default_value = "test", hide = true)]
+    session_token: String,
+    /// The endpoint's URL token (default: a new one; a test looks for it in the logs).
+    #[arg(long, hide = true)]
+    token: Option<String>,
 }
 
 /// Run the harness.
@@ -115,22 +140,44 @@ async fn report(args: &ColdstartArgs) -> anyhow::Result<()> {
     let body: Value =
         serde_json::from_slice(&std::fs::read(&args.body).with_context(|| format!("reading {}", args.body.display()))?)
             .with_context(|| format!("{} is not JSON", args.body.display()))?;
+    let auth = endpoint_auth(&args.scheme, args.secret.as_deref())?;
+    if let Some(token) = args.token.as_deref().filter(|t| !wahooks::registry::plausible_token(t)) {
+        bail!("--token {token}: 16 to 128 letters, digits, `-` or `_`");
+    }
     let moto = crate::serve::PrivateMoto::start(&args.moto, "coldstart").await?;
-    let (starts, stored) = measure(args, &function, &body, &moto.endpoint, &moto.state).await?;
+    let (starts, stored) = measure(args, &function, &body, &auth, &moto.endpoint, &moto.state).await?;
     print_report(args, &starts, stored);
     moto.finish().await;
     Ok(())
+}
+
+/// The endpoint's auth: `scheme` with `secret` (none for url-token).
+fn endpoint_auth(scheme: &str, secret: Option<&str>) -> anyhow::Result<Auth> {
+    let scheme: Scheme = scheme.parse()?;
+    match (scheme, secret) {
+        (Scheme::UrlToken, _) => Ok(Auth::url_token()),
+        (scheme, Some(secret)) => Ok(Auth::new(scheme, vec![Secret::new(secret)], None)?),
+        (scheme, None) => bail!("--scheme {scheme} needs --secret"),
+    }
 }
 
 async fn measure(
     args: &ColdstartArgs,
     function: &str,
     body: &Value,
+    auth: &Auth,
     endpoint: &str,
     state: &Path,
 ) -> anyhow::Result<(Vec<Start>, usize)> {
     let stack = crate::serve::harness_stack(endpoint, "coldstart").await?;
-    let token = stack.url_token_endpoint(Provider::Zapi).await.context("endpoint")?;
+    let token = args.token.clone().unwrap_or_else(wahooks::registry::new_token);
+    stack
+        .registry
+        .create(&token, &wahooks::registry::new_endpoint(Provider::Zapi, auth.clone()))
+        .await
+        .context("endpoint")?;
+    let logs = args.logs.as_deref().unwrap_or(state);
+    std::fs::create_dir_all(logs).with_context(|| format!("creating {}", logs.display()))?;
     let env = [
         ("AWS_LAMBDA_FUNCTION_NAME", function.to_owned()),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".into()),
@@ -142,19 +189,20 @@ async fn measure(
         ("AWS_DEFAULT_REGION", "us-east-1".into()),
         ("AWS_ACCESS_KEY_ID", "test".into()),
         ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_SESSION_TOKEN", "test".into()),
+        ("AWS_SESSION_TOKEN", args.session_token.clone()),
         ("AWS_ENDPOINT_URL", endpoint.to_owned()),
         ("WAHOOKS_EVENTS_TABLE", stack.config.events_table.clone()),
         ("WAHOOKS_ENDPOINTS_TABLE", stack.config.endpoints_table.clone()),
-        ("WAHOOKS_LOG_LEVEL", "info".into()),
+        ("WAHOOKS_LOG_LEVEL", args.log_level.clone()),
+        ("RUST_LOG", args.log_level.clone()),
     ];
     let path = format!("/v1/hooks/{token}/{function}");
     let mut starts = Vec::with_capacity(args.runs);
     let mut accepted = Vec::new();
     for run in 0..args.runs {
-        let log = state.join(format!("bootstrap-{run}.log"));
+        let log = logs.join(format!("bootstrap-{run}.log"));
         let start = cold_start(args, &env, &log, |seq| {
-            invocation(&path, body, &format!("3EB0C01D{run:04X}{seq:06X}"))
+            invocation(&path, body, &format!("3EB0C01D{run:04X}{seq:06X}"), auth)
         })
         .await
         .with_context(|| format!("cold start {} (the bootstrap's output: {})", run + 1, log.display()))?;
@@ -238,27 +286,33 @@ async fn cold_start(
     result
 }
 
-/// The API Gateway HTTP API (v2) event of one delivery, with `message_id` as its message id.
-fn invocation(path: &str, body: &Value, message_id: &str) -> String {
+/// The API Gateway HTTP API (v2) event of one delivery, with `message_id` as its message id and
+/// the headers `auth` checks.
+fn invocation(path: &str, body: &Value, message_id: &str, auth: &Auth) -> String {
     let mut body = body.clone();
     if let Some(id) = body.get_mut("messageId") {
         *id = Value::String(message_id.to_owned());
     }
     let body = body.to_string();
     let now = chrono::Utc::now();
+    let mut headers = json!({
+        "content-type": "application/json",
+        "content-length": body.len().to_string(),
+        "host": "abc123.execute-api.us-east-1.amazonaws.com",
+        "user-agent": "Z-API",
+        "x-forwarded-for": "203.0.113.7",
+        "x-forwarded-proto": "https",
+    });
+    // API Gateway hands headers over in lower case.
+    for (name, value) in wahooks::auth::sign(auth, body.as_bytes(), now.timestamp()) {
+        headers[name.to_ascii_lowercase()] = Value::String(value);
+    }
     json!({
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": path,
         "rawQueryString": "",
-        "headers": {
-            "content-type": "application/json",
-            "content-length": body.len().to_string(),
-            "host": "abc123.execute-api.us-east-1.amazonaws.com",
-            "user-agent": "Z-API",
-            "x-forwarded-for": "203.0.113.7",
-            "x-forwarded-proto": "https",
-        },
+        "headers": headers,
         "requestContext": {
             "accountId": "123456789012", "apiId": "abc123",
             "domainName": "abc123.execute-api.us-east-1.amazonaws.com", "domainPrefix": "abc123",
@@ -532,11 +586,32 @@ mod tests {
     #[test]
     fn each_invocation_carries_its_own_message_id() {
         let body = json!({"type": "ReceivedCallback", "messageId": "X"});
-        let a: Value = serde_json::from_str(&invocation("/v1/hooks/t/message-received", &body, "A1")).expect("JSON");
+        let a: Value = serde_json::from_str(&invocation(
+            "/v1/hooks/t/message-received",
+            &body,
+            "A1",
+            &Auth::url_token(),
+        ))
+        .expect("JSON");
         let inner: Value = serde_json::from_str(a["body"].as_str().expect("a body")).expect("JSON");
         assert_eq!(inner["messageId"], "A1");
         assert_eq!(a["rawPath"], "/v1/hooks/t/message-received");
         assert_eq!(a["headers"]["content-length"], inner.to_string().len().to_string());
+    }
+
+    #[test]
+    fn an_invocation_carries_what_its_scheme_checks() {
+        let body = json!({"type": "ReceivedCallback", "messageId": "X"});
+        let auth = endpoint_auth("hub-signature-256", Some("k")).expect("auth");
+        let a: Value = serde_json::from_str(&invocation("/v1/hooks/t/any", &body, "A1", &auth)).expect("JSON");
+        let signature = a["headers"]["x-hub-signature-256"].as_str().expect("signed");
+        assert!(signature.starts_with("sha256="), "{a}");
+        let auth = endpoint_auth("bearer", Some("k")).expect("auth");
+        let a: Value = serde_json::from_str(&invocation("/v1/hooks/t/any", &body, "A1", &auth)).expect("JSON");
+        assert_eq!(a["headers"]["authorization"], "Bearer k");
+        assert!(endpoint_auth("bearer", None).is_err());
+        assert!(endpoint_auth("nonsense", Some("k")).is_err());
+        assert!(endpoint_auth("url-token", None).is_ok());
     }
 
     #[test]

@@ -19,9 +19,12 @@ pub enum EndpointCommand {
         #[arg(long)]
         provider: Provider,
         /// url-token, bearer, basic, api-key, custom-header, zapi-token, hubmessage-hmac,
-        /// standard-webhooks, hub-signature-256, waha-hmac or evolution-jwt.
-        #[arg(long, default_value = "url-token")]
-        scheme: String,
+        /// standard-webhooks, hub-signature-256, waha-hmac or evolution-jwt. Default: the
+        /// provider's verified scheme (meta hub-signature-256, waha waha-hmac, hubmessage
+        /// hubmessage-hmac, zapi zapi-token, evolution evolution-jwt, wwa url-token); the URL
+        /// token alone only when asked for.
+        #[arg(long)]
+        scheme: Option<String>,
         /// The secret; generated and printed once when absent.
         #[arg(long)]
         secret: Option<String>,
@@ -34,9 +37,36 @@ pub enum EndpointCommand {
         /// The API's base URL to print the webhook URLs with.
         #[arg(long, env = "WAHOOKS_BASE_URL", default_value = "http://127.0.0.1:3000")]
         base_url: String,
+        /// An instance the endpoint receives for (repeatable): bound to its tenant now, so no
+        /// other tenant can take it first. Unbound instances are bound on their first delivery.
+        #[arg(long = "instance")]
+        instances: Vec<String>,
+        /// Join this tenant (`tn_…`, e.g. the one of Evolution's other webhook or Z-API's
+        /// other per-event URLs) instead of a tenant of its own.
+        #[arg(long)]
+        tenant: Option<String>,
     },
     /// List endpoints (never their secrets).
     List,
+    /// The instances an endpoint's tenant owns.
+    Instances {
+        /// The endpoint id.
+        id: String,
+    },
+    /// Bind an instance to an endpoint's tenant (refused when another tenant owns it).
+    Bind {
+        /// The endpoint id.
+        id: String,
+        /// The instance (Z-API instanceId, Meta phone number id, Evolution instance, WAHA session…).
+        instance: String,
+    },
+    /// Release an instance from an endpoint's tenant (its next delivery binds it again).
+    Unbind {
+        /// The endpoint id.
+        id: String,
+        /// The instance.
+        instance: String,
+    },
     /// Disable an endpoint: its URLs answer 404.
     Disable {
         /// The endpoint id (`ep_…`).
@@ -82,6 +112,10 @@ pub enum EndpointCommand {
         #[arg(long, default_value_t = 0)]
         index: usize,
     },
+    /// Rewrite every stored endpoint in the current form (a static scheme's secrets and Meta's
+    /// verify token as SHA-256 digests only) and say how many changed; running it again
+    /// changes nothing.
+    Upgrade,
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -132,18 +166,28 @@ async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
             header_name,
             verify_token,
             base_url,
+            instances,
+            tenant,
         } => {
-            create(
+            let endpoint = create(
                 provider,
-                &scheme,
+                scheme.as_deref(),
                 secret,
                 header_name.as_deref(),
                 verify_token,
                 &base_url,
+                tenant,
             )
-            .await
+            .await?;
+            for instance in instances {
+                bind(&endpoint.id, &instance).await?;
+            }
+            Ok(())
         }
         EndpointCommand::List => list().await,
+        EndpointCommand::Instances { id } => instances(&id).await,
+        EndpointCommand::Bind { id, instance } => bind(&id, &instance).await,
+        EndpointCommand::Unbind { id, instance } => unbind(&id, &instance).await,
         EndpointCommand::Disable { id } => set_enabled(&id, false).await,
         EndpointCommand::Enable { id } => set_enabled(&id, true).await,
         EndpointCommand::Delete { id } => delete(&id).await,
@@ -151,19 +195,24 @@ async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
         EndpointCommand::RetireTokens { id } => retire_tokens(&id).await,
         EndpointCommand::RotateSecret { id, secret } => rotate_secret(&id, secret).await,
         EndpointCommand::RemoveSecret { id, index } => remove_secret(&id, index).await,
+        EndpointCommand::Upgrade => upgrade().await,
     }
 }
 
 /// `create`: the endpoint, its URLs, and what was generated (shown once).
 async fn create(
     provider: Provider,
-    scheme: &str,
+    scheme: Option<&str>,
     secret: Option<String>,
     header_name: Option<&str>,
     verify_token: Option<String>,
     base_url: &str,
-) -> anyhow::Result<()> {
-    let scheme: Scheme = scheme.parse()?;
+    tenant: Option<String>,
+) -> anyhow::Result<wahooks::endpoint::Endpoint> {
+    let scheme: Scheme = match scheme {
+        Some(s) => s.parse()?,
+        None => Scheme::verified_default(provider),
+    };
     let generated = secret.is_none() && scheme.needs_secret();
     let secrets = match (scheme.needs_secret(), secret) {
         (false, _) => Vec::new(),
@@ -178,18 +227,91 @@ async fn create(
         printed_verify = Some(token);
     }
     let token = new_token();
-    let endpoint = new_endpoint(provider, auth);
+    let mut endpoint = new_endpoint(provider, auth);
+    if let Some(tenant) = tenant {
+        anyhow::ensure!(
+            tenant.starts_with("tn_") || tenant.is_empty(),
+            "a tenant id is `tn_…` (see `wahooks endpoint list`), or \"\" for the default tenant"
+        );
+        endpoint.tenant = Some(tenant).filter(|t| !t.is_empty());
+    }
     registry().await.create(&token, &endpoint).await?;
     println!("endpoint: {}", endpoint.id);
-    println!("provider: {provider}  scheme: {scheme}");
+    println!(
+        "provider: {provider}  scheme: {scheme}  tenant: {}",
+        tenant_name(&endpoint)
+    );
     print_urls(base_url, &token);
     if generated {
         println!("secret (shown once): {}", secrets[0]);
+        if let Some(whose) = provider_made_secret(scheme) {
+            println!(
+                "note: {whose} makes this secret: give it with --secret, or add it with `wahooks endpoint rotate-secret {} --secret …` and drop this placeholder with `remove-secret {} --index 0`",
+                endpoint.id, endpoint.id
+            );
+        }
     }
     if let Some(v) = printed_verify {
         println!("verify token (Meta's \"Verify token\" field): {v}");
     }
+    Ok(endpoint)
+}
+
+/// A tenant as printed: its id, or `default` for endpoints stored before tenants.
+fn tenant_name(e: &wahooks::endpoint::Endpoint) -> &str {
+    e.tenant.as_deref().unwrap_or("default")
+}
+
+/// `instances`: what the endpoint's tenant owns.
+async fn instances(id: &str) -> anyhow::Result<()> {
+    let registry = registry().await;
+    let (_, e) = registry.find_by_id(id).await?;
+    let owned = registry.instances_of(e.tenant_id()).await?;
+    println!("tenant {}: {} instance(s)", tenant_name(&e), owned.len());
+    for (provider, instance) in owned {
+        println!("  {provider:<11} {instance}");
+    }
     Ok(())
+}
+
+/// `bind`: the instance is the endpoint's tenant's, unless another tenant owns it.
+async fn bind(id: &str, instance: &str) -> anyhow::Result<()> {
+    let registry = registry().await;
+    let (_, e) = registry.find_by_id(id).await?;
+    match registry.bind(e.provider, instance, e.tenant_id(), &e.id).await? {
+        wahooks::registry::Claim::Owned => {
+            println!(
+                "{} instance `{instance}` belongs to tenant {}",
+                e.provider,
+                tenant_name(&e)
+            );
+            Ok(())
+        }
+        wahooks::registry::Claim::Foreign(_) => anyhow::bail!(
+            "{} instance `{instance}` belongs to another tenant; unbind it there first",
+            e.provider
+        ),
+    }
+}
+
+/// `unbind`: release the instance (when this endpoint's tenant owns it).
+async fn unbind(id: &str, instance: &str) -> anyhow::Result<()> {
+    let registry = registry().await;
+    let (_, e) = registry.find_by_id(id).await?;
+    if registry.unbind(e.provider, instance, e.tenant_id()).await? {
+        println!(
+            "{} instance `{instance}` released by tenant {}",
+            e.provider,
+            tenant_name(&e)
+        );
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "tenant {} does not own {} instance `{instance}`",
+            tenant_name(&e),
+            e.provider
+        )
+    }
 }
 
 /// The URL of every route under a token, which is shown only this once.
@@ -204,17 +326,18 @@ fn print_urls(base_url: &str, token: &str) {
 /// `list`: every endpoint, never a secret.
 async fn list() -> anyhow::Result<()> {
     println!(
-        "{:<20} {:<11} {:<18} {:<8} {:<8} {:<7} created",
-        "id", "provider", "scheme", "enabled", "secrets", "tokens"
+        "{:<20} {:<20} {:<11} {:<18} {:<8} {:<8} {:<7} created",
+        "id", "tenant", "provider", "scheme", "enabled", "secrets", "tokens"
     );
     for (e, tokens) in registry().await.list_endpoints().await? {
         println!(
-            "{:<20} {:<11} {:<18} {:<8} {:<8} {:<7} {}",
+            "{:<20} {:<20} {:<11} {:<18} {:<8} {:<8} {:<7} {}",
             e.id,
+            tenant_name(&e),
             e.provider,
             e.auth.scheme(),
             e.enabled,
-            e.auth.secrets().len(),
+            e.auth.secret_count(),
             tokens,
             e.created_at
         );
@@ -271,7 +394,7 @@ async fn rotate_secret(id: &str, secret: Option<String>) -> anyhow::Result<()> {
     registry.update(&e).await?;
     println!(
         "{id}: {} secrets accepted; remove the old one with `wahooks endpoint remove-secret {id}`",
-        e.auth.secrets().len()
+        e.auth.secret_count()
     );
     if generated {
         println!("new secret (shown once): {new}");
@@ -287,6 +410,105 @@ async fn remove_secret(id: &str, index: usize) -> anyhow::Result<()> {
         .remove_secret(index)
         .map_err(|_| anyhow::anyhow!("{id}: no secret #{index} to remove, or it is the last one"))?;
     registry.update(&e).await?;
-    println!("{id}: secret #{index} removed; {} left", e.auth.secrets().len());
+    println!("{id}: secret #{index} removed; {} left", e.auth.secret_count());
     Ok(())
+}
+
+/// Whose secret a scheme checks when the provider, not you, makes it (a generated one is then a
+/// placeholder until the provider's is added).
+fn provider_made_secret(scheme: Scheme) -> Option<&'static str> {
+    match scheme {
+        Scheme::ZapiToken => Some("Z-API (the instance token)"),
+        Scheme::HubmessageHmac => Some("Hub Message (each webhook's signing secret)"),
+        Scheme::HubSignature256 => Some("Meta (the app secret)"),
+        _ => None,
+    }
+}
+
+/// `upgrade`: every endpoint item read and, when its stored form is not the current one (a
+/// static scheme's plain `secrets`, a plain `verify_token`), written back through the
+/// registry's update (under every URL token of the endpoint). An item that does not read is
+/// named and left as it is (its URLs answer 503 until it is fixed or deleted).
+async fn upgrade() -> anyhow::Result<()> {
+    let config = Config::from_env();
+    let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
+    let registry = DynamoRegistry::new(client.clone(), config.endpoints_table.clone());
+    let mut stale: std::collections::BTreeMap<String, wahooks::endpoint::Endpoint> = Default::default();
+    let mut endpoints = std::collections::BTreeSet::new();
+    let mut unreadable = 0usize;
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(&config.endpoints_table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        for item in page.items() {
+            // Endpoint items only (`EP#…`; the table also holds other kinds).
+            let Some(pk) = item
+                .get("pk")
+                .and_then(|v| v.as_s().ok())
+                .filter(|pk| pk.starts_with("EP#"))
+            else {
+                continue;
+            };
+            let read = item
+                .get("endpoint")
+                .and_then(|v| v.as_s().ok())
+                .ok_or_else(|| "no `endpoint` attribute".to_owned())
+                .and_then(|json| {
+                    let raw: serde_json::Value =
+                        serde_json::from_str(json).map_err(|e| redact_quoted(&e.to_string()))?;
+                    let endpoint: wahooks::endpoint::Endpoint =
+                        serde_json::from_value(raw.clone()).map_err(|e| redact_quoted(&e.to_string()))?;
+                    Ok((raw, endpoint))
+                });
+            match read {
+                Ok((raw, endpoint)) => {
+                    endpoints.insert(endpoint.id.clone());
+                    if serde_json::to_value(&endpoint)? != raw {
+                        stale.insert(endpoint.id.clone(), endpoint);
+                    }
+                }
+                Err(why) => {
+                    unreadable += 1;
+                    eprintln!("{pk}: does not validate ({why}); left as it is");
+                }
+            }
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    for endpoint in stale.values() {
+        registry.update(endpoint).await?;
+        println!("{}: rewritten", endpoint.id);
+    }
+    println!(
+        "{} of {} endpoint{} rewritten in the current form",
+        stale.len(),
+        endpoints.len(),
+        if endpoints.len() == 1 { "" } else { "s" }
+    );
+    anyhow::ensure!(
+        unreadable == 0,
+        "{unreadable} item(s) do not validate: fix or delete them (`wahooks endpoint delete`)"
+    );
+    Ok(())
+}
+
+/// An error text with every double-quoted value replaced (serde quotes the values it could not
+/// read, which may be secrets).
+fn redact_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, part) in text.split('"').enumerate() {
+        if i > 0 {
+            out.push('"');
+        }
+        out.push_str(if i % 2 == 1 { "…" } else { part });
+    }
+    out
 }

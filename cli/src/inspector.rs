@@ -8,8 +8,9 @@
 //! [`Recording`] publisher wrapped around the fanout's SQS adapter.
 //!
 //! What the page shows is masked: the URL token, every secret of the endpoint, signatures and
-//! credentials in headers, Evolution's `apikey` in bodies. The original request is kept (in
-//! memory only) for "replay" and "copy as curl", which the page fetches on demand.
+//! credentials in headers (and the header the endpoint's scheme reads), Evolution's `apikey` in
+//! bodies. The original request is kept (in memory only) for "replay"; "copy as curl" hands out
+//! the same request masked the same way (the token and credentials are put back by hand).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -106,6 +107,23 @@ pub struct Entry {
     pub replay_of: Option<u64>,
     #[serde(skip)]
     original: Original,
+    #[serde(skip)]
+    masks: Masks,
+}
+
+/// What to mask in one request: the URL token and the endpoint's secrets wherever they appear,
+/// and the header the endpoint's scheme reads (a `custom-header` may have any name).
+#[derive(Clone, Default)]
+struct Masks {
+    secrets: Vec<String>,
+    header: Option<String>,
+}
+
+impl Masks {
+    /// Whether header `name`'s whole value is a credential or a signature.
+    fn whole_header(&self, name: &str) -> bool {
+        sensitive_header(name) || self.header.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(name))
+    }
 }
 
 struct State {
@@ -215,22 +233,28 @@ impl Inspector {
             Some(token) => registry.lookup(token).await.ok().flatten(),
             None => None,
         };
-        let mut secrets: Vec<String> = token_from_path(&original.path)
-            .map(|t| vec![t.to_owned()])
-            .unwrap_or_default();
+        let mut masks = Masks {
+            secrets: token_from_path(&original.path)
+                .map(|t| vec![t.to_owned()])
+                .unwrap_or_default(),
+            header: endpoint.as_ref().and_then(|e| e.auth.header().map(str::to_owned)),
+        };
         if let Some(e) = &endpoint {
-            secrets.extend(e.auth.secrets().iter().map(|s| s.expose().to_owned()));
+            masks
+                .secrets
+                .extend(e.auth.secrets().iter().map(|s| s.expose().to_owned()));
         }
+        let secrets = &masks.secrets;
         let response: Value = serde_json::from_slice(response)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(response).into_owned()));
         let headers = original
             .headers
             .iter()
             .map(|(k, v)| {
-                let shown = if sensitive_header(k) {
+                let shown = if masks.whole_header(k) {
                     format!("{MASK} ({} characters)", v.len())
                 } else {
-                    mask_in(v, &secrets)
+                    mask_in(v, secrets)
                 };
                 (k.clone(), shown)
             })
@@ -268,15 +292,17 @@ impl Inspector {
             endpoint: endpoint.as_ref().map(|e| e.id.clone()),
             status,
             headers,
-            body: mask_in(&pretty, &secrets),
+            body: mask_in(&pretty, secrets),
             body_bytes: original.body.len(),
             auth,
-            reason: reason.map(|r| mask_in(&r, &secrets)),
+            reason: reason.map(|r| mask_in(&r, secrets)),
             response,
             events,
             replay_of,
             original,
+            masks: Masks::default(),
         };
+        entry.masks = masks;
         for e in &mut entry.events {
             if let Some((queues, event)) = state.published.get(&e.id) {
                 e.queues = queues.clone();
@@ -335,27 +361,55 @@ impl Inspector {
         }
     }
 
-    /// A `curl` command that sends entry `seq`'s request again, byte for byte, to `base`.
+    /// A `curl` command that sends entry `seq`'s request again to `base`, masked as the page
+    /// masks it: see [`curl_of`].
     pub fn curl(&self, seq: u64, base: &str) -> Option<String> {
-        let o = self.original(seq)?;
-        let query = if o.query.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", o.query)
-        };
-        let skip = ["host", "content-length", "connection", "accept-encoding"];
-        let headers: String = o
-            .headers
-            .iter()
-            .filter(|(k, _)| !skip.contains(&k.to_ascii_lowercase().as_str()))
-            .map(|(k, v)| format!(" -H '{}: {}'", k, v.replace('\'', "'\\''")))
-            .collect();
-        let body = base64::engine::general_purpose::STANDARD.encode(&o.body);
-        Some(format!(
-            "printf '%s' '{body}' | base64 -d | curl -sS -X {} '{base}{}{query}'{headers} --data-binary @-",
-            o.method, o.path
-        ))
+        let state = self.lock();
+        let entry = state.entries.iter().find(|e| e.seq == seq)?;
+        Some(curl_of(&entry.original, &entry.masks, base))
     }
+}
+
+/// A `curl` command that sends `o` again to `base`, its credentials masked (`••••`) as the page
+/// masks them, so the inspector never hands one out: the URL token in the path, the whole value
+/// of credential, signature and the scheme's headers, the endpoint's secrets wherever they
+/// appear, Evolution's `apikey` in the body. Otherwise byte for byte: put the token back (and
+/// a fresh signature, `wahooks sign`, where the scheme checks one) and it sends the same request.
+fn curl_of(o: &Original, masks: &Masks, base: &str) -> String {
+    let shell = |s: &str| s.replace('\'', "'\\''");
+    let query = if o.query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", mask_in(&o.query, &masks.secrets))
+    };
+    let skip = ["host", "content-length", "connection", "accept-encoding"];
+    let headers: String = o
+        .headers
+        .iter()
+        .filter(|(k, _)| !skip.contains(&k.to_ascii_lowercase().as_str()))
+        .map(|(k, v)| {
+            let v = if masks.whole_header(k) {
+                MASK.to_owned()
+            } else {
+                mask_in(v, &masks.secrets)
+            };
+            format!(" -H '{}: {}'", shell(k), shell(&v))
+        })
+        .collect();
+    let body = mask_credentials(&o.body);
+    let body = match std::str::from_utf8(&body) {
+        Ok(text) => mask_in(text, &masks.secrets).into_bytes(),
+        Err(_) => body.into_owned(),
+    };
+    let body = base64::engine::general_purpose::STANDARD.encode(body);
+    let path = mask_in(&masked_path(&o.path), &masks.secrets);
+    format!(
+        "printf '%s' '{body}' | base64 -d | curl -sS -X {} '{}{}{}'{headers} --data-binary @-",
+        o.method,
+        shell(base),
+        shell(&path),
+        shell(&query)
+    )
 }
 
 /// The events a request produced: its body parsed as the receiver parsed it, matched with the
@@ -436,6 +490,83 @@ mod tests {
         let token = "a".repeat(43);
         assert_eq!(masked_path(&format!("/v1/hooks/{token}/any")), "/v1/hooks/••••/any");
         assert_eq!(mask_in("x secret-value y", &["secret-value".into()]), "x •••• y");
+    }
+
+    #[tokio::test]
+    async fn the_curl_hands_out_no_credential_and_is_otherwise_the_request() {
+        use wahooks::endpoint::{Auth, Scheme, Secret};
+        let registry = wahooks::registry::MemoryRegistry::default();
+        let token = wahooks::registry::new_token();
+        let auth = Auth::new(
+            Scheme::CustomHeader,
+            vec![Secret::new("custom-secret-value")],
+            Some("x-origin-check"),
+        )
+        .expect("auth");
+        registry.insert(&token, wahooks::registry::new_endpoint(wahooks::Provider::Zapi, auth));
+        let header = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let body = br#"{"apikey":"evolution-key-1234","text":"it's me"}"#.to_vec();
+        let original = Original {
+            method: "POST".into(),
+            path: format!("/v1/hooks/{token}/any"),
+            query: format!("t={token}"),
+            headers: vec![
+                header("Authorization", "Bearer bearer-secret-5678"),
+                header("X-Hub-Signature-256", "sha256=0123abcd"),
+                header("x-origin-check", "custom-secret-value"),
+                header("x-note", &format!("the token is {token}")),
+                header("content-type", "application/json"),
+            ],
+            body,
+        };
+        let inspector = Inspector::new(4);
+        let entry = inspector
+            .record(
+                &registry,
+                Some(Route::Any),
+                original,
+                401,
+                br#"{"code":"unauthorized"}"#,
+                None,
+            )
+            .await;
+        let curl = inspector.curl(entry.seq, "http://127.0.0.1:3000").expect("the entry");
+        let b64 = curl.split('\'').nth(3).expect("the body");
+        let sent =
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).expect("base64")).expect("text");
+        for secret in [
+            token.as_str(),
+            "bearer-secret-5678",
+            "0123abcd",
+            "custom-secret-value",
+            "evolution-key-1234",
+        ] {
+            assert!(
+                !curl.contains(secret) && !sent.contains(secret),
+                "{secret}: {curl}\n{sent}"
+            );
+        }
+        assert!(
+            curl.contains("'http://127.0.0.1:3000/v1/hooks/••••/any?t=••••'"),
+            "{curl}"
+        );
+        assert!(
+            curl.contains(" -H 'Authorization: ••••' -H 'X-Hub-Signature-256: ••••'"),
+            "{curl}"
+        );
+        assert!(
+            curl.contains(" -H 'x-origin-check: ••••' -H 'x-note: the token is ••••'"),
+            "{curl}"
+        );
+        assert!(curl.contains(" -H 'content-type: application/json'"), "{curl}");
+        assert_eq!(sent, r#"{"apikey":"***","text":"it's me"}"#);
+        // The page masks the scheme's own header too, whatever its name.
+        let shown = &inspector.entries()[0].headers;
+        assert!(
+            shown.iter().any(|(k, v)| k == "x-origin-check" && v.starts_with(MASK)),
+            "{shown:?}"
+        );
+        assert!(inspector.curl(99, "http://127.0.0.1:3000").is_none());
     }
 
     #[test]

@@ -262,9 +262,11 @@ async fn reparse(store: &DynamoEventStore, item: &Item, sdk: &aws_config::SdkCon
     let raw = raw_of(item, sdk).await.map_err(|e| format!("{e:#}"))?;
     let received_at = chrono::DateTime::from_timestamp_millis(n(item, "received_at")).unwrap_or_else(chrono::Utc::now);
     let delivery = item.get("delivery_id").and_then(|v| v.as_s().ok()).cloned();
+    let tenant = item.get("tenant").and_then(|v| v.as_s().ok()).cloned();
     let ctx = ParseContext {
         route,
         delivery_id: delivery.as_deref(),
+        tenant: tenant.as_deref(),
         ..ParseContext::new(provider, s(item, "endpoint"), received_at)
     };
     let mut events = parse(&ctx, &raw).map_err(|e| wahooks::error_chain(&e))?;

@@ -80,6 +80,11 @@ struct Demo {
     route: Route,
 }
 
+/// One endpoint per provider, chosen so each printed `curl` works as it is for as long as the
+/// stack runs: not `endpoint create`'s defaults. Z-API's takes the URL token alone (the
+/// quickstart's first curl needs no header; `create --provider zapi` makes a `zapi-token` one),
+/// Hub Message's a bearer token (its HMAC signs a timestamp good for five minutes). Static
+/// secrets are stored as digests here too: the curls are signed with the secrets in memory.
 fn demo_endpoints() -> anyhow::Result<Vec<Demo>> {
     let mk = |provider, auth: Auth, secret: Option<String>, fixture, route| Demo {
         provider,
@@ -122,7 +127,8 @@ fn demo_endpoints() -> anyhow::Result<Vec<Demo>> {
             "tests/fixtures/meta/meta-cloud-text-message.json",
             Route::Any,
         ),
-        // Evolution signs nothing: the URL token carries the trust.
+        // Evolution signs no body; its global webhook sends no headers, so the URL token carries
+        // the trust (an instance webhook's default, evolution-jwt, makes tokens that expire).
         mk(
             Provider::Evolution,
             Auth::url_token(),
@@ -191,7 +197,7 @@ async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Result<Response<
     let path = req.uri().path().to_owned();
     let method = req.method().as_str().to_owned();
     if let Some(inspector) = &server.inspector {
-        if let Some(r) = inspector_route(&server, inspector, &method, &path).await {
+        if let Some(r) = inspector_route(&server, inspector, &method, &path, req.headers()).await {
             return Ok(r);
         }
     } else if path == "/" {
@@ -316,14 +322,53 @@ async fn receive(
     (r, entry_json)
 }
 
+/// Why a request to the inspector's API (`/_inspector/…`) is refused, `None` when it may go on.
+/// `Host` must be this server's own name, `127.0.0.1:<port>` or `localhost:<port>` (a page of
+/// another site whose name was rebound to 127.0.0.1 sends its own), and an `Origin`, when
+/// there is one, that of the page this server serves (another site's page posting here sends
+/// its own: a browser always sends it with a POST). `base` is the server's URL,
+/// `http://127.0.0.1:<port>`.
+fn inspector_refusal(headers: &http::HeaderMap, base: &str) -> Option<String> {
+    let authority = base.split_once("://").map_or(base, |(_, a)| a);
+    let port = authority.rsplit_once(':').map_or("80", |(_, p)| p);
+    let value = |name| {
+        headers.get(name).map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(200)
+                .collect::<String>()
+        })
+    };
+    let host = value(http::header::HOST).unwrap_or_default();
+    let allowed = [format!("127.0.0.1:{port}"), format!("localhost:{port}")];
+    if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&host)) {
+        return Some(format!(
+            "the inspector answers only to Host {} or {}, not `{host}` (DNS rebinding)",
+            allowed[0], allowed[1]
+        ));
+    }
+    match value(http::header::ORIGIN) {
+        Some(origin) if !origin.eq_ignore_ascii_case(&format!("http://{host}")) => Some(format!(
+            "the inspector answers only to its own page (Origin http://{host}), not `{origin}` (cross-site request)"
+        )),
+        _ => None,
+    }
+}
+
 /// The inspector's page and API; `None` for any other path.
 async fn inspector_route(
     server: &Server,
     inspector: &Arc<Inspector>,
     method: &str,
     path: &str,
+    headers: &http::HeaderMap,
 ) -> Option<Response<HttpBody>> {
     let seq_of = |prefix: &str| path.strip_prefix(prefix).and_then(|s| s.parse::<u64>().ok());
+    if path.starts_with("/_inspector/") {
+        if let Some(why) = inspector_refusal(headers, &server.base) {
+            return Some(json_response(403, json!({"code": "forbidden", "message": why})));
+        }
+    }
     Some(match (method, path) {
         ("GET", "/") => full(200, "text/html; charset=utf-8", INSPECTOR_PAGE),
         ("GET", "/favicon.ico") => full(204, "image/x-icon", Bytes::new()),
@@ -347,6 +392,14 @@ async fn inspector_route(
                 Some(curl) => full(200, "text/plain; charset=utf-8", curl),
                 None => json_response(404, json!({"message": "no such request"})),
             }
+        }
+        // A replay changes state: POST only (a page of another site cannot make one without an
+        // `Origin`, checked above).
+        (m, p) if m != "POST" && p.starts_with("/_inspector/replay/") => {
+            let mut r = json_response(405, json!({"message": "a replay is a POST"}));
+            r.headers_mut()
+                .insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+            r
         }
         ("POST", p) if p.starts_with("/_inspector/replay/") => {
             let seq = seq_of("/_inspector/replay/");
@@ -520,7 +573,7 @@ fn write_state(dir: &Path, endpoint: &str, stack: &LocalStack, demos: &[Demo], b
     if let Some(bucket) = &stack.config.body_bucket {
         env.push_str(&format!("export WAHOOKS_BODY_BUCKET={bucket}\n"));
     }
-    std::fs::write(dir.join("env"), env)?;
+    write_private(&dir.join("env"), &env)?;
     let demo: Vec<_> = demos
         .iter()
         .map(|d| {
@@ -534,11 +587,26 @@ fn write_state(dir: &Path, endpoint: &str, stack: &LocalStack, demos: &[Demo], b
             })
         })
         .collect();
-    std::fs::write(
-        dir.join("demo.json"),
-        serde_json::to_string_pretty(&json!({ "base_url": base, "aws_endpoint": endpoint, "endpoints": demo }))?,
+    write_private(
+        &dir.join("demo.json"),
+        &serde_json::to_string_pretty(&json!({ "base_url": base, "aws_endpoint": endpoint, "endpoints": demo }))?,
     )?;
     Ok(())
+}
+
+/// Write `contents` to `path`, readable and writable by its owner only (mode 0600 on Unix):
+/// `demo.json` holds the demo endpoints' tokens and secrets. A file an older run left is
+/// narrowed too.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(contents.as_bytes())
 }
 
 fn curl_for(d: &Demo, base: &str) -> String {
@@ -762,6 +830,59 @@ mod tests {
         assert_eq!(route_of("/v1/hooks/tok/any/extra"), None);
         assert_eq!(route_of("/v1/hooks/"), None);
         assert_eq!(route_of("/other"), None);
+    }
+
+    #[test]
+    fn the_inspector_answers_only_its_own_host_and_page() {
+        let base = "http://127.0.0.1:3000";
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, http::HeaderValue::from_static(v));
+            }
+            h
+        };
+        for ok in [
+            headers(&[("host", "127.0.0.1:3000")]),
+            headers(&[("host", "localhost:3000")]),
+            headers(&[("host", "LOCALHOST:3000"), ("origin", "http://localhost:3000")]),
+            headers(&[("host", "127.0.0.1:3000"), ("origin", "http://127.0.0.1:3000")]),
+        ] {
+            assert_eq!(inspector_refusal(&ok, base), None, "{ok:?}");
+        }
+        for (refused, why) in [
+            (headers(&[]), "Host"),
+            (headers(&[("host", "evil.example")]), "evil.example"),
+            (headers(&[("host", "evil.example:3000")]), "DNS rebinding"),
+            (headers(&[("host", "127.0.0.1:3001")]), "Host"),
+            (headers(&[("host", "127.0.0.1")]), "Host"),
+            (
+                headers(&[("host", "127.0.0.1:3000"), ("origin", "http://evil.example")]),
+                "cross-site",
+            ),
+            (headers(&[("host", "127.0.0.1:3000"), ("origin", "null")]), "cross-site"),
+            (
+                headers(&[("host", "127.0.0.1:3000"), ("origin", "http://localhost:3000")]),
+                "cross-site",
+            ),
+        ] {
+            let said = inspector_refusal(&refused, base).unwrap_or_default();
+            assert!(said.contains(why), "{refused:?}: {said}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn state_files_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("demo.json");
+        std::fs::write(&path, "old").expect("an older file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        write_private(&path, "{}").expect("written");
+        let mode = std::fs::metadata(&path).expect("metadata").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "{}");
     }
 
     #[test]

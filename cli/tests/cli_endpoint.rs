@@ -22,6 +22,13 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Whether a zapi-token endpoint's auth takes `secret` in its `z-api-token` header.
+fn accepts(auth: &wahooks::endpoint::Auth, secret: &str) -> bool {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("z-api-token", http::HeaderValue::from_str(secret).expect("value"));
+    wahooks::auth::authenticate(auth, &headers, b"{}", 0).is_ok()
+}
+
 #[tokio::test]
 async fn create_list_rotate_remove_and_disable_an_endpoint() {
     let moto = moto::Moto::start();
@@ -72,6 +79,7 @@ async fn create_list_rotate_remove_and_disable_an_endpoint() {
     let scan = dynamo.scan().table_name("endpoints-cli").send().await.expect("scan");
     let stored = format!("{:?}", scan.items());
     assert!(!stored.contains(&token), "the URL token itself is never stored");
+    assert!(!stored.contains(&secret), "nor the zapi-token secret: its digest only");
 
     let listed = stdout(&wahooks(&moto, &["endpoint", "list"]));
     assert!(listed.contains(&id) && listed.contains("zapi-token"), "{listed}");
@@ -81,13 +89,15 @@ async fn create_list_rotate_remove_and_disable_an_endpoint() {
     assert!(rotated.status.success());
     use wahooks::registry::EndpointRegistry;
     let e = registry.lookup(&token).await.expect("lookup").expect("exists");
-    assert_eq!(e.auth.secrets().len(), 2, "old and new both valid");
+    assert_eq!(e.auth.secret_count(), 2, "old and new both valid");
+    assert!(accepts(&e.auth, &secret) && accepts(&e.auth, "the-new-secret"));
 
     assert!(wahooks(&moto, &["endpoint", "remove-secret", &id]).status.success());
     let e = registry.lookup(&token).await.expect("lookup").expect("exists");
-    assert_eq!(
-        e.auth.secrets().iter().map(|s| s.expose()).collect::<Vec<_>>(),
-        ["the-new-secret"]
+    assert_eq!(e.auth.secret_count(), 1);
+    assert!(
+        accepts(&e.auth, "the-new-secret") && !accepts(&e.auth, &secret),
+        "the oldest (index 0) was removed"
     );
     assert_eq!(
         wahooks(&moto, &["endpoint", "remove-secret", &id]).status.code(),
@@ -115,7 +125,7 @@ async fn create_list_rotate_remove_and_disable_an_endpoint() {
         .expect("lookup")
         .expect("new URL works");
     assert_eq!(fresh.id, id);
-    assert_eq!(fresh.auth.secrets().len(), 1, "the same endpoint, secrets and all");
+    assert_eq!(fresh.auth.secret_count(), 1, "the same endpoint, secrets and all");
     let listed = stdout(&wahooks(&moto, &["endpoint", "list"]));
     assert_eq!(listed.matches(id.as_str()).count(), 1, "listed once: {listed}");
 
@@ -159,5 +169,165 @@ async fn create_list_rotate_remove_and_disable_an_endpoint() {
     assert_eq!(
         wahooks(&moto, &["endpoint", "disable", "ep_nope"]).status.code(),
         Some(1)
+    );
+}
+
+#[tokio::test]
+async fn create_picks_each_providers_verified_scheme_unless_asked() {
+    let moto = moto::Moto::start();
+    let dynamo = moto.dynamo().await;
+    wahooks::schema::create_endpoints_table(&dynamo, "endpoints-cli")
+        .await
+        .expect("table");
+    for (provider, scheme, generated) in [
+        ("meta", "hub-signature-256", 64),
+        ("waha", "waha-hmac", 64),
+        ("hubmessage", "hubmessage-hmac", 64),
+        ("zapi", "zapi-token", 64),
+        ("evolution", "evolution-jwt", 64),
+        ("wwa", "url-token", 0),
+    ] {
+        let out = wahooks(&moto, &["endpoint", "create", "--provider", provider]);
+        assert!(
+            out.status.success(),
+            "{provider}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = stdout(&out);
+        assert!(text.contains(&format!("scheme: {scheme}")), "{provider}: {text}");
+        let secret = text.lines().find_map(|l| l.strip_prefix("secret (shown once): "));
+        assert_eq!(secret.map_or(0, str::len), generated, "{provider}: {text}");
+        if scheme == "hubmessage-hmac" {
+            assert!(
+                secret.is_some_and(|s| s.bytes().all(|b| b.is_ascii_hexdigit())),
+                "{text}"
+            );
+        }
+    }
+    // The URL token alone only when asked for.
+    let out = wahooks(
+        &moto,
+        &["endpoint", "create", "--provider", "zapi", "--scheme", "url-token"],
+    );
+    assert!(stdout(&out).contains("scheme: url-token"), "{}", stdout(&out));
+    let listed = stdout(&wahooks(&moto, &["endpoint", "list"]));
+    for scheme in [
+        "hub-signature-256",
+        "waha-hmac",
+        "hubmessage-hmac",
+        "zapi-token",
+        "evolution-jwt",
+        "url-token",
+    ] {
+        assert!(listed.contains(scheme), "list shows each scheme: {listed}");
+    }
+}
+
+#[tokio::test]
+async fn upgrade_rewrites_records_from_before_the_digests_and_counts_them() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let moto = moto::Moto::start();
+    let dynamo = moto.dynamo().await;
+    wahooks::schema::create_endpoints_table(&dynamo, "endpoints-cli")
+        .await
+        .expect("table");
+    // Two items (two URL tokens) of one api-key endpoint and one Meta endpoint, as an older
+    // version stored them, and one already in the current form.
+    let legacy = |id: &str, auth: serde_json::Value| {
+        serde_json::json!({"id": id, "provider": "zapi", "auth": auth, "enabled": true, "created_at": "2026-01-01T00:00:00Z"})
+            .to_string()
+    };
+    let items = [
+        (
+            "EP#a1",
+            "ep_legacy",
+            legacy(
+                "ep_legacy",
+                serde_json::json!({"scheme": "api-key", "header": "x-api-key", "secrets": ["zz-legacy-key"]}),
+            ),
+        ),
+        (
+            "EP#a2",
+            "ep_legacy",
+            legacy(
+                "ep_legacy",
+                serde_json::json!({"scheme": "api-key", "header": "x-api-key", "secrets": ["zz-legacy-key"]}),
+            ),
+        ),
+        (
+            "EP#b1",
+            "ep_meta",
+            legacy(
+                "ep_meta",
+                serde_json::json!({"scheme": "hub-signature256", "secrets": ["app"], "verify_token": "zz-legacy-verify"}),
+            ),
+        ),
+        (
+            "EP#c1",
+            "ep_current",
+            legacy("ep_current", serde_json::json!({"scheme": "url-token", "secrets": []})),
+        ),
+    ];
+    for (pk, id, json) in &items {
+        dynamo
+            .put_item()
+            .table_name("endpoints-cli")
+            .item("pk", AttributeValue::S((*pk).to_owned()))
+            .item("endpoint_id", AttributeValue::S((*id).to_owned()))
+            .item("endpoint", AttributeValue::S(json.clone()))
+            .item("token_added_at", AttributeValue::N("1".into()))
+            .send()
+            .await
+            .expect("put");
+    }
+    let scan = || async {
+        let out = dynamo.scan().table_name("endpoints-cli").send().await.expect("scan");
+        format!("{:?}", out.items())
+    };
+    assert!(scan().await.contains("zz-legacy"));
+    let out = wahooks(&moto, &["endpoint", "upgrade"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).contains("2 of 3 endpoints rewritten"), "{}", stdout(&out));
+    let stored = scan().await;
+    assert!(!stored.contains("zz-legacy"), "no secret left at rest: {stored}");
+    assert!(
+        stored.contains("secret_digests") && stored.contains("verify_token_digest"),
+        "{stored}"
+    );
+    let again = wahooks(&moto, &["endpoint", "upgrade"]);
+    assert!(
+        stdout(&again).contains("0 of 3 endpoints rewritten"),
+        "{}",
+        stdout(&again)
+    );
+    // The rewritten endpoint still takes its key, under both URL tokens' items.
+    let registry = wahooks::registry::DynamoRegistry::new(dynamo.clone(), "endpoints-cli");
+    let (_, e) = registry.find_by_id("ep_legacy").await.expect("found");
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-api-key", http::HeaderValue::from_static("zz-legacy-key"));
+    assert!(wahooks::auth::authenticate(&e.auth, &headers, b"{}", 0).is_ok());
+    // An item that does not validate is named, left alone, and fails the command.
+    dynamo
+        .put_item()
+        .table_name("endpoints-cli")
+        .item("pk", AttributeValue::S("EP#bad".into()))
+        .item("endpoint_id", AttributeValue::S("ep_bad".into()))
+        .item(
+            "endpoint",
+            AttributeValue::S(legacy(
+                "ep_bad",
+                serde_json::json!({"scheme": "bearer", "secrets": "zz-not-a-list"}),
+            )),
+        )
+        .item("token_added_at", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .expect("put");
+    let bad = wahooks(&moto, &["endpoint", "upgrade"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("EP#bad") && !err.contains("zz-not-a-list"),
+        "named, its values not quoted: {err}"
     );
 }

@@ -28,6 +28,7 @@ fn q(body: &[u8], reason: &str, at: i64) -> Quarantined {
         provider: "zapi".into(),
         route: "message-received".into(),
         delivery_id: None,
+        tenant: None,
         reason: reason.into(),
         raw: body.to_vec(),
         received_at_ms: at,

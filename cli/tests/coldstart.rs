@@ -68,3 +68,88 @@ fn only_a_receiver_is_measured() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Cargo.toml is not a receiver"), "{err}");
 }
+
+/// Issue #28: nothing a receiver prints at `trace` holds a secret, a URL token or the role's
+/// session token. A receiver bootstrap runs at `RUST_LOG=trace` over signed requests (a
+/// hub-signature-256 endpoint, then a bearer one, each with a known secret, URL token and session
+/// token) and everything it printed, stdout and stderr, is scanned.
+#[test]
+fn a_receiver_at_trace_prints_no_secret_url_token_or_session_token() {
+    let moto = std::env::var("WAHOOKS_MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join(".venv/bin/moto_server"));
+    assert!(moto.exists(), "run `make test`: it installs moto into .venv");
+    let bootstrap = bootstrap();
+    let logs = tempfile::tempdir().expect("a temporary folder");
+    let session_token = "IQoJb3JpZ2luSessionTokenMarker9f2c";
+    let endpoints = [
+        (
+            "hub-signature-256",
+            "s3cr3t-marker-hmac-5d1e7a",
+            "UrlTokenMarkerHub0123456789abcdef",
+        ),
+        (
+            "bearer",
+            "s3cr3t-marker-bearer-8b2c4f",
+            "UrlTokenMarkerBearer0123456789abcd",
+        ),
+    ];
+    let mut printed = String::new();
+    for (scheme, secret, token) in endpoints {
+        let dir = logs.path().join(scheme);
+        let out = Command::new(env!("CARGO_BIN_EXE_wahooks"))
+            .current_dir(root())
+            .args([
+                "coldstart",
+                "--json",
+                "--runs",
+                "1",
+                "--warm",
+                "2",
+                "--log-level",
+                "trace",
+            ])
+            .args(["--scheme", scheme, "--secret", secret, "--token", token])
+            .args(["--session-token", session_token])
+            .arg("--moto")
+            .arg(&moto)
+            .arg("--bootstrap")
+            .arg(&bootstrap)
+            .arg("--logs")
+            .arg(&dir)
+            .output()
+            .expect("wahooks coldstart runs");
+        assert!(
+            out.status.success(),
+            "{scheme}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        // Every invocation a 200 that stored its event: the signed requests were authenticated.
+        assert_eq!(v["stored"], 3, "{scheme}: {v}");
+        let log = std::fs::read_to_string(dir.join("bootstrap-0.log")).expect("the bootstrap's output");
+        // Each request counted for its endpoint (EMF `Requests`, dimension `Endpoint`).
+        let counted = log
+            .lines()
+            .filter(|l| l.contains(r#""Requests":1"#) && l.contains(r#""Endpoint":"ep_"#))
+            .count();
+        assert_eq!(counted, 3, "{scheme}: {log}");
+        printed.push_str(&log);
+    }
+    // The bootstrap really logged below info (its own debug lines and the SDK's, capped at debug).
+    let verbose = printed
+        .lines()
+        .filter(|l| l.contains(r#""level":"DEBUG""#) || l.contains(r#""level":"TRACE""#))
+        .count();
+    assert!(verbose >= 10, "only {verbose} debug/trace lines:\n{printed}");
+    let mut markers = vec![session_token];
+    for (_, secret, token) in endpoints {
+        markers.extend([secret, token]);
+    }
+    for marker in markers {
+        if let Some(line) = printed.lines().find(|l| l.contains(marker)) {
+            let shown: String = line.chars().take(600).collect();
+            panic!("{marker} was printed at trace: {shown}");
+        }
+    }
+}

@@ -254,6 +254,29 @@ fn make_run_stack_receives_every_fixture_and_publishes_each_event_once() {
     raw(port, b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n");
     raw(port, b"POST / HTTP/1.1\r\nHost: x\r\nX-Injected: a\rb\r\n\r\n");
     assert_eq!(http(port, "GET", "/", b""), Some(200), "still serving");
+
+    // The inspector's API answers its own name and page only (issue #28: DNS rebinding, CSRF),
+    // and the state files holding the demo secrets are the owner's alone.
+    let own = format!("127.0.0.1:{port}");
+    assert_eq!(
+        http_as(port, "evil.example", None, "GET", "/_inspector/requests", b""),
+        Some(403)
+    );
+    assert_eq!(http_as(port, &own, None, "GET", "/_inspector/requests", b""), Some(200));
+    let evil = Some("http://evil.example");
+    assert_eq!(
+        http_as(port, &own, evil, "POST", "/_inspector/replay/1", b""),
+        Some(403)
+    );
+    #[cfg(unix)]
+    for file in ["demo.json", "env"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(state.join(file))
+            .expect("state file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
     if let Some(c) = &mut serve.0 {
         assert!(c.try_wait().expect("wait").is_none(), "still running");
     }
@@ -280,11 +303,17 @@ fn make_run_stack_receives_every_fixture_and_publishes_each_event_once() {
 
 /// One HTTP/1.1 request on a fresh connection; the status code, if an answer came.
 fn http(port: u16, method: &str, path: &str, body: &[u8]) -> Option<u16> {
+    http_as(port, "localhost", None, method, path, body)
+}
+
+/// [`http`] with this `Host` and `Origin`.
+fn http_as(port: u16, host: &str, origin: Option<&str>, method: &str, path: &str, body: &[u8]) -> Option<u16> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{origin}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).ok()?;

@@ -120,6 +120,7 @@ class Provider(StrEnum):
     meta = 'meta'
     evolution = 'evolution'
     waha = 'waha'
+    other = 'other'
 
 
 class RawPointer(BaseModel):

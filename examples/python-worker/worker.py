@@ -33,7 +33,7 @@ import botocore.config
 import zstandard
 from pydantic import RootModel
 
-from wahooks_event import ChatKind, ContentKind, EventType, MessageStatus, RawPointer, WahooksEvent
+from wahooks_event import ChatKind, ContentKind, EventType, MessageStatus, Provider, RawPointer, WahooksEvent
 
 
 def _values(annotation: Any) -> set[str]:
@@ -47,12 +47,13 @@ def _values(annotation: Any) -> set[str]:
     return set().union(*(_values(a) for a in get_args(annotation)))
 
 
-# A minor version of the event may add event types, chat kinds, content kinds and statuses
+# A minor version of the event may add event types, providers, chat kinds, content kinds and statuses
 # (docs/events.md, "Compatibility policy"). A worker built today reads a value it does not know
 # as the catch-all, as the Rust consumer does, instead of failing the message until it reaches
 # the dead-letter queue.
 OPEN_ENUMS: list[tuple[tuple[str, ...], set[str], str]] = [
     (("type",), _values(EventType), "whatsapp.unknown"),
+    (("provider",), _values(Provider), "other"),
     (("data", "chat", "kind"), _values(ChatKind), "other"),
     (("data", "content", "kind"), _values(ContentKind), "other"),
     (("data", "status"), _values(MessageStatus), "other"),

@@ -239,6 +239,7 @@ fn receiver() -> (Receiver, MemoryEventStore, MemoryBucket) {
                 auth: Auth::url_token(),
                 enabled: true,
                 created_at: Utc::now().to_rfc3339(),
+                tenant: None,
             },
         );
     }

@@ -33,6 +33,7 @@ fn receiver() -> Receiver {
                 auth: Auth::url_token(),
                 enabled: true,
                 created_at: Utc::now().to_rfc3339(),
+                tenant: None,
             },
         );
     }

@@ -198,10 +198,11 @@ pub fn verify_subscription(auth: &Auth, query: &[(String, String)]) -> Result<St
         return Err(AuthError::Subscription("hub.mode is not `subscribe`"));
     }
     let expected = auth
-        .verify_token()
+        .verify_token_digest()
         .ok_or(AuthError::Subscription("this endpoint has no verify token"))?;
     let token = get("hub.verify_token").ok_or(AuthError::Subscription("hub.verify_token is missing"))?;
-    if !ct_eq_str(token, expected.expose()) {
+    // Only the token's digest is kept: compare digests (constant time, lengths don't leak).
+    if !bool::from(expected.ct_matches(&Sha256::digest(token.as_bytes()).into())) {
         return Err(AuthError::WrongVerifyToken);
     }
     get("hub.challenge")
@@ -237,12 +238,9 @@ fn strip_prefix_ci<'v>(value: &'v str, prefix: &str) -> Option<&'v str> {
         .then(|| value[prefix.len()..].trim_ascii())
 }
 
-/// Constant-time string equality that does not leak the length either: compare digests.
-fn ct_eq_str(a: &str, b: &str) -> bool {
-    Sha256::digest(a.as_bytes()).ct_eq(&Sha256::digest(b.as_bytes())).into()
-}
-
-/// A static credential in `header`, extracted by `extract`, equal to one of the secrets.
+/// A static credential in `header`, extracted by `extract`, equal to one of the secrets: its
+/// SHA-256 compared in constant time with each stored digest (so lengths don't leak either, and
+/// the endpoints table needs only the digests).
 fn check_static<'h>(
     auth: &Auth,
     headers: &'h HeaderMap,
@@ -258,12 +256,13 @@ fn check_static<'h>(
             _ => "unreadable value",
         },
     })?;
-    // Check every secret (no early exit), so timing doesn't tell which one matched.
+    // Check every digest (no early exit), so timing doesn't tell which one matched.
+    let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
     let matched = auth
-        .secrets()
+        .secret_digests()
         .iter()
-        .fold(false, |acc, s| acc | ct_eq_str(&presented, s.expose()));
-    if matched {
+        .fold(subtle::Choice::from(0), |acc, d| acc | d.ct_matches(&presented));
+    if bool::from(matched) {
         Ok(())
     } else {
         Err(AuthError::BadCredentials(header.to_owned()))
@@ -299,10 +298,19 @@ fn inflate<'a>(headers: &HeaderMap, raw: &'a [u8]) -> Result<Cow<'a, [u8]>, Body
 }
 
 fn check_window(t: i64, now: i64) -> Result<(), AuthError> {
-    if now - t > TIMESTAMP_TOLERANCE_SECS {
-        Err(AuthError::TimestampTooOld { age_secs: now - t })
-    } else if t - now > TIMESTAMP_TOLERANCE_SECS {
-        Err(AuthError::TimestampInFuture { ahead_secs: t - now })
+    check_age(t, now, TIMESTAMP_TOLERANCE_SECS)
+}
+
+/// `t` at most `max_age` seconds before `now` and at most [`TIMESTAMP_TOLERANCE_SECS`] after it.
+/// Overflow-free whatever the two are (`abs_diff`): a signed `i64::MIN` is too old, not a panic
+/// in a debug build or a wrapped difference that passes in a release one.
+fn check_age(t: i64, now: i64, max_age: i64) -> Result<(), AuthError> {
+    let gap = now.abs_diff(t);
+    let secs = i64::try_from(gap).unwrap_or(i64::MAX);
+    if t < now && gap > max_age.unsigned_abs() {
+        Err(AuthError::TimestampTooOld { age_secs: secs })
+    } else if t > now && gap > TIMESTAMP_TOLERANCE_SECS.unsigned_abs() {
+        Err(AuthError::TimestampInFuture { ahead_secs: secs })
     } else {
         Ok(())
     }
@@ -560,13 +568,7 @@ fn verify_waha(auth: &Auth, headers: &HeaderMap, body: &[u8], now: i64) -> Resul
         let ms: i64 = one_header(headers, &WAHA_TIMESTAMP)?
             .parse()
             .map_err(|_| malformed(&WAHA_TIMESTAMP, "not an integer (ms)"))?;
-        let t = ms / 1000;
-        if now - t > WAHA_MAX_AGE_SECS {
-            return Err(AuthError::TimestampTooOld { age_secs: now - t });
-        }
-        if t - now > TIMESTAMP_TOLERANCE_SECS {
-            return Err(AuthError::TimestampInFuture { ahead_secs: t - now });
-        }
+        check_age(ms / 1000, now, WAHA_MAX_AGE_SECS)?;
     }
     Ok(())
 }
@@ -632,14 +634,21 @@ fn verify_evolution_jwt(auth: &Auth, headers: &HeaderMap, now: i64) -> Result<()
     if claims.app.as_deref() != Some("evolution") || claims.action.as_deref() != Some("webhook") {
         return Err(malformed("not an Evolution webhook token (app/action)"));
     }
-    if let Some(exp) = claims.exp {
-        if now - exp > EVOLUTION_JWT_GRACE_SECS {
-            return Err(AuthError::TimestampTooOld { age_secs: now - exp });
-        }
+    // Evolution always sets `exp` (ten minutes): a token without one would be good forever to
+    // whoever saw it once (a proxy, an APM, a copied curl), so it is refused.
+    let exp = claims
+        .exp
+        .ok_or_else(|| malformed("the JWT has no `exp`: a token that never expires is refused"))?;
+    if exp < now && now.abs_diff(exp) > EVOLUTION_JWT_GRACE_SECS.unsigned_abs() {
+        return Err(AuthError::TimestampTooOld {
+            age_secs: i64::try_from(now.abs_diff(exp)).unwrap_or(i64::MAX),
+        });
     }
     if let Some(iat) = claims.iat {
-        if iat - now > TIMESTAMP_TOLERANCE_SECS {
-            return Err(AuthError::TimestampInFuture { ahead_secs: iat - now });
+        if iat > now && iat.abs_diff(now) > TIMESTAMP_TOLERANCE_SECS.unsigned_abs() {
+            return Err(AuthError::TimestampInFuture {
+                ahead_secs: i64::try_from(iat.abs_diff(now)).unwrap_or(i64::MAX),
+            });
         }
     }
     Ok(())
@@ -790,6 +799,124 @@ mod tests {
         assert!(matches!(
             inflate(&h, &bomb),
             Err(BodyError::TooLarge { limit: MAX_BODY_BYTES })
+        ));
+    }
+
+    /// An Evolution-style JWT over `claims`, signed with `key`.
+    fn jwt(key: &str, claims: &str) -> String {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let head = b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let payload = b64.encode(claims.as_bytes());
+        let mut m = mac(key.as_bytes());
+        m.update(format!("{head}.{payload}").as_bytes());
+        format!("{head}.{payload}.{}", b64.encode(m.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn extreme_timestamps_are_refused_without_overflow() {
+        let (min, max) = (i64::MIN, i64::MAX);
+        for (t, now) in [
+            (min, 0),
+            (min, max),
+            (max, min),
+            (max, 0),
+            (0, min),
+            (0, max),
+            (min, 1_789_474_359),
+            // Wrapped, `now - t` would be small and pass: it is the oldest a timestamp can be.
+            (min + 1_789_474_359, 1_789_474_359),
+        ] {
+            assert!(check_window(t, now).is_err(), "{t} at {now}");
+            assert!(check_age(t, now, WAHA_MAX_AGE_SECS).is_err(), "{t} at {now}");
+        }
+        assert_eq!(
+            check_window(min, max),
+            Err(AuthError::TimestampTooOld { age_secs: i64::MAX })
+        );
+        assert_eq!(
+            check_window(max, min),
+            Err(AuthError::TimestampInFuture { ahead_secs: i64::MAX })
+        );
+        assert_eq!(check_window(min, min), Ok(()));
+        assert_eq!(check_window(max, max), Ok(()));
+        assert_eq!(check_window(max - 300, max), Ok(()));
+        assert_eq!(check_window(min + 300, min), Ok(()));
+
+        // Through the signed headers: refused before the MAC, never a panic.
+        let hub = Auth::new(Scheme::HubmessageHmac, vec![Secret::new("ab".repeat(32))], None).expect("auth");
+        let sw = Auth::new(
+            Scheme::StandardWebhooks,
+            vec![Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")],
+            None,
+        )
+        .expect("auth");
+        let waha = Auth::new(Scheme::WahaHmac, vec![Secret::new("waha-key")], None).expect("auth");
+        for t in [min, max] {
+            for now in [min, 0, max] {
+                let (sig, ts) = (format!("t={t},v1={}", "0".repeat(64)), t.to_string());
+                let h = headers(&[
+                    ("x-webhook-signature", sig.as_str()),
+                    ("x-idempotency-key", "topic:0:1"),
+                ]);
+                assert!(authenticate(&hub, &h, b"{}", now).is_err(), "hub {t} at {now}");
+                let h = headers(&[
+                    ("webhook-id", "msg_1"),
+                    ("webhook-timestamp", ts.as_str()),
+                    ("webhook-signature", "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+                ]);
+                assert!(
+                    authenticate(&sw, &h, b"{}", now).is_err(),
+                    "standard webhooks {t} at {now}"
+                );
+                let mut signed = sign(&waha, b"{}", 0);
+                signed.retain(|(k, _)| k != WAHA_TIMESTAMP.as_str());
+                signed.push((WAHA_TIMESTAMP.as_str().to_owned(), t.to_string()));
+                let pairs: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                assert!(
+                    authenticate(&waha, &headers(&pairs), b"{}", now).is_err(),
+                    "waha {t} at {now}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_evolution_jwt_needs_exp_and_extreme_claims_do_not_overflow() {
+        let key = "evolution-key";
+        let auth = Auth::new(Scheme::EvolutionJwt, vec![Secret::new(key)], None).expect("auth");
+        let check = |claims: &str, now: i64| {
+            let value = format!("Bearer {}", jwt(key, claims));
+            authenticate(&auth, &headers(&[("authorization", value.as_str())]), b"{}", now).map(|_| ())
+        };
+        let now = 1_758_262_300;
+        assert!(check(
+            r#"{"iat":1758262260,"exp":1758262860,"app":"evolution","action":"webhook"}"#,
+            now
+        )
+        .is_ok());
+        // No `exp`: good forever to whoever saw it once, so refused (401, malformed_header).
+        let err = check(r#"{"iat":1758262260,"app":"evolution","action":"webhook"}"#, now).expect_err("no exp");
+        let RequestError::Auth(e) = err else {
+            panic!("an auth error")
+        };
+        assert_eq!(e.code(), "malformed_header");
+        assert!(e.to_string().contains("`exp`"), "{e}");
+        let (min, max) = (i64::MIN, i64::MAX);
+        for now in [min, 0, max] {
+            for (exp, iat) in [(min, min), (min, max), (max, min), (max, max)] {
+                let claims = format!(r#"{{"iat":{iat},"exp":{exp},"app":"evolution","action":"webhook"}}"#);
+                let outcome = check(&claims, now);
+                if exp < now && now.abs_diff(exp) > 3600 || iat > now && iat.abs_diff(now) > 300 {
+                    assert!(outcome.is_err(), "exp {exp} iat {iat} at {now}");
+                }
+            }
+        }
+        assert!(matches!(
+            check(
+                r#"{"exp":-9223372036854775808,"app":"evolution","action":"webhook"}"#,
+                max
+            ),
+            Err(RequestError::Auth(AuthError::TimestampTooOld { age_secs: i64::MAX }))
         ));
     }
 

@@ -20,6 +20,54 @@ mod tests {
     }
 
     #[test]
+    fn dependencies_that_print_requests_never_log_below_debug() {
+        use tracing::Level;
+        let printers = [
+            "aws_smithy_runtime::client::orchestrator",
+            "aws_smithy_runtime_api::http::request",
+            "aws_smithy_http_client::hyper_legacy",
+            "aws_sigv4::http_request::sign",
+            "aws_sdk_dynamodb::operation::get_item",
+            "aws_sdk_sqs::config",
+            "aws_config::imds",
+            "hyper::proto::h1::io",
+            "hyper_util::client::legacy::pool",
+            "h2::codec::framed_write",
+            "rustls::client::hs",
+            "lambda_runtime::layers::api_response",
+            "lambda_runtime_api_client",
+        ];
+        for spec in [
+            "trace",
+            "debug,wahooks=trace",
+            "warn,wahooks=trace,aws_smithy_runtime=trace",
+            "aws=trace,h=trace,lambda=trace",
+            "off,aws_smithy_runtime::client::orchestrator=trace,lambda_runtime::layers=trace",
+            "hyper=trace,h2=trace,rustls=trace,hyper_util::client=trace",
+        ] {
+            let filter = super::log_filter(spec);
+            for target in printers {
+                assert!(!filter.would_enable(target, &Level::TRACE), "{spec}: {target} at trace");
+            }
+        }
+        // `trace` still reaches our own crates, and the dependencies at `debug`.
+        let filter = super::log_filter("trace");
+        assert!(filter.would_enable("wahooks::http", &Level::TRACE));
+        assert!(filter.would_enable("message_received", &Level::TRACE));
+        assert!(filter.would_enable("aws_smithy_runtime::client::orchestrator", &Level::DEBUG));
+        assert!(filter.would_enable("lambda_runtime::runtime", &Level::DEBUG));
+        // A level under the cap is kept as asked, explicit or by default.
+        let filter = super::log_filter("warn,wahooks=trace,hyper=error");
+        assert!(filter.would_enable("wahooks::registry", &Level::TRACE));
+        assert!(!filter.would_enable("aws_smithy_runtime", &Level::INFO));
+        assert!(filter.would_enable("aws_smithy_runtime", &Level::WARN));
+        assert!(!filter.would_enable("hyper::proto", &Level::WARN));
+        assert!(!super::log_filter("info,aws_sdk_dynamodb=off").would_enable("aws_sdk_dynamodb", &Level::ERROR));
+        assert!(!super::log_filter("%%%").would_enable("aws_smithy_runtime", &Level::DEBUG));
+        assert!(super::log_filter("").would_enable("aws_smithy_runtime", &Level::INFO));
+    }
+
+    #[test]
     fn queue_variables_become_names() {
         let vars = [
             ("WAHOOKS_QUEUE_MESSAGES", "http://q/m.fifo"),
@@ -189,18 +237,85 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// The log filter of a `RUST_LOG`-style spec; `info` when empty or unreadable.
+/// The dependencies that print what they send and receive at `trace`, so they are never logged
+/// below `debug`, whatever level is asked: aws-smithy-runtime prints whole requests (the signed
+/// headers, `x-amz-security-token` among them) and responses (`GetItem` bodies: endpoint
+/// records with their secrets); aws-sigv4 the request it signs; lambda_runtime the raw
+/// invocation event (the URL token in the path, `Authorization`, signatures, the body); the
+/// HTTP stack its frames. A directive names a target prefix (`hyper` also covers `hyper_util`
+/// and `hyper_rustls`; `lambda_runtime` covers `lambda_runtime_api_client`), but each crate is
+/// named so a rename shows here.
+pub const CAPPED_TARGETS: [&str; 25] = [
+    "aws_config",
+    "aws_credential_types",
+    "aws_runtime",
+    "aws_sdk_dynamodb",
+    "aws_sdk_kms",
+    "aws_sdk_s3",
+    "aws_sdk_sqs",
+    "aws_sdk_sso",
+    "aws_sdk_ssooidc",
+    "aws_sdk_sts",
+    "aws_sigv4",
+    "aws_smithy_http",
+    "aws_smithy_http_client",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_types",
+    "h2",
+    "hyper",
+    "hyper_rustls",
+    "hyper_util",
+    "lambda_http",
+    "lambda_runtime",
+    "reqwest",
+    "rustls",
+    "tower",
+];
+
+/// The log filter of a `RUST_LOG`-style spec; `info` when empty or unreadable. Whatever it
+/// asks, [`CAPPED_TARGETS`] stay at `debug` or less (`trace` still reaches `wahooks` and the
+/// functions' own crates).
 pub fn log_filter(spec: &str) -> tracing_subscriber::filter::Targets {
     let info = || tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO);
-    if spec.trim().is_empty() {
-        return info();
-    }
-    let Ok(parsed) = spec.trim().parse::<tracing_subscriber::filter::Targets>() else {
-        return info();
+    let spec = spec.trim();
+    let asked = match spec.parse::<tracing_subscriber::filter::Targets>() {
+        _ if spec.is_empty() => info(),
+        Ok(parsed) if parsed.default_level().is_some() => parsed,
+        Ok(parsed) => parsed.with_default(tracing::Level::INFO),
+        Err(_) => info(),
     };
-    if parsed.default_level().is_some() {
-        parsed
-    } else {
-        parsed.with_default(tracing::Level::INFO)
+    cap_dependencies(asked)
+}
+
+/// `asked` with every [`CAPPED_TARGETS`] directive, asked or implied, at `debug` at most.
+fn cap_dependencies(asked: tracing_subscriber::filter::Targets) -> tracing_subscriber::filter::Targets {
+    use tracing::level_filters::LevelFilter;
+    let cap = |level: LevelFilter| level.min(LevelFilter::DEBUG);
+    let capped_target = |target: &str| CAPPED_TARGETS.iter().any(|c| target.starts_with(c));
+    let mut filter = tracing_subscriber::filter::Targets::new();
+    if let Some(default) = asked.default_level() {
+        filter = filter.with_default(default);
     }
+    // What was asked, less verbose for the capped crates (`aws_smithy_runtime::client=trace`).
+    for (target, level) in &asked {
+        filter = filter.with_target(target, if capped_target(target) { cap(level) } else { level });
+    }
+    // Each capped crate at what `asked` gives it (a wider directive, `aws=trace`, or the default),
+    // capped: the more specific directive wins.
+    for target in CAPPED_TARGETS {
+        let levels = [
+            tracing::Level::TRACE,
+            tracing::Level::DEBUG,
+            tracing::Level::INFO,
+            tracing::Level::WARN,
+            tracing::Level::ERROR,
+        ];
+        let effective = levels
+            .into_iter()
+            .find(|level| asked.would_enable(target, level))
+            .map_or(LevelFilter::OFF, LevelFilter::from_level);
+        filter = filter.with_target(target, cap(effective));
+    }
+    filter
 }

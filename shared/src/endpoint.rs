@@ -1,11 +1,13 @@
 //! Endpoints: who may post to a URL token, in which format, authenticated how. Secrets are
-//! wrapped so `Debug` and logs never show them, and are checked when the endpoint is built.
+//! wrapped so `Debug` and logs never show them, and are checked when the endpoint is built and
+//! again when it is read back; a static scheme's secrets are stored as SHA-256 digests only.
 
 use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::auth::MacKeys;
 use crate::event::Provider;
@@ -30,6 +32,57 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
+    }
+}
+
+/// The SHA-256 digest of a static scheme's secret (or of Meta's verify token): what the
+/// endpoints table keeps instead of the secret, and what a presented credential's digest is
+/// compared with (in constant time). `Debug` shows its first six hex digits only.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SecretDigest([u8; 32]);
+
+impl SecretDigest {
+    /// The digest of `secret`.
+    pub fn of(secret: &str) -> SecretDigest {
+        SecretDigest(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// Whether `presented` (the digest of a presented credential) is this one, in constant time.
+    pub(crate) fn ct_matches(&self, presented: &[u8; 32]) -> subtle::Choice {
+        use subtle::ConstantTimeEq;
+        self.0.ct_eq(presented)
+    }
+
+    /// As stored: 64 lowercase hexadecimal characters.
+    fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// A stored digest: 64 hexadecimal characters, and not the digest of the empty string (an
+    /// empty secret would accept an empty header). `index` names it in the error (0: the
+    /// verify token).
+    fn from_stored(scheme: Scheme, index: usize, text: &str) -> Result<SecretDigest, EndpointError> {
+        if text.is_empty() {
+            return Err(EndpointError::EmptySecret { scheme, index });
+        }
+        let mut bytes = [0u8; 32];
+        if text.len() != 64 || hex::decode_to_slice(text, &mut bytes).is_err() {
+            return Err(EndpointError::MalformedSecret {
+                scheme,
+                index,
+                reason: "the stored digest is not 64 hexadecimal characters",
+            });
+        }
+        if SecretDigest(bytes) == SecretDigest::of("") {
+            return Err(EndpointError::EmptySecret { scheme, index });
+        }
+        Ok(SecretDigest(bytes))
+    }
+}
+
+impl fmt::Debug for SecretDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretDigest({}…)", &hex::encode(&self.0[..3]))
     }
 }
 
@@ -101,6 +154,32 @@ impl Scheme {
         self != Scheme::UrlToken
     }
 
+    /// The scheme `wahooks endpoint create --provider P` picks without `--scheme`: the strongest
+    /// P offers (its signature, or its own token), and the URL token alone only for WhatsApp
+    /// Web API, which sends no credential.
+    pub fn verified_default(provider: Provider) -> Scheme {
+        match provider {
+            Provider::Meta => Scheme::HubSignature256,
+            Provider::Waha => Scheme::WahaHmac,
+            Provider::Hubmessage => Scheme::HubmessageHmac,
+            Provider::Zapi => Scheme::ZapiToken,
+            // Evolution signs no body; its `jwt_key` token is the strongest it offers (its
+            // global webhook sends no headers: `--scheme url-token` there).
+            Provider::Evolution => Scheme::EvolutionJwt,
+            Provider::Wwa | Provider::Other => Scheme::UrlToken,
+        }
+    }
+
+    /// Whether the scheme compares a static credential the request carries as it is (bearer,
+    /// basic, api-key, custom-header, zapi-token): its secrets are stored as SHA-256 digests
+    /// only. The other schemes sign (or need none) and keep the key itself.
+    pub fn is_static(self) -> bool {
+        matches!(
+            self,
+            Scheme::Bearer | Scheme::Basic | Scheme::ApiKey | Scheme::CustomHeader | Scheme::ZapiToken
+        )
+    }
+
     /// The header the scheme reads when it has a fixed one.
     pub fn default_header(self) -> Option<&'static str> {
         match self {
@@ -163,66 +242,188 @@ pub enum EndpointError {
         /// What is wrong.
         reason: String,
     },
+    /// A stored auth record that does not hold together (read from the endpoints table).
+    #[error("the stored {scheme} auth does not validate: {reason}")]
+    InvalidRecord {
+        /// The scheme.
+        scheme: Scheme,
+        /// What is wrong (never a secret or a digest).
+        reason: &'static str,
+    },
 }
 
 /// The authentication an endpoint requires: a scheme and its secrets (several at once, so a
 /// secret rotates without downtime).
+///
+/// A static scheme ([`Scheme::is_static`]) is checked against its secrets' SHA-256 digests,
+/// and only those are stored; an `Auth` built from the secrets themselves ([`Auth::new`])
+/// also keeps them in memory (to sign requests with, in `wahooks send` and the tests), one
+/// read back from the endpoints table has the digests only. Reading a stored record validates
+/// it as [`Auth::new`] does: one that does not validate is an error, never an `Auth` that
+/// accepts anything.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(from = "AuthRecord", into = "AuthRecord")]
+#[serde(try_from = "AuthRecord", into = "AuthRecord")]
 pub struct Auth {
     scheme: Scheme,
     header: Option<String>,
+    /// The secrets themselves: a signing scheme's keys, and a static scheme's only when this
+    /// `Auth` was built from them (then in the order of `digests`; never stored).
     secrets: Vec<Secret>,
-    verify_token: Option<Secret>,
+    /// A static scheme's accepted secrets as SHA-256 digests, oldest first (empty for the
+    /// other schemes).
+    digests: Vec<SecretDigest>,
+    /// The digest of Meta's subscription verify token.
+    verify_token: Option<SecretDigest>,
     /// Each secret's HMAC key, set up once rather than on every request (signature schemes).
     keys: MacKeys,
 }
 
-/// Two `Auth`s are equal when what they were built from is: the scheme, the header, the secrets
-/// and the verify token. The HMAC keys are derived from those, so they are not compared.
+/// Two `Auth`s are equal when what is stored of them is: the scheme, the header, a signing
+/// scheme's secrets or a static scheme's digests, and the verify token's digest (an `Auth` read
+/// back equals the one that was stored). The HMAC keys are derived, so they are not compared.
 impl PartialEq for Auth {
     fn eq(&self, other: &Auth) -> bool {
-        (self.scheme, &self.header, &self.secrets, &self.verify_token)
-            == (other.scheme, &other.header, &other.secrets, &other.verify_token)
+        let stored = |a: &Auth| {
+            let signing: &[Secret] = if a.scheme.is_static() { &[] } else { &a.secrets };
+            (
+                a.scheme,
+                a.header.clone(),
+                signing.to_vec(),
+                a.digests.clone(),
+                a.verify_token,
+            )
+        };
+        stored(self) == stored(other)
     }
 }
 
 impl Eq for Auth {}
 
-/// [`Auth`] as stored in the endpoints table and printed by the CLI (no derived keys).
+/// [`Auth`] as stored in the endpoints table (no derived keys).
+///
+/// A static scheme's secrets are stored as the hex SHA-256 digests `secret_digests`, never as
+/// they are; Meta's verify token as `verify_token_digest`. A signing scheme (hubmessage-hmac,
+/// standard-webhooks, hub-signature-256, waha-hmac, evolution-jwt) needs the key itself to
+/// compute the MAC, so its `secrets` are still stored as they are; a KMS envelope for them (a
+/// key only the receivers may decrypt with, the endpoint id as encryption context) comes later
+/// (#28). Records written before the digests (`secrets` on a static scheme, a plain
+/// `verify_token`) are still read, and `wahooks endpoint upgrade` rewrites them.
 #[derive(Serialize, Deserialize)]
 struct AuthRecord {
     scheme: Scheme,
     /// The header read by `api-key` and `custom-header` (lower case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     header: Option<String>,
-    secrets: Vec<Secret>,
-    /// Meta's subscription verify token (`hub-signature-256` endpoints).
+    /// A signing scheme's keys (a static scheme's secrets in records older than the digests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secrets: Option<Vec<Secret>>,
+    /// A static scheme's secrets: 64 hex digits of SHA-256 each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret_digests: Option<Vec<String>>,
+    /// Meta's verify token, in records older than the digests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     verify_token: Option<Secret>,
+    /// Meta's subscription verify token (`hub-signature-256` endpoints): its SHA-256, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    verify_token_digest: Option<String>,
 }
 
-impl From<AuthRecord> for Auth {
-    fn from(r: AuthRecord) -> Auth {
-        Auth {
-            keys: MacKeys::new(r.scheme, &r.secrets),
-            scheme: r.scheme,
-            header: r.header,
-            secrets: r.secrets,
-            verify_token: r.verify_token,
+/// A stored record is checked as [`Auth::new`] checks what it is given, and then some: an empty
+/// or malformed secret or digest, a missing or invalid header name, a header on a scheme that
+/// reads a fixed one, no secret where the scheme needs one, or both forms of the same value
+/// are errors (an unknown scheme already fails to deserialise).
+impl TryFrom<AuthRecord> for Auth {
+    type Error = EndpointError;
+
+    fn try_from(r: AuthRecord) -> Result<Auth, EndpointError> {
+        let scheme = r.scheme;
+        let invalid = |reason| EndpointError::InvalidRecord { scheme, reason };
+        let header = match (scheme, r.header.as_deref()) {
+            (Scheme::ApiKey | Scheme::CustomHeader, _) => Auth::new_header(scheme, r.header.as_deref())?,
+            (_, Some(_)) => return Err(invalid("a header name on a scheme that reads a fixed header")),
+            (_, None) => None,
+        };
+        let (secrets, digests) = if scheme.is_static() {
+            let digests = match (r.secrets, r.secret_digests) {
+                (Some(_), Some(_)) => return Err(invalid("both `secrets` and `secret_digests`")),
+                // A record from before the digests: checked, then kept as digests only.
+                (Some(plain), None) => {
+                    for (i, s) in plain.iter().enumerate() {
+                        check_secret(scheme, i + 1, s)?;
+                    }
+                    plain.iter().map(|s| SecretDigest::of(s.expose())).collect()
+                }
+                (None, Some(stored)) => stored
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| SecretDigest::from_stored(scheme, i + 1, d))
+                    .collect::<Result<Vec<_>, _>>()?,
+                (None, None) => Vec::new(),
+            };
+            (Vec::new(), digests)
+        } else {
+            if r.secret_digests.is_some() {
+                return Err(invalid(
+                    "`secret_digests` on a scheme that signs with the secret itself",
+                ));
+            }
+            let secrets = r.secrets.unwrap_or_default();
+            for (i, s) in secrets.iter().enumerate() {
+                check_secret(scheme, i + 1, s)?;
+            }
+            (secrets, Vec::new())
+        };
+        if scheme.needs_secret() && secrets.is_empty() && digests.is_empty() {
+            return Err(EndpointError::MissingSecret(scheme));
         }
+        let verify_token = match (r.verify_token, r.verify_token_digest) {
+            (Some(_), Some(_)) => return Err(invalid("both `verify_token` and `verify_token_digest`")),
+            (Some(plain), None) => Some(verify_token_digest(scheme, &plain)?),
+            (None, Some(stored)) => Some(SecretDigest::from_stored(scheme, 0, &stored)?),
+            (None, None) => None,
+        };
+        Ok(Auth {
+            keys: MacKeys::new(scheme, &secrets),
+            scheme,
+            header,
+            secrets,
+            digests,
+            verify_token,
+        })
     }
 }
 
 impl From<Auth> for AuthRecord {
     fn from(a: Auth) -> AuthRecord {
+        let (secrets, secret_digests) = if a.scheme.is_static() {
+            (None, Some(a.digests.iter().map(|d| d.to_hex()).collect()))
+        } else {
+            (Some(a.secrets), None)
+        };
         AuthRecord {
             scheme: a.scheme,
             header: a.header,
-            secrets: a.secrets,
-            verify_token: a.verify_token,
+            secrets,
+            secret_digests,
+            verify_token: None,
+            verify_token_digest: a.verify_token.map(SecretDigest::to_hex),
         }
     }
+}
+
+/// The digest of a verify token, refused when empty or with control characters.
+fn verify_token_digest(scheme: Scheme, token: &Secret) -> Result<SecretDigest, EndpointError> {
+    if token.expose().is_empty() {
+        return Err(EndpointError::EmptySecret { scheme, index: 0 });
+    }
+    if token.expose().chars().any(|c| c.is_control()) {
+        return Err(EndpointError::MalformedSecret {
+            scheme,
+            index: 0,
+            reason: "the verify token contains control characters",
+        });
+    }
+    Ok(SecretDigest::of(token.expose()))
 }
 
 impl Auth {
@@ -235,7 +436,26 @@ impl Auth {
         for (i, s) in secrets.iter().enumerate() {
             check_secret(scheme, i + 1, s)?;
         }
-        let header = match scheme {
+        let header = Auth::new_header(scheme, header)?;
+        let digests = if scheme.is_static() {
+            secrets.iter().map(|s| SecretDigest::of(s.expose())).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Auth {
+            keys: MacKeys::new(scheme, &secrets),
+            scheme,
+            header,
+            secrets,
+            digests,
+            verify_token: None,
+        })
+    }
+
+    /// The header `scheme` keeps: `api-key`'s (default `x-api-key`) and `custom-header`'s
+    /// (required), checked and in lower case; none for the others.
+    fn new_header(scheme: Scheme, header: Option<&str>) -> Result<Option<String>, EndpointError> {
+        Ok(match scheme {
             Scheme::ApiKey => Some(header_name(scheme, header.unwrap_or("x-api-key"))?),
             Scheme::CustomHeader => match header {
                 Some(h) => Some(header_name(scheme, h)?),
@@ -247,13 +467,6 @@ impl Auth {
                 }
             },
             _ => None,
-        };
-        Ok(Auth {
-            keys: MacKeys::new(scheme, &secrets),
-            scheme,
-            header,
-            secrets,
-            verify_token: None,
         })
     }
 
@@ -263,20 +476,16 @@ impl Auth {
             scheme: Scheme::UrlToken,
             header: None,
             secrets: Vec::new(),
+            digests: Vec::new(),
             verify_token: None,
             keys: MacKeys::default(),
         }
     }
 
-    /// Set Meta's verify token (checked on the GET subscription handshake).
+    /// Set Meta's verify token (checked on the GET subscription handshake; only its digest is
+    /// kept).
     pub fn with_verify_token(mut self, token: Secret) -> Result<Auth, EndpointError> {
-        if token.expose().is_empty() {
-            return Err(EndpointError::EmptySecret {
-                scheme: self.scheme,
-                index: 0,
-            });
-        }
-        self.verify_token = Some(token);
+        self.verify_token = Some(verify_token_digest(self.scheme, &token)?);
         Ok(self)
     }
 
@@ -290,13 +499,35 @@ impl Auth {
         self.header.as_deref().or(self.scheme.default_header())
     }
 
-    /// The accepted secrets, newest last.
+    /// The secrets themselves, newest last: a signing scheme's keys; a static scheme's only when
+    /// this `Auth` was built from them (one read from the endpoints table has none: see
+    /// [`Auth::secret_count`]).
     pub fn secrets(&self) -> &[Secret] {
         &self.secrets
     }
 
-    /// Meta's verify token.
-    pub fn verify_token(&self) -> Option<&Secret> {
+    /// How many secrets are accepted (the digests of a static scheme, the keys of the others).
+    pub fn secret_count(&self) -> usize {
+        if self.scheme.is_static() {
+            self.digests.len()
+        } else {
+            self.secrets.len()
+        }
+    }
+
+    /// A static scheme's accepted secrets as digests, oldest first (what a request is
+    /// compared with).
+    pub(crate) fn secret_digests(&self) -> &[SecretDigest] {
+        &self.digests
+    }
+
+    /// Whether a subscription verify token is set (Meta's handshake).
+    pub fn has_verify_token(&self) -> bool {
+        self.verify_token.is_some()
+    }
+
+    /// The digest of Meta's verify token.
+    pub(crate) fn verify_token_digest(&self) -> Option<&SecretDigest> {
         self.verify_token.as_ref()
     }
 
@@ -306,19 +537,36 @@ impl Auth {
     }
 
     /// Accept one more secret (rotation: old and new are both valid until the old is removed).
+    /// A static scheme keeps its digest (and the secret itself only if this `Auth` holds its
+    /// other secrets too).
     pub fn add_secret(&mut self, secret: Secret) -> Result<(), EndpointError> {
-        check_secret(self.scheme, self.secrets.len() + 1, &secret)?;
-        self.secrets.push(secret);
+        check_secret(self.scheme, self.secret_count() + 1, &secret)?;
+        if self.scheme.is_static() {
+            let all_plain = self.secrets.len() == self.digests.len();
+            self.digests.push(SecretDigest::of(secret.expose()));
+            if all_plain {
+                self.secrets.push(secret);
+            }
+        } else {
+            self.secrets.push(secret);
+        }
         self.keys = MacKeys::new(self.scheme, &self.secrets);
         Ok(())
     }
 
-    /// Stop accepting the secret at `index` (0-based); the last one cannot be removed.
+    /// Stop accepting the secret at `index` (0-based, oldest first, as listed; a static scheme's
+    /// digest list); the last one cannot be removed.
     pub fn remove_secret(&mut self, index: usize) -> Result<(), EndpointError> {
-        if index >= self.secrets.len() || self.secrets.len() == 1 {
+        let count = self.secret_count();
+        if index >= count || count == 1 {
             return Err(EndpointError::MissingSecret(self.scheme));
         }
-        self.secrets.remove(index);
+        if self.scheme.is_static() {
+            self.digests.remove(index);
+        }
+        if index < self.secrets.len() {
+            self.secrets.remove(index);
+        }
         self.keys = MacKeys::new(self.scheme, &self.secrets);
         Ok(())
     }
@@ -376,6 +624,20 @@ pub struct Endpoint {
     pub enabled: bool,
     /// RFC 3339 creation time.
     pub created_at: String,
+    /// The tenant it belongs to (`tn_…`): its instances are the tenant's, and no other tenant's
+    /// endpoint may write events for them (docs/receiving.md, "Tenants and instances"). `None`
+    /// for endpoints stored before tenants: they share the default tenant, as they shared
+    /// everything before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+impl Endpoint {
+    /// The tenant as the ownership records name it (`""`: the default tenant of endpoints
+    /// stored before tenants).
+    pub fn tenant_id(&self) -> &str {
+        self.tenant.as_deref().unwrap_or("")
+    }
 }
 
 #[cfg(test)]
@@ -421,5 +683,208 @@ mod tests {
         auth.remove_secret(0).expect("removable");
         assert_eq!(auth.secrets(), &[Secret::new("new")]);
         assert!(auth.remove_secret(0).is_err(), "the last secret stays");
+    }
+
+    const STATIC: [Scheme; 5] = [
+        Scheme::Bearer,
+        Scheme::Basic,
+        Scheme::ApiKey,
+        Scheme::CustomHeader,
+        Scheme::ZapiToken,
+    ];
+
+    fn static_auth(scheme: Scheme, secret: &str) -> Auth {
+        let header = (scheme == Scheme::CustomHeader).then_some("X-Shared-Key");
+        Auth::new(scheme, vec![Secret::new(secret)], header).expect("valid")
+    }
+
+    fn read(json: serde_json::Value) -> Result<Auth, serde_json::Error> {
+        serde_json::from_value(json)
+    }
+
+    #[test]
+    fn static_schemes_store_digests_only_and_read_back_equal() {
+        for scheme in STATIC {
+            let secret = "user:the-plain-secret";
+            let auth = static_auth(scheme, secret);
+            let stored = serde_json::to_value(&auth).expect("json");
+            let text = stored.to_string();
+            assert!(!text.contains("the-plain-secret"), "{scheme}: {text}");
+            assert!(stored.get("secrets").is_none(), "{scheme}: {text}");
+            assert_eq!(
+                stored["secret_digests"],
+                serde_json::json!([hex::encode(Sha256::digest(secret.as_bytes()))]),
+                "{scheme}"
+            );
+            let back = read(stored).expect("reads");
+            assert_eq!(back, auth, "{scheme}");
+            assert!(back.secrets().is_empty(), "{scheme}: read back, only digests");
+            assert_eq!(back.secret_count(), 1);
+            assert_eq!(back.header(), auth.header());
+        }
+        // A signing scheme keeps its key (the MAC needs it), and the verify token is a digest.
+        let meta = Auth::new(Scheme::HubSignature256, vec![Secret::new("app-secret")], None)
+            .expect("valid")
+            .with_verify_token(Secret::new("the-verify-token"))
+            .expect("valid");
+        let stored = serde_json::to_value(&meta).expect("json");
+        assert_eq!(stored["secrets"], serde_json::json!(["app-secret"]));
+        assert!(!stored.to_string().contains("the-verify-token"), "{stored}");
+        assert_eq!(
+            stored["verify_token_digest"],
+            serde_json::json!(hex::encode(Sha256::digest(b"the-verify-token")))
+        );
+        let back = read(stored).expect("reads");
+        assert_eq!(back, meta);
+        assert!(back.has_verify_token());
+        assert_eq!(
+            serde_json::to_value(Auth::url_token()).expect("json"),
+            serde_json::json!({"scheme": "url-token", "secrets": []})
+        );
+    }
+
+    #[test]
+    fn records_from_before_the_digests_are_read_and_rewritten_as_digests() {
+        let legacy = serde_json::json!({"scheme": "api-key", "header": "x-api-key", "secrets": ["k-old", "k-new"]});
+        let auth = read(legacy).expect("a legacy record reads");
+        assert_eq!(auth.secret_count(), 2);
+        assert!(auth.secrets().is_empty(), "kept as digests only");
+        let mut built = Auth::new(Scheme::ApiKey, vec![Secret::new("k-old")], None).expect("valid");
+        built.add_secret(Secret::new("k-new")).expect("valid");
+        assert_eq!(auth, built, "the same as one made from the secrets");
+        let rewritten = serde_json::to_value(&auth).expect("json");
+        assert!(rewritten.get("secrets").is_none() && !rewritten.to_string().contains("k-old"));
+        // (The table spells Meta's scheme `hub-signature256`: serde's kebab-case of the variant.)
+        let meta = read(serde_json::json!({"scheme": "hub-signature256", "secrets": ["app"], "verify_token": "vt"}))
+            .expect("a legacy Meta record reads");
+        let rewritten = serde_json::to_value(&meta).expect("json");
+        assert!(rewritten.get("verify_token").is_none(), "{rewritten}");
+        assert_eq!(
+            rewritten["verify_token_digest"],
+            serde_json::json!(hex::encode(Sha256::digest(b"vt")))
+        );
+    }
+
+    #[test]
+    fn a_record_that_does_not_validate_is_an_error_never_an_open_endpoint() {
+        let digest = hex::encode(Sha256::digest(b"s"));
+        let empty_digest = hex::encode(Sha256::digest(b""));
+        for (record, why) in [
+            (
+                serde_json::json!({"scheme": "api-key", "header": "x-api-key", "secrets": [""]}),
+                "empty",
+            ),
+            (
+                serde_json::json!({"scheme": "custom-header", "header": "x-k", "secrets": [""]}),
+                "empty",
+            ),
+            (serde_json::json!({"scheme": "bearer", "secret_digests": [""]}), "empty"),
+            (
+                serde_json::json!({"scheme": "bearer", "secret_digests": [empty_digest]}),
+                "empty",
+            ),
+            (
+                serde_json::json!({"scheme": "bearer", "secret_digests": ["abc"]}),
+                "64 hexadecimal",
+            ),
+            (
+                serde_json::json!({"scheme": "bearer", "secret_digests": ["z".repeat(64)]}),
+                "64 hexadecimal",
+            ),
+            (
+                serde_json::json!({"scheme": "bearer", "secret_digests": []}),
+                "needs a secret",
+            ),
+            (serde_json::json!({"scheme": "bearer"}), "needs a secret"),
+            (
+                serde_json::json!({"scheme": "zapi-token", "secrets": []}),
+                "needs a secret",
+            ),
+            (
+                serde_json::json!({"scheme": "hub-signature256", "secrets": []}),
+                "needs a secret",
+            ),
+            (serde_json::json!({"scheme": "waha-hmac", "secrets": [""]}), "empty"),
+            (
+                serde_json::json!({"scheme": "hubmessage-hmac", "secrets": ["abc"]}),
+                "64 hexadecimal",
+            ),
+            (
+                serde_json::json!({"scheme": "custom-header", "secret_digests": [digest]}),
+                "needs a header name",
+            ),
+            (
+                serde_json::json!({"scheme": "custom-header", "header": "bad header", "secret_digests": [digest]}),
+                "not a valid HTTP header",
+            ),
+            (
+                serde_json::json!({"scheme": "zapi-token", "header": "x-other", "secret_digests": [digest]}),
+                "fixed header",
+            ),
+            (
+                serde_json::json!({"scheme": "bearer", "secrets": ["s"], "secret_digests": [digest]}),
+                "both",
+            ),
+            (
+                serde_json::json!({"scheme": "waha-hmac", "secret_digests": [digest]}),
+                "signs with the secret itself",
+            ),
+            (
+                serde_json::json!({"scheme": "hub-signature256", "secrets": ["a"], "verify_token": ""}),
+                "empty",
+            ),
+            (
+                serde_json::json!({"scheme": "hub-signature256", "secrets": ["a"], "verify_token_digest": ""}),
+                "empty",
+            ),
+            (
+                serde_json::json!({"scheme": "hub-signature256", "secrets": ["a"], "verify_token_digest": "00"}),
+                "64 hexadecimal",
+            ),
+            (
+                serde_json::json!({"scheme": "no-such-scheme", "secrets": ["a"]}),
+                "unknown variant",
+            ),
+        ] {
+            let err = read(record.clone()).expect_err(&record.to_string());
+            assert!(err.to_string().contains(why), "{record}: {err}");
+        }
+    }
+
+    #[test]
+    fn rotation_works_on_digests_read_back() {
+        let stored = serde_json::to_value(static_auth(Scheme::ZapiToken, "first")).expect("json");
+        let mut auth = read(stored).expect("reads");
+        auth.add_secret(Secret::new("second")).expect("valid");
+        assert_eq!(auth.secret_count(), 2);
+        assert!(auth.secrets().is_empty(), "no secret kept beside digests-only ones");
+        assert!(auth.add_secret(Secret::new("")).is_err());
+        auth.remove_secret(0).expect("removable");
+        assert_eq!(
+            auth,
+            static_auth(Scheme::ZapiToken, "second"),
+            "by index in the digest list"
+        );
+        assert!(auth.remove_secret(0).is_err(), "the last secret stays");
+        assert!(auth.remove_secret(5).is_err());
+        let mut built = static_auth(Scheme::ZapiToken, "a");
+        built.add_secret(Secret::new("b")).expect("valid");
+        built.remove_secret(1).expect("removable");
+        assert_eq!(built.secrets(), &[Secret::new("a")], "built ones keep theirs in step");
+        assert_eq!(built, static_auth(Scheme::ZapiToken, "a"));
+    }
+
+    #[test]
+    fn debug_never_shows_a_digest_in_full() {
+        let auth = read(serde_json::to_value(static_auth(Scheme::Bearer, "tok")).expect("json")).expect("reads");
+        let full = hex::encode(Sha256::digest(b"tok"));
+        let printed = format!("{auth:?}");
+        assert!(!printed.contains(&full) && !printed.contains("tok\""), "{printed}");
+        assert!(printed.contains(&format!("SecretDigest({}…)", &full[..6])), "{printed}");
+        let meta = Auth::new(Scheme::HubSignature256, vec![Secret::new("app")], None)
+            .expect("valid")
+            .with_verify_token(Secret::new("vt"))
+            .expect("valid");
+        assert!(!format!("{meta:?}").contains(&hex::encode(Sha256::digest(b"vt"))));
     }
 }

@@ -26,6 +26,11 @@ pub enum Provider {
     Evolution,
     /// WAHA, WhatsApp HTTP API (the self-hosted gateway).
     Waha,
+    /// A provider a later wahooks adds, as this version reads it (never parsed, never an
+    /// endpoint's): a worker built today reads such an event, and an older fanout publishes it
+    /// as stored instead of refusing it (a rollback, a replay by an older version).
+    #[serde(other)]
+    Other,
 }
 
 impl Provider {
@@ -48,6 +53,7 @@ impl Provider {
             Provider::Meta => "meta",
             Provider::Evolution => "evolution",
             Provider::Waha => "waha",
+            Provider::Other => "other",
         }
     }
 }

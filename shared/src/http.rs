@@ -14,7 +14,7 @@ use crate::endpoint::Endpoint;
 use crate::event::CloudEvent;
 use crate::event::Route;
 use crate::providers::{parse, DecodeError, ParseContext};
-use crate::registry::{plausible_token, EndpointRegistry};
+use crate::registry::{plausible_token, EndpointRegistry, RegistryError};
 use crate::store::{EventStore, PutOutcome, Quarantined, StoreError, MAX_EVENTS_PER_WEBHOOK};
 
 /// Everything a request can end in besides success, mapped to a status in [`Failure::status`].
@@ -49,6 +49,10 @@ pub enum Failure {
         /// What was over which limit.
         why: String,
     },
+    /// Authentic, but it names an instance another tenant owns: the body was kept in quarantine
+    /// and nothing stored (403 `instance_not_owned`).
+    #[error("{0}; the body was kept in quarantine")]
+    NotOwned(String),
     /// Authenticated and decoded, but DynamoDB refuses to store it: retrying cannot help, so the
     /// body is quarantined and the caller told why (422).
     #[error("the event cannot be stored: {0}; the body was kept in quarantine")]
@@ -70,6 +74,7 @@ impl Failure {
             Failure::BadRequest(_) | Failure::Body(BodyError::BadGzip(_)) => 400,
             Failure::Unavailable(_) => 503,
             Failure::Unstorable(_) => 422,
+            Failure::NotOwned(_) => 403,
             Failure::MethodNotAllowed => 405,
         }
     }
@@ -86,6 +91,7 @@ impl Failure {
             Failure::Body(BodyError::BadGzip(_)) => "bad_body",
             Failure::Unavailable(_) => "unavailable",
             Failure::Unstorable(_) => "unstorable",
+            Failure::NotOwned(_) => "instance_not_owned",
             Failure::MethodNotAllowed => "method_not_allowed",
         }
     }
@@ -196,12 +202,20 @@ pub fn emf_count(metric: &str, dimensions: &[(&str, &str)], now_ms: i64) -> Stri
 
 /// [`emf_count`] with a count of `n`.
 pub fn emf_counted(metric: &str, dimensions: &[(&str, &str)], n: u64, now_ms: i64) -> String {
+    // Published per dimension set and also without dimensions: a CloudWatch alarm matches one
+    // exact dimension set, and the template's alarms watch the totals.
+    let names: Vec<&str> = dimensions.iter().map(|(k, _)| *k).collect();
+    let sets: Vec<Vec<&str>> = if names.is_empty() {
+        vec![names]
+    } else {
+        vec![names, Vec::new()]
+    };
     let mut doc = serde_json::json!({
         "_aws": {
             "Timestamp": now_ms,
             "CloudWatchMetrics": [{
                 "Namespace": "wahooks",
-                "Dimensions": [dimensions.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
+                "Dimensions": sets,
                 "Metrics": [{"Name": metric, "Unit": "Count"}],
             }],
         },
@@ -286,6 +300,8 @@ impl Receiver {
                 .keep(&endpoint, route, &verified, "too_many_events", why, now, deadline)
                 .await);
         }
+        self.check_owner(&endpoint, route, &verified, &events, now, deadline)
+            .await?;
         self.warn_misrouted(&endpoint, route, &events);
         // State events (presence, untimed connection changes) get their id from the store.
         tokio::time::timeout_at(
@@ -315,6 +331,54 @@ impl Receiver {
             Err(e) => return Err(e.into()),
         };
         Ok(answer(&endpoint, &events, &outcomes, now))
+    }
+
+    /// Step 4: every instance the events name belongs to the endpoint's tenant (bound now when
+    /// no tenant owns it yet). One that another tenant owns refuses the whole body: kept in
+    /// quarantine, counted (`ForeignInstances`), answered 403, nothing stored.
+    async fn check_owner(
+        &self,
+        endpoint: &Endpoint,
+        route: Route,
+        verified: &Verified<'_>,
+        events: &[CloudEvent],
+        now: DateTime<Utc>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Failure> {
+        let unnamed = ParseContext {
+            tenant: endpoint.tenant.as_deref(),
+            ..ParseContext::new(endpoint.provider, &endpoint.id, now)
+        }
+        .instance_of("-");
+        let mut checked = std::collections::HashSet::new();
+        for e in events {
+            // The tenant's own unnamed instance needs no record.
+            if e.instance == unnamed || !checked.insert(e.instance.as_str()) {
+                continue;
+            }
+            let claim = tokio::time::timeout_at(
+                deadline,
+                self.registry
+                    .claim(endpoint.provider, &e.instance, endpoint.tenant_id(), &endpoint.id),
+            )
+            .await
+            .map_err(within("the instance's owner"))?
+            .map_err(|e| Failure::Unavailable(Box::new(e)))?;
+            if let crate::registry::Claim::Foreign(_) = claim {
+                let why = format!("instance `{}` belongs to another tenant", e.instance);
+                emit_metric(|| {
+                    emf_count(
+                        "ForeignInstances",
+                        &[("Provider", endpoint.provider.as_str())],
+                        now.timestamp_millis(),
+                    )
+                });
+                self.quarantine(endpoint, route, verified, &why, now, deadline).await?;
+                tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, instance = %e.instance, "body names another tenant's instance: quarantined");
+                return Err(Failure::NotOwned(why));
+            }
+        }
+        Ok(())
     }
 
     /// Quarantine an authentic body refused for its size or width: the failure says it was kept,
@@ -358,9 +422,23 @@ impl Receiver {
         tokio::time::timeout_at(deadline, self.registry.lookup(token))
             .await
             .map_err(within("the endpoint lookup"))?
-            .map_err(|e| Failure::Unavailable(Box::new(e)))?
+            .map_err(|e| match e {
+                // A stored record that does not validate (an empty secret or digest, an unknown
+                // scheme…) is never an endpoint that accepts anything: a 503 with the generic
+                // body (the provider retries; nothing is stored), an alarmed metric, and a log
+                // naming the item's key only (the cause could quote the record).
+                RegistryError::Corrupt(_) => {
+                    let item = crate::registry::token_key(token);
+                    tracing::error!(metric = "CorruptEndpoints", item = %item, "the endpoint's stored record does not validate");
+                    emit_metric(|| emf_count("CorruptEndpoints", &[], (self.clock)().timestamp_millis()));
+                    Failure::Unavailable("the endpoint's stored record does not validate".into())
+                }
+                e => Failure::Unavailable(Box::new(e)),
+            })?
             .filter(|e| e.enabled)
             .ok_or(Failure::NotFound)
+            // Requests per endpoint, counted once it is known (EndpointFloodAlarm sums them).
+            .inspect(|e| emit_metric(|| emf_count("Requests", &[("Endpoint", &e.id)], (self.clock)().timestamp_millis())))
     }
 
     /// Keep an authentic body that cannot become events (undecodable, or refused by DynamoDB).
@@ -373,7 +451,7 @@ impl Receiver {
         now: DateTime<Utc>,
         deadline: tokio::time::Instant,
     ) -> Result<(), Failure> {
-        let q = quarantined(
+        let mut q = quarantined(
             &endpoint.id,
             endpoint.provider,
             route,
@@ -382,6 +460,7 @@ impl Receiver {
             verified.body(),
             now,
         );
+        q.tenant = endpoint.tenant.clone();
         tokio::time::timeout_at(deadline, self.store.quarantine(q))
             .await
             .map_err(within("the quarantine write"))??;
@@ -457,6 +536,7 @@ pub fn parse_verified(
         endpoint: &endpoint.id,
         received_at: now,
         delivery_id: verified.delivery_id(),
+        tenant: endpoint.tenant.as_deref(),
     };
     parse(&ctx, verified.body())
 }
@@ -517,6 +597,7 @@ fn quarantined(
         provider: provider.to_string(),
         route: route.as_str().to_owned(),
         delivery_id: delivery_id.map(str::to_owned),
+        tenant: None,
         reason: reason.to_owned(),
         // A gateway's credential in the body never reaches the table.
         raw: match provider {
@@ -547,6 +628,7 @@ mod tests {
                 auth: Auth::url_token(),
                 enabled: true,
                 created_at: String::new(),
+                tenant: None,
             },
         );
         Receiver::new(Arc::new(registry), Arc::new(store.clone()))
@@ -714,6 +796,11 @@ mod tests {
         let q: serde_json::Value =
             serde_json::from_str(&emf_count("QuarantinedBodies", &[("Provider", "zapi")], 7)).expect("json");
         assert_eq!(q["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0], "Provider");
+        assert_eq!(
+            q["_aws"]["CloudWatchMetrics"][0]["Dimensions"][1],
+            serde_json::json!([]),
+            "and the total, which the alarms watch"
+        );
         assert_eq!(
             (q["Provider"].as_str(), q["QuarantinedBodies"].as_i64()),
             (Some("zapi"), Some(1))

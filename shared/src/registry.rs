@@ -36,7 +36,7 @@ pub fn new_endpoint_id() -> String {
     format!("ep_{}", hex::encode(bytes))
 }
 
-/// A new enabled endpoint with a fresh id, created now.
+/// A new enabled endpoint with a fresh id, created now, in a tenant of its own.
 pub fn new_endpoint(provider: crate::Provider, auth: crate::endpoint::Auth) -> Endpoint {
     Endpoint {
         id: new_endpoint_id(),
@@ -44,7 +44,15 @@ pub fn new_endpoint(provider: crate::Provider, auth: crate::endpoint::Auth) -> E
         auth,
         enabled: true,
         created_at: chrono::Utc::now().to_rfc3339(),
+        tenant: Some(new_tenant_id()),
     }
+}
+
+/// A new tenant id, safe to log.
+pub fn new_tenant_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("tn_{}", hex::encode(bytes))
 }
 
 /// Whether a path segment can be a token (anything else is a 404 without a lookup).
@@ -69,11 +77,36 @@ pub enum RegistryError {
     Corrupt(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// Who owns an instance, as [`EndpointRegistry::claim`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The tenant that asked owns it (now, or already).
+    Owned,
+    /// Another tenant does (its id).
+    Foreign(String),
+}
+
+/// The ownership record of an instance: `IN#<provider>#<instance>` in the endpoints table.
+pub fn instance_key(provider: crate::Provider, instance: &str) -> String {
+    format!("IN#{}#{}", provider.as_str(), crate::store::keys::part(instance))
+}
+
 /// The port.
 #[async_trait]
 pub trait EndpointRegistry: Send + Sync {
     /// The endpoint for a URL token, if any (shared: a cache hands out the same copy).
     async fn lookup(&self, token: &str) -> Result<Option<Arc<Endpoint>>, RegistryError>;
+
+    /// Whether `tenant` owns `instance` of `provider`, binding it to `tenant` when no one does
+    /// yet (the endpoint's first authentic delivery): an instance belongs to one tenant of its
+    /// provider.
+    async fn claim(
+        &self,
+        provider: crate::Provider,
+        instance: &str,
+        tenant: &str,
+        endpoint_id: &str,
+    ) -> Result<Claim, RegistryError>;
 }
 
 /// The endpoints table.
@@ -225,12 +258,18 @@ impl DynamoRegistry {
         Ok(())
     }
 
-    /// Every endpoint, once per URL token (a scan: the table holds one item per token).
+    /// Every endpoint, once per URL token (a scan: the table holds one item per token, and one
+    /// per bound instance).
     pub async fn list(&self) -> Result<Vec<(String, Endpoint)>, RegistryError> {
         let mut out = self
             .scan(None)
             .await?
             .iter()
+            .filter(|i| {
+                i.get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|pk| pk.starts_with("EP#"))
+            })
             .map(decode)
             .collect::<Result<Vec<_>, _>>()?;
         out.sort_by(|a, b| a.1.created_at.cmp(&b.1.created_at));
@@ -256,6 +295,62 @@ impl DynamoRegistry {
             .into_iter()
             .find(|(_, e)| e.id == id)
             .ok_or_else(|| RegistryError::NotFound(id.to_owned()))
+    }
+
+    /// Bind `instance` of `provider` to `tenant` (`wahooks endpoint create --instance`, `bind`):
+    /// refused when another tenant owns it.
+    pub async fn bind(
+        &self,
+        provider: crate::Provider,
+        instance: &str,
+        tenant: &str,
+        endpoint_id: &str,
+    ) -> Result<Claim, RegistryError> {
+        self.claim(provider, instance, tenant, endpoint_id).await
+    }
+
+    /// Release `instance` of `provider` from `tenant` (a later first delivery binds it again).
+    pub async fn unbind(&self, provider: crate::Provider, instance: &str, tenant: &str) -> Result<bool, RegistryError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(instance_key(provider, instance)))
+            .condition_expression("tenant = :t")
+            .expression_attribute_values(":t", AttributeValue::S(tenant.to_owned()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(RegistryError::Unavailable(e.into())),
+        }
+    }
+
+    /// Every instance bound to `tenant`, as (provider, instance), sorted.
+    pub async fn instances_of(&self, tenant: &str) -> Result<Vec<(String, String)>, RegistryError> {
+        let mut out: Vec<(String, String)> = self
+            .scan(None)
+            .await?
+            .iter()
+            .filter(|i| {
+                i.get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|pk| pk.starts_with("IN#"))
+            })
+            .filter(|i| i.get("tenant").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(tenant))
+            .map(|i| {
+                let s = |k: &str| i.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                (s("provider"), s("instance"))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     /// Open the connection now.
@@ -294,6 +389,70 @@ impl EndpointRegistry for DynamoRegistry {
             .map_err(|e| RegistryError::Unavailable(e.into()))?;
         out.item().map(decode).transpose().map(|o| o.map(|(_, e)| Arc::new(e)))
     }
+
+    async fn claim(
+        &self,
+        provider: crate::Provider,
+        instance: &str,
+        tenant: &str,
+        endpoint_id: &str,
+    ) -> Result<Claim, RegistryError> {
+        let key = instance_key(provider, instance);
+        // Bound already (to this tenant or another): one read.
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| RegistryError::Unavailable(e.into()))?;
+        if let Some(owner) = out.item().and_then(|i| i.get("tenant")).and_then(|v| v.as_s().ok()) {
+            return Ok(owned_by(owner, tenant));
+        }
+        // Not bound: this tenant takes it, unless another tenant's delivery got there first.
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(key.clone()))
+            .item("tenant", AttributeValue::S(tenant.to_owned()))
+            .item("provider", AttributeValue::S(provider.as_str().to_owned()))
+            .item("instance", AttributeValue::S(instance.to_owned()))
+            .item("bound_by", AttributeValue::S(endpoint_id.to_owned()))
+            .item("bound_at", AttributeValue::S(chrono::Utc::now().to_rfc3339()))
+            .condition_expression("attribute_not_exists(pk) OR tenant = :t")
+            .expression_attribute_values(":t", AttributeValue::S(tenant.to_owned()))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Claim::Owned),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
+                    let owner = c
+                        .item()
+                        .and_then(|i| i.get("tenant"))
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default();
+                    Ok(owned_by(&owner, tenant))
+                }
+                _ => Err(RegistryError::Unavailable(e.into())),
+            },
+        }
+    }
+}
+
+fn owned_by(owner: &str, tenant: &str) -> Claim {
+    if owner == tenant {
+        Claim::Owned
+    } else {
+        Claim::Foreign(owner.to_owned())
+    }
 }
 
 /// When a token was looked up, and what was found (a miss is cached too).
@@ -304,6 +463,7 @@ pub struct CachedRegistry<R> {
     inner: R,
     ttl: Duration,
     entries: Mutex<HashMap<String, CacheEntry>>,
+    claims: Mutex<HashMap<(String, String), (Instant, Claim)>>,
 }
 
 impl<R: EndpointRegistry> CachedRegistry<R> {
@@ -313,6 +473,7 @@ impl<R: EndpointRegistry> CachedRegistry<R> {
             inner,
             ttl,
             entries: Mutex::new(HashMap::new()),
+            claims: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -335,12 +496,37 @@ impl<R: EndpointRegistry> EndpointRegistry for CachedRegistry<R> {
         entries.insert(key, (Instant::now(), fresh.clone()));
         Ok(fresh)
     }
+
+    async fn claim(
+        &self,
+        provider: crate::Provider,
+        instance: &str,
+        tenant: &str,
+        endpoint_id: &str,
+    ) -> Result<Claim, RegistryError> {
+        // An instance's owner never changes while it is bound (unbinding is an operator's act):
+        // a warm container asks DynamoDB once per instance and TTL.
+        let key = (instance_key(provider, instance), tenant.to_owned());
+        if let Some((at, claim)) = self.claims.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            if at.elapsed() < self.ttl {
+                return Ok(claim.clone());
+            }
+        }
+        let fresh = self.inner.claim(provider, instance, tenant, endpoint_id).await?;
+        let mut claims = self.claims.lock().unwrap_or_else(|p| p.into_inner());
+        if claims.len() > 10_000 {
+            claims.clear();
+        }
+        claims.insert(key, (Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
 }
 
 /// An in-memory registry for unit tests.
 #[derive(Default, Clone)]
 pub struct MemoryRegistry {
     endpoints: Arc<Mutex<HashMap<String, Endpoint>>>,
+    owners: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl MemoryRegistry {
@@ -363,6 +549,20 @@ impl EndpointRegistry for MemoryRegistry {
             .get(&token_key(token))
             .cloned()
             .map(Arc::new))
+    }
+
+    async fn claim(
+        &self,
+        provider: crate::Provider,
+        instance: &str,
+        tenant: &str,
+        _endpoint_id: &str,
+    ) -> Result<Claim, RegistryError> {
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        let owner = owners
+            .entry(instance_key(provider, instance))
+            .or_insert_with(|| tenant.to_owned());
+        Ok(owned_by(owner, tenant))
     }
 }
 

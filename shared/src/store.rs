@@ -197,6 +197,8 @@ pub struct Quarantined {
     pub route: String,
     /// The provider's delivery id, when the request carried one.
     pub delivery_id: Option<String>,
+    /// The endpoint's tenant (a re-parse files the events as the receiver would have).
+    pub tenant: Option<String>,
     /// Why it could not be decoded or stored.
     pub reason: String,
     /// The body.
@@ -851,6 +853,9 @@ impl EventStore for DynamoEventStore {
         if let Some(d) = q.delivery_id {
             put = put.item("delivery_id", s(d));
         }
+        if let Some(t) = q.tenant {
+            put = put.item("tenant", s(t));
+        }
         put.send().await.map_err(|e| match classify(e) {
             Classified::ConditionFailed => StoreError::Rejected("unexpected condition".into()),
             Classified::Error(e) => e,
@@ -866,8 +871,8 @@ impl EventStore for DynamoEventStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk.clone()))
-            .key("sk", AttributeValue::S(sk.clone()))
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk))
             .update_expression("SET #v = :v, #s = if_not_exists(#s, :zero) + :one, expires_at = :exp")
             .condition_expression("attribute_not_exists(#v) OR #v <> :v")
             .expression_attribute_names("#v", "state")
@@ -877,6 +882,12 @@ impl EventStore for DynamoEventStore {
             .expression_attribute_values(":one", n("1"))
             .expression_attribute_values(":exp", n(&expires.to_string()))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            // The same state as the last: the count it had when the condition failed, in the
+            // same call (a separate read could see a later change's count: a redelivery of A
+            // racing B would get B's count and a new id, a phantom A after B).
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
             .send()
             .await;
         let seq_of = |item: Option<&HashMap<String, AttributeValue>>| {
@@ -887,26 +898,20 @@ impl EventStore for DynamoEventStore {
         };
         match changed {
             Ok(out) => Ok(seq_of(out.attributes())),
-            Err(e) => match classify(e) {
-                // The same state as the last: its count stands.
-                Classified::ConditionFailed => {
-                    let out = self
-                        .client
-                        .get_item()
-                        .table_name(&self.table)
-                        .key("pk", AttributeValue::S(pk))
-                        .key("sk", AttributeValue::S(sk))
-                        .consistent_read(true)
-                        .send()
-                        .await
-                        .map_err(|e| match classify(e) {
-                            Classified::ConditionFailed => StoreError::Rejected("unexpected condition".into()),
-                            Classified::Error(e) => e,
-                        })?;
-                    Ok(seq_of(out.item()))
+            Err(e) => {
+                if let Some(
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(failed),
+                ) = e.as_service_error()
+                {
+                    return Ok(seq_of(failed.item()));
                 }
-                Classified::Error(e) => Err(e),
-            },
+                match classify(e) {
+                    Classified::ConditionFailed => {
+                        Err(StoreError::Rejected("a failed condition without the item".into()))
+                    }
+                    Classified::Error(e) => Err(e),
+                }
+            }
         }
     }
 }

@@ -7,8 +7,8 @@ Playwright pointed at that binary; nothing is downloaded).
 Starts the local stack on free loopback ports, sends a valid Z-API text, a forged Meta request
 and a duplicate of the Z-API text, then checks what the page shows for each (the event id, the
 401 and its reason, "duplicate"), that it updates live, that filters hide what they should, that
-replay produces a duplicate, that "copy as curl" reproduces a request, and that no token or
-secret appears in the page. Saves a screenshot. Exits 1 on the first failed check.
+replay produces a duplicate, that "copy as curl" masks the URL token and, with it put back,
+reproduces a request, and that no token or secret appears in the page. Saves a screenshot. Exits 1 on the first failed check.
 """
 
 from __future__ import annotations
@@ -164,9 +164,13 @@ def main() -> int:
             check(shot.stat().st_size > 10_000, f"screenshot saved to {shot}")
             browser.close()
 
-        # "Copy as curl" reproduces the request (its text comes from the server on click).
+        # "Copy as curl" (its text comes from the server on click) hands out no credential: the
+        # URL token is masked as on the page; with it put back, the curl reproduces the request.
         with urllib.request.urlopen(f"{base}/_inspector/curl/1", timeout=10) as r:
             curl = r.read().decode()
+        leaked = [s for s in secrets if s in curl]
+        check(not leaked and "/v1/hooks/••••/" in curl, "the curl of request 1 has its URL token masked")
+        curl = curl.replace("/v1/hooks/••••/", "/v1/hooks/" + by["zapi"]["token"] + "/")
         out = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=30)
         check(json.loads(out.stdout).get("duplicates") == [event_id], "the curl of request 1 reproduces it")
 

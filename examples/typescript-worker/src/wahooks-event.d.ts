@@ -37,7 +37,7 @@ export interface WahooksEvent {
   /**
    * Extension: the provider.
    */
-  provider: "zapi" | "hubmessage" | "wwa" | "meta" | "evolution" | "waha";
+  provider: "zapi" | "hubmessage" | "wwa" | "meta" | "evolution" | "waha" | "other";
   /**
    * Extension: when wahooks received it.
    */

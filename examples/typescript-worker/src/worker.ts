@@ -45,6 +45,7 @@ const EVENT_TYPES = [
   "whatsapp.instance.proxy_failed",
   "whatsapp.unknown",
 ] as const satisfies readonly WahooksEvent["type"][];
+const PROVIDERS = ["zapi", "hubmessage", "wwa", "meta", "evolution", "waha", "other"] as const satisfies readonly WahooksEvent["provider"][];
 const CHAT_KINDS = ["direct", "group", "broadcast", "newsletter", "status", "other"] as const satisfies readonly Chat["kind"][];
 const CONTENT_KINDS = [
   "text",
@@ -86,14 +87,16 @@ const STATUSES = [
 type Complete<T, List extends readonly unknown[]> = [Exclude<T, List[number]>] extends [never] ? true : never;
 const complete: [
   Complete<WahooksEvent["type"], typeof EVENT_TYPES>,
+  Complete<WahooksEvent["provider"], typeof PROVIDERS>,
   Complete<Chat["kind"], typeof CHAT_KINDS>,
   Complete<Content["kind"], typeof CONTENT_KINDS>,
   Complete<MessageStatus, typeof STATUSES>,
-] = [true, true, true, true];
+] = [true, true, true, true, true];
 void complete;
 
 const OPEN_ENUMS: [path: string[], known: ReadonlySet<string>, catchAll: string][] = [
   [["type"], new Set(EVENT_TYPES), "whatsapp.unknown"],
+  [["provider"], new Set(PROVIDERS), "other"],
   [["data", "chat", "kind"], new Set(CHAT_KINDS), "other"],
   [["data", "content", "kind"], new Set(CONTENT_KINDS), "other"],
   [["data", "status"], new Set(STATUSES), "other"],

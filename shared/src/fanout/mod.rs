@@ -704,6 +704,26 @@ mod tests {
         assert_eq!(sent[0].1.body, json, "byte for byte");
     }
 
+    #[tokio::test]
+    async fn an_event_of_a_provider_this_version_does_not_know_is_published_as_stored() {
+        use base64::Engine;
+        let e = event("newer", EventType::MessageReceived, "C", "{\"a\":1}");
+        let mut doc: serde_json::Value = serde_json::from_str(&e.to_json()).expect("json");
+        doc["provider"] = "signalgateway".into();
+        let json = doc.to_string();
+        let mut r = record(0, "INSERT", &e);
+        let body = base64::engine::general_purpose::STANDARD.encode(crate::store::compress(json.as_bytes()));
+        r["dynamodb"]["NewImage"]["body"] = serde_json::json!({ "B": body });
+        let p = MemoryPublisher::default();
+        let (response, stats) = fanout(&p).parking_to("http://q/parked").handle(&stream(vec![r])).await;
+        assert!(failures(&response).is_empty());
+        assert_eq!((stats.messages, stats.parked), (1, 0), "published, not parked");
+        let sent = p.sent();
+        assert_eq!(sent[0].0, "messages", "routed by its type");
+        assert_eq!(sent[0].1.body, json, "byte for byte");
+        assert_eq!(sent[0].1.group_id.as_deref(), Some("I#C"));
+    }
+
     #[test]
     fn a_slimmed_event_keeps_what_this_version_does_not_know() {
         let e = event(

@@ -38,6 +38,10 @@ pub struct ParseContext<'a> {
     /// A delivery id sent by the provider (Hub `x-idempotency-key`, Standard Webhooks
     /// `webhook-id`); when present it keys the event ids.
     pub delivery_id: Option<&'a str>,
+    /// The endpoint's tenant (`None` for the default tenant): a body that names no instance is
+    /// the tenant's unnamed instance, `-<tenant>`, so two tenants' such events never share an
+    /// id, a partition or a FIFO group.
+    pub tenant: Option<&'a str>,
 }
 
 impl<'a> ParseContext<'a> {
@@ -49,6 +53,19 @@ impl<'a> ParseContext<'a> {
             endpoint,
             received_at,
             delivery_id: None,
+            tenant: None,
+        }
+    }
+
+    /// The instance an event is filed under: the body's, or, when it names none (`-`), the
+    /// tenant's unnamed one, `-<tenant>`. A body's own instance that starts with `-` gets one
+    /// more, so no body can name another tenant's unnamed instance (`-tn_x` → `--tn_x`).
+    /// Endpoints of the default tenant (stored before tenants) keep every instance as it was.
+    pub fn instance_of(&self, instance: &str) -> String {
+        match self.tenant {
+            Some(tenant) if instance == "-" => format!("-{tenant}"),
+            Some(_) if instance.starts_with('-') => format!("-{instance}"),
+            _ => instance.to_owned(),
         }
     }
 
@@ -148,6 +165,8 @@ pub fn parse(ctx: &ParseContext<'_>, body: &[u8]) -> Result<Vec<CloudEvent>, Dec
         Provider::Meta => meta::parse(ctx, &body),
         Provider::Evolution => evolution::parse(ctx, &body),
         Provider::Waha => waha::parse(ctx, &body),
+        // Not a provider of this version (only ever read from a stored event): nothing to parse.
+        Provider::Other => Vec::new(),
     };
     Ok(if events.is_empty() {
         vec![unknown(ctx, &body, "-")]
@@ -318,10 +337,11 @@ pub(crate) fn event(
     time: DateTime<Utc>,
     data: EventData,
 ) -> CloudEvent {
+    let instance = ctx.instance_of(instance);
     CloudEvent::new(
-        event_id(ctx.provider, instance, event_type, subject.as_deref(), &[key]),
+        event_id(ctx.provider, &instance, event_type, subject.as_deref(), &[key]),
         ctx.provider,
-        instance,
+        &instance,
         event_type,
         subject,
         time,
@@ -447,6 +467,20 @@ mod tests {
 
     fn ctx() -> ParseContext<'static> {
         ParseContext::new(Provider::Zapi, "ep", Utc::now())
+    }
+
+    #[test]
+    fn a_body_can_never_name_another_tenants_unnamed_instance() {
+        let mine = ParseContext {
+            tenant: Some("tn_a"),
+            ..ctx()
+        };
+        assert_eq!(mine.instance_of("-"), "-tn_a");
+        assert_eq!(mine.instance_of("-tn_b"), "--tn_b");
+        assert_eq!(mine.instance_of("--tn_b"), "---tn_b");
+        assert_eq!(mine.instance_of("I"), "I");
+        assert_eq!(ctx().instance_of("-"), "-", "the default tenant as before");
+        assert_eq!(ctx().instance_of("-x"), "-x");
     }
 
     #[test]
