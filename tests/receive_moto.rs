@@ -43,7 +43,13 @@ impl Stack {
             .await
             .expect("endpoints table");
         let registry = DynamoRegistry::new(dynamo.clone(), "endpoints-test");
-        let store = DynamoEventStore::new(dynamo.clone(), &events_table, 30);
+        // The claim-check bucket, as every stack has one (moto's S3).
+        let s3 = wahooks::bucket::s3_client(&moto.sdk().await);
+        wahooks::schema::create_bucket(&s3, "bodies-test")
+            .await
+            .expect("bucket");
+        let store = DynamoEventStore::new(dynamo.clone(), &events_table, 30)
+            .with_bucket(Arc::new(wahooks::bucket::S3Bucket::new(s3, "bodies-test")));
         let receiver = Receiver::new(Arc::new(registry.clone()), Arc::new(store));
         Stack {
             moto,

@@ -49,6 +49,10 @@ pub enum Failure {
         /// What was over which limit.
         why: String,
     },
+    /// A signed body (without a signed time) whose events are older than the retention: it could
+    /// be a replay the table no longer remembers; the body was kept in quarantine (422).
+    #[error("{0}; the body was kept in quarantine")]
+    TooOld(String),
     /// Authentic, but it names an instance another tenant owns: the body was kept in quarantine
     /// and nothing stored (403 `instance_not_owned`).
     #[error("{0}; the body was kept in quarantine")]
@@ -75,6 +79,7 @@ impl Failure {
             Failure::Unavailable(_) => 503,
             Failure::Unstorable(_) => 422,
             Failure::NotOwned(_) => 403,
+            Failure::TooOld(_) => 422,
             Failure::MethodNotAllowed => 405,
         }
     }
@@ -92,6 +97,7 @@ impl Failure {
             Failure::Unavailable(_) => "unavailable",
             Failure::Unstorable(_) => "unstorable",
             Failure::NotOwned(_) => "instance_not_owned",
+            Failure::TooOld(_) => "too_old",
             Failure::MethodNotAllowed => "method_not_allowed",
         }
     }
@@ -155,6 +161,10 @@ pub struct Receiver {
     pub clock: Clock,
     /// The time budget of a request's AWS calls ([`REQUEST_BUDGET`]).
     pub budget: std::time::Duration,
+    /// How long events are kept (`WAHOOKS_RETENTION_DAYS`), when signed bodies older than that
+    /// (less a day) are refused as possible replays the table no longer remembers
+    /// (`check_fresh`; the Lambdas do, the local stack, which replays old fixtures, does not).
+    pub retention: Option<chrono::TimeDelta>,
 }
 
 /// The token of `[/{stage}]/v1/hooks/{token}[/{route}]`. Any other shape (dot segments, extra
@@ -246,7 +256,14 @@ impl Receiver {
             store,
             clock: Arc::new(Utc::now),
             budget: REQUEST_BUDGET,
+            retention: None,
         }
+    }
+
+    /// Events are kept `days` days (the store's TTL): refuse signed bodies older than that.
+    pub fn with_retention(mut self, days: i64) -> Self {
+        self.retention = Some(chrono::TimeDelta::days(days.max(2)));
+        self
     }
 
     /// Handle one request for `route`; always a response.
@@ -301,6 +318,8 @@ impl Receiver {
                 .await);
         }
         self.check_owner(&endpoint, route, &verified, &events, now, deadline)
+            .await?;
+        self.check_fresh(&endpoint, route, &verified, &events, now, deadline)
             .await?;
         self.warn_misrouted(&endpoint, route, &events);
         // State events (presence, untimed connection changes) get their id from the store.
@@ -379,6 +398,44 @@ impl Receiver {
             }
         }
         Ok(())
+    }
+
+    /// Meta's and WAHA's signatures cover the body but no time: a captured body and its signature
+    /// verify forever. Within the retention a replay is a duplicate (its event is still stored);
+    /// past it, it would be stored and published again. So an event of such an endpoint whose
+    /// own (signed, in-body) time is older than the retention less a day refuses the body: kept
+    /// in quarantine, answered 422 `too_old`. No provider retries that long (Meta 7 days, WAHA
+    /// 2), and WhatsApp drops a message it could not deliver in 30 days.
+    async fn check_fresh(
+        &self,
+        endpoint: &Endpoint,
+        route: Route,
+        verified: &Verified<'_>,
+        events: &[CloudEvent],
+        now: DateTime<Utc>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Failure> {
+        use crate::endpoint::Scheme;
+        let Some(retention) = self.retention else {
+            return Ok(());
+        };
+        if !matches!(endpoint.auth.scheme(), Scheme::HubSignature256 | Scheme::WahaHmac) {
+            return Ok(());
+        }
+        let oldest = now - retention + chrono::TimeDelta::days(1);
+        let Some(stale) = events
+            .iter()
+            .find(|e| crate::event::from_millis(e.time_ms()).is_some_and(|t| t < oldest))
+        else {
+            return Ok(());
+        };
+        let why = format!(
+            "an event of {} is older than the {} days events are kept: a replay that would be stored again",
+            stale.time,
+            retention.num_days()
+        );
+        self.quarantine(endpoint, route, verified, &why, now, deadline).await?;
+        Err(Failure::TooOld(why))
     }
 
     /// Quarantine an authentic body refused for its size or width: the failure says it was kept,
@@ -767,6 +824,48 @@ mod tests {
         assert_eq!(q.len(), 1);
         assert_eq!(q[0].raw, STATUS.as_bytes());
         assert_eq!(q[0].route, "any");
+    }
+
+    #[tokio::test]
+    async fn a_signed_meta_body_older_than_the_retention_is_refused_as_a_possible_replay() {
+        let store = MemoryEventStore::new();
+        let registry = MemoryRegistry::default();
+        let auth = Auth::new(
+            crate::endpoint::Scheme::HubSignature256,
+            vec![crate::endpoint::Secret::new("app-secret")],
+            None,
+        )
+        .expect("valid");
+        let mut endpoint = crate::registry::new_endpoint(Provider::Meta, auth.clone());
+        endpoint.id = "ep_meta".into();
+        registry.insert(TOKEN, endpoint);
+        let r = Receiver::new(Arc::new(registry), Arc::new(store.clone())).with_retention(30);
+        let meta = |id: &str, at: i64| {
+            format!(
+                r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"P"}},"statuses":[{{"id":"{id}","status":"read","timestamp":"{at}","recipient_id":"5511"}}]}}}}]}}]}}"#
+            )
+        };
+        let send = |body: String| {
+            let headers = crate::auth::sign(&auth, body.as_bytes(), Utc::now().timestamp());
+            let mut req = Request::new(Body::Text(body));
+            *req.method_mut() = http::Method::POST;
+            *req.uri_mut() = format!("/v1/hooks/{TOKEN}/any").parse().expect("uri");
+            for (k, v) in headers {
+                req.headers_mut().insert(
+                    http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                    v.parse().expect("value"),
+                );
+            }
+            r.handle(Route::Any, req)
+        };
+        let now = Utc::now().timestamp();
+        let fresh = send(meta("wamid.NEW", now - 7 * 86_400)).await;
+        assert_eq!(fresh.status(), 200, "a retry of Meta's last week is taken");
+        let old = send(meta("wamid.OLD", now - 40 * 86_400)).await;
+        assert_eq!(old.status(), 422);
+        let v: serde_json::Value = serde_json::from_slice(old.body().as_ref()).expect("json");
+        assert_eq!(v["code"], "too_old");
+        assert_eq!((store.len(), store.quarantined().len()), (1, 1), "kept, not stored");
     }
 
     #[tokio::test]

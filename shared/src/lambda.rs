@@ -31,6 +31,7 @@ pub async fn receiver_from_env() -> Receiver {
     // Open the connection (DNS + TLS) during init, so the first request doesn't pay for it.
     registry.warm_up().await;
     Receiver::new(Arc::new(CachedRegistry::new(registry, CACHE_TTL)), Arc::new(store))
+        .with_retention(config.retention_days)
 }
 
 /// Run a receiver Lambda for `route`.
