@@ -360,11 +360,11 @@ async fn an_undecodable_authenticated_body_is_400_and_quarantined() {
 }
 
 #[tokio::test]
-async fn an_oversized_body_is_413_and_nothing_is_stored() {
+async fn a_body_over_an_item_is_kept_in_the_bucket_and_without_one_is_413() {
     let stack = Stack::start().await;
     let (token, _) = stack.endpoint(Provider::Zapi, Auth::url_token()).await;
     // 800 KB of text that does not compress below ~470 KB: over DynamoDB's 400 KB item limit
-    // even though the item holds the event compressed.
+    // even though the item holds the event compressed (its text alone is over it too).
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let noise: String = (0..800_000)
         .map(|_| {
@@ -377,6 +377,16 @@ async fn an_oversized_body_is_413_and_nothing_is_stored() {
     let body = format!(
         r#"{{"type":"ReceivedCallback","instanceId":"I","messageId":"M","phone":"1","text":{{"message":"{noise}"}}}}"#
     );
+    // Without a bucket (WAHOOKS_BODY_BUCKET unset) it cannot be kept anywhere: 413, nothing stored.
+    let bare = stack.with_store(Arc::new(DynamoEventStore::new(
+        stack.dynamo.clone(),
+        &stack.events_table,
+        30,
+    )));
+    let (status, v) = post(&bare, Route::MessageReceived, &token, &[], body.as_bytes(), false).await;
+    assert_eq!((status, v["code"].as_str()), (413, Some("too_large")), "{v}");
+    assert!(stack.items().await.is_empty());
+    // With the stack's bucket: stored, the item pointing at the event's object.
     let (status, v) = post(
         &stack.receiver,
         Route::MessageReceived,
@@ -386,8 +396,21 @@ async fn an_oversized_body_is_413_and_nothing_is_stored() {
         false,
     )
     .await;
-    assert_eq!((status, v["code"].as_str()), (413, Some("too_large")), "{v}");
-    assert!(stack.items().await.is_empty());
+    assert_eq!((status, ids(&v, "accepted").len()), (200, 1), "{v}");
+    let items = stack.event_items().await;
+    assert_eq!(items.len(), 1);
+    assert!(
+        s(&items[0], "body_object").starts_with("s3://bodies-test/events/"),
+        "{:?}",
+        items[0].keys()
+    );
+    let s3 = wahooks::bucket::s3_client(&stack.moto.sdk().await);
+    let (_, event) = wahooks::store::read_sdk_item(&items[0], &s3).await.expect("read back");
+    assert_eq!(event.data.content.and_then(|c| c.text).map(|t| t.len()), Some(800_000));
+    assert!(event
+        .data
+        .raw_pointer
+        .is_some_and(|p| p.bucket.as_deref() == Some("bodies-test")));
 }
 
 #[tokio::test]
