@@ -193,6 +193,9 @@ async fn measure(
         ("AWS_ENDPOINT_URL", endpoint.to_owned()),
         ("WAHOOKS_EVENTS_TABLE", stack.config.events_table.clone()),
         ("WAHOOKS_ENDPOINTS_TABLE", stack.config.endpoints_table.clone()),
+        // The bodies are fixtures of 2025: a retention of ten years keeps a signed one from
+        // being refused as a possible replay (`too_old`).
+        ("WAHOOKS_RETENTION_DAYS", "3650".into()),
         ("WAHOOKS_LOG_LEVEL", args.log_level.clone()),
         ("RUST_LOG", args.log_level.clone()),
     ];
