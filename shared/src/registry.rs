@@ -211,10 +211,13 @@ impl DynamoRegistry {
         let mut out = Vec::new();
         let mut start = None;
         loop {
+            // Consistent: a `delete` or `disable` run right after `rotate-token` must see the new
+            // token's item, or that URL would stay live.
             let mut request = self
                 .client
                 .scan()
                 .table_name(&self.table)
+                .consistent_read(true)
                 .set_exclusive_start_key(start);
             if let Some(id) = id {
                 request = request
