@@ -206,6 +206,17 @@ impl DynamoRegistry {
             .collect())
     }
 
+    /// Every item of one kind: endpoints (`EP#`, one per URL token) or instance records (`IN#`).
+    async fn scan_kind(&self, prefix: &str) -> Result<Vec<HashMap<String, AttributeValue>>, RegistryError> {
+        let mut items = self.scan(None).await?;
+        items.retain(|i| {
+            i.get("pk")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|pk| pk.starts_with(prefix))
+        });
+        Ok(items)
+    }
+
     /// Every item of the table (of endpoint `id` only, when given), all pages.
     async fn scan(&self, id: Option<&str>) -> Result<Vec<HashMap<String, AttributeValue>>, RegistryError> {
         let mut out = Vec::new();
@@ -265,14 +276,9 @@ impl DynamoRegistry {
     /// per bound instance).
     pub async fn list(&self) -> Result<Vec<(String, Endpoint)>, RegistryError> {
         let mut out = self
-            .scan(None)
+            .scan_kind("EP#")
             .await?
             .iter()
-            .filter(|i| {
-                i.get("pk")
-                    .and_then(|v| v.as_s().ok())
-                    .is_some_and(|pk| pk.starts_with("EP#"))
-            })
             .map(decode)
             .collect::<Result<Vec<_>, _>>()?;
         out.sort_by(|a, b| a.1.created_at.cmp(&b.1.created_at));
@@ -338,14 +344,9 @@ impl DynamoRegistry {
     /// Every instance bound to `tenant`, as (provider, instance), sorted.
     pub async fn instances_of(&self, tenant: &str) -> Result<Vec<(String, String)>, RegistryError> {
         let mut out: Vec<(String, String)> = self
-            .scan(None)
+            .scan_kind("IN#")
             .await?
             .iter()
-            .filter(|i| {
-                i.get("pk")
-                    .and_then(|v| v.as_s().ok())
-                    .is_some_and(|pk| pk.starts_with("IN#"))
-            })
             .filter(|i| i.get("tenant").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(tenant))
             .map(|i| {
                 let s = |k: &str| i.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
