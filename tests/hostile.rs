@@ -36,6 +36,7 @@ async fn stack(moto: &Moto) -> LocalStack {
         routes: String::new(),
         body_bucket: None,
         parked_url: None,
+        secrets_key: None,
     };
     LocalStack::provision(moto.sdk().await, config, "hostile")
         .await

@@ -31,6 +31,8 @@ struct Stack {
     events_table: String,
     receiver: Receiver,
     registry: DynamoRegistry,
+    /// The secrets key's keyring (moto's KMS): signing secrets are sealed with it.
+    keyring: Arc<wahooks::keyring::KmsKeyring>,
 }
 
 impl Stack {
@@ -42,7 +44,8 @@ impl Stack {
         create_endpoints_table(&dynamo, "endpoints-test")
             .await
             .expect("endpoints table");
-        let registry = DynamoRegistry::new(dynamo.clone(), "endpoints-test");
+        let keyring = moto.keyring().await;
+        let registry = DynamoRegistry::new(dynamo.clone(), "endpoints-test").with_keyring(keyring.clone());
         // The claim-check bucket, as every stack has one (moto's S3).
         let s3 = wahooks::bucket::s3_client(&moto.sdk().await);
         wahooks::schema::create_bucket(&s3, "bodies-test")
@@ -57,6 +60,7 @@ impl Stack {
             events_table,
             receiver,
             registry,
+            keyring,
         }
     }
 
@@ -846,11 +850,15 @@ async fn static_scheme_secrets_are_stored_only_as_digests_and_still_authenticate
         let (token, _) = stack.endpoint(Provider::Wwa, auth_of(scheme, secret)).await;
         endpoints.push((scheme, secret, token));
     }
-    // Meta's verify token is kept as a digest too (its app secret signs: stored as it is, for now).
-    let meta = Auth::new(Scheme::HubSignature256, vec![Secret::new("app-secret")], None)
-        .expect("auth")
-        .with_verify_token(Secret::new("zz-known-verify-token-41f7"))
-        .expect("token");
+    // Meta's verify token is kept as a digest too (its app secret is sealed: the next test).
+    let meta = Auth::new(
+        Scheme::HubSignature256,
+        vec![Secret::new("zz-known-app-secret-41f7")],
+        None,
+    )
+    .expect("auth")
+    .with_verify_token(Secret::new("zz-known-verify-token-41f7"))
+    .expect("token");
     let (meta_token, _) = stack.endpoint(Provider::Meta, meta).await;
 
     let stored = endpoint_items_text(&stack).await;
@@ -949,6 +957,149 @@ async fn static_scheme_secrets_are_stored_only_as_digests_and_still_authenticate
     };
     let ok = handshake(&meta_token).await;
     assert_eq!((ok.status().as_u16(), ok.body().as_ref()), (200, &b"42"[..]));
+}
+
+#[tokio::test]
+async fn signing_keys_are_sealed_under_kms_open_once_per_container_and_only_for_their_endpoint() {
+    use wahooks::registry::{EndpointRegistry, RegistryError};
+    let stack = Stack::start().await;
+    // Each signing scheme with a key we can look for in the table (Hub Message's is 64 hex
+    // digits, Standard Webhooks' the base64 after `whsec_`).
+    let hub_key = format!("{}c0fe41f7", "5eca1ed0".repeat(7));
+    let webhooks_b64 = "enota25vd24tc3RhbmRhcmQtd2ViaG9va3Mta2V5LTQxZjc=";
+    let schemes = [
+        (
+            Scheme::HubSignature256,
+            "zz-known-meta-app-secret".to_owned(),
+            "zz-known-meta-app-secret".to_owned(),
+        ),
+        (
+            Scheme::WahaHmac,
+            "zz-known-waha-key".to_owned(),
+            "zz-known-waha-key".to_owned(),
+        ),
+        (
+            Scheme::EvolutionJwt,
+            "zz-known-evolution-jwt-key".to_owned(),
+            "zz-known-evolution-jwt-key".to_owned(),
+        ),
+        (Scheme::HubmessageHmac, hub_key.clone(), hub_key.clone()),
+        (
+            Scheme::StandardWebhooks,
+            format!("whsec_{webhooks_b64}"),
+            webhooks_b64.to_owned(),
+        ),
+    ];
+    let auth_of = |scheme: Scheme, secret: &str| Auth::new(scheme, vec![Secret::new(secret)], None).expect("auth");
+    let mut endpoints = Vec::new();
+    for (scheme, secret, findable) in &schemes {
+        let (token, endpoint) = stack.endpoint(Provider::Wwa, auth_of(*scheme, secret)).await;
+        endpoints.push((*scheme, secret.clone(), findable.clone(), token, endpoint));
+    }
+    let stored = endpoint_items_text(&stack).await;
+    for (scheme, _, findable, _, _) in &endpoints {
+        assert!(
+            !stored.contains(findable.as_str()),
+            "{scheme}: its key is not in the table: {stored}"
+        );
+    }
+    assert_eq!(stored.matches("sealed_secrets").count(), endpoints.len(), "{stored}");
+    assert_eq!(stack.keyring.decrypt_calls(), 0, "sealing needs no decrypt");
+
+    // Each key opens (one KMS Decrypt per key, the first time), signs, and refuses another key.
+    for round in 0..2 {
+        for (n, (scheme, secret, _, token, _)) in endpoints.iter().enumerate() {
+            let body = wwa_message(&format!("SEALED-{round}-{n}"));
+            let right = sign(&auth_of(*scheme, secret), &body, Utc::now().timestamp());
+            let (status, v) = post(&stack.receiver, Route::MessageSent, token, &right, &body, false).await;
+            assert_eq!(status, 200, "{scheme}: {v}");
+            let other = endpoints[(n + 1) % endpoints.len()].1.clone();
+            let other = if *scheme == Scheme::HubmessageHmac {
+                "ab".repeat(32)
+            } else if *scheme == Scheme::StandardWebhooks {
+                "whsec_b3RoZXItc3RhbmRhcmQta2V5LTAwMDA=".into()
+            } else {
+                other
+            };
+            let wrong = sign(&auth_of(*scheme, &other), &body, Utc::now().timestamp());
+            let (status, v) = post(&stack.receiver, Route::MessageSent, token, &wrong, &body, false).await;
+            assert_eq!(status, 401, "{scheme}: {v}");
+        }
+        // The registry reads the table on every request here (no endpoint cache), and still
+        // no second Decrypt: the container keeps the data keys it opened.
+        assert_eq!(stack.keyring.decrypt_calls(), endpoints.len(), "round {round}");
+    }
+
+    // A sealed record copied under another endpoint id does not open: a 503 and an alarmed
+    // metric, never a key that works for the copy.
+    let (_, _, _, _, original) = &endpoints[0];
+    let item = common::table_items(&stack.dynamo, "endpoints-test")
+        .await
+        .into_iter()
+        .find(|i| s(i, "endpoint_id") == original.id)
+        .expect("the item");
+    let mut copy: Value = serde_json::from_str(s(&item, "endpoint")).expect("json");
+    copy["id"] = Value::String("ep_copy".into());
+    let copy_token = new_token();
+    stack
+        .dynamo
+        .put_item()
+        .table_name("endpoints-test")
+        .item("pk", AttributeValue::S(wahooks::registry::token_key(&copy_token)))
+        .item("endpoint_id", AttributeValue::S("ep_copy".into()))
+        .item("endpoint", AttributeValue::S(copy.to_string()))
+        .item("token_added_at", AttributeValue::N("0".into()))
+        .send()
+        .await
+        .expect("put");
+    assert!(matches!(
+        stack.registry.lookup(&copy_token).await,
+        Err(RegistryError::Corrupt(_))
+    ));
+    let body = wwa_message("COPIED");
+    let signed = sign(&auth_of(endpoints[0].0, &endpoints[0].1), &body, Utc::now().timestamp());
+    let (status, _) = post(&stack.receiver, Route::MessageSent, &copy_token, &signed, &body, false).await;
+    assert_eq!(status, 503);
+
+    // A receiver without the keyring cannot use a sealed key: 503, never "accept anything".
+    let keyless = Receiver::new(
+        Arc::new(DynamoRegistry::new(stack.dynamo.clone(), "endpoints-test")),
+        stack.receiver.store.clone(),
+    );
+    let (scheme, secret, _, token, _) = &endpoints[1];
+    let body = wwa_message("KEYLESS");
+    let signed = sign(&auth_of(*scheme, secret), &body, Utc::now().timestamp());
+    let (status, _) = post(&keyless, Route::MessageSent, token, &signed, &body, false).await;
+    assert_eq!(status, 503);
+
+    // A record from before the seals (the key as it is) still works until `wahooks endpoint
+    // upgrade` seals it (cli/tests/cli_endpoint.rs), and rotating a sealed endpoint's key seals
+    // the new one without opening the others.
+    let (scheme, secret, findable, token, endpoint) = &endpoints[1];
+    let mut e = endpoint.clone();
+    let locked: Endpoint = serde_json::from_value(
+        serde_json::to_value(&stack.registry.find_by_id(&e.id).await.expect("found").1).expect("json"),
+    )
+    .expect("reads");
+    assert_eq!(locked.auth.locked().len(), 1, "an operator reads it sealed");
+    e = locked;
+    e.auth
+        .add_secret(Secret::new("zz-known-rotated-waha-key"))
+        .expect("rotate");
+    let before = stack.keyring.decrypt_calls();
+    stack.registry.update(&e).await.expect("update");
+    assert_eq!(stack.keyring.decrypt_calls(), before, "sealing the new key opens none");
+    let stored = endpoint_items_text(&stack).await;
+    assert!(
+        !stored.contains("zz-known-rotated") && !stored.contains(findable.as_str()),
+        "{stored}"
+    );
+    for (id, key) in [("ROT-A", secret.as_str()), ("ROT-B", "zz-known-rotated-waha-key")] {
+        let body = wwa_message(id);
+        let signed = sign(&auth_of(*scheme, key), &body, Utc::now().timestamp());
+        let (status, v) = post(&stack.receiver, Route::MessageSent, token, &signed, &body, false).await;
+        assert_eq!(status, 200, "{id}: {v}");
+    }
 }
 
 #[tokio::test]

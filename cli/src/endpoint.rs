@@ -151,10 +151,20 @@ pub async fn run(command: EndpointCommand) -> ExitCode {
 
 async fn registry() -> DynamoRegistry {
     let config = Config::from_env();
-    DynamoRegistry::new(
-        aws_sdk_dynamodb::Client::new(&aws_config().await),
-        config.endpoints_table,
-    )
+    registry_for(&config, &aws_config().await)
+}
+
+/// The endpoints table, sealing signing secrets under `WAHOOKS_SECRETS_KEY` (default
+/// `alias/wahooks-secrets`: the stack `wahooks`'s, and `make run`'s). Sealing needs
+/// `kms:GenerateDataKey` only; no command opens a sealed secret.
+fn registry_for(config: &Config, sdk: &aws_config::SdkConfig) -> DynamoRegistry {
+    let key = config
+        .secrets_key
+        .clone()
+        .unwrap_or_else(|| wahooks::schema::local_secrets_alias("wahooks"));
+    let keyring = wahooks::keyring::KmsKeyring::new(aws_sdk_kms::Client::new(sdk), Some(key));
+    DynamoRegistry::new(aws_sdk_dynamodb::Client::new(sdk), config.endpoints_table.clone())
+        .with_keyring(std::sync::Arc::new(keyring))
 }
 
 async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
@@ -426,13 +436,15 @@ fn provider_made_secret(scheme: Scheme) -> Option<&'static str> {
 }
 
 /// `upgrade`: every endpoint item read and, when its stored form is not the current one (a
-/// static scheme's plain `secrets`, a plain `verify_token`), written back through the
+/// static scheme's plain `secrets`, a signing scheme's unsealed ones, a plain `verify_token`),
+/// written back through the
 /// registry's update (under every URL token of the endpoint). An item that does not read is
 /// named and left as it is (its URLs answer 503 until it is fixed or deleted).
 async fn upgrade() -> anyhow::Result<()> {
     let config = Config::from_env();
-    let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
-    let registry = DynamoRegistry::new(client.clone(), config.endpoints_table.clone());
+    let sdk = aws_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let registry = registry_for(&config, &sdk);
     let mut stale: std::collections::BTreeMap<String, wahooks::endpoint::Endpoint> = Default::default();
     let mut endpoints = std::collections::BTreeSet::new();
     let mut unreadable = 0usize;
@@ -468,7 +480,11 @@ async fn upgrade() -> anyhow::Result<()> {
             match read {
                 Ok((raw, endpoint)) => {
                     endpoints.insert(endpoint.id.clone());
-                    if serde_json::to_value(&endpoint)? != raw {
+                    // A signing key stored as it is cannot even be written back as it is: it
+                    // is sealed by the update.
+                    let stale_form = !endpoint.auth.unsealed().is_empty()
+                        || serde_json::to_value(&endpoint).ok().as_ref() != Some(&raw);
+                    if stale_form {
                         stale.insert(endpoint.id.clone(), endpoint);
                     }
                 }

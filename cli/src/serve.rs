@@ -570,6 +570,9 @@ fn write_state(dir: &Path, endpoint: &str, stack: &LocalStack, demos: &[Demo], b
     if let Some(url) = &stack.config.parked_url {
         env.push_str(&format!("export WAHOOKS_PARKED_URL={url}\n"));
     }
+    if let Some(key) = &stack.config.secrets_key {
+        env.push_str(&format!("export WAHOOKS_SECRETS_KEY={key}\n"));
+    }
     if let Some(bucket) = &stack.config.body_bucket {
         env.push_str(&format!("export WAHOOKS_BODY_BUCKET={bucket}\n"));
     }

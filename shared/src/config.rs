@@ -110,6 +110,10 @@ pub struct Config {
     /// `WAHOOKS_PARKED_URL`: the queue of stream records the fanout can never publish (without
     /// it such a record is retried like any failure).
     pub parked_url: Option<String>,
+    /// `WAHOOKS_SECRETS_KEY`: the KMS key (id, ARN or `alias/…`) signing secrets are sealed
+    /// under (the stack's SecretsKeyArn output). Opening needs no id: the sealed data key names
+    /// its key.
+    pub secrets_key: Option<String>,
 }
 
 impl Config {
@@ -131,6 +135,7 @@ impl Config {
             routes: var("WAHOOKS_ROUTES", ""),
             body_bucket: Some(var("WAHOOKS_BODY_BUCKET", "")).filter(|b| !b.is_empty()),
             parked_url: Some(var("WAHOOKS_PARKED_URL", "")).filter(|u| !u.is_empty()),
+            secrets_key: Some(var("WAHOOKS_SECRETS_KEY", "")).filter(|k| !k.is_empty()),
         }
     }
 }

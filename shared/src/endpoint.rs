@@ -86,6 +86,46 @@ impl fmt::Debug for SecretDigest {
     }
 }
 
+/// A signing key as the endpoints table keeps it: envelope-encrypted. A data key of its own,
+/// made by KMS under the secrets key with the endpoint id as encryption context, encrypts the
+/// key with AES-256-GCM (the endpoint id as associated data); KMS's encrypted copy of the data
+/// key is kept beside it. Only a principal the secrets key lets decrypt (the receivers' roles)
+/// can open it, and only for the endpoint it was sealed for (`keyring`, docs/receiving.md
+/// "Secrets at rest"). Every field is base64.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    /// The data key as KMS encrypted it (its `CiphertextBlob`).
+    pub key: String,
+    /// The AES-GCM nonce (12 bytes).
+    pub nonce: String,
+    /// The key encrypted with the data key, with the GCM tag.
+    pub data: String,
+}
+
+impl Sealed {
+    /// Whether the fields decode to what [`Sealed`] holds (a nonce of 12 bytes, a tag at least).
+    fn is_well_formed(&self) -> bool {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.decode(s).ok();
+        matches!(b64(&self.key), Some(k) if !k.is_empty())
+            && matches!(b64(&self.nonce), Some(n) if n.len() == 12)
+            && matches!(b64(&self.data), Some(d) if d.len() > 16)
+    }
+}
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sealed(…)")
+    }
+}
+
+/// One key of a signing scheme: the key itself (built from it, or opened), its sealed form (as
+/// stored), or both.
+#[derive(Clone, Debug)]
+struct SigningKey {
+    secret: Option<Secret>,
+    sealed: Option<Sealed>,
+}
+
 /// How a request proves it comes from the provider (beyond the unguessable URL token, which
 /// is always required).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -261,14 +301,18 @@ pub enum EndpointError {
 /// read back from the endpoints table has the digests only. Reading a stored record validates
 /// it as [`Auth::new`] does: one that does not validate is an error, never an `Auth` that
 /// accepts anything.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(try_from = "AuthRecord", into = "AuthRecord")]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "AuthRecord")]
 pub struct Auth {
     scheme: Scheme,
     header: Option<String>,
-    /// The secrets themselves: a signing scheme's keys, and a static scheme's only when this
-    /// `Auth` was built from them (then in the order of `digests`; never stored).
+    /// The secrets themselves: a signing scheme's open keys (those of `signing` that hold
+    /// one, in order), and a static scheme's only when this `Auth` was built from them (then in
+    /// the order of `digests`; never stored).
     secrets: Vec<Secret>,
+    /// A signing scheme's keys, oldest first, each open, sealed or both (empty for the other
+    /// schemes). Stored sealed only.
+    signing: Vec<SigningKey>,
     /// A static scheme's accepted secrets as SHA-256 digests, oldest first (empty for the
     /// other schemes).
     digests: Vec<SecretDigest>,
@@ -278,22 +322,22 @@ pub struct Auth {
     keys: MacKeys,
 }
 
-/// Two `Auth`s are equal when what is stored of them is: the scheme, the header, a signing
-/// scheme's secrets or a static scheme's digests, and the verify token's digest (an `Auth` read
-/// back equals the one that was stored). The HMAC keys are derived, so they are not compared.
+/// Two `Auth`s are equal when what is stored of them is: the scheme, the header, a static
+/// scheme's digests, the verify token's digest, and each signing key (sealed, when both are; the
+/// key itself otherwise). An `Auth` read back equals the one that was stored. The HMAC keys are
+/// derived, so they are not compared.
 impl PartialEq for Auth {
     fn eq(&self, other: &Auth) -> bool {
-        let stored = |a: &Auth| {
-            let signing: &[Secret] = if a.scheme.is_static() { &[] } else { &a.secrets };
-            (
-                a.scheme,
-                a.header.clone(),
-                signing.to_vec(),
-                a.digests.clone(),
-                a.verify_token,
-            )
+        let same_key = |a: &SigningKey, b: &SigningKey| match (&a.sealed, &b.sealed) {
+            (Some(x), Some(y)) => x == y,
+            _ => a.secret.is_some() && a.secret == b.secret,
         };
-        stored(self) == stored(other)
+        self.scheme == other.scheme
+            && self.header == other.header
+            && self.digests == other.digests
+            && self.verify_token == other.verify_token
+            && self.signing.len() == other.signing.len()
+            && self.signing.iter().zip(&other.signing).all(|(a, b)| same_key(a, b))
     }
 }
 
@@ -304,22 +348,26 @@ impl Eq for Auth {}
 /// A static scheme's secrets are stored as the hex SHA-256 digests `secret_digests`, never as
 /// they are; Meta's verify token as `verify_token_digest`. A signing scheme (hubmessage-hmac,
 /// standard-webhooks, hub-signature-256, waha-hmac, evolution-jwt) needs the key itself to
-/// compute the MAC, so its `secrets` are still stored as they are; a KMS envelope for them (a
-/// key only the receivers may decrypt with, the endpoint id as encryption context) comes later
-/// (#28). Records written before the digests (`secrets` on a static scheme, a plain
-/// `verify_token`) are still read, and `wahooks endpoint upgrade` rewrites them.
+/// compute the MAC: its keys are stored as `sealed_secrets`, each envelope-encrypted
+/// ([`Sealed`]). Records written before (a static scheme's or a signing scheme's plain
+/// `secrets`, a plain `verify_token`) are still read, and `wahooks endpoint upgrade` rewrites
+/// them.
 #[derive(Serialize, Deserialize)]
 struct AuthRecord {
     scheme: Scheme,
     /// The header read by `api-key` and `custom-header` (lower case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     header: Option<String>,
-    /// A signing scheme's keys (a static scheme's secrets in records older than the digests).
+    /// Secrets as they are: only in records from before the digests and the seals (read, never
+    /// written, but as the empty list of a url-token record).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     secrets: Option<Vec<Secret>>,
     /// A static scheme's secrets: 64 hex digits of SHA-256 each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     secret_digests: Option<Vec<String>>,
+    /// A signing scheme's keys, envelope-encrypted, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed_secrets: Option<Vec<Sealed>>,
     /// Meta's verify token, in records older than the digests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     verify_token: Option<Secret>,
@@ -329,9 +377,10 @@ struct AuthRecord {
 }
 
 /// A stored record is checked as [`Auth::new`] checks what it is given, and then some: an empty
-/// or malformed secret or digest, a missing or invalid header name, a header on a scheme that
-/// reads a fixed one, no secret where the scheme needs one, or both forms of the same value
-/// are errors (an unknown scheme already fails to deserialise).
+/// or malformed secret, digest or seal, a missing or invalid header name, a header on a scheme
+/// that reads a fixed one, no secret where the scheme needs one, a form the scheme does not
+/// store, or two forms of the same value are errors (an unknown scheme already fails to
+/// deserialise).
 impl TryFrom<AuthRecord> for Auth {
     type Error = EndpointError;
 
@@ -343,7 +392,10 @@ impl TryFrom<AuthRecord> for Auth {
             (_, Some(_)) => return Err(invalid("a header name on a scheme that reads a fixed header")),
             (_, None) => None,
         };
-        let (secrets, digests) = if scheme.is_static() {
+        let (digests, signing) = if scheme.is_static() {
+            if r.sealed_secrets.is_some() {
+                return Err(invalid("`sealed_secrets` on a scheme stored as digests"));
+            }
             let digests = match (r.secrets, r.secret_digests) {
                 (Some(_), Some(_)) => return Err(invalid("both `secrets` and `secret_digests`")),
                 // A record from before the digests: checked, then kept as digests only.
@@ -360,21 +412,51 @@ impl TryFrom<AuthRecord> for Auth {
                     .collect::<Result<Vec<_>, _>>()?,
                 (None, None) => Vec::new(),
             };
-            (Vec::new(), digests)
+            (digests, Vec::new())
         } else {
             if r.secret_digests.is_some() {
                 return Err(invalid(
                     "`secret_digests` on a scheme that signs with the secret itself",
                 ));
             }
-            let secrets = r.secrets.unwrap_or_default();
-            for (i, s) in secrets.iter().enumerate() {
-                check_secret(scheme, i + 1, s)?;
-            }
-            (secrets, Vec::new())
+            let signing = match (r.secrets, r.sealed_secrets) {
+                (Some(plain), Some(_)) if !plain.is_empty() => {
+                    return Err(invalid("both `secrets` and `sealed_secrets`"))
+                }
+                (_, Some(sealed)) => {
+                    if sealed.iter().any(|s| !s.is_well_formed()) {
+                        return Err(invalid("a sealed secret does not decode (key, 12-byte nonce, data)"));
+                    }
+                    sealed
+                        .into_iter()
+                        .map(|s| SigningKey {
+                            secret: None,
+                            sealed: Some(s),
+                        })
+                        .collect()
+                }
+                // A record from before the seals: checked, and sealed when it is written again.
+                (plain, None) => {
+                    let plain = plain.unwrap_or_default();
+                    for (i, s) in plain.iter().enumerate() {
+                        check_secret(scheme, i + 1, s)?;
+                    }
+                    plain
+                        .into_iter()
+                        .map(|s| SigningKey {
+                            secret: Some(s),
+                            sealed: None,
+                        })
+                        .collect()
+                }
+            };
+            (Vec::new(), signing)
         };
-        if scheme.needs_secret() && secrets.is_empty() && digests.is_empty() {
+        if scheme.needs_secret() && signing.is_empty() && digests.is_empty() {
             return Err(EndpointError::MissingSecret(scheme));
+        }
+        if scheme == Scheme::UrlToken && !signing.is_empty() {
+            return Err(invalid("secrets on the url-token scheme"));
         }
         let verify_token = match (r.verify_token, r.verify_token_digest) {
             (Some(_), Some(_)) => return Err(invalid("both `verify_token` and `verify_token_digest`")),
@@ -382,32 +464,51 @@ impl TryFrom<AuthRecord> for Auth {
             (None, Some(stored)) => Some(SecretDigest::from_stored(scheme, 0, &stored)?),
             (None, None) => None,
         };
-        Ok(Auth {
-            keys: MacKeys::new(scheme, &secrets),
+        let mut auth = Auth {
+            keys: MacKeys::default(),
             scheme,
             header,
-            secrets,
+            secrets: Vec::new(),
+            signing,
             digests,
             verify_token,
-        })
+        };
+        auth.refresh();
+        Ok(auth)
     }
 }
 
-impl From<Auth> for AuthRecord {
-    fn from(a: Auth) -> AuthRecord {
-        let (secrets, secret_digests) = if a.scheme.is_static() {
-            (None, Some(a.digests.iter().map(|d| d.to_hex()).collect()))
-        } else {
-            (Some(a.secrets), None)
-        };
-        AuthRecord {
-            scheme: a.scheme,
-            header: a.header,
-            secrets,
-            secret_digests,
+/// What the endpoints table stores of an `Auth`. A signing key that is not sealed yet cannot be
+/// stored: writing it is an error (the registry seals keys before it writes an endpoint).
+impl Serialize for Auth {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let sealed = self
+            .signing
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                k.sealed.clone().ok_or_else(|| {
+                    serde::ser::Error::custom(format!(
+                        "signing secret #{} of the {} scheme is not sealed: it is never stored as it is",
+                        i + 1,
+                        self.scheme
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, S::Error>>()?;
+        let record = AuthRecord {
+            scheme: self.scheme,
+            header: self.header.clone(),
+            secrets: (self.scheme == Scheme::UrlToken).then(Vec::new),
+            secret_digests: self
+                .scheme
+                .is_static()
+                .then(|| self.digests.iter().map(|d| d.to_hex()).collect()),
+            sealed_secrets: (!self.scheme.is_static() && self.scheme != Scheme::UrlToken).then_some(sealed),
             verify_token: None,
-            verify_token_digest: a.verify_token.map(SecretDigest::to_hex),
-        }
+            verify_token_digest: self.verify_token.map(SecretDigest::to_hex),
+        };
+        record.serialize(serializer)
     }
 }
 
@@ -442,14 +543,81 @@ impl Auth {
         } else {
             Vec::new()
         };
-        Ok(Auth {
-            keys: MacKeys::new(scheme, &secrets),
+        if scheme.is_static() {
+            return Ok(Auth {
+                keys: MacKeys::default(),
+                scheme,
+                header,
+                secrets,
+                signing: Vec::new(),
+                digests,
+                verify_token: None,
+            });
+        }
+        let mut auth = Auth {
+            keys: MacKeys::default(),
             scheme,
             header,
-            secrets,
+            secrets: Vec::new(),
+            signing: secrets
+                .into_iter()
+                .map(|s| SigningKey {
+                    secret: Some(s),
+                    sealed: None,
+                })
+                .collect(),
             digests,
             verify_token: None,
-        })
+        };
+        auth.refresh();
+        Ok(auth)
+    }
+
+    /// A signing scheme's open keys and their HMAC keys, from `signing`.
+    fn refresh(&mut self) {
+        if !self.scheme.is_static() {
+            self.secrets = self.signing.iter().filter_map(|k| k.secret.clone()).collect();
+            self.keys = MacKeys::new(self.scheme, &self.secrets);
+        }
+    }
+
+    /// A signing scheme's keys that are not sealed yet (index, key): what the registry seals
+    /// before it stores the endpoint.
+    pub fn unsealed(&self) -> Vec<(usize, &Secret)> {
+        self.signing
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.sealed.is_none())
+            .filter_map(|(i, k)| Some((i, k.secret.as_ref()?)))
+            .collect()
+    }
+
+    /// Keep the sealed form of signing key `index` (made by the keyring from [`Auth::unsealed`]).
+    pub fn set_sealed(&mut self, index: usize, sealed: Sealed) {
+        if let Some(k) = self.signing.get_mut(index) {
+            k.sealed = Some(sealed);
+        }
+    }
+
+    /// A signing scheme's keys held sealed only (index, seal): what a receiver's registry opens
+    /// before the endpoint checks a request.
+    pub fn locked(&self) -> Vec<(usize, &Sealed)> {
+        self.signing
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.secret.is_none())
+            .filter_map(|(i, k)| Some((i, k.sealed.as_ref()?)))
+            .collect()
+    }
+
+    /// Keep signing key `index` as opened by the keyring (checked as a new secret is).
+    pub fn set_opened(&mut self, index: usize, secret: Secret) -> Result<(), EndpointError> {
+        check_secret(self.scheme, index + 1, &secret)?;
+        if let Some(k) = self.signing.get_mut(index) {
+            k.secret = Some(secret);
+        }
+        self.refresh();
+        Ok(())
     }
 
     /// The header `scheme` keeps: `api-key`'s (default `x-api-key`) and `custom-header`'s
@@ -476,6 +644,7 @@ impl Auth {
             scheme: Scheme::UrlToken,
             header: None,
             secrets: Vec::new(),
+            signing: Vec::new(),
             digests: Vec::new(),
             verify_token: None,
             keys: MacKeys::default(),
@@ -499,9 +668,9 @@ impl Auth {
         self.header.as_deref().or(self.scheme.default_header())
     }
 
-    /// The secrets themselves, newest last: a signing scheme's keys; a static scheme's only when
-    /// this `Auth` was built from them (one read from the endpoints table has none: see
-    /// [`Auth::secret_count`]).
+    /// The secrets themselves, newest last: a signing scheme's open keys (one read from the
+    /// endpoints table has them once the registry opened them); a static scheme's only when this
+    /// `Auth` was built from them (see [`Auth::secret_count`]).
     pub fn secrets(&self) -> &[Secret] {
         &self.secrets
     }
@@ -511,7 +680,7 @@ impl Auth {
         if self.scheme.is_static() {
             self.digests.len()
         } else {
-            self.secrets.len()
+            self.signing.len()
         }
     }
 
@@ -548,9 +717,12 @@ impl Auth {
                 self.secrets.push(secret);
             }
         } else {
-            self.secrets.push(secret);
+            self.signing.push(SigningKey {
+                secret: Some(secret),
+                sealed: None,
+            });
+            self.refresh();
         }
-        self.keys = MacKeys::new(self.scheme, &self.secrets);
         Ok(())
     }
 
@@ -563,11 +735,13 @@ impl Auth {
         }
         if self.scheme.is_static() {
             self.digests.remove(index);
+            if index < self.secrets.len() {
+                self.secrets.remove(index);
+            }
+        } else {
+            self.signing.remove(index);
+            self.refresh();
         }
-        if index < self.secrets.len() {
-            self.secrets.remove(index);
-        }
-        self.keys = MacKeys::new(self.scheme, &self.secrets);
         Ok(())
     }
 }
@@ -698,6 +872,16 @@ mod tests {
         Auth::new(scheme, vec![Secret::new(secret)], header).expect("valid")
     }
 
+    /// A seal of the right shape (what a keyring makes; its content is not opened here).
+    fn sealed_stub() -> Sealed {
+        let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
+        Sealed {
+            key: b64(40),
+            nonce: b64(12),
+            data: b64(32),
+        }
+    }
+
     fn read(json: serde_json::Value) -> Result<Auth, serde_json::Error> {
         serde_json::from_value(json)
     }
@@ -722,13 +906,25 @@ mod tests {
             assert_eq!(back.secret_count(), 1);
             assert_eq!(back.header(), auth.header());
         }
-        // A signing scheme keeps its key (the MAC needs it), and the verify token is a digest.
-        let meta = Auth::new(Scheme::HubSignature256, vec![Secret::new("app-secret")], None)
+        // A signing scheme's key (the MAC needs it) is stored sealed only: unsealed, it cannot be
+        // written at all. The verify token is a digest.
+        let mut meta = Auth::new(Scheme::HubSignature256, vec![Secret::new("app-secret")], None)
             .expect("valid")
             .with_verify_token(Secret::new("the-verify-token"))
             .expect("valid");
+        let refused = serde_json::to_value(&meta).expect_err("an unsealed key is never written");
+        assert!(refused.to_string().contains("not sealed"), "{refused}");
+        assert!(!refused.to_string().contains("app-secret"), "{refused}");
+        assert_eq!(meta.unsealed().len(), 1);
+        meta.set_sealed(0, sealed_stub());
+        assert!(meta.unsealed().is_empty());
         let stored = serde_json::to_value(&meta).expect("json");
-        assert_eq!(stored["secrets"], serde_json::json!(["app-secret"]));
+        assert!(stored.get("secrets").is_none(), "{stored}");
+        assert_eq!(
+            stored["sealed_secrets"],
+            serde_json::json!([serde_json::to_value(sealed_stub()).expect("json")])
+        );
+        assert!(!stored.to_string().contains("app-secret"), "{stored}");
         assert!(!stored.to_string().contains("the-verify-token"), "{stored}");
         assert_eq!(
             stored["verify_token_digest"],
@@ -737,6 +933,13 @@ mod tests {
         let back = read(stored).expect("reads");
         assert_eq!(back, meta);
         assert!(back.has_verify_token());
+        // Read back, the key is locked until a keyring opens it: no key, no MAC.
+        assert_eq!(back.locked().len(), 1);
+        assert!(back.secrets().is_empty() && back.secret_count() == 1);
+        let mut opened = back.clone();
+        opened.set_opened(0, Secret::new("app-secret")).expect("valid");
+        assert!(opened.locked().is_empty());
+        assert_eq!(opened.secrets(), &[Secret::new("app-secret")]);
         assert_eq!(
             serde_json::to_value(Auth::url_token()).expect("json"),
             serde_json::json!({"scheme": "url-token", "secrets": []})
@@ -755,9 +958,14 @@ mod tests {
         let rewritten = serde_json::to_value(&auth).expect("json");
         assert!(rewritten.get("secrets").is_none() && !rewritten.to_string().contains("k-old"));
         // (The table spells Meta's scheme `hub-signature256`: serde's kebab-case of the variant.)
-        let meta = read(serde_json::json!({"scheme": "hub-signature256", "secrets": ["app"], "verify_token": "vt"}))
-            .expect("a legacy Meta record reads");
+        let mut meta =
+            read(serde_json::json!({"scheme": "hub-signature256", "secrets": ["app"], "verify_token": "vt"}))
+                .expect("a legacy Meta record reads");
+        assert_eq!(meta.secrets(), &[Secret::new("app")], "a plain key is open");
+        assert_eq!(meta.unsealed().len(), 1, "and sealed when written again");
+        meta.set_sealed(0, sealed_stub());
         let rewritten = serde_json::to_value(&meta).expect("json");
+        assert!(rewritten.get("secrets").is_none(), "{rewritten}");
         assert!(rewritten.get("verify_token").is_none(), "{rewritten}");
         assert_eq!(
             rewritten["verify_token_digest"],
@@ -805,6 +1013,22 @@ mod tests {
                 "needs a secret",
             ),
             (serde_json::json!({"scheme": "waha-hmac", "secrets": [""]}), "empty"),
+            (
+                serde_json::json!({"scheme": "waha-hmac", "sealed_secrets": [{"key": "AA==", "nonce": "AA==", "data": "AA=="}]}),
+                "does not decode",
+            ),
+            (
+                serde_json::json!({"scheme": "waha-hmac", "sealed_secrets": []}),
+                "needs a secret",
+            ),
+            (
+                serde_json::json!({"scheme": "waha-hmac", "secrets": ["k"], "sealed_secrets": [serde_json::to_value(sealed_stub()).expect("json")]}),
+                "both",
+            ),
+            (
+                serde_json::json!({"scheme": "bearer", "sealed_secrets": [serde_json::to_value(sealed_stub()).expect("json")]}),
+                "digests",
+            ),
             (
                 serde_json::json!({"scheme": "hubmessage-hmac", "secrets": ["abc"]}),
                 "64 hexadecimal",

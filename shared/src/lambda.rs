@@ -15,6 +15,7 @@ use crate::config::{init_tracing, lambda_sdk_config_from_env, Config};
 use crate::event::Route;
 use crate::fanout::{Fanout, Queue, Routing, RoutingError, SqsPublisher};
 use crate::http::Receiver;
+use crate::keyring::KmsKeyring;
 use crate::registry::{CachedRegistry, DynamoRegistry, CACHE_TTL};
 use crate::store::DynamoEventStore;
 
@@ -27,7 +28,9 @@ pub async fn receiver_from_env() -> Receiver {
     if let Some(bucket) = &config.body_bucket {
         store = store.with_bucket(Arc::new(S3Bucket::new(s3_client(&sdk), bucket)));
     }
-    let registry = DynamoRegistry::new(dynamo, &config.endpoints_table);
+    // Signing secrets are sealed under the secrets key: opened once per container.
+    let keyring = KmsKeyring::new(aws_sdk_kms::Client::new(&sdk), config.secrets_key.clone());
+    let registry = DynamoRegistry::new(dynamo, &config.endpoints_table).with_keyring(Arc::new(keyring));
     // Open the connection (DNS + TLS) during init, so the first request doesn't pay for it.
     registry.warm_up().await;
     Receiver::new(Arc::new(CachedRegistry::new(registry, CACHE_TTL)), Arc::new(store))

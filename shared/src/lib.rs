@@ -36,6 +36,8 @@ pub mod fanout;
 pub mod http;
 pub mod identity;
 #[cfg(feature = "aws")]
+pub mod keyring;
+#[cfg(feature = "aws")]
 pub mod lambda;
 #[cfg(feature = "aws")]
 pub mod local;

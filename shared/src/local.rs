@@ -12,10 +12,11 @@ use crate::bucket::{s3_client, S3Bucket};
 use crate::config::Config;
 use crate::fanout::{Fanout, SqsPublisher};
 use crate::http::Receiver;
+use crate::keyring::KmsKeyring;
 use crate::registry::DynamoRegistry;
 use crate::schema::{
     create_bucket, create_endpoints_table, create_events_table, create_failures_queue, create_parked_queue,
-    create_queues, local_bucket_name,
+    create_queues, create_secrets_key, local_bucket_name,
 };
 use crate::store::DynamoEventStore;
 use crate::stream_driver::StreamDriver;
@@ -71,6 +72,10 @@ impl LocalStack {
         if config.parked_url.is_none() {
             config.parked_url = Some(create_parked_queue(&sqs, queue_prefix).await?);
         }
+        if config.secrets_key.is_none() {
+            let kms = aws_sdk_kms::Client::new(&sdk);
+            config.secrets_key = Some(create_secrets_key(&kms, queue_prefix).await?);
+        }
         if config.body_bucket.is_none() {
             let bucket = local_bucket_name(queue_prefix);
             create_bucket(&crate::bucket::s3_client(&sdk), &bucket).await?;
@@ -85,7 +90,8 @@ impl LocalStack {
     pub async fn connect(sdk: aws_config::SdkConfig, config: Config) -> Result<Self, Error> {
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let registry = DynamoRegistry::new(dynamo.clone(), &config.endpoints_table);
+        let keyring = KmsKeyring::new(aws_sdk_kms::Client::new(&sdk), config.secrets_key.clone());
+        let registry = DynamoRegistry::new(dynamo.clone(), &config.endpoints_table).with_keyring(Arc::new(keyring));
         let mut store = DynamoEventStore::new(dynamo.clone(), &config.events_table, config.retention_days);
         if let Some(bucket) = &config.body_bucket {
             store = store.with_bucket(Arc::new(S3Bucket::new(s3_client(&sdk), bucket)));

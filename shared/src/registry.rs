@@ -1,5 +1,6 @@
 //! Where endpoints are kept and looked up: the `endpoints` table, keyed by the SHA-256 of the
-//! URL token (the token itself is never stored), with a short per-container cache.
+//! URL token (the token itself is never stored; signing secrets sealed, `keyring`), with a short
+//! per-container cache.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::endpoint::Endpoint;
+use crate::keyring::{self, Keyring, KeyringError};
 
 /// How long a container trusts its cached copy of an endpoint (a disabled endpoint or a
 /// removed secret takes at most this long to take effect).
@@ -72,9 +74,23 @@ pub enum RegistryError {
     /// No endpoint with that id.
     #[error("no endpoint `{0}`")]
     NotFound(String),
-    /// A stored item we could not read (or an endpoint we could not write as one).
+    /// A stored item we could not read (or an endpoint we could not write as one), or a sealed
+    /// secret that does not open for its endpoint.
     #[error("endpoint item is corrupt")]
     Corrupt(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The secrets key could not seal or open a signing secret (KMS unreachable or refusing,
+    /// or no key configured to seal with).
+    #[error("the endpoint's signing secrets: {0}")]
+    Secrets(#[source] KeyringError),
+}
+
+impl From<KeyringError> for RegistryError {
+    fn from(e: KeyringError) -> RegistryError {
+        match e {
+            KeyringError::Invalid(_) => RegistryError::Corrupt(Box::new(e)),
+            e => RegistryError::Secrets(e),
+        }
+    }
 }
 
 /// Who owns an instance, as [`EndpointRegistry::claim`] found it.
@@ -114,20 +130,43 @@ pub trait EndpointRegistry: Send + Sync {
 pub struct DynamoRegistry {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// Seals signing secrets before they are written, opens them when an endpoint is looked up.
+    keyring: Option<Arc<dyn Keyring>>,
 }
 
 impl DynamoRegistry {
-    /// An adapter for `table`.
+    /// An adapter for `table` (without a keyring: endpoints with signing secrets can be neither
+    /// written nor used; see [`DynamoRegistry::with_keyring`]).
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         DynamoRegistry {
             client,
             table: table.into(),
+            keyring: None,
         }
+    }
+
+    /// Seal signing secrets with `keyring` when writing, open them with it in [`lookup`].
+    ///
+    /// [`lookup`]: EndpointRegistry::lookup
+    pub fn with_keyring(mut self, keyring: Arc<dyn Keyring>) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// `endpoint` with every signing secret sealed (what is written).
+    async fn sealed(&self, endpoint: &Endpoint) -> Result<Endpoint, RegistryError> {
+        let mut endpoint = endpoint.clone();
+        if !endpoint.auth.unsealed().is_empty() {
+            let keyring = self.keyring.as_deref().ok_or(KeyringError::NoKey)?;
+            keyring::seal_auth(keyring, &endpoint.id, &mut endpoint.auth).await?;
+        }
+        Ok(endpoint)
     }
 
     /// Store a new endpoint under its token's hash.
     pub async fn create(&self, token: &str, endpoint: &Endpoint) -> Result<(), RegistryError> {
-        self.write(&token_key(token), endpoint, Some("attribute_not_exists(pk)"))
+        let endpoint = self.sealed(endpoint).await?;
+        self.write(&token_key(token), &endpoint, Some("attribute_not_exists(pk)"))
             .await
     }
 
@@ -137,8 +176,9 @@ impl DynamoRegistry {
         if items.is_empty() {
             return Err(RegistryError::NotFound(endpoint.id.clone()));
         }
+        let endpoint = self.sealed(endpoint).await?;
         for (key, added_at) in items {
-            self.write_at(&key, endpoint, Some("attribute_exists(pk)"), added_at)
+            self.write_at(&key, &endpoint, Some("attribute_exists(pk)"), added_at)
                 .await?;
         }
         Ok(())
@@ -148,6 +188,7 @@ impl DynamoRegistry {
     /// [`DynamoRegistry::retire_tokens`] removes them (a rotation without a gap).
     pub async fn add_token(&self, id: &str, token: &str) -> Result<Endpoint, RegistryError> {
         let (_, endpoint) = self.find_by_id(id).await?;
+        let endpoint = self.sealed(&endpoint).await?;
         let added_at = chrono::Utc::now().timestamp_millis();
         self.write_at(&token_key(token), &endpoint, Some("attribute_not_exists(pk)"), added_at)
             .await?;
@@ -391,7 +432,18 @@ impl EndpointRegistry for DynamoRegistry {
             .send()
             .await
             .map_err(|e| RegistryError::Unavailable(e.into()))?;
-        out.item().map(decode).transpose().map(|o| o.map(|(_, e)| Arc::new(e)))
+        let Some((_, mut endpoint)) = out.item().map(decode).transpose()? else {
+            return Ok(None);
+        };
+        // Signing secrets are stored sealed: opened here, once per container and record (the
+        // keyring keeps the data keys it opened).
+        if !endpoint.auth.locked().is_empty() {
+            let keyring = self.keyring.as_deref().ok_or(KeyringError::Unavailable(
+                "the endpoint's signing secrets are sealed and this function has no keyring".into(),
+            ))?;
+            keyring::open_auth(keyring, &endpoint.id, &mut endpoint.auth).await?;
+        }
+        Ok(Some(Arc::new(endpoint)))
     }
 
     async fn claim(

@@ -155,3 +155,27 @@ pub async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<(), aw
     s3.create_bucket().bucket(name).send().await?;
     Ok(())
 }
+
+/// The local stack's secrets key alias (the template's `SecretsKeyAlias` is
+/// `alias/<stack>-secrets`).
+pub fn local_secrets_alias(prefix: &str) -> String {
+    format!("alias/{prefix}-secrets")
+}
+
+/// Create the secrets key signing secrets are sealed under, with its alias, unless the alias
+/// exists (as `infra/template.yaml`'s `SecretsKey`, whose key policy adds who may decrypt);
+/// returns the alias.
+pub async fn create_secrets_key(kms: &aws_sdk_kms::Client, prefix: &str) -> Result<String, aws_sdk_kms::Error> {
+    let alias = local_secrets_alias(prefix);
+    if kms.describe_key().key_id(&alias).send().await.is_ok() {
+        return Ok(alias);
+    }
+    let key = kms
+        .create_key()
+        .description("wahooks endpoint signing secrets (local stack)")
+        .send()
+        .await?;
+    let id = key.key_metadata().map(|m| m.key_id().to_owned()).unwrap_or_default();
+    kms.create_alias().alias_name(&alias).target_key_id(id).send().await?;
+    Ok(alias)
+}

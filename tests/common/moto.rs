@@ -104,6 +104,17 @@ impl Moto {
     pub async fn dynamo(&self) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::new(&self.sdk().await)
     }
+
+    /// The secrets key `make run` and `wahooks endpoint` use by default
+    /// (`alias/wahooks-secrets`), created in this server, and a keyring sealing under it.
+    #[allow(dead_code)]
+    pub async fn keyring(&self) -> std::sync::Arc<wahooks::keyring::KmsKeyring> {
+        let kms = aws_sdk_kms::Client::new(&self.sdk().await);
+        let alias = wahooks::schema::create_secrets_key(&kms, "wahooks")
+            .await
+            .expect("the secrets key");
+        std::sync::Arc::new(wahooks::keyring::KmsKeyring::new(kms, Some(alias)))
+    }
 }
 
 impl Drop for Moto {
