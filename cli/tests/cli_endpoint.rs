@@ -176,6 +176,29 @@ async fn create_list_rotate_remove_and_disable_an_endpoint() {
 async fn create_picks_each_providers_verified_scheme_unless_asked() {
     let moto = moto::Moto::start();
     let dynamo = moto.dynamo().await;
+    // Without the secrets key a signing scheme's endpoint cannot be stored, and the command
+    // says which key to give it.
+    wahooks::schema::create_endpoints_table(&dynamo, "endpoints-cli")
+        .await
+        .expect("table");
+    let keyless = wahooks(&moto, &["endpoint", "create", "--provider", "meta"]);
+    let err = String::from_utf8_lossy(&keyless.stderr);
+    assert_eq!(keyless.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("alias/wahooks-secrets") && err.contains("WAHOOKS_SECRETS_KEY"),
+        "{err}"
+    );
+    assert!(
+        !stdout(&keyless).contains("secret (shown once)"),
+        "no secret handed out for nothing"
+    );
+    moto.keyring().await;
+    dynamo
+        .delete_table()
+        .table_name("endpoints-cli")
+        .send()
+        .await
+        .expect("reset");
     wahooks::schema::create_endpoints_table(&dynamo, "endpoints-cli")
         .await
         .expect("table");
@@ -231,8 +254,9 @@ async fn upgrade_rewrites_records_from_before_the_digests_and_counts_them() {
     wahooks::schema::create_endpoints_table(&dynamo, "endpoints-cli")
         .await
         .expect("table");
-    // Two items (two URL tokens) of one api-key endpoint and one Meta endpoint, as an older
-    // version stored them, and one already in the current form.
+    let keyring = moto.keyring().await;
+    // Two items (two URL tokens) of one api-key endpoint and one Meta endpoint (its app
+    // secret as it is), as an older version stored them, and one already in the current form.
     let legacy = |id: &str, auth: serde_json::Value| {
         serde_json::json!({"id": id, "provider": "zapi", "auth": auth, "enabled": true, "created_at": "2026-01-01T00:00:00Z"})
             .to_string()
@@ -259,7 +283,7 @@ async fn upgrade_rewrites_records_from_before_the_digests_and_counts_them() {
             "ep_meta",
             legacy(
                 "ep_meta",
-                serde_json::json!({"scheme": "hub-signature256", "secrets": ["app"], "verify_token": "zz-legacy-verify"}),
+                serde_json::json!({"scheme": "hub-signature256", "secrets": ["zz-legacy-app-secret"], "verify_token": "zz-legacy-verify"}),
             ),
         ),
         (
@@ -291,7 +315,9 @@ async fn upgrade_rewrites_records_from_before_the_digests_and_counts_them() {
     let stored = scan().await;
     assert!(!stored.contains("zz-legacy"), "no secret left at rest: {stored}");
     assert!(
-        stored.contains("secret_digests") && stored.contains("verify_token_digest"),
+        stored.contains("secret_digests")
+            && stored.contains("verify_token_digest")
+            && stored.contains("sealed_secrets"),
         "{stored}"
     );
     let again = wahooks(&moto, &["endpoint", "upgrade"]);
@@ -306,6 +332,27 @@ async fn upgrade_rewrites_records_from_before_the_digests_and_counts_them() {
     let mut headers = http::HeaderMap::new();
     headers.insert("x-api-key", http::HeaderValue::from_static("zz-legacy-key"));
     assert!(wahooks::auth::authenticate(&e.auth, &headers, b"{}", 0).is_ok());
+    // The sealed app secret opens with the receivers' keyring and signs as before.
+    let (_, mut meta) = registry.find_by_id("ep_meta").await.expect("found");
+    assert_eq!(meta.auth.locked().len(), 1, "read back sealed");
+    wahooks::keyring::open_auth(&*keyring, "ep_meta", &mut meta.auth)
+        .await
+        .expect("opens for its endpoint");
+    let app = wahooks::endpoint::Auth::new(
+        wahooks::endpoint::Scheme::HubSignature256,
+        vec![wahooks::endpoint::Secret::new("zz-legacy-app-secret")],
+        None,
+    )
+    .expect("auth");
+    let signed = wahooks::auth::sign(&app, b"{}", 0);
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in &signed {
+        headers.insert(
+            http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+            http::HeaderValue::from_str(v).expect("value"),
+        );
+    }
+    assert!(wahooks::auth::authenticate(&meta.auth, &headers, b"{}", 0).is_ok());
     // An item that does not validate is named, left alone, and fails the command.
     dynamo
         .put_item()

@@ -139,6 +139,20 @@ pub async fn open_auth(keyring: &dyn Keyring, endpoint_id: &str, auth: &mut Auth
     Ok(())
 }
 
+/// A KMS error in one line: its code and message, or what kept the request from KMS.
+fn kms_error<E, R>(e: &aws_sdk_kms::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    use aws_sdk_kms::error::ProvideErrorMetadata;
+    match (e.code(), e.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => crate::error_chain(e),
+    }
+}
+
 /// The data keys a container opened, by endpoint and encrypted copy.
 #[derive(Default)]
 struct OpenedKeys(Mutex<HashMap<(String, Vec<u8>), [u8; 32]>>);
@@ -196,7 +210,12 @@ impl Keyring for KmsKeyring {
             .encryption_context(CONTEXT_KEY, endpoint_id)
             .send()
             .await
-            .map_err(|e| KeyringError::Unavailable(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_not_found_exception() => KeyringError::Unavailable(format!(
+                    "the secrets key `{key_id}` does not exist (WAHOOKS_SECRETS_KEY: the stack's SecretsKeyArn output)"
+                )),
+                _ => KeyringError::Unavailable(kms_error(&e)),
+            })?;
         let plain: [u8; 32] = out
             .plaintext()
             .map(|p| p.as_ref())
@@ -228,7 +247,7 @@ impl Keyring for KmsKeyring {
                     Some(E::InvalidCiphertextException(_) | E::IncorrectKeyException(_)) => {
                         KeyringError::Invalid("KMS refused the encrypted data key for this endpoint")
                     }
-                    _ => KeyringError::Unavailable(aws_sdk_kms::error::DisplayErrorContext(e).to_string()),
+                    _ => KeyringError::Unavailable(kms_error(&e)),
                 }
             })?;
         let key: [u8; 32] = out
