@@ -26,6 +26,7 @@ fn config() -> Config {
         routes: String::new(),
         body_bucket: None,
         parked_url: None,
+        secrets_key: None,
     }
 }
 

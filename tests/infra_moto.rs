@@ -86,6 +86,8 @@ async fn receivers_and_fanout_run_on_what_the_template_creates() {
         // The bucket and the parked queue the template made: the receivers and the fanout use them.
         body_bucket: Some(output(&stack, "BodyBucketName")),
         parked_url: Some(output(&stack, "ParkedRecordsQueueUrl")),
+        // The key the template made: signing secrets are sealed under it.
+        secrets_key: Some(output(&stack, "SecretsKeyArn")),
     };
     let local = LocalStack::connect(moto.sdk().await, config.clone())
         .await
@@ -146,8 +148,10 @@ async fn receivers_and_fanout_run_on_what_the_template_creates() {
 
     // A webhook per provider through the receivers, the stream through the fanout.
     let mut accepted = HashSet::new();
+    let mut tokens = HashMap::new();
     for provider in Provider::ALL {
         let token = local.url_token_endpoint(provider).await.expect("endpoint");
+        tokens.insert(provider, token.clone());
         for (name, body) in common::payloads(provider).into_iter().take(5) {
             let path = format!("/v1/hooks/{token}");
             let response = local
@@ -165,6 +169,53 @@ async fn receivers_and_fanout_run_on_what_the_template_creates() {
             );
         }
     }
+    // A signed delivery through an endpoint whose app secret is sealed under the template's key.
+    let app = wahooks::endpoint::Auth::new(
+        wahooks::endpoint::Scheme::HubSignature256,
+        vec![wahooks::endpoint::Secret::new("drift-app-secret")],
+        None,
+    )
+    .expect("auth");
+    // (In the Meta endpoint's tenant: the fixture's instance is already that tenant's.)
+    use wahooks::registry::EndpointRegistry;
+    let meta = local
+        .registry
+        .lookup(&tokens[&Provider::Meta])
+        .await
+        .expect("lookup")
+        .expect("exists");
+    let token = wahooks::registry::new_token();
+    let signed_endpoint = wahooks::endpoint::Endpoint {
+        tenant: meta.tenant.clone(),
+        ..wahooks::registry::new_endpoint(Provider::Meta, app.clone())
+    };
+    local
+        .registry
+        .create(&token, &signed_endpoint)
+        .await
+        .expect("sealed under SecretsKey");
+    let (name, body) = common::payloads(Provider::Meta)
+        .into_iter()
+        .next()
+        .expect("a Meta fixture");
+    let signed = wahooks::auth::sign(&app, &body, chrono::Utc::now().timestamp());
+    let response = local
+        .receiver
+        .handle(
+            Route::Any,
+            apigw_request("POST", &format!("/v1/hooks/{token}"), "", &signed, &body),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "signed {name}");
+    let v: Value = serde_json::from_slice(response.body().as_ref()).expect("json");
+    accepted.extend(
+        v["accepted"]
+            .as_array()
+            .expect("accepted")
+            .iter()
+            .map(|x| x.as_str().expect("id").to_owned()),
+    );
+
     let mut driver = StreamDriver::new(&local.sdk, &config.events_table);
     assert!(driver
         .drain(&local.fanout, Duration::from_secs(60))
@@ -454,6 +505,45 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
         stack["template"]["Resources"]["AlarmSubscription"]["Properties"]["Protocol"],
         "email"
     );
+
+    // Signing secrets' key: only the seven receivers' roles may decrypt, and only with the
+    // endpoint's encryption context; the account (operators, through IAM) may administer the
+    // key and make data keys, never decrypt. Every function is told the key.
+    let secrets = &stack["template"]["Resources"]["SecretsKey"]["Properties"];
+    assert_eq!(secrets["EnableKeyRotation"], true);
+    let statements = secrets["KeyPolicy"]["Statement"].as_array().expect("statements");
+    let decrypting: Vec<&Value> = statements
+        .iter()
+        .filter(|st| st["Action"].to_string().contains("Decrypt") || st["Action"] == "kms:*")
+        .collect();
+    assert_eq!(decrypting.len(), 1, "one statement may decrypt: {statements:?}");
+    let open = decrypting[0];
+    assert_eq!(open["Action"], "kms:Decrypt");
+    assert_eq!(
+        open["Condition"]["ForAnyValue:StringEquals"]["kms:EncryptionContextKeys"],
+        "wahooks:endpoint"
+    );
+    let roles: HashSet<String> = open["Principal"]["AWS"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .map(|r| r["Fn::GetAtt"][0].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let receivers: HashSet<String> = lambdas
+        .iter()
+        .map(|(id, _)| id.to_string())
+        .filter(|id| id != "FanoutFunction")
+        .map(|id| format!("{id}Role"))
+        .collect();
+    assert_eq!(roles, receivers, "exactly the receivers' roles open secrets");
+    for (id, f) in &lambdas {
+        assert_eq!(
+            f["Properties"]["Environment"]["Variables"]["WAHOOKS_SECRETS_KEY"],
+            serde_json::json!({"Fn::GetAtt": ["SecretsKey", "Arn"]}),
+            "{id}"
+        );
+    }
+    assert!(stack["template"]["Outputs"]["SecretsKeyArn"].is_object());
 
     // Every main queue keeps messages 14 days; both tables are protected from deletion.
     for (id, q) in resources(&stack, "AWS::SQS::Queue") {

@@ -141,6 +141,7 @@ async fn published() -> Published {
         routes: String::new(),
         body_bucket: None,
         parked_url: None,
+        secrets_key: None,
     };
     let base = LocalStack::provision(moto.sdk().await, config, "wahooks")
         .await
