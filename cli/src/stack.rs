@@ -1,6 +1,6 @@
 //! The configuration every command reads, documented once in `docs/receiving.md` (Configuration): the SDK's usual
 //! variables (`AWS_ENDPOINT_URL` for the local stand-in), `WAHOOKS_EVENTS_TABLE`,
-//! `WAHOOKS_ENDPOINTS_TABLE`, `WAHOOKS_QUEUE_<NAME>`; queues not set are found by name prefix.
+//! `WAHOOKS_ENDPOINTS_TABLE`, `WAHOOKS_SECRETS_KEY`, `WAHOOKS_QUEUE_<NAME>`; queues not set are found by name prefix.
 
 use anyhow::Context;
 use wahooks::config::{aws_config, Config};
