@@ -1198,3 +1198,85 @@ async fn a_state_redelivery_reads_its_count_in_the_same_call_that_refused_it() {
     // racing change could move), a change adds one.
     assert_eq!(counts, [1, 1, 2, 2, 3]);
 }
+
+#[tokio::test]
+async fn endpoint_updates_are_versioned_and_written_under_every_token_at_once() {
+    use wahooks::registry::{RegistryError, MAX_TRANSACTION_ITEMS};
+    let stack = Stack::start().await;
+    let (token, endpoint) = stack.endpoint(Provider::Zapi, Auth::url_token()).await;
+    let id = endpoint.id.clone();
+    assert_eq!(
+        stack.registry.version_of(&id).await.expect("version"),
+        1,
+        "created at 1"
+    );
+    let second = new_token();
+    stack.registry.add_token(&id, &second).await.expect("a second token");
+
+    // Two commands read the endpoint; the first to write wins, the second is refused and
+    // undoes nothing.
+    let (mut a, seen_a) = stack.registry.find_versioned(&id).await.expect("read");
+    let (mut b, seen_b) = stack.registry.find_versioned(&id).await.expect("read");
+    assert_eq!((seen_a, seen_b), (2, 2));
+    a.enabled = false;
+    stack.registry.update_if(&a, seen_a).await.expect("first write");
+    b.tenant = Some("tn_other".into());
+    let refused = stack.registry.update_if(&b, seen_b).await.expect_err("stale");
+    assert!(
+        matches!(refused, RegistryError::Conflict(ref e) if e == &id),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("run it again"), "{refused}");
+    use wahooks::registry::EndpointRegistry;
+    for t in [&token, &second] {
+        let e = stack.registry.lookup(t).await.expect("lookup").expect("exists");
+        assert!(
+            !e.enabled && e.tenant == endpoint.tenant,
+            "both tokens hold the first write"
+        );
+    }
+
+    // A token added after an update read the endpoint makes that update stale too: no token
+    // is left with an older copy.
+    let (mut c, seen_c) = stack.registry.find_versioned(&id).await.expect("read");
+    let third = new_token();
+    stack.registry.add_token(&id, &third).await.expect("a third token");
+    c.enabled = true;
+    assert!(matches!(
+        stack.registry.update_if(&c, seen_c).await,
+        Err(RegistryError::Conflict(_))
+    ));
+
+    // An endpoint stored before versions (no ID# record) updates once from version 0.
+    stack
+        .dynamo
+        .delete_item()
+        .table_name("endpoints-test")
+        .key("pk", AttributeValue::S(wahooks::registry::version_key(&id)))
+        .send()
+        .await
+        .expect("delete the version record");
+    let (mut d, seen_d) = stack.registry.find_versioned(&id).await.expect("read");
+    assert_eq!(seen_d, 0);
+    d.enabled = true;
+    stack.registry.update_if(&d, seen_d).await.expect("from 0");
+    assert!(matches!(
+        stack.registry.update_if(&d, 0).await,
+        Err(RegistryError::Conflict(_))
+    ));
+
+    // DynamoDB's 100 actions a transaction: an endpoint with more tokens than one update can
+    // rewrite is refused with what to do, not half written.
+    let (_, many) = stack.endpoint(Provider::Wwa, Auth::url_token()).await;
+    for _ in 0..MAX_TRANSACTION_ITEMS - 1 {
+        stack.registry.add_token(&many.id, &new_token()).await.expect("token");
+    }
+    let too_many = stack.registry.update(&many).await.expect_err("101 actions");
+    assert!(
+        matches!(too_many, RegistryError::TooManyTokens { tokens: 100, .. }),
+        "{too_many}"
+    );
+    assert!(too_many.to_string().contains("retire-tokens"), "{too_many}");
+    stack.registry.retire_tokens(&many.id).await.expect("retire");
+    stack.registry.update(&many).await.expect("one token left");
+}

@@ -358,9 +358,9 @@ async fn list() -> anyhow::Result<()> {
 /// `enable` / `disable`.
 async fn set_enabled(id: &str, enabled: bool) -> anyhow::Result<()> {
     let registry = registry().await;
-    let (_, mut e) = registry.find_by_id(id).await?;
+    let (mut e, version) = registry.find_versioned(id).await?;
     e.enabled = enabled;
-    registry.update(&e).await?;
+    registry.update_if(&e, version).await?;
     println!("{id} {}", if enabled { "enabled" } else { "disabled" });
     Ok(())
 }
@@ -397,11 +397,11 @@ async fn retire_tokens(id: &str) -> anyhow::Result<()> {
 /// `rotate-secret`: one more accepted secret (generated and shown once when not given).
 async fn rotate_secret(id: &str, secret: Option<String>) -> anyhow::Result<()> {
     let registry = registry().await;
-    let (_, mut e) = registry.find_by_id(id).await?;
+    let (mut e, version) = registry.find_versioned(id).await?;
     let generated = secret.is_none();
     let new = secret.unwrap_or_else(|| generate_secret(e.auth.scheme()));
     e.auth.add_secret(Secret::new(new.clone()))?;
-    registry.update(&e).await?;
+    registry.update_if(&e, version).await?;
     println!(
         "{id}: {} secrets accepted; remove the old one with `wahooks endpoint remove-secret {id}`",
         e.auth.secret_count()
@@ -415,11 +415,11 @@ async fn rotate_secret(id: &str, secret: Option<String>) -> anyhow::Result<()> {
 /// `remove-secret`: secret `index` (never the last one).
 async fn remove_secret(id: &str, index: usize) -> anyhow::Result<()> {
     let registry = registry().await;
-    let (_, mut e) = registry.find_by_id(id).await?;
+    let (mut e, version) = registry.find_versioned(id).await?;
     e.auth
         .remove_secret(index)
         .map_err(|_| anyhow::anyhow!("{id}: no secret #{index} to remove, or it is the last one"))?;
-    registry.update(&e).await?;
+    registry.update_if(&e, version).await?;
     println!("{id}: secret #{index} removed; {} left", e.auth.secret_count());
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -17,6 +17,19 @@ use crate::keyring::{self, Keyring, KeyringError};
 /// How long a container trusts its cached copy of an endpoint (a disabled endpoint or a
 /// removed secret takes at most this long to take effect).
 pub const CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// Which change of an endpoint a read saw: the `version` of its `ID#<id>` record (0: none
+/// recorded, an endpoint stored before versions).
+pub type Version = u64;
+
+/// DynamoDB's limit on the actions of one `TransactWriteItems` (the version record and one put
+/// per URL token).
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// The table key of endpoint `id`'s version record: `ID#<id>`.
+pub fn version_key(id: &str) -> String {
+    format!("ID#{id}")
+}
 
 /// The table key of a URL token: `EP#<hex sha256(token)>`.
 pub fn token_key(token: &str) -> String {
@@ -78,6 +91,18 @@ pub enum RegistryError {
     /// secret that does not open for its endpoint.
     #[error("endpoint item is corrupt")]
     Corrupt(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The endpoint changed (or a token item with its id already exists) since it was read: a
+    /// concurrent command; read it again and retry.
+    #[error("endpoint `{0}` changed while this command ran (or the URL token exists): run it again")]
+    Conflict(String),
+    /// More URL tokens than one transaction can rewrite.
+    #[error("endpoint `{id}` has {tokens} URL tokens, more than one transaction rewrites: retire the old ones (`wahooks endpoint retire-tokens`)")]
+    TooManyTokens {
+        /// The endpoint.
+        id: String,
+        /// How many it has.
+        tokens: usize,
+    },
     /// The secrets key could not seal or open a signing secret (KMS unreachable or refusing,
     /// or no key configured to seal with).
     #[error("the endpoint's signing secrets: {0}")]
@@ -163,36 +188,167 @@ impl DynamoRegistry {
         Ok(endpoint)
     }
 
-    /// Store a new endpoint under its token's hash.
+    /// Store a new endpoint under its token's hash (and its version record, version 1).
     pub async fn create(&self, token: &str, endpoint: &Endpoint) -> Result<(), RegistryError> {
         let endpoint = self.sealed(endpoint).await?;
-        self.write(&token_key(token), &endpoint, Some("attribute_not_exists(pk)"))
-            .await
+        let now = chrono::Utc::now().timestamp_millis();
+        self.transact(
+            &endpoint.id,
+            vec![
+                self.version_step(&endpoint.id, 0)?,
+                self.put_item(&token_key(token), &endpoint, "attribute_not_exists(pk)", now)?,
+            ],
+        )
+        .await
     }
 
-    /// Replace an endpoint (found by id) under every URL token it has.
+    /// The version of endpoint `id`: how many changes were recorded (0: none, an endpoint
+    /// stored before versions). Read it before the endpoint, and give it to
+    /// [`DynamoRegistry::update_if`].
+    pub async fn version_of(&self, id: &str) -> Result<Version, RegistryError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(version_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| RegistryError::Unavailable(e.into()))?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("version"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// The endpoint with this id and the version it was read at (for
+    /// [`DynamoRegistry::update_if`]: a read-modify-write that loses no concurrent change).
+    pub async fn find_versioned(&self, id: &str) -> Result<(Endpoint, Version), RegistryError> {
+        // The version first: a change landing between the two reads moves it, and the update
+        // that follows is refused rather than undoing that change.
+        let version = self.version_of(id).await?;
+        let (_, endpoint) = self.find_by_id(id).await?;
+        Ok((endpoint, version))
+    }
+
+    /// Replace an endpoint (found by id) under every URL token it has, at the version read now.
     pub async fn update(&self, endpoint: &Endpoint) -> Result<(), RegistryError> {
+        let version = self.version_of(&endpoint.id).await?;
+        self.update_if(endpoint, version).await
+    }
+
+    /// Replace an endpoint under every URL token it has, in one transaction, if its version is
+    /// still `seen` ([`RegistryError::Conflict`] otherwise: something changed it since it was
+    /// read; read it again).
+    pub async fn update_if(&self, endpoint: &Endpoint, seen: Version) -> Result<(), RegistryError> {
         let items = self.items_of(&endpoint.id).await?;
         if items.is_empty() {
             return Err(RegistryError::NotFound(endpoint.id.clone()));
         }
         let endpoint = self.sealed(endpoint).await?;
+        let mut writes = vec![self.version_step(&endpoint.id, seen)?];
         for (key, added_at) in items {
-            self.write_at(&key, &endpoint, Some("attribute_exists(pk)"), added_at)
-                .await?;
+            writes.push(self.put_item(&key, &endpoint, "attribute_exists(pk)", added_at)?);
         }
-        Ok(())
+        self.transact(&endpoint.id, writes).await
     }
 
     /// Give an existing endpoint one more URL token: the old ones keep working until
     /// [`DynamoRegistry::retire_tokens`] removes them (a rotation without a gap).
     pub async fn add_token(&self, id: &str, token: &str) -> Result<Endpoint, RegistryError> {
-        let (_, endpoint) = self.find_by_id(id).await?;
+        let (endpoint, version) = self.find_versioned(id).await?;
         let endpoint = self.sealed(&endpoint).await?;
         let added_at = chrono::Utc::now().timestamp_millis();
-        self.write_at(&token_key(token), &endpoint, Some("attribute_not_exists(pk)"), added_at)
-            .await?;
+        // With the version step: an update that read the tokens before this one was added is
+        // refused, so no token is left behind with an older copy of the endpoint.
+        self.transact(
+            id,
+            vec![
+                self.version_step(id, version)?,
+                self.put_item(&token_key(token), &endpoint, "attribute_not_exists(pk)", added_at)?,
+            ],
+        )
+        .await?;
         Ok(endpoint)
+    }
+
+    /// The version record's step from `seen` to `seen + 1`, conditional on `seen`.
+    fn version_step(&self, id: &str, seen: Version) -> Result<TransactWriteItem, RegistryError> {
+        let condition = if seen == 0 {
+            "attribute_not_exists(version)"
+        } else {
+            "version = :seen"
+        };
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(version_key(id)))
+            .update_expression("SET version = :next")
+            .condition_expression(condition)
+            .expression_attribute_values(":next", AttributeValue::N((seen + 1).to_string()));
+        if seen != 0 {
+            update = update.expression_attribute_values(":seen", AttributeValue::N(seen.to_string()));
+        }
+        let update = update.build().map_err(|e| RegistryError::Corrupt(e.into()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// One endpoint item (a URL token's) as a transaction's put.
+    fn put_item(
+        &self,
+        key: &str,
+        endpoint: &Endpoint,
+        condition: &str,
+        token_added_at: i64,
+    ) -> Result<TransactWriteItem, RegistryError> {
+        let json = serde_json::to_string(endpoint).map_err(|e| RegistryError::Corrupt(e.into()))?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(key.to_owned()))
+            .item("endpoint_id", AttributeValue::S(endpoint.id.clone()))
+            .item("endpoint", AttributeValue::S(json))
+            .item("token_added_at", AttributeValue::N(token_added_at.to_string()))
+            .condition_expression(condition)
+            .build()
+            .map_err(|e| RegistryError::Corrupt(e.into()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Write `items` of endpoint `id` all or none. DynamoDB takes at most
+    /// [`MAX_TRANSACTION_ITEMS`] actions a transaction: an endpoint with more URL tokens is
+    /// refused (retire old tokens first). A failed condition is a [`RegistryError::Conflict`].
+    async fn transact(&self, id: &str, items: Vec<TransactWriteItem>) -> Result<(), RegistryError> {
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            return Err(RegistryError::TooManyTokens {
+                id: id.to_owned(),
+                tokens: items.len() - 1,
+            });
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(|e| {
+                let conflict = e
+                    .as_service_error()
+                    .and_then(|se| match se {
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t) => Some(t),
+                        _ => None,
+                    })
+                    .is_some_and(|t| {
+                        t.cancellation_reasons()
+                            .iter()
+                            .any(|r| r.code() == Some("ConditionalCheckFailed"))
+                    });
+                if conflict {
+                    RegistryError::Conflict(id.to_owned())
+                } else {
+                    RegistryError::Unavailable(e.into())
+                }
+            })?;
+        Ok(())
     }
 
     /// Remove every URL token of endpoint `id` but the newest; how many were removed.
@@ -215,6 +371,7 @@ impl DynamoRegistry {
         for (key, _) in &items {
             self.delete_key(key).await?;
         }
+        self.delete_key(&version_key(id)).await?;
         Ok(items.len())
     }
 
@@ -284,33 +441,6 @@ impl DynamoRegistry {
             }
         }
         Ok(out)
-    }
-
-    async fn write(&self, key: &str, endpoint: &Endpoint, condition: Option<&str>) -> Result<(), RegistryError> {
-        self.write_at(key, endpoint, condition, chrono::Utc::now().timestamp_millis())
-            .await
-    }
-
-    async fn write_at(
-        &self,
-        key: &str,
-        endpoint: &Endpoint,
-        condition: Option<&str>,
-        token_added_at: i64,
-    ) -> Result<(), RegistryError> {
-        let json = serde_json::to_string(endpoint).map_err(|e| RegistryError::Corrupt(e.into()))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", AttributeValue::S(key.to_owned()))
-            .item("endpoint_id", AttributeValue::S(endpoint.id.clone()))
-            .item("endpoint", AttributeValue::S(json))
-            .item("token_added_at", AttributeValue::N(token_added_at.to_string()))
-            .set_condition_expression(condition.map(str::to_owned))
-            .send()
-            .await
-            .map_err(|e| RegistryError::Unavailable(e.into()))?;
-        Ok(())
     }
 
     /// Every endpoint, once per URL token (a scan: the table holds one item per token, and one
