@@ -129,6 +129,8 @@ impl Masks {
 struct State {
     next: u64,
     entries: VecDeque<Entry>,
+    /// The bytes the kept entries hold (bodies and events), at most `max_bytes`.
+    bytes: usize,
     /// Event id → queues reached, for events published before (or without) their entry.
     published: BoundedMap<String, (Vec<String>, Value)>,
 }
@@ -138,6 +140,21 @@ pub struct Inspector {
     state: Mutex<State>,
     updates: broadcast::Sender<String>,
     capacity: usize,
+    max_bytes: usize,
+}
+
+/// What the inspector keeps at most, in bytes of bodies and events (a wide webhook's events each
+/// carry its body): past it the oldest entries go, whatever `capacity` allows.
+pub const MAX_KEPT_BYTES: usize = 256 * 1024 * 1024;
+
+/// The bytes an entry holds: its body and every event it shows.
+fn weight(entry: &Entry) -> usize {
+    entry.original.body.len()
+        + entry
+            .events
+            .iter()
+            .map(|e| e.event.as_ref().map_or(0, |v| v.to_string().len()))
+            .sum::<usize>()
 }
 
 fn mask_in(text: &str, secrets: &[String]) -> String {
@@ -175,18 +192,26 @@ fn masked_path(path: &str) -> String {
 }
 
 impl Inspector {
-    /// Keep the last `capacity` requests.
+    /// Keep the last `capacity` requests (and at most [`MAX_KEPT_BYTES`]).
     pub fn new(capacity: usize) -> Arc<Inspector> {
+        Inspector::bounded(capacity, MAX_KEPT_BYTES)
+    }
+
+    /// Keep the last `capacity` requests, and at most `max_bytes` of bodies and events (the
+    /// newest entry always).
+    pub fn bounded(capacity: usize, max_bytes: usize) -> Arc<Inspector> {
         let (updates, _) = broadcast::channel(256);
         Arc::new(Inspector {
             state: Mutex::new(State {
                 next: 1,
                 entries: VecDeque::new(),
+                bytes: 0,
                 // What no entry names is kept only as long as the entries would be.
                 published: BoundedMap::new(capacity * 20),
             }),
             updates,
             capacity: capacity.max(1),
+            max_bytes,
         })
     }
 
@@ -311,9 +336,11 @@ impl Inspector {
                 }
             }
         }
+        state.bytes += weight(&entry);
         state.entries.push_back(entry.clone());
-        while state.entries.len() > self.capacity {
+        while state.entries.len() > self.capacity || (state.bytes > self.max_bytes && state.entries.len() > 1) {
             if let Some(old) = state.entries.pop_front() {
+                state.bytes = state.bytes.saturating_sub(weight(&old));
                 for e in old.events {
                     state.published.remove(&e.id);
                 }
@@ -490,6 +517,33 @@ mod tests {
         let token = "a".repeat(43);
         assert_eq!(masked_path(&format!("/v1/hooks/{token}/any")), "/v1/hooks/••••/any");
         assert_eq!(mask_in("x secret-value y", &["secret-value".into()]), "x •••• y");
+    }
+
+    #[tokio::test]
+    async fn the_kept_entries_are_bounded_in_bytes_as_well_as_in_count() {
+        let registry = wahooks::registry::MemoryRegistry::default();
+        let inspector = Inspector::bounded(100, 10_000);
+        let request = |n: usize, size: usize| Original {
+            method: "POST".into(),
+            path: format!("/v1/hooks/unknown-{n}/any"),
+            query: String::new(),
+            headers: Vec::new(),
+            body: vec![b'x'; size],
+        };
+        for n in 0..5 {
+            inspector
+                .record(&registry, Some(Route::Any), request(n, 3_000), 404, b"{}", None)
+                .await;
+        }
+        let kept: Vec<u64> = inspector.lock().entries.iter().map(|e| e.seq).collect();
+        assert_eq!(kept.len(), 3, "10,000 bytes hold three 3,000-byte bodies: {kept:?}");
+        assert!(inspector.lock().bytes <= 10_000);
+        // One entry over the cap on its own is still kept (the newest always is), alone.
+        let last = inspector
+            .record(&registry, Some(Route::Any), request(9, 20_000), 404, b"{}", None)
+            .await;
+        let kept: Vec<u64> = inspector.lock().entries.iter().map(|e| e.seq).collect();
+        assert_eq!(kept, vec![last.seq]);
     }
 
     #[tokio::test]
