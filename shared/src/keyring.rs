@@ -153,9 +153,12 @@ where
     }
 }
 
+/// An opened data key's place in the cache: the endpoint and KMS's encrypted copy.
+type OpenedKey = (String, Vec<u8>);
+
 /// The data keys a container opened, by endpoint and encrypted copy.
 #[derive(Default)]
-struct OpenedKeys(Mutex<HashMap<(String, Vec<u8>), [u8; 32]>>);
+struct OpenedKeys(Mutex<HashMap<OpenedKey, [u8; 32]>>);
 
 impl OpenedKeys {
     fn get(&self, endpoint_id: &str, wrapped: &[u8]) -> Option<[u8; 32]> {
