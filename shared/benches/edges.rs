@@ -240,6 +240,7 @@ fn receiver() -> (Receiver, MemoryEventStore, MemoryBucket) {
                 enabled: true,
                 created_at: Utc::now().to_rfc3339(),
                 tenant: None,
+                source: None,
             },
         );
     }

@@ -34,6 +34,7 @@ fn receiver() -> Receiver {
                 enabled: true,
                 created_at: Utc::now().to_rfc3339(),
                 tenant: None,
+                source: None,
             },
         );
     }

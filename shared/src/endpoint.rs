@@ -804,6 +804,34 @@ pub struct Endpoint {
     /// everything before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// Set on a source that is not a URL: AWS End User Messaging Social's SNS topic for one
+    /// WhatsApp Business Account (docs/providers.md). Such an endpoint has no URL: the HTTP
+    /// receivers never serve it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SnsSource>,
+}
+
+/// What an AWS End User Messaging Social source expects of each SNS message: the AWS account the
+/// WhatsApp Business Account is in, and its Meta WABA id (the message's
+/// `context.MetaWabaIds[].wabaId`, the entry's `id`); and, when the subscription is not raw (the
+/// SNS envelope names its topic), the topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnsSource {
+    /// The AWS account id (12 digits) the messages' `aws_account_id` must name.
+    pub account: String,
+    /// The Meta WhatsApp Business Account id.
+    pub waba: String,
+    /// The topic ARN an SNS envelope must name (checked when a message carries one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_arn: Option<String>,
+}
+
+impl SnsSource {
+    /// The key a source is stored and looked up under, in place of a URL token (`sns:<waba>`:
+    /// never a plausible URL token, so no URL reaches it).
+    pub fn token(waba: &str) -> String {
+        format!("sns:{waba}")
+    }
 }
 
 impl Endpoint {

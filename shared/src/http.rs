@@ -297,6 +297,29 @@ impl Receiver {
         }
         // lambda_http has already undone API Gateway's base64: these are the provider's bytes.
         let verified = verify(&endpoint, req.headers(), req.body().as_ref(), now)?;
+        self.accept(&endpoint, route, &verified, now, deadline).await
+    }
+
+    /// A body from a source that is not a URL (AWS End User Messaging Social's SNS topic,
+    /// `social.rs`), authenticated by AWS and checked against `endpoint`'s source by the caller:
+    /// parsed, owned, stored and answered exactly as an authenticated webhook is.
+    pub async fn accept_from_source(&self, endpoint: &Endpoint, body: &[u8]) -> Result<Response<Body>, Failure> {
+        let deadline = tokio::time::Instant::now() + self.budget;
+        let now = (self.clock)();
+        let headers = http::HeaderMap::new();
+        let verified = verify(endpoint, &headers, body, now)?;
+        self.accept(endpoint, Route::Any, &verified, now, deadline).await
+    }
+
+    /// Steps 3 to the end for an authentic body: parse, own, store, answer.
+    async fn accept(
+        &self,
+        endpoint: &Endpoint,
+        route: Route,
+        verified: &Verified<'_>,
+        now: DateTime<Utc>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Response<Body>, Failure> {
         let mut events = match parse_verified(&endpoint, route, &verified, now) {
             Ok(events) => events,
             Err(decode) => {
@@ -492,7 +515,8 @@ impl Receiver {
                 }
                 e => Failure::Unavailable(Box::new(e)),
             })?
-            .filter(|e| e.enabled)
+            // A source that is not a URL (an SNS topic's) is never served by one.
+            .filter(|e| e.enabled && e.source.is_none())
             .ok_or(Failure::NotFound)
             // Requests per endpoint, counted once it is known (EndpointFloodAlarm sums them).
             .inspect(|e| emit_metric(|| emf_count("Requests", &[("Endpoint", &e.id)], (self.clock)().timestamp_millis())))
@@ -686,6 +710,7 @@ mod tests {
                 enabled: true,
                 created_at: String::new(),
                 tenant: None,
+                source: None,
             },
         );
         Receiver::new(Arc::new(registry), Arc::new(store.clone()))

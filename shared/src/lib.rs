@@ -46,6 +46,8 @@ pub mod providers;
 pub mod registry;
 #[cfg(feature = "aws")]
 pub mod schema;
+#[cfg(feature = "aws")]
+pub mod social;
 pub mod sqs_rules;
 #[cfg(feature = "aws")]
 pub mod store;

@@ -60,6 +60,7 @@ pub fn new_endpoint(provider: crate::Provider, auth: crate::endpoint::Auth) -> E
         enabled: true,
         created_at: chrono::Utc::now().to_rfc3339(),
         tenant: Some(new_tenant_id()),
+        source: None,
     }
 }
 
