@@ -1084,3 +1084,166 @@ async fn a_given_up_batch_is_recovered_with_one_record_skipped_and_one_parked() 
         .expect("recover");
     assert_eq!((again.batches, again.records), (0, 0), "{again:?}");
 }
+
+/// One Meta webhook `entry` as AWS End User Messaging Social publishes it to SNS.
+fn social_document(entry: &Value, account: &str) -> String {
+    serde_json::json!({
+        "context": {
+            "MetaWabaIds": [{"wabaId": entry["id"], "arn": format!("arn:aws:social-messaging:us-east-1:{account}:waba/0123456789abcdef")}],
+            "MetaPhoneNumberIds": [{
+                "metaPhoneNumberId": entry["changes"][0]["value"]["metadata"]["phone_number_id"],
+                "arn": format!("arn:aws:social-messaging:us-east-1:{account}:phone-number-id/fedcba9876543210")
+            }]
+        },
+        "whatsAppWebhookEntry": entry.to_string(),
+        "aws_account_id": account,
+        "message_timestamp": "2025-06-08T21:00:00.000000000Z",
+        "messageId": "6d69f07a-c317-4278-9d5c-6a84078419ec"
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn end_user_messaging_events_published_twice_reach_their_queues_once_with_metas_ids() {
+    use wahooks::endpoint::{Endpoint, SnsSource};
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    let account = "123456789012";
+
+    // The topic standing in for the WABA's event destination, delivering to the social queue
+    // as the template subscribes it (raw message delivery).
+    let sns = aws_sdk_sns::Client::new(&stack.sdk);
+    let topic = sns
+        .create_topic()
+        .name("wahooks-social-events")
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn()
+        .expect("arn")
+        .to_owned();
+    let social_url = stack.social_url.clone().expect("the social queue");
+    let queue_arn = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&social_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("arn");
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .expect("subscription");
+
+    // A message and the status of a message sent in the same chat, as Meta would post them.
+    let message: Value = serde_json::from_slice(
+        &std::fs::read(common::provider_dir(Provider::Meta).join("meta-cloud-text-message.json")).expect("fixture"),
+    )
+    .expect("json");
+    let mut status = message.clone();
+    let value = &mut status["entry"][0]["changes"][0]["value"];
+    value.as_object_mut().expect("value").remove("messages");
+    value["statuses"] = serde_json::json!([{
+        "id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI4QjQ2NkE1RTk3QzNDNjdGMDkA",
+        "status": "delivered",
+        "timestamp": "1749416390",
+        "recipient_id": "16505551234"
+    }]);
+    let waba = message["entry"][0]["id"].as_str().expect("waba").to_owned();
+
+    // Published before any source exists: left to the queue (retried, then its DLQ), not lost.
+    sns.publish()
+        .topic_arn(&topic)
+        .message(social_document(&message["entry"][0], account))
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(stack.drain_social().await.expect("drain"), 0, "no source yet");
+
+    // The source, in a tenant; its Meta webhook endpoint joins the same tenant.
+    let source = Endpoint {
+        source: Some(SnsSource {
+            account: account.into(),
+            waba: waba.clone(),
+            topic_arn: None,
+        }),
+        ..wahooks::registry::new_endpoint(Provider::Meta, wahooks::endpoint::Auth::url_token())
+    };
+    stack
+        .registry
+        .create(&SnsSource::token(&waba), &source)
+        .await
+        .expect("source");
+    let webhook_token = wahooks::registry::new_token();
+    let webhook = Endpoint {
+        tenant: source.tenant.clone(),
+        ..wahooks::registry::new_endpoint(Provider::Meta, wahooks::endpoint::Auth::url_token())
+    };
+    stack
+        .registry
+        .create(&webhook_token, &webhook)
+        .await
+        .expect("webhook endpoint");
+    // No URL reaches the source.
+    let (status_code, _) = post(&stack, &SnsSource::token(&waba), b"{}").await;
+    assert_eq!(status_code, 404);
+
+    // Each published twice (SNS standard may deliver twice), one from another account too.
+    for doc in [&message, &message, &status, &status] {
+        sns.publish()
+            .topic_arn(&topic)
+            .message(social_document(&doc["entry"][0], account))
+            .send()
+            .await
+            .expect("publish");
+    }
+    sns.publish()
+        .topic_arn(&topic)
+        .message(social_document(&message["entry"][0], "999999999999"))
+        .send()
+        .await
+        .expect("publish");
+    // (The early copy waits out its visibility timeout, a minute, before its retry.)
+    let mut done = 0;
+    for _ in 0..3 {
+        done += stack.drain_social().await.expect("drain");
+    }
+    assert_eq!(
+        done, 4,
+        "the four from the source's account; the foreign one stays queued"
+    );
+    let stored = stored_ids(&stack).await;
+    assert_eq!(stored.len(), 2, "one message, one status: {stored:?}");
+
+    let mut driver = stack.stream_driver();
+    drive(&stack, &mut driver).await;
+    let arrived = drain_all(&stack).await;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (_, messages) in &arrived {
+        for m in messages {
+            *seen.entry(m.event.id.clone()).or_default() += 1;
+            assert_eq!(m.event.source, "wahooks/meta/106540352242922", "Meta's instance");
+        }
+    }
+    assert_eq!(seen.keys().cloned().collect::<HashSet<_>>(), stored);
+    assert!(seen.values().all(|n| *n == 1), "each once: {seen:?}");
+
+    // Meta's own webhook of the same events, in the same tenant, gets exactly these ids: they
+    // are duplicates, never new events.
+    let mut via_webhook = HashSet::new();
+    for doc in [&message, &status] {
+        let (code, v) = post(&stack, &webhook_token, doc.to_string().as_bytes()).await;
+        assert_eq!(code, 200, "{v}");
+        assert!(ids(&v, "accepted").is_empty(), "{v}");
+        via_webhook.extend(ids(&v, "duplicates"));
+    }
+    assert_eq!(via_webhook, stored);
+}

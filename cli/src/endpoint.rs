@@ -46,6 +46,27 @@ pub enum EndpointCommand {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Create the source of one WhatsApp Business Account's AWS End User Messaging Social
+    /// events (its SNS topic's queue, the `social` function): Meta's events, in a tenant, with
+    /// no URL and no secret (AWS authenticates them; each is checked against this account).
+    CreateSns {
+        /// The Meta WhatsApp Business Account id (`context.MetaWabaIds[].wabaId`).
+        #[arg(long)]
+        waba: String,
+        /// The AWS account id the WABA is in (each message's `aws_account_id`).
+        #[arg(long)]
+        account: String,
+        /// The SNS topic's ARN, checked when the subscription is not raw (the envelope names it).
+        #[arg(long)]
+        topic_arn: Option<String>,
+        /// A phone number id the WABA receives for (repeatable), bound to the tenant now.
+        #[arg(long = "instance")]
+        instances: Vec<String>,
+        /// Join this tenant (`tn_…`: the one of the Meta webhook endpoint of the same numbers,
+        /// so both sources share event ids) instead of a tenant of its own.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
     /// List endpoints (never their secrets).
     List,
     /// The instances an endpoint's tenant owns.
@@ -194,6 +215,19 @@ async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        EndpointCommand::CreateSns {
+            waba,
+            account,
+            topic_arn,
+            instances,
+            tenant,
+        } => {
+            let endpoint = create_sns(waba, account, topic_arn, tenant).await?;
+            for instance in instances {
+                bind(&endpoint.id, &instance).await?;
+            }
+            Ok(())
+        }
         EndpointCommand::List => list().await,
         EndpointCommand::Instances { id } => instances(&id).await,
         EndpointCommand::Bind { id, instance } => bind(&id, &instance).await,
@@ -284,6 +318,53 @@ async fn instances(id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `create-sns`: an End User Messaging Social source, stored under its WABA's key.
+async fn create_sns(
+    waba: String,
+    account: String,
+    topic_arn: Option<String>,
+    tenant: Option<String>,
+) -> anyhow::Result<wahooks::endpoint::Endpoint> {
+    anyhow::ensure!(
+        !waba.is_empty() && waba.bytes().all(|b| b.is_ascii_digit()),
+        "--waba is Meta's WhatsApp Business Account id (digits)"
+    );
+    anyhow::ensure!(
+        account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()),
+        "--account is the 12-digit AWS account id"
+    );
+    let mut endpoint = new_endpoint(Provider::Meta, Auth::url_token());
+    if let Some(tenant) = tenant {
+        anyhow::ensure!(
+            tenant.starts_with("tn_") || tenant.is_empty(),
+            "a tenant id is `tn_…` (see `wahooks endpoint list`), or \"\" for the default tenant"
+        );
+        endpoint.tenant = Some(tenant).filter(|t| !t.is_empty());
+    }
+    endpoint.source = Some(wahooks::endpoint::SnsSource {
+        account,
+        waba: waba.clone(),
+        topic_arn,
+    });
+    registry()
+        .await
+        .create(&wahooks::endpoint::SnsSource::token(&waba), &endpoint)
+        .await
+        .map_err(|e| match e {
+            wahooks::registry::RegistryError::Conflict(_) => {
+                anyhow::anyhow!("WABA {waba} already has a source (`wahooks endpoint list`)")
+            }
+            e => e.into(),
+        })?;
+    println!("endpoint: {}", endpoint.id);
+    println!(
+        "provider: meta  source: End User Messaging Social (SNS), WABA {waba}  tenant: {}",
+        tenant_name(&endpoint)
+    );
+    println!("no URL: the `social` function takes this WABA's events from the SNS topic's queue");
+    Ok(endpoint)
+}
+
 /// `bind`: the instance is the endpoint's tenant's, unless another tenant owns it.
 async fn bind(id: &str, instance: &str) -> anyhow::Result<()> {
     let registry = registry().await;
@@ -345,7 +426,10 @@ async fn list() -> anyhow::Result<()> {
             e.id,
             tenant_name(&e),
             e.provider,
-            e.auth.scheme(),
+            match &e.source {
+                Some(_) => "sns".to_owned(),
+                None => e.auth.scheme().to_string(),
+            },
             e.enabled,
             e.auth.secret_count(),
             tokens,

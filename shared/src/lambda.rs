@@ -130,3 +130,30 @@ pub async fn run_fanout() -> Result<(), Error> {
     }))
     .await
 }
+
+/// Build the End User Messaging Social handler from the environment: the receivers' pipeline
+/// (the same registry, keyring and store), fed from the SNS topic's queue.
+pub async fn social_from_env() -> crate::social::SocialHandler {
+    let receiver = receiver_from_env().await;
+    let registry = receiver.registry.clone();
+    crate::social::SocialHandler::new(receiver, registry)
+}
+
+/// Run the End User Messaging Social Lambda (its SQS queue → the store, partial batch failures
+/// reported).
+pub async fn run_social() -> Result<(), Error> {
+    init_tracing();
+    let handler = social_from_env().await;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |e: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
+            let handler = handler.clone();
+            async move {
+                let received = e.payload.records.len();
+                let response = handler.handle(e.payload).await;
+                tracing::info!(received, retried = response.batch_item_failures.len(), "social batch");
+                Ok::<aws_lambda_events::event::sqs::SqsBatchResponse, Error>(response)
+            }
+        },
+    ))
+    .await
+}

@@ -16,10 +16,12 @@ use crate::keyring::KmsKeyring;
 use crate::registry::DynamoRegistry;
 use crate::schema::{
     create_bucket, create_endpoints_table, create_events_table, create_failures_queue, create_parked_queue,
-    create_queues, create_secrets_key, local_bucket_name,
+    create_queues, create_secrets_key, create_social_queue, local_bucket_name,
 };
+use crate::social::SocialHandler;
 use crate::store::DynamoEventStore;
 use crate::stream_driver::StreamDriver;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 
 /// Errors while provisioning (the stand-in is down, a definition is refused).
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -43,6 +45,11 @@ pub struct LocalStack {
     pub fanout: Fanout,
     /// The stream mapping's on-failure destination (`<prefix>-stream-failures`), when provisioned.
     pub failures_url: Option<String>,
+    /// The queue End User Messaging Social's topic delivers to (`<prefix>-social`), when
+    /// provisioned; [`LocalStack::drain_social`] plays the `social` function's event source.
+    pub social_url: Option<String>,
+    /// The `social` function's handler over this stack's receiver.
+    pub social: SocialHandler,
 }
 
 impl LocalStack {
@@ -81,8 +88,10 @@ impl LocalStack {
             create_bucket(&crate::bucket::s3_client(&sdk), &bucket).await?;
             config.body_bucket = Some(bucket);
         }
+        let social_url = create_social_queue(&sqs, queue_prefix).await?;
         let mut stack = Self::connect(sdk, config).await?;
         stack.failures_url = Some(failures_url);
+        stack.social_url = Some(social_url);
         Ok(stack)
     }
 
@@ -97,6 +106,7 @@ impl LocalStack {
             store = store.with_bucket(Arc::new(S3Bucket::new(s3_client(&sdk), bucket)));
         }
         let receiver = Receiver::new(Arc::new(registry.clone()), Arc::new(store));
+        let social = SocialHandler::new(receiver.clone(), Arc::new(registry.clone()));
         let fanout = crate::lambda::fanout_with(&config, SqsPublisher::new(sqs.clone())).await?;
         let fanout = crate::lambda::with_bucket(fanout, &config, &sdk);
         Ok(LocalStack {
@@ -108,7 +118,67 @@ impl LocalStack {
             receiver,
             fanout,
             failures_url: None,
+            social_url: None,
+            social,
         })
+    }
+
+    /// Take what the social queue holds, as the `social` function's event source does: batches
+    /// of up to 10 to the handler, each message it is done with deleted, the others left to
+    /// come back after the visibility timeout (and to the DLQ in AWS). How many were done with.
+    pub async fn drain_social(&self) -> Result<usize, Error> {
+        let Some(url) = &self.social_url else {
+            return Ok(0);
+        };
+        let mut done = 0;
+        loop {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .send()
+                .await?;
+            if got.messages().is_empty() {
+                return Ok(done);
+            }
+            let mut event = SqsEvent::default();
+            event.records = got
+                .messages()
+                .iter()
+                .map(|m| {
+                    let mut record = SqsMessage::default();
+                    record.message_id = m.message_id().map(str::to_owned);
+                    record.receipt_handle = m.receipt_handle().map(str::to_owned);
+                    record.body = m.body().map(str::to_owned);
+                    record
+                })
+                .collect();
+            let response = self.social.handle(event.clone()).await;
+            let retried: Vec<&str> = response
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.as_str())
+                .collect();
+            for m in &event.records {
+                if retried.contains(&m.message_id.as_deref().unwrap_or_default()) {
+                    continue;
+                }
+                if let Some(handle) = &m.receipt_handle {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await?;
+                    done += 1;
+                }
+            }
+            if !retried.is_empty() {
+                // What is left waits for its visibility timeout, as in AWS.
+                return Ok(done);
+            }
+        }
     }
 
     /// A stream driver over the events table with the deployed mapping settings, its failures

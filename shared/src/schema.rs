@@ -134,6 +134,22 @@ pub async fn create_parked_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Res
     Ok(out.queue_url().unwrap_or_default().to_owned())
 }
 
+/// Create the queue End User Messaging Social's SNS topic delivers to (`<prefix>-social`,
+/// standard: SNS standard topics neither order nor deduplicate), as `infra/template.yaml`'s
+/// `SocialQueue` (the template adds its DLQ and the policy that lets the topic send).
+pub async fn create_social_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<String, aws_sdk_sqs::Error> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-social"))
+        .attributes(A::MessageRetentionPeriod, "1209600")
+        // Six times the function's timeout, as AWS advises for a queue a Lambda reads.
+        .attributes(A::VisibilityTimeout, "60")
+        .send()
+        .await?;
+    Ok(out.queue_url().unwrap_or_default().to_owned())
+}
+
 /// The claim-check bucket's name for a local stack of `prefix`: `<prefix>-bodies`, made a valid
 /// S3 bucket name (3-63 lower-case letters, digits and hyphens).
 pub fn local_bucket_name(prefix: &str) -> String {

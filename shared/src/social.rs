@@ -113,8 +113,8 @@ pub fn decode(body: &str) -> Result<Delivery, SocialError> {
         _ => (None, body.to_owned()),
     };
     let doc: Document = serde_json::from_str(&text).map_err(|e| malformed(e.to_string()))?;
-    let entry: serde_json::Value =
-        serde_json::from_str(&doc.whats_app_webhook_entry).map_err(|e| malformed(format!("whatsAppWebhookEntry: {e}")))?;
+    let entry: serde_json::Value = serde_json::from_str(&doc.whats_app_webhook_entry)
+        .map_err(|e| malformed(format!("whatsAppWebhookEntry: {e}")))?;
     if !entry.is_object() {
         return Err(malformed("whatsAppWebhookEntry is not a JSON object".into()));
     }
@@ -276,7 +276,10 @@ mod tests {
         assert_eq!(d.topic_arn, None);
         assert_eq!(d.message_id.as_deref(), Some("6d69f07a-c317-4278-9d5c-6a84078419ec"));
         let webhook: serde_json::Value = serde_json::from_slice(&d.webhook).expect("json");
-        assert_eq!(webhook, serde_json::json!({"object": "whatsapp_business_account", "entry": [entry]}));
+        assert_eq!(
+            webhook,
+            serde_json::json!({"object": "whatsapp_business_account", "entry": [entry]})
+        );
         // The same in an SNS envelope (a subscription without raw delivery) names its topic.
         let envelope = serde_json::json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Message": raw});
         let e = decode(&envelope.to_string()).expect("decodes");
@@ -293,8 +296,14 @@ mod tests {
         for (body, why) in [
             ("not json", "expected"),
             (r#"{"aws_account_id":"1"}"#, "whatsAppWebhookEntry"),
-            (r#"{"aws_account_id":"1","whatsAppWebhookEntry":"[1]"}"#, "not a JSON object"),
-            (r#"{"aws_account_id":"1","whatsAppWebhookEntry":"{\"changes\":[]}"}"#, "no WABA id"),
+            (
+                r#"{"aws_account_id":"1","whatsAppWebhookEntry":"[1]"}"#,
+                "not a JSON object",
+            ),
+            (
+                r#"{"aws_account_id":"1","whatsAppWebhookEntry":"{\"changes\":[]}"}"#,
+                "no WABA id",
+            ),
         ] {
             let e = decode(body).expect_err(body);
             assert!(matches!(e, SocialError::Malformed(_)), "{body}");
@@ -320,7 +329,10 @@ mod tests {
         d.topic_arn = source.topic_arn.clone();
         assert!(check(&source, &d).is_ok());
         d.topic_arn = Some("arn:aws:sns:us-east-1:123456789012:other".into());
-        assert!(matches!(check(&source, &d), Err(SocialError::Foreign { what: "topic", .. })));
+        assert!(matches!(
+            check(&source, &d),
+            Err(SocialError::Foreign { what: "topic", .. })
+        ));
         d.topic_arn = None;
         d.account = "999999999999".into();
         let e = check(&source, &d).expect_err("another account");
