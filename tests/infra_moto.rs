@@ -349,7 +349,7 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
             );
             assert!(!actions.iter().any(|a| a == "dynamodb:PutItem"), "{id}");
         } else {
-            let expected: HashSet<String> = [
+            let mut expected: HashSet<String> = [
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
@@ -357,6 +357,18 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
             ]
             .map(String::from)
             .into();
+            // The social function is a receiver fed by its queue: it reads that queue too.
+            if id.starts_with("Social") {
+                expected.extend(
+                    [
+                        "sqs:ReceiveMessage",
+                        "sqs:DeleteMessage",
+                        "sqs:GetQueueAttributes",
+                        "sqs:ChangeMessageVisibility",
+                    ]
+                    .map(String::from),
+                );
+            }
             assert_eq!(actions, expected, "{id}");
         }
     }
@@ -384,8 +396,39 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
     // The stream mapping: exactly the settings the local stream driver applies
     // (MappingSettings::DEPLOYED), partial failures, an on-failure destination, new events only.
     let mappings = resources(&stack, "AWS::Lambda::EventSourceMapping");
-    assert_eq!(mappings.len(), 1);
-    let m = &mappings[0].1["Properties"];
+    assert_eq!(mappings.len(), 2, "the stream's and the social queue's");
+    let social = &mappings
+        .iter()
+        .find(|(id, _)| id.as_str() == "SocialQueueMapping")
+        .expect("the social queue's mapping")
+        .1["Properties"];
+    assert_eq!(
+        social["FunctionResponseTypes"],
+        serde_json::json!(["ReportBatchItemFailures"])
+    );
+    assert_eq!(social["BatchSize"], 10);
+    // The social queue outlives its function's retries: six times the timeout (10 s), as AWS
+    // advises, and a DLQ after 5 receives.
+    // With SocialTopicArn: raw delivery (the body is AWS's document), and only that topic may
+    // send to the queue.
+    let resources_of = &stack["template"]["Resources"];
+    let subscription = &resources_of["SocialSubscription"];
+    assert_eq!(subscription["Condition"], "HasSocialTopic");
+    assert_eq!(subscription["Properties"]["RawMessageDelivery"], true);
+    assert_eq!(subscription["Properties"]["Protocol"], "sqs");
+    let policy = resources_of["SocialQueuePolicy"]["Properties"]["PolicyDocument"].to_string();
+    assert!(
+        policy.contains("aws:SourceArn") && policy.contains("SocialTopicArn") && policy.contains("sns.amazonaws.com"),
+        "{policy}"
+    );
+    let social_queue = &stack["template"]["Resources"]["SocialQueue"]["Properties"];
+    assert_eq!(social_queue["VisibilityTimeout"], 60);
+    assert_eq!(social_queue["RedrivePolicy"]["maxReceiveCount"], 5);
+    let m = &mappings
+        .iter()
+        .find(|(id, _)| id.as_str() == "FanoutStreamMapping")
+        .expect("the stream's mapping")
+        .1["Properties"];
     let deployed = wahooks::stream_driver::MappingSettings::DEPLOYED;
     let from_template = wahooks::stream_driver::MappingSettings {
         batch_size: m["BatchSize"].as_u64().expect("BatchSize") as usize,
@@ -482,8 +525,8 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
     let alarms = resources(&stack, "AWS::CloudWatch::Alarm");
     assert_eq!(
         alarms.len(),
-        19,
-        "6 DLQ, 5xx, 4xx, quarantine, corrupt endpoints, endpoint flood, throttles, iterator age, 5 queue ages, parked records"
+        20,
+        "7 DLQ (the social queue's too), 5xx, 4xx, quarantine, corrupt endpoints, endpoint flood, throttles, iterator age, 5 queue ages, parked records"
     );
     for (id, a) in &alarms {
         assert!(a["Properties"]["AlarmActions"].is_array(), "{id}");
@@ -532,7 +575,8 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
     let receivers: HashSet<String> = lambdas
         .iter()
         .map(|(id, _)| id.to_string())
-        .filter(|id| id != "FanoutFunction")
+        // (Not the social function: its sources have no secret to open.)
+        .filter(|id| id != "FanoutFunction" && id != "SocialFunction")
         .map(|id| format!("{id}Role"))
         .collect();
     assert_eq!(roles, receivers, "exactly the receivers' roles open secrets");
