@@ -1085,22 +1085,11 @@ async fn a_given_up_batch_is_recovered_with_one_record_skipped_and_one_parked() 
     assert_eq!((again.batches, again.records), (0, 0), "{again:?}");
 }
 
-/// One Meta webhook `entry` as AWS End User Messaging Social publishes it to SNS.
-fn social_document(entry: &Value, account: &str) -> String {
-    serde_json::json!({
-        "context": {
-            "MetaWabaIds": [{"wabaId": entry["id"], "arn": format!("arn:aws:social-messaging:us-east-1:{account}:waba/0123456789abcdef")}],
-            "MetaPhoneNumberIds": [{
-                "metaPhoneNumberId": entry["changes"][0]["value"]["metadata"]["phone_number_id"],
-                "arn": format!("arn:aws:social-messaging:us-east-1:{account}:phone-number-id/fedcba9876543210")
-            }]
-        },
-        "whatsAppWebhookEntry": entry.to_string(),
-        "aws_account_id": account,
-        "message_timestamp": "2025-06-08T21:00:00.000000000Z",
-        "messageId": "6d69f07a-c317-4278-9d5c-6a84078419ec"
-    })
-    .to_string()
+/// The one document End User Messaging Social publishes for a one-entry Meta webhook.
+fn social_document(webhook: &Value, account: &str) -> String {
+    let mut docs = wahooks::social::documents_of(webhook.to_string().as_bytes(), account).expect("a Meta webhook");
+    assert_eq!(docs.len(), 1);
+    docs.remove(0)
 }
 
 #[tokio::test]
@@ -1162,7 +1151,7 @@ async fn end_user_messaging_events_published_twice_reach_their_queues_once_with_
     // Published before any source exists: left to the queue (retried, then its DLQ), not lost.
     sns.publish()
         .topic_arn(&topic)
-        .message(social_document(&message["entry"][0], account))
+        .message(social_document(&message, account))
         .send()
         .await
         .expect("publish");
@@ -1200,14 +1189,14 @@ async fn end_user_messaging_events_published_twice_reach_their_queues_once_with_
     for doc in [&message, &message, &status, &status] {
         sns.publish()
             .topic_arn(&topic)
-            .message(social_document(&doc["entry"][0], account))
+            .message(social_document(doc, account))
             .send()
             .await
             .expect("publish");
     }
     sns.publish()
         .topic_arn(&topic)
-        .message(social_document(&message["entry"][0], "999999999999"))
+        .message(social_document(&message, "999999999999"))
         .send()
         .await
         .expect("publish");

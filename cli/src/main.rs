@@ -7,6 +7,7 @@ mod events;
 mod inspector;
 mod load;
 mod parse;
+mod publish;
 mod quarantine;
 mod recover;
 mod replay;
@@ -40,6 +41,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// POST payload files to a webhook URL as the provider would (signed when the scheme signs).
     Send(send::SendArgs),
+    /// Publish Meta webhook files to an SNS topic as AWS End User Messaging Social does.
+    PublishSns(publish::PublishArgs),
     /// Print events as they reach the queues (and acknowledge them).
     Tail(tail::TailArgs),
     /// A chat's timeline or a message's lifecycle from the events table.
@@ -83,6 +86,7 @@ async fn main() -> ExitCode {
         }
         Command::Serve(args) => serve::run(args).await,
         Command::Send(args) => send::run(args).await,
+        Command::PublishSns(args) => publish::run(args).await,
         Command::Tail(args) => tail::run(args).await,
         Command::Events(args) => events::run(args).await,
         Command::Replay(args) => replay::run(args).await,

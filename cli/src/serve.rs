@@ -552,7 +552,14 @@ pub async fn local_sdk(endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
-fn write_state(dir: &Path, endpoint: &str, stack: &LocalStack, demos: &[Demo], base: &str) -> anyhow::Result<()> {
+fn write_state(
+    dir: &Path,
+    endpoint: &str,
+    stack: &LocalStack,
+    demos: &[Demo],
+    base: &str,
+    social_topic: &str,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut env = format!(
         "# Written by `wahooks serve`: the configuration of the running local stack.\n\
@@ -576,6 +583,9 @@ fn write_state(dir: &Path, endpoint: &str, stack: &LocalStack, demos: &[Demo], b
     if let Some(bucket) = &stack.config.body_bucket {
         env.push_str(&format!("export WAHOOKS_BODY_BUCKET={bucket}\n"));
     }
+    env.push_str(&format!(
+        "export WAHOOKS_SOCIAL_TOPIC_ARN={social_topic}\nexport WAHOOKS_SOCIAL_ACCOUNT={LOCAL_ACCOUNT}\n"
+    ));
     write_private(&dir.join("env"), &env)?;
     let demo: Vec<_> = demos
         .iter()
@@ -698,8 +708,11 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!(e).context("creating the demo endpoints"))?;
     }
+    let social = social_stand_in(&stack, &args.prefix, &demos)
+        .await
+        .context("the End User Messaging Social stand-in (SNS topic, source)")?;
     let base = format!("http://127.0.0.1:{}", args.port);
-    write_state(&args.state_dir, endpoint, &stack, &demos, &base)?;
+    write_state(&args.state_dir, endpoint, &stack, &demos, &base, &social.topic_arn)?;
     // The inspector sees what the fanout publishes through a recording wrapper of its adapter.
     let inspector = Inspector::new(args.inspector_capacity);
     let mut stack = stack;
@@ -720,6 +733,12 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on 127.0.0.1:{}", args.port))?;
     print_banner(&stack, &demos, &base, endpoint, &args.state_dir);
+    println!(
+        "End User Messaging Social: topic {} (WABA {DEMO_WABA}, account {LOCAL_ACCOUNT}), e.g.\n    \
+         wahooks publish-sns tests/fixtures/meta/meta-cloud-text-message.json   (after `source {}/env`)\n",
+        social.topic_arn,
+        args.state_dir.display()
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let driver = {
@@ -732,6 +751,22 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
                     let _ = stop.wait_for(|s| *s).await;
                 })
                 .await;
+        })
+    };
+    // The `social` function's event source: the social queue, drained as Lambda polls it.
+    let social_driver = {
+        let stack = stack.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = stack.drain_social().await {
+                    eprintln!("social queue: {e}");
+                }
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
         })
     };
     let server = Arc::new(Server {
@@ -747,7 +782,75 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), social_driver).await;
     Ok(())
+}
+
+/// The account moto runs as (what the local documents' `aws_account_id` names).
+const LOCAL_ACCOUNT: &str = "123456789012";
+
+/// The WABA of the Meta demo's fixture: the local source's.
+const DEMO_WABA: &str = "102290129340398";
+
+/// The local End User Messaging Social source.
+struct SocialStandIn {
+    topic_arn: String,
+}
+
+/// The topic standing in for a WABA's event destination (`<prefix>-social-events`), subscribed
+/// to the social queue as the template subscribes it (raw message delivery), and the source of
+/// the Meta demo's WABA, in the Meta demo endpoint's tenant (the two share event ids).
+async fn social_stand_in(stack: &LocalStack, prefix: &str, demos: &[Demo]) -> anyhow::Result<SocialStandIn> {
+    let sns = aws_sdk_sns::Client::new(&stack.sdk);
+    let topic_arn = sns
+        .create_topic()
+        .name(format!("{prefix}-social-events"))
+        .send()
+        .await?
+        .topic_arn()
+        .unwrap_or_default()
+        .to_owned();
+    let queue = stack.social_url.clone().context("no social queue")?;
+    let queue_arn = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .context("the social queue's ARN")?;
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await?;
+    if let Some(meta) = demos.iter().find(|d| d.provider == Provider::Meta) {
+        // The WABA of the Meta demo's fixture (tests/fixtures/meta/meta-cloud-text-message.json).
+        let waba = DEMO_WABA.to_owned();
+        let source = wahooks::endpoint::Endpoint {
+            tenant: meta.endpoint.tenant.clone(),
+            source: Some(wahooks::endpoint::SnsSource {
+                account: LOCAL_ACCOUNT.into(),
+                waba: waba.clone(),
+                topic_arn: Some(topic_arn.clone()),
+            }),
+            ..new_endpoint(Provider::Meta, Auth::url_token())
+        };
+        match stack
+            .registry
+            .create(&wahooks::endpoint::SnsSource::token(&waba), &source)
+            .await
+        {
+            // A stand-in that already has it (`--aws-endpoint`, a second run).
+            Ok(()) | Err(wahooks::registry::RegistryError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(SocialStandIn { topic_arn })
 }
 
 /// Serve `server` on `listener` until `stop` turns true (open connections finish their

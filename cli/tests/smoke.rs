@@ -123,6 +123,43 @@ fn make_run_stack_receives_every_fixture_and_publishes_each_event_once() {
         );
     }
 
+    // AWS End User Messaging Social's stand-in: a Meta message published twice to the local
+    // topic is stored once, in the Meta demo's tenant and instance.
+    let mut sns_message: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/meta/meta-cloud-text-message.json")).expect("fixture"),
+    )
+    .expect("json");
+    sns_message["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = "wamid.SNS-SMOKE-1".into();
+    let sns_file = state.join("sns-message.json");
+    std::fs::write(&sns_file, sns_message.to_string()).expect("write");
+    let out = wahooks(&env, &["publish-sns", "--times", "2", sns_file.to_str().expect("path")]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("2 message(s) published"), "{said}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let via_sns = loop {
+        let out = wahooks(
+            &env,
+            &[
+                "events",
+                "--message",
+                "wamid.SNS-SMOKE-1",
+                "--instance",
+                "106540352242922",
+                "--json",
+            ],
+        );
+        let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        if !lines.is_empty() || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(via_sns.len(), 1, "published twice, stored once: {via_sns:?}");
+
     // What was stored, by event id.
     let stored: HashSet<String> = {
         let rt = tokio::runtime::Runtime::new().expect("runtime");

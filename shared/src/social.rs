@@ -140,6 +140,47 @@ pub fn decode(body: &str) -> Result<Delivery, SocialError> {
     })
 }
 
+/// The documents End User Messaging Social publishes for a Meta webhook: one per `entry`, with
+/// the context AWS adds (the WABA and phone number ids; AWS's own ids made up), in account
+/// `account`. The inverse of [`decode`]: what `wahooks publish-sns` and the tests publish to a
+/// topic standing in for the WABA's event destination.
+pub fn documents_of(webhook: &[u8], account: &str) -> Result<Vec<String>, SocialError> {
+    let malformed = |why: &str| SocialError::Malformed(why.to_owned());
+    let webhook: serde_json::Value =
+        serde_json::from_slice(webhook).map_err(|e| SocialError::Malformed(e.to_string()))?;
+    let entries = webhook["entry"]
+        .as_array()
+        .ok_or_else(|| malformed("not a Meta webhook (no `entry` list)"))?;
+    Ok(entries
+        .iter()
+        .enumerate()
+        .map(|(n, entry)| {
+            let waba = entry["id"].as_str().unwrap_or_default();
+            let phones: Vec<serde_json::Value> = entry["changes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["value"]["metadata"]["phone_number_id"].as_str())
+                .map(|id| serde_json::json!({
+                    "metaPhoneNumberId": id,
+                    "arn": format!("arn:aws:social-messaging:us-east-1:{account}:phone-number-id/{id}"),
+                }))
+                .collect();
+            serde_json::json!({
+                "context": {
+                    "MetaWabaIds": [{"wabaId": waba, "arn": format!("arn:aws:social-messaging:us-east-1:{account}:waba/{waba}")}],
+                    "MetaPhoneNumberIds": phones,
+                },
+                "whatsAppWebhookEntry": entry.to_string(),
+                "aws_account_id": account,
+                "message_timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                "messageId": format!("{:08x}-0000-4000-8000-{:012x}", rand::random::<u32>(), n),
+            })
+            .to_string()
+        })
+        .collect())
+}
+
 /// Whether `delivery` is what `source` expects (its account, and its topic when named).
 fn check(source: &SnsSource, delivery: &Delivery) -> Result<(), SocialError> {
     let foreign = |what, got: &str| SocialError::Foreign {
@@ -289,6 +330,26 @@ mod tests {
         let mut bare = document(&entry);
         bare.as_object_mut().expect("object").remove("context");
         assert_eq!(decode(&bare.to_string()).expect("decodes").waba, "102290129340398");
+    }
+
+    #[test]
+    fn the_documents_of_a_webhook_decode_back_to_it_entry_by_entry() {
+        let webhook = serde_json::json!({"object": "whatsapp_business_account", "entry": [
+            {"id": "1", "changes": [{"field": "messages", "value": {"metadata": {"phone_number_id": "11"}}}]},
+            {"id": "2", "changes": [{"field": "messages", "value": {"metadata": {"phone_number_id": "22"}}}]}
+        ]});
+        let docs = documents_of(webhook.to_string().as_bytes(), "123456789012").expect("documents");
+        assert_eq!(docs.len(), 2);
+        for (doc, entry) in docs.iter().zip(webhook["entry"].as_array().expect("entries")) {
+            let d = decode(doc).expect("decodes");
+            assert_eq!(
+                (d.account.as_str(), d.waba.as_str()),
+                ("123456789012", entry["id"].as_str().expect("id"))
+            );
+            let back: serde_json::Value = serde_json::from_slice(&d.webhook).expect("json");
+            assert_eq!(back["entry"][0], *entry);
+        }
+        assert!(documents_of(b"{}", "1").is_err());
     }
 
     #[test]
