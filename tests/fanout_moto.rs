@@ -1216,7 +1216,7 @@ async fn end_user_messaging_events_published_twice_reach_their_queues_once_with_
     drive(&stack, &mut driver).await;
     let arrived = drain_all(&stack).await;
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for (_, messages) in &arrived {
+    for messages in arrived.values() {
         for m in messages {
             *seen.entry(m.event.id.clone()).or_default() += 1;
             assert_eq!(m.event.source, "wahooks/meta/106540352242922", "Meta's instance");

@@ -320,11 +320,11 @@ impl Receiver {
         now: DateTime<Utc>,
         deadline: tokio::time::Instant,
     ) -> Result<Response<Body>, Failure> {
-        let mut events = match parse_verified(&endpoint, route, &verified, now) {
+        let mut events = match parse_verified(endpoint, route, verified, now) {
             Ok(events) => events,
             Err(decode) => {
                 let reason = crate::error_chain(&decode);
-                self.quarantine(&endpoint, route, &verified, &reason, now, deadline)
+                self.quarantine(endpoint, route, verified, &reason, now, deadline)
                     .await?;
                 tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, code = decode.code(), "body quarantined");
                 return Err(Failure::BadRequest(decode));
@@ -337,14 +337,14 @@ impl Receiver {
                 events.len()
             );
             return Err(self
-                .keep(&endpoint, route, &verified, "too_many_events", why, now, deadline)
+                .keep(endpoint, route, verified, "too_many_events", why, now, deadline)
                 .await);
         }
-        self.check_owner(&endpoint, route, &verified, &events, now, deadline)
+        self.check_owner(endpoint, route, verified, &events, now, deadline)
             .await?;
-        self.check_fresh(&endpoint, route, &verified, &events, now, deadline)
+        self.check_fresh(endpoint, route, verified, &events, now, deadline)
             .await?;
-        self.warn_misrouted(&endpoint, route, &events);
+        self.warn_misrouted(endpoint, route, &events);
         // State events (presence, untimed connection changes) get their id from the store.
         tokio::time::timeout_at(
             deadline,
@@ -359,20 +359,19 @@ impl Receiver {
             Ok(outcomes) => outcomes,
             Err(StoreError::Rejected(why)) => {
                 // Retrying can never store it: keep the body and say why (not a 503 forever).
-                self.quarantine(&endpoint, route, &verified, &why, now, deadline)
-                    .await?;
+                self.quarantine(endpoint, route, verified, &why, now, deadline).await?;
                 tracing::warn!(endpoint = %endpoint.id, provider = %endpoint.provider, reason = %why, "unstorable body quarantined");
                 return Err(Failure::Unstorable(why));
             }
             Err(e @ StoreError::TooLarge { .. }) => {
                 let why = crate::error_chain(&e);
                 return Err(self
-                    .keep(&endpoint, route, &verified, "too_large", why, now, deadline)
+                    .keep(endpoint, route, verified, "too_large", why, now, deadline)
                     .await);
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(answer(&endpoint, &events, &outcomes, now))
+        Ok(answer(endpoint, &events, &outcomes, now))
     }
 
     /// Step 4: every instance the events name belongs to the endpoint's tenant (bound now when

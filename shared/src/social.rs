@@ -352,6 +352,85 @@ mod tests {
         assert!(documents_of(b"{}", "1").is_err());
     }
 
+    #[tokio::test]
+    async fn events_aws_generates_and_kinds_nobody_knows_are_stored_never_refused() {
+        use crate::endpoint::Auth;
+        use crate::registry::MemoryRegistry;
+        use crate::store::MemoryEventStore;
+        let registry = Arc::new(MemoryRegistry::default());
+        let source = Endpoint {
+            source: Some(SnsSource {
+                account: "123456789012".into(),
+                waba: "102290129340398".into(),
+                topic_arn: None,
+            }),
+            ..crate::registry::new_endpoint(crate::Provider::Meta, Auth::url_token())
+        };
+        registry.insert(&SnsSource::token("102290129340398"), source);
+        let store = MemoryEventStore::new();
+        let receiver = Receiver::new(registry.clone(), Arc::new(store.clone()));
+        let handler = SocialHandler::new(receiver, registry);
+        let metadata = serde_json::json!({"display_phone_number": "15550783881", "phone_number_id": "106540352242922"});
+        // The outcome of an asynchronous send (a failed status, as AWS generates it), and a
+        // change of a kind no adapter knows.
+        for (n, value, field) in [
+            (
+                1,
+                serde_json::json!({"messaging_product": "whatsapp", "metadata": metadata, "statuses": [{
+                    "id": "wamid.GENERATED", "status": "failed", "timestamp": "1749416390", "recipient_id": "16505551234",
+                    "errors": [{"code": 131026, "title": "Message undeliverable"}]
+                }]}),
+                "messages",
+            ),
+            (
+                2,
+                serde_json::json!({"messaging_product": "whatsapp", "metadata": metadata, "something_new": {"x": 1}}),
+                "a_field_from_the_future",
+            ),
+        ] {
+            let entry = serde_json::json!({"id": "102290129340398", "changes": [{"field": field, "value": value}]});
+            let outcome = handler.handle_body(&document(&entry).to_string()).await;
+            assert_eq!(outcome, Outcome::Done(200), "{field}");
+            assert_eq!(store.len(), n, "{field}: stored");
+        }
+        // Nobody's WABA, or another account's: left to the queue.
+        let stranger = serde_json::json!({"id": "1", "changes": []});
+        let mut doc = document(&stranger);
+        doc["context"]["MetaWabaIds"][0]["wabaId"] = "1".into();
+        assert!(
+            matches!(handler.handle_body(&doc.to_string()).await, Outcome::Retry(why) if why.contains("no enabled source"))
+        );
+        let mut foreign = document(&serde_json::json!({"id": "102290129340398", "changes": []}));
+        foreign["aws_account_id"] = "999999999999".into();
+        assert!(
+            matches!(handler.handle_body(&foreign.to_string()).await, Outcome::Retry(why) if why.contains("account"))
+        );
+        assert_eq!(store.len(), 2);
+        // In a batch, only what is left to the queue is reported (partial batch failures).
+        let record = |id: &str, body: String| {
+            let mut m = SqsMessage::default();
+            m.message_id = Some(id.into());
+            m.body = Some(body);
+            m
+        };
+        let mut batch = SqsEvent::default();
+        batch.records = vec![
+            record(
+                "ok",
+                document(&serde_json::json!({"id": "102290129340398", "changes": []})).to_string(),
+            ),
+            record("foreign", foreign.to_string()),
+            record("garbage", "not json".into()),
+        ];
+        let response = handler.handle(batch).await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, vec!["foreign", "garbage"]);
+    }
+
     #[test]
     fn what_is_not_a_document_says_why() {
         for (body, why) in [
