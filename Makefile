@@ -133,7 +133,7 @@ cost: venv ## what a million events cost, measured on the local stack (the cost 
 
 bench: ## criterion benchmarks: parse, verify, pipeline (bench and release profiles), fanout, Standard Webhooks vs svix (figures in docs/performance.md)
 	cargo bench --workspace --locked
-	WAHOOKS_BENCH_PROFILE=release cargo bench --locked -p wahooks --bench pipeline --profile release -- --save-baseline release-profile
+	WAHOOKS_BENCH_PROFILE=release cargo bench --locked -p wahooks --features local --bench pipeline --profile release -- --save-baseline release-profile
 	cd shared/bench-svix && cargo bench --locked
 
 coldstart: venv ## a receiver's cold start (init, first and warm requests): its release build against a local Lambda Runtime API (figures in docs/performance.md)

@@ -15,9 +15,13 @@
 //! - [`sqs_rules`]: SQS's documented limits (ids, bodies, batches), enforced before every send;
 //! - [`fanout`]: where an event is published (the stream → SQS outbox, routing, batching);
 //! - [`http`]: the receiver pipeline and the one mapping of errors to statuses;
-//! - [`local`]: the local stack (provisioning, the API Gateway event of an HTTP request);
-//! - [`stream_driver`]: the local stand-in for Lambda's stream event-source mapping;
-//! - [`lambda`], [`config`], [`schema`]: wiring, environment, table definitions;
+//! - [`keyring`]: signing keys at rest (sealed under KMS, opened once per container);
+//! - [`social`]: AWS End User Messaging Social's SNS documents, read as Meta's webhook;
+//! - [`lambda`], [`config`]: wiring, environment;
+//! - only with the `local` feature (the CLI and the tests; never in a Lambda): `local` (the
+//!   local stack, the API Gateway event of an HTTP request), `stream_driver` (the stand-in for
+//!   Lambda's stream event-source mapping), `schema` (provisioning from the template's
+//!   definitions);
 //! - [`bounded`]: a map and a set that forget their oldest entries.
 //!
 //! `docs/architecture.md` in the repository says what each module owns and why.
@@ -39,19 +43,19 @@ pub mod identity;
 pub mod keyring;
 #[cfg(feature = "aws")]
 pub mod lambda;
-#[cfg(feature = "aws")]
+#[cfg(feature = "local")]
 pub mod local;
 pub mod providers;
 #[cfg(feature = "aws")]
 pub mod registry;
-#[cfg(feature = "aws")]
+#[cfg(feature = "local")]
 pub mod schema;
 #[cfg(feature = "aws")]
 pub mod social;
 pub mod sqs_rules;
 #[cfg(feature = "aws")]
 pub mod store;
-#[cfg(feature = "aws")]
+#[cfg(feature = "local")]
 pub mod stream_driver;
 
 pub use event::{CloudEvent, EventType, Provider, Route};
