@@ -17,9 +17,9 @@ use sha2::{Digest, Sha256};
 use smallvec::SmallVec;
 use subtle::ConstantTimeEq;
 
-use crate::endpoint::{standard_webhooks_key, Auth, Scheme, Secret};
+use crate::endpoint::{Auth, Scheme};
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::endpoint::{mac, MacKeys};
 
 /// Signed timestamps may be this far from now, either way (Hub Message, Standard Webhooks).
 pub const TIMESTAMP_TOLERANCE_SECS: i64 = 300;
@@ -314,42 +314,6 @@ fn check_age(t: i64, now: i64, max_age: i64) -> Result<(), AuthError> {
     } else {
         Ok(())
     }
-}
-
-/// Each secret's HMAC-SHA256 key with the key schedule done (the inner and outer pads
-/// hashed), as `ring::hmac::Key` keeps it: a request then only hashes its own bytes. Never
-/// printed, and equal whenever the secrets are (it is derived from them).
-#[derive(Clone, Default)]
-pub struct MacKeys(Vec<HmacSha256>);
-
-impl MacKeys {
-    /// The keys of `secrets` under `scheme`: the secret's text for `hubmessage-hmac` (the
-    /// 64-hex text itself, not its bytes) and `hub-signature-256`, the base64 after `whsec_`
-    /// for `standard-webhooks`; none for the other schemes.
-    pub(crate) fn new(scheme: Scheme, secrets: &[Secret]) -> MacKeys {
-        MacKeys(match scheme {
-            Scheme::HubmessageHmac | Scheme::HubSignature256 | Scheme::EvolutionJwt => {
-                secrets.iter().map(|s| mac(s.expose().as_bytes())).collect()
-            }
-            Scheme::StandardWebhooks => secrets
-                .iter()
-                .filter_map(standard_webhooks_key)
-                .map(|key| mac(&key))
-                .collect(),
-            _ => Vec::new(),
-        })
-    }
-}
-
-impl std::fmt::Debug for MacKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "MacKeys({} × ***)", self.0.len())
-    }
-}
-
-fn mac(key: &[u8]) -> HmacSha256 {
-    // HMAC takes keys of any length: this cannot fail.
-    <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
 }
 
 const HUB_SIGNATURE: HeaderName = HeaderName::from_static("x-webhook-signature");
@@ -743,6 +707,7 @@ pub fn sign(auth: &Auth, body: &[u8], now: i64) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoint::Secret;
     use http::HeaderValue;
 
     pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {

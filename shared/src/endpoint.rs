@@ -6,10 +6,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::auth::MacKeys;
 use crate::event::Provider;
 
 /// A secret value: never printed by `Debug` or `Display`.
@@ -777,6 +777,45 @@ fn check_secret(scheme: Scheme, index: usize, secret: &Secret) -> Result<(), End
         },
         _ => Ok(()),
     }
+}
+
+/// HMAC-SHA256, as every signing scheme but WAHA's uses it.
+pub(crate) type HmacSha256 = Hmac<Sha256>;
+
+/// Each secret's HMAC-SHA256 key with the key schedule done (the inner and outer pads
+/// hashed), as `ring::hmac::Key` keeps it: a request then only hashes its own bytes. Never
+/// printed, and equal whenever the secrets are (it is derived from them).
+#[derive(Clone, Default)]
+pub struct MacKeys(pub(crate) Vec<HmacSha256>);
+
+impl MacKeys {
+    /// The keys of `secrets` under `scheme`: the secret's text for `hubmessage-hmac` (the
+    /// 64-hex text itself, not its bytes) and `hub-signature-256`, the base64 after `whsec_`
+    /// for `standard-webhooks`; none for the other schemes.
+    pub(crate) fn new(scheme: Scheme, secrets: &[Secret]) -> MacKeys {
+        MacKeys(match scheme {
+            Scheme::HubmessageHmac | Scheme::HubSignature256 | Scheme::EvolutionJwt => {
+                secrets.iter().map(|s| mac(s.expose().as_bytes())).collect()
+            }
+            Scheme::StandardWebhooks => secrets
+                .iter()
+                .filter_map(standard_webhooks_key)
+                .map(|key| mac(&key))
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+}
+
+impl std::fmt::Debug for MacKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MacKeys({} × ***)", self.0.len())
+    }
+}
+
+pub(crate) fn mac(key: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length: this cannot fail.
+    <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
 }
 
 /// A Standard Webhooks secret's key: the base64 after `whsec_`.

@@ -13,7 +13,6 @@
 use sha2::{Digest, Sha256};
 
 use crate::event::{EventType, Provider};
-use crate::providers::ParseContext;
 
 /// The event id of an event of `event_type` in `chat` (`None`: the instance itself) whose
 /// natural key is `key`.
@@ -38,8 +37,8 @@ pub fn event_id(provider: Provider, instance: &str, event_type: EventType, chat:
 /// between redeliveries) and, when the request carried one, the provider's delivery id. Two
 /// deliveries are then one event only if both agree: a delivery id never merges two different
 /// bodies, and an identical body under a new delivery id is a new delivery.
-pub fn without_natural_key(ctx: &ParseContext<'_>, fingerprint: String) -> String {
-    match ctx.delivery_id {
+pub fn without_natural_key(delivery_id: Option<&str>, fingerprint: String) -> String {
+    match delivery_id {
         Some(d) => format!("delivery:{d}\u{1f}{fingerprint}"),
         None => fingerprint,
     }

@@ -45,6 +45,7 @@ pub mod keyring;
 pub mod lambda;
 #[cfg(feature = "local")]
 pub mod local;
+pub mod metrics;
 pub mod providers;
 #[cfg(feature = "aws")]
 pub mod registry;

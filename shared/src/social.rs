@@ -28,7 +28,8 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use serde::Deserialize;
 
 use crate::endpoint::{Endpoint, SnsSource};
-use crate::http::{emf_count, emit_metric, Failure, Receiver};
+use crate::http::{Failure, Receiver};
+use crate::metrics::{emf_count, emit_metric};
 use crate::registry::EndpointRegistry;
 
 /// Why a message could not be attributed to a source (it is failed back to SQS).

@@ -304,8 +304,8 @@ impl Fanout {
             if event.data.raw.is_some() && !body.contains("\"raw\":") {
                 stats.slimmed += 1;
                 // Workers read such an event's body from the table: worth a metric.
-                crate::http::emit_metric(|| {
-                    crate::http::emf_count(
+                crate::metrics::emit_metric(|| {
+                    crate::metrics::emf_count(
                         "SlimmedMessages",
                         &[
                             ("Provider", event.provider.as_str()),
@@ -353,8 +353,8 @@ impl Fanout {
                 reason = %u.reason,
                 "record parked: it can never be published"
             );
-            crate::http::emit_metric(|| {
-                crate::http::emf_count("ParkedRecords", &[], chrono::Utc::now().timestamp_millis())
+            crate::metrics::emit_metric(|| {
+                crate::metrics::emf_count("ParkedRecords", &[], chrono::Utc::now().timestamp_millis())
             });
         }
         ok

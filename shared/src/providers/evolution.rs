@@ -276,7 +276,7 @@ fn message(
     );
     let natural = match &data.message_id {
         Some(_) => identity,
-        None => without_natural_key(ctx, fingerprint_without(body.value, &["apikey"])),
+        None => without_natural_key(ctx.delivery_id, fingerprint_without(body.value, &["apikey"])),
     };
     match notification {
         Some(name) => {
@@ -302,7 +302,7 @@ fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_>)
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = match &data.message_id {
         Some(id) => format!("{id}\u{1f}{word}\u{1f}{}", data.participant.as_deref().unwrap_or("-")),
-        None => without_natural_key(ctx, fingerprint_without(body.value, &["apikey"])),
+        None => without_natural_key(ctx.delivery_id, fingerprint_without(body.value, &["apikey"])),
     };
     Some(super::event(
         ctx,
@@ -355,7 +355,7 @@ fn connection(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<
             message: format!("connection {state}"),
         });
     }
-    let key = without_natural_key(ctx, fingerprint_without(body.value, &["apikey"]));
+    let key = without_natural_key(ctx.delivery_id, fingerprint_without(body.value, &["apikey"]));
     Some(super::event(
         ctx,
         instance,
@@ -380,7 +380,7 @@ fn presence(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_
     data.presence = state.map(|s| s.to_ascii_lowercase());
     data.participant = who.filter(|_| chat.as_ref().is_some_and(|c| c.kind == ChatKind::Group));
     data.chat = chat;
-    let key = without_natural_key(ctx, fingerprint_without(body.value, &["apikey"]));
+    let key = without_natural_key(ctx.delivery_id, fingerprint_without(body.value, &["apikey"]));
     Some(super::event(
         ctx,
         instance,
@@ -417,7 +417,7 @@ fn notification(
     data.participant = str_of(d, "author");
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = without_natural_key(
-        ctx,
+        ctx.delivery_id,
         format!("{index}\u{1f}{}", fingerprint_without(body.value, &["apikey"])),
     );
     Some(super::event(

@@ -37,7 +37,10 @@ fn templates(ctx: &ParseContext<'_>, body: &Body<'_>, items: &[Json<'_>]) -> Vec
             data.notification = str_of(item, "type").or_else(|| str_of(item, "field"));
             data.parameters = item.get("value").map(Json::to_value);
             let key = str_of(item, "identifier").unwrap_or_else(|| {
-                without_natural_key(ctx, format!("{index}\u{1f}{}", fingerprint_without(item, &[])))
+                without_natural_key(
+                    ctx.delivery_id,
+                    format!("{index}\u{1f}{}", fingerprint_without(item, &[])),
+                )
             });
             super::event(
                 ctx,
@@ -140,7 +143,7 @@ fn channel_message(ctx: &ParseContext<'_>, body: &Body<'_>, m: &Json<'_>) -> Clo
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = match &data.message_id {
         Some(id) => format!("{id}\u{1f}{}", state.as_deref().unwrap_or("-")),
-        None => without_natural_key(ctx, fingerprint_without(body.value, &[])),
+        None => without_natural_key(ctx.delivery_id, fingerprint_without(body.value, &[])),
     };
     let time = ctx.event_time(
         i64_of(meta, "moment")

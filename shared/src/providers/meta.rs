@@ -240,7 +240,10 @@ fn about_a_message(
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = match &data.message_id {
         Some(id) => format!("{id}\u{1f}{natural}"),
-        None => without_natural_key(ctx, format!("{natural}\u{1f}{}", super::fingerprint_without(v, &[]))),
+        None => without_natural_key(
+            ctx.delivery_id,
+            format!("{natural}\u{1f}{}", super::fingerprint_without(v, &[])),
+        ),
     };
     super::event(
         ctx,

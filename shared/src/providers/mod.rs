@@ -353,7 +353,7 @@ pub(crate) fn event(
 
 /// The catch-all: valid JSON we can't classify, stored and published as `whatsapp.unknown`.
 pub(crate) fn unknown(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEvent {
-    let key = without_natural_key(ctx, sha256_hex(body.bytes));
+    let key = without_natural_key(ctx.delivery_id, sha256_hex(body.bytes));
     event(
         ctx,
         instance,

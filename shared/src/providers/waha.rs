@@ -37,7 +37,7 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
 fn envelope_key(ctx: &ParseContext<'_>, body: &Body<'_>) -> String {
     match str_of(body.value, "id") {
         Some(id) => format!("envelope:{id}"),
-        None => without_natural_key(ctx, fingerprint_without(body.value, &[])),
+        None => without_natural_key(ctx.delivery_id, fingerprint_without(body.value, &[])),
     }
 }
 

@@ -68,8 +68,8 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
     };
     let key = match (&data.message_id, connection) {
         (Some(id), _) => id.clone(),
-        (None, Some(state)) => without_natural_key(ctx, format!("{state}\u{1f}state")),
-        (None, None) => without_natural_key(ctx, fingerprint_without(v, &[])),
+        (None, Some(state)) => without_natural_key(ctx.delivery_id, format!("{state}\u{1f}state")),
+        (None, None) => without_natural_key(ctx.delivery_id, fingerprint_without(v, &[])),
     };
     let event = super::event(ctx, &instance, event_type, subject, &key, ctx.received_at, data);
     vec![match (&event.data.message_id, connection) {

@@ -119,7 +119,7 @@ fn received(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
         .join("\u{1f}"),
         // Profile and label notifications carry no message id.
         None => without_natural_key(
-            ctx,
+            ctx.delivery_id,
             format!("{what}\u{1f}{}", fingerprint_without(v, &["momment", "moment"])),
         ),
     };
@@ -404,7 +404,7 @@ fn statuses(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> Vec<Clou
             data.participant = participant.clone();
             let key = match &message_id {
                 Some(id) => [id.as_str(), &word, participant.as_deref().unwrap_or("-")].join("\u{1f}"),
-                None => without_natural_key(ctx, fingerprint_without(v, &["momment"])),
+                None => without_natural_key(ctx.delivery_id, fingerprint_without(v, &["momment"])),
             };
             super::event(ctx, instance, EventType::MessageStatus, subject.clone(), &key, t, data)
         })
@@ -430,7 +430,7 @@ fn delivery(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     });
     let id = str_of(v, "zaapId")
         .or_else(|| data.message_id.clone())
-        .unwrap_or_else(|| without_natural_key(ctx, fingerprint_without(v, &["momment"])));
+        .unwrap_or_else(|| without_natural_key(ctx.delivery_id, fingerprint_without(v, &["momment"])));
     let key = format!("{id}\u{1f}{}", if failed { "failed" } else { "ok" });
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     super::event(
@@ -456,7 +456,7 @@ fn presence(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     let key = match last_seen {
         Some(t) => format!("{presence}\u{1f}{}", t.timestamp_millis()),
         // No time: the id is fixed when stored, from the chat's presence changes (a state event).
-        None => without_natural_key(ctx, format!("{presence}\u{1f}state")),
+        None => without_natural_key(ctx.delivery_id, format!("{presence}\u{1f}state")),
     };
     let event = super::event(
         ctx,
@@ -495,9 +495,9 @@ fn instance_event(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, kind:
     };
     let key = match (momment, connection) {
         (Some(m), _) => m.to_string(),
-        (None, Some(state)) => without_natural_key(ctx, format!("{state}\u{1f}state")),
+        (None, Some(state)) => without_natural_key(ctx.delivery_id, format!("{state}\u{1f}state")),
         (None, None) => without_natural_key(
-            ctx,
+            ctx.delivery_id,
             format!("{}\u{1f}{}", fingerprint_without(v, &[]), minute_bucket(ctx)),
         ),
     };
