@@ -38,7 +38,7 @@ DATAMODEL_CODEGEN := $(VENV)/bin/datamodel-codegen --input schema/wahooks-event.
 	--input-file-type jsonschema --output-model-type pydantic_v2.BaseModel \
 	--target-python-version 3.11 --use-annotated --disable-timestamp --formatters black
 
-.PHONY: help venv test lint infra-check schema schema-check workers browser-test deploy-test cost bench coldstart build run tail load fuzz deploy deploy-guided update destroy clean
+.PHONY: help venv test check lint infra-check schema schema-check workers browser-test deploy-test cost bench coldstart build run tail load fuzz deploy deploy-guided update destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -123,6 +123,15 @@ infra-check: venv ## cfn-lint (warnings fail), sam validate --lint, checkov (ski
 	cfn-lint infra/template.yaml
 	sam validate --lint --template infra/template.yaml --region $(AWS_REGION)
 	$(CHECKOV_VENV)/bin/checkov --config-file infra/checkov.yaml -f infra/template.yaml
+
+check: ## the inner loop (no moto, no Python): rustfmt, clippy, unit tests, fixtures, docs, schema, CLI parse/sign
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo test --locked --workspace --lib --bins
+	cargo test --locked -p wahooks --tests
+	cargo test --locked -p wahooks-consumer
+	cargo test --locked --test docs --test parse_fixtures --test schema --test write_units
+	cargo test --locked -p wahooks-cli --test cli_parse --test cli_sign_verify
 
 lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check

@@ -209,3 +209,100 @@ fn make_help_lists_every_target() {
         .collect();
     assert!(undeclared.is_empty(), "targets missing from .PHONY: {undeclared:?}");
 }
+
+/// The `crate::` modules a file of `shared/src` uses outside its tests and comments.
+fn crate_imports(text: &str, modules: &HashSet<String>) -> HashSet<String> {
+    let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
+    let mut found = HashSet::new();
+    for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+        for (i, _) in line.match_indices("crate::") {
+            let rest = &line[i + "crate::".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if modules.contains(&name) {
+                found.insert(name);
+            } else if ["CloudEvent", "EventType", "Provider", "Route"].contains(&name.as_str()) {
+                // The crate root's re-exports of the event's types.
+                found.insert("event".to_owned());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_module_table_in_the_architecture_is_the_code_s() {
+    let src = root().join("shared/src");
+    let mut modules = HashSet::new();
+    for entry in std::fs::read_dir(&src).expect("shared/src") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name").to_owned();
+        if name == "lib.rs" {
+            continue;
+        }
+        modules.insert(name.trim_end_matches(".rs").to_owned());
+    }
+    let doc = std::fs::read_to_string(root().join("docs/architecture.md")).expect("architecture.md");
+    let table = doc
+        .split("## The modules and what each owns")
+        .nth(1)
+        .expect("the module table's section");
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|t| t.trim_end_matches(".rs").trim_end_matches('/').to_owned())
+            .collect()
+    };
+    let mut described = HashSet::new();
+    for row in table
+        .lines()
+        .take_while(|l| !l.starts_with("##"))
+        .filter(|l| l.starts_with("| `"))
+    {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let (names, deps) = (ticked(cells[0]), cells[cells.len() - 1].trim_end_matches(" |").trim());
+        for n in &names {
+            assert!(
+                modules.contains(n),
+                "the table names `{n}`, which is not a module of shared/src"
+            );
+            described.insert(n.clone());
+        }
+        if deps == "everything" || deps == "all of the above" {
+            continue;
+        }
+        let listed: HashSet<String> = ticked(deps).into_iter().collect();
+        assert!(deps != "nothing" || listed.is_empty(), "{row}");
+        let mut used = HashSet::new();
+        for n in &names {
+            let file = src.join(format!("{n}.rs"));
+            let files: Vec<PathBuf> = if file.exists() {
+                vec![file]
+            } else {
+                std::fs::read_dir(src.join(n))
+                    .expect("module folder")
+                    .map(|e| e.expect("entry").path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+                    .collect()
+            };
+            for f in files {
+                used.extend(crate_imports(&std::fs::read_to_string(&f).expect("source"), &modules));
+            }
+        }
+        for n in &names {
+            used.remove(n);
+        }
+        assert_eq!(
+            used, listed,
+            "docs/architecture.md's row for {names:?} says it depends on {listed:?}; the code uses {used:?}"
+        );
+    }
+    let missing: Vec<&String> = modules.difference(&described).collect();
+    assert!(
+        missing.is_empty(),
+        "modules without a row in docs/architecture.md: {missing:?}"
+    );
+}
