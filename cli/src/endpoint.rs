@@ -546,7 +546,7 @@ async fn upgrade() -> anyhow::Result<()> {
             let Some(pk) = item
                 .get("pk")
                 .and_then(|v| v.as_s().ok())
-                .filter(|pk| pk.starts_with("EP#"))
+                .filter(|pk| pk.starts_with(wahooks::store::keys::ENDPOINT_PREFIX))
             else {
                 continue;
             };

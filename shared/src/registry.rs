@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use crate::endpoint::Endpoint;
 use crate::keyring::{self, Keyring, KeyringError};
@@ -26,15 +25,8 @@ pub type Version = u64;
 /// per URL token).
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 
-/// The table key of endpoint `id`'s version record: `ID#<id>`.
-pub fn version_key(id: &str) -> String {
-    format!("ID#{id}")
-}
-
-/// The table key of a URL token: `EP#<hex sha256(token)>`.
-pub fn token_key(token: &str) -> String {
-    format!("EP#{}", hex::encode(Sha256::digest(token.as_bytes())))
-}
+// The endpoints table's keys are built in `store::keys`, with every other key shape.
+pub use crate::store::keys::{instance_key, token_key, version_key};
 
 /// A new unguessable URL token: 32 random bytes, URL-safe base64 (43 characters, 256 bits).
 pub fn new_token() -> String {
@@ -126,11 +118,6 @@ pub enum Claim {
     Owned,
     /// Another tenant does (its id).
     Foreign(String),
-}
-
-/// The ownership record of an instance: `IN#<provider>#<instance>` in the endpoints table.
-pub fn instance_key(provider: crate::Provider, instance: &str) -> String {
-    format!("IN#{}#{}", provider.as_str(), crate::store::keys::part(instance))
 }
 
 /// The port.
@@ -448,7 +435,7 @@ impl DynamoRegistry {
     /// per bound instance).
     pub async fn list(&self) -> Result<Vec<(String, Endpoint)>, RegistryError> {
         let mut out = self
-            .scan_kind("EP#")
+            .scan_kind(crate::store::keys::ENDPOINT_PREFIX)
             .await?
             .iter()
             .map(decode)
@@ -516,7 +503,7 @@ impl DynamoRegistry {
     /// Every instance bound to `tenant`, as (provider, instance), sorted.
     pub async fn instances_of(&self, tenant: &str) -> Result<Vec<(String, String)>, RegistryError> {
         let mut out: Vec<(String, String)> = self
-            .scan_kind("IN#")
+            .scan_kind(crate::store::keys::INSTANCE_PREFIX)
             .await?
             .iter()
             .filter(|i| i.get("tenant").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(tenant))

@@ -57,6 +57,27 @@ pub mod keys {
         }
     }
 
+    /// The endpoints table's items of URL tokens start with this.
+    pub const ENDPOINT_PREFIX: &str = "EP#";
+    /// The endpoints table's instance ownership records start with this.
+    pub const INSTANCE_PREFIX: &str = "IN#";
+
+    /// The endpoints table's key of a URL token: `EP#<hex sha256(token)>` (the token itself is
+    /// never stored).
+    pub fn token_key(token: &str) -> String {
+        format!("{ENDPOINT_PREFIX}{}", hex::encode(Sha256::digest(token.as_bytes())))
+    }
+
+    /// The endpoints table's version record of endpoint `id`: `ID#<id>`.
+    pub fn version_key(id: &str) -> String {
+        format!("ID#{id}")
+    }
+
+    /// The endpoints table's ownership record of an instance: `IN#<provider>#<instance>`.
+    pub fn instance_key(provider: crate::Provider, instance: &str) -> String {
+        format!("{INSTANCE_PREFIX}{}#{}", provider.as_str(), part(instance))
+    }
+
     /// The partition of a chat: `C#<provider>#<instance>#<chat>` (`-` for events without one).
     pub fn chat_partition(provider: &str, instance: &str, chat: &str) -> String {
         format!("C#{}#{}#{}", part(provider), part(instance), part(chat))
