@@ -617,10 +617,7 @@ fn quarantined(
         tenant: None,
         reason: reason.to_owned(),
         // A gateway's credential in the body never reaches the table.
-        raw: match provider {
-            crate::Provider::Evolution => crate::providers::mask_credentials(body).into_owned(),
-            _ => body.to_vec(),
-        },
+        raw: crate::providers::storable(provider, body).into_owned(),
         received_at_ms: now.timestamp_millis(),
     }
 }

@@ -140,18 +140,13 @@ pub fn parse(ctx: &ParseContext<'_>, body: &[u8]) -> Result<Vec<CloudEvent>, Dec
     if !value.is_object() && value.as_array().is_none() {
         return Err(DecodeError::NotObjectOrArray);
     }
-    // Evolution puts the instance's API token (a live credential) in every body: it never
-    // reaches the table, the logs or the queues.
-    let raw = match ctx.provider {
-        Provider::Evolution => match mask_credentials(raw.get().as_bytes()) {
-            std::borrow::Cow::Owned(masked) => String::from_utf8(masked)
-                .ok()
-                .and_then(|t| RawValue::from_string(t).ok())
-                .map(Arc::from)
-                .unwrap_or(raw),
-            std::borrow::Cow::Borrowed(_) => raw,
-        },
-        _ => raw,
+    let raw = match storable(ctx.provider, raw.get().as_bytes()) {
+        std::borrow::Cow::Owned(masked) => String::from_utf8(masked)
+            .ok()
+            .and_then(|t| RawValue::from_string(t).ok())
+            .map(Arc::from)
+            .unwrap_or(raw),
+        std::borrow::Cow::Borrowed(_) => raw,
     };
     let body = Body {
         value: &value,
@@ -173,6 +168,17 @@ pub fn parse(ctx: &ParseContext<'_>, body: &[u8]) -> Result<Vec<CloudEvent>, Dec
     } else {
         events
     })
+}
+
+/// What of a `provider`'s body may be kept (in an event's `raw`, in quarantine, in a log): the
+/// body, but Evolution's with its credentials masked (it puts the instance's API token, a live
+/// credential, in every body: it never reaches the table, the logs or the queues). The one
+/// masking step every path goes through.
+pub fn storable(provider: Provider, body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match provider {
+        Provider::Evolution => mask_credentials(body),
+        _ => std::borrow::Cow::Borrowed(body),
+    }
 }
 
 /// The top-level members that hold credentials in a gateway's body: Evolution's `apikey` (the
