@@ -105,7 +105,7 @@ test: venv lint infra-check schema-check workers ## run every test (lint, infra 
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
 
 load: venv ## the load harness: N=20000 deliveries, concurrency 32, faults; prints the report
-	cargo run -q --locked -p wahooks-cli -- load --n $(or $(N),20000) --concurrency 32
+	cargo run -q --locked -p wahooks-cli --bin wahooks-dev -- load --n $(or $(N),20000) --concurrency 32
 
 $(CARGO_FUZZ):
 	cargo install --locked --root $(TOOLS) cargo-fuzz@0.13.2
@@ -138,7 +138,7 @@ lint: ## rustfmt and clippy, warnings are errors
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 cost: venv ## what a million events cost, measured on the local stack (the cost table of docs/performance.md)
-	cargo run -q --locked -p wahooks-cli -- cost
+	cargo run -q --locked -p wahooks-cli --bin wahooks-dev -- cost
 
 bench: ## criterion benchmarks: parse, verify, pipeline (bench and release profiles), fanout, Standard Webhooks vs svix (figures in docs/performance.md)
 	cargo bench --workspace --locked
@@ -147,7 +147,7 @@ bench: ## criterion benchmarks: parse, verify, pipeline (bench and release profi
 
 coldstart: venv ## a receiver's cold start (init, first and warm requests): its release build against a local Lambda Runtime API (figures in docs/performance.md)
 	cargo build --release --locked -p message-received
-	cargo run -q --locked -p wahooks-cli -- coldstart --bootstrap target/release/message-received
+	cargo run -q --locked -p wahooks-cli --bin wahooks-dev -- coldstart --bootstrap target/release/message-received
 
 build: venv ## build every Lambda bootstrap for arm64 (cargo lambda, offline)
 	cargo lambda build --release --arm64 --locked $(foreach f,$(FUNCTIONS),--package $(f))

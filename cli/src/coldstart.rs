@@ -1,4 +1,4 @@
-//! `wahooks coldstart`: a receiver's cold start, measured on this machine.
+//! `wahooks-dev coldstart`: a receiver's cold start, measured on this machine.
 //!
 //! Runs a receiver bootstrap (a host build of one of `functions/`) as Lambda runs it: a fresh
 //! process whose only way in is the Lambda Runtime API at `AWS_LAMBDA_RUNTIME_API`. This module
@@ -58,7 +58,7 @@ const RECEIVERS: [&str; 7] = [
 /// How long a bootstrap may take to reach its first `/next`, and an invocation to answer.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// Arguments of `wahooks coldstart`.
+/// Arguments of `wahooks-dev coldstart`.
 #[derive(clap::Args)]
 pub struct ColdstartArgs {
     /// The receiver bootstrap to start (`make coldstart` builds `target/release/message-received`).

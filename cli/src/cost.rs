@@ -1,4 +1,4 @@
-//! `wahooks cost`: what a million events cost, measured on the local stack.
+//! `wahooks-dev cost`: what a million events cost, measured on the local stack.
 //!
 //! Starts its own moto server, sends every fixture body in `tests/fixtures` through the
 //! receiver (as API Gateway would hand it over), drains the table's stream through the fanout
@@ -82,7 +82,7 @@ mod assume {
     pub const RECORDS_PER_FANOUT: f64 = 100.0;
 }
 
-/// Arguments of `wahooks cost`.
+/// Arguments of `wahooks-dev cost`.
 #[derive(clap::Args)]
 pub struct CostArgs {
     /// The fixture bodies to send (one folder per provider).

@@ -1,4 +1,4 @@
-//! `wahooks load` (`make load`): the load and fault harness. It starts its own local stack
+//! `wahooks-dev load` (`make load`): the load and fault harness. It starts its own local stack
 //! (moto on a free port, the tables and queues, the receivers over HTTP, the stream driver into
 //! the fanout), delivers the fixture mix N times at a given concurrency with 10% exact
 //! redeliveries and 5% redeliveries that differ only in their timestamp, retrying 5xx and
@@ -28,7 +28,7 @@ use wahooks::providers::{parse, ParseContext};
 use wahooks::stream_driver::{MappingSettings, StreamDriver};
 use wahooks::Provider;
 
-/// Arguments of `wahooks load`.
+/// Arguments of `wahooks-dev load`.
 #[derive(clap::Args)]
 pub struct LoadArgs {
     /// Deliveries to make (redeliveries included).

@@ -1,21 +1,7 @@
-//! `wahooks`: the command line of wahooks. Each subcommand lives in its own module.
+//! `wahooks`: the operators' command line (each subcommand in its own module of the library;
+//! the developers' harnesses are `wahooks-dev`).
 
-mod coldstart;
-mod cost;
-mod endpoint;
-mod events;
-mod inspector;
-mod load;
-mod parse;
-mod publish;
-mod quarantine;
-mod recover;
-mod replay;
-mod send;
-mod serve;
-mod sign;
-mod stack;
-mod tail;
+use wahooks_cli::{endpoint, events, parse, publish, quarantine, recover, replay, send, serve, sign, tail};
 
 use std::process::ExitCode;
 
@@ -51,18 +37,12 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Re-publish the stream batches the mapping gave up on (the `stream-failures` queue).
     Recover(recover::RecoverArgs),
-    /// The load and fault harness: its own local stack, N deliveries, a lost/doubled report.
-    Load(load::LoadArgs),
     /// The bodies the receivers could not decode or store: list, show, re-parse.
     #[command(subcommand)]
     Quarantine(quarantine::QuarantineCommand),
     /// Manage endpoints (the URLs providers post to).
     #[command(subcommand)]
     Endpoint(endpoint::EndpointCommand),
-    /// What a million events cost, measured on the local stack (the table of `docs/performance.md`).
-    Cost(cost::CostArgs),
-    /// A receiver bootstrap's cold start, measured against a local Lambda Runtime API.
-    Coldstart(coldstart::ColdstartArgs),
     /// Print the JSON Schema of the events (what `schema/wahooks-event.schema.json` holds).
     Schema,
 }
@@ -74,8 +54,6 @@ async fn main() -> ExitCode {
         Command::Endpoint(command) => endpoint::run(command).await,
         Command::Quarantine(command) => quarantine::run(command).await,
         Command::Parse(args) => parse::run(args),
-        Command::Cost(args) => cost::run(args).await,
-        Command::Coldstart(args) => coldstart::run(args).await,
         Command::Schema => {
             // Serialising a `Value` cannot fail.
             println!(
@@ -91,7 +69,6 @@ async fn main() -> ExitCode {
         Command::Events(args) => events::run(args).await,
         Command::Replay(args) => replay::run(args).await,
         Command::Recover(args) => recover::run(args).await,
-        Command::Load(args) => load::run(args).await,
         Command::Sign(args) => sign::run_sign(args),
         Command::Verify(args) => sign::run_verify(args),
     }

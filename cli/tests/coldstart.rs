@@ -1,4 +1,4 @@
-//! `wahooks coldstart` as a user runs it, on a real receiver bootstrap: the `message-received`
+//! `wahooks-dev coldstart` as a user runs it, on a real receiver bootstrap: the `message-received`
 //! binary started against the harness's Lambda Runtime API and its own moto. Every invocation
 //! must come back a 200 that stored its event, and the figures must be real durations.
 
@@ -32,14 +32,14 @@ fn a_receiver_bootstrap_starts_answers_and_stores_through_the_runtime_api() {
     assert!(moto.exists(), "run `make test`: it installs moto into .venv");
     let bootstrap = bootstrap();
     assert!(bootstrap.is_file(), "{} was built", bootstrap.display());
-    let out = Command::new(env!("CARGO_BIN_EXE_wahooks"))
+    let out = Command::new(env!("CARGO_BIN_EXE_wahooks-dev"))
         .current_dir(root())
         .args(["coldstart", "--json", "--runs", "2", "--warm", "3", "--moto"])
         .arg(&moto)
         .arg("--bootstrap")
         .arg(&bootstrap)
         .output()
-        .expect("wahooks coldstart runs");
+        .expect("wahooks-dev coldstart runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["runs"], 2, "{v}");
@@ -59,11 +59,11 @@ fn a_receiver_bootstrap_starts_answers_and_stores_through_the_runtime_api() {
 
 #[test]
 fn only_a_receiver_is_measured() {
-    let out = Command::new(env!("CARGO_BIN_EXE_wahooks"))
+    let out = Command::new(env!("CARGO_BIN_EXE_wahooks-dev"))
         .current_dir(root())
         .args(["coldstart", "--bootstrap", "Cargo.toml"])
         .output()
-        .expect("wahooks coldstart runs");
+        .expect("wahooks-dev coldstart runs");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Cargo.toml is not a receiver"), "{err}");
@@ -97,7 +97,7 @@ fn a_receiver_at_trace_prints_no_secret_url_token_or_session_token() {
     let mut printed = String::new();
     for (scheme, secret, token) in endpoints {
         let dir = logs.path().join(scheme);
-        let out = Command::new(env!("CARGO_BIN_EXE_wahooks"))
+        let out = Command::new(env!("CARGO_BIN_EXE_wahooks-dev"))
             .current_dir(root())
             .args([
                 "coldstart",
@@ -118,7 +118,7 @@ fn a_receiver_at_trace_prints_no_secret_url_token_or_session_token() {
             .arg("--logs")
             .arg(&dir)
             .output()
-            .expect("wahooks coldstart runs");
+            .expect("wahooks-dev coldstart runs");
         assert!(
             out.status.success(),
             "{scheme}: {}",

@@ -1,4 +1,4 @@
-//! `wahooks cost` as a user runs it: its own moto, every fixture through the receivers and the
+//! `wahooks-dev cost` as a user runs it: its own moto, every fixture through the receivers and the
 //! fanout, the table read back. The measurements must hold the storage layout's promise.
 
 use std::path::PathBuf;
@@ -14,12 +14,12 @@ fn the_cost_report_measures_the_fixture_mix_through_the_local_stack() {
         .map(PathBuf::from)
         .unwrap_or_else(|_| root().join(".venv/bin/moto_server"));
     assert!(moto.exists(), "run `make test`: it installs moto into .venv");
-    let out = Command::new(env!("CARGO_BIN_EXE_wahooks"))
+    let out = Command::new(env!("CARGO_BIN_EXE_wahooks-dev"))
         .current_dir(root())
         .args(["cost", "--json", "--moto"])
         .arg(&moto)
         .output()
-        .expect("wahooks cost runs");
+        .expect("wahooks-dev cost runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let f = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));

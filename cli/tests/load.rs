@@ -14,12 +14,12 @@ fn a_thousand_deliveries_with_faults_lose_nothing_and_double_nothing() {
     let moto = std::env::var("WAHOOKS_MOTO_SERVER")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| root.join(".venv/bin/moto_server"));
-    let out = Command::new(env!("CARGO_BIN_EXE_wahooks"))
+    let out = Command::new(env!("CARGO_BIN_EXE_wahooks-dev"))
         .current_dir(&root)
         .args(["load", "--n", "1000", "--concurrency", "32", "--json", "--moto"])
         .arg(moto)
         .output()
-        .expect("wahooks load runs");
+        .expect("wahooks-dev load runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report: Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("a JSON report ({e}): {stdout} {}", String::from_utf8_lossy(&out.stderr)));
