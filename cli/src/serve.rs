@@ -148,22 +148,7 @@ fn demo_endpoints() -> anyhow::Result<Vec<Demo>> {
 
 /// The route of a production path: `/v1/hooks/{token}` and `/v1/hooks/{token}/{route}`.
 pub fn route_of(path: &str) -> Option<Route> {
-    let rest = path.strip_prefix("/v1/hooks/")?;
-    let mut parts = rest.split('/');
-    let token = parts.next()?;
-    if token.is_empty() {
-        return None;
-    }
-    // A name that is not one of ours (Evolution's `/messages-upsert`…) reaches `any`, as the
-    // template's `/v1/hooks/{token}/{event}` route does.
-    let route = match parts.next() {
-        None | Some("") => Route::Any,
-        Some(r) => r.parse().unwrap_or(Route::Any),
-    };
-    if parts.next().is_some_and(|p| !p.is_empty()) {
-        return None;
-    }
-    Some(route)
+    wahooks::http::hook_path(path).map(|(_, route)| route)
 }
 
 fn full(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Response<HttpBody> {

@@ -171,16 +171,33 @@ pub struct Receiver {
 /// or empty segments, a missing `v1/hooks`) has no token: a path trick is a 404, never a
 /// lookup.
 pub fn token_from_path(path: &str) -> Option<&str> {
+    hook_path(path).map(|(token, _)| token)
+}
+
+/// The one grammar of a webhook URL's path: `[/<stage>]/v1/hooks/<token>[/[<route>]]` → the
+/// token and the route (a last segment that is not one of ours, Evolution's
+/// `/messages-upsert`…, is `any`, as the template's `/v1/hooks/{token}/{event}` route is).
+/// The receivers take the token from it; the local front, the route too.
+pub fn hook_path(path: &str) -> Option<(&str, Route)> {
     let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
     let rest = match segments.as_slice() {
         ["v1", "hooks", rest @ ..] => rest,
         [stage, "v1", "hooks", rest @ ..] if !stage.is_empty() && *stage != ".." && *stage != "." => rest,
         _ => return None,
     };
-    match rest {
-        [token] | [token, _] if !token.is_empty() => Some(token),
-        _ => None,
-    }
+    let (token, route) = match rest {
+        [token] => (*token, Route::Any),
+        [token, route] => (
+            *token,
+            if route.is_empty() {
+                Route::Any
+            } else {
+                route.parse().unwrap_or(Route::Any)
+            },
+        ),
+        _ => return None,
+    };
+    (!token.is_empty()).then_some((token, route))
 }
 
 use crate::metrics::{emf_count, emf_counted, emit_metric, misrouted_metric};
