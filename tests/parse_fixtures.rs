@@ -6,12 +6,12 @@ mod common;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use wahooks::event::{ChatKind, ContentKind, MessageStatus};
-use wahooks::providers::{compact_raw, parse, ParseContext};
+use wahooks::providers::{compact_raw, parse_verified, ParseContext};
 use wahooks::{CloudEvent, EventType, Provider};
 
 fn parse_fixture(provider: Provider, bytes: &[u8]) -> Vec<CloudEvent> {
     let ctx = ParseContext::new(provider, "ep-test", Utc::now());
-    parse(&ctx, bytes).expect("fixture is valid JSON")
+    parse_verified(&ctx, &wahooks::auth::Verified::trusted(bytes)).expect("fixture is valid JSON")
 }
 
 /// Facts every event must satisfy whatever its provider.
@@ -554,7 +554,10 @@ fn meta_timestamps_as_strings_numbers_or_placeholders() {
                 .expect("t")
                 .to_utc(),
         );
-        parse(&ctx, body.as_bytes()).expect("json").remove(0).time
+        parse_verified(&ctx, &wahooks::auth::Verified::trusted(body.as_bytes()))
+            .expect("json")
+            .remove(0)
+            .time
     };
     assert_eq!(at(r#""1749416383""#), "2025-06-08T20:59:43.000Z");
     assert_eq!(at("1749416383"), "2025-06-08T20:59:43.000Z");
@@ -612,8 +615,16 @@ fn event_ids_do_not_depend_on_the_receive_time_for_messages() {
         }
         let early = ParseContext::new(provider, "ep", DateTime::from_timestamp(1_000_000_000, 0).expect("t"));
         let late = ParseContext::new(provider, "ep", DateTime::from_timestamp(1_900_000_000, 0).expect("t"));
-        let a: Vec<_> = parse(&early, &bytes).expect("ok").into_iter().map(|e| e.id).collect();
-        let b: Vec<_> = parse(&late, &bytes).expect("ok").into_iter().map(|e| e.id).collect();
+        let a: Vec<_> = parse_verified(&early, &wahooks::auth::Verified::trusted(&bytes))
+            .expect("ok")
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        let b: Vec<_> = parse_verified(&late, &wahooks::auth::Verified::trusted(&bytes))
+            .expect("ok")
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
         assert_eq!(a, b, "{provider}/{name}");
     }
 }
@@ -874,7 +885,11 @@ fn every_waha_fixture_parses_into_its_canonical_fields() {
 fn gateway_redeliveries_merge_and_new_facts_do_not() {
     let at = |minutes: i64| Utc::now() + chrono::Duration::minutes(minutes);
     let id_of = |provider: Provider, body: &str, minutes: i64| {
-        parse(&ParseContext::new(provider, "ep", at(minutes)), body.as_bytes()).expect("json")[0]
+        parse_verified(
+            &ParseContext::new(provider, "ep", at(minutes)),
+            &wahooks::auth::Verified::trusted(body.as_bytes()),
+        )
+        .expect("json")[0]
             .id
             .clone()
     };

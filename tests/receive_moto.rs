@@ -329,7 +329,7 @@ async fn every_meta_field_is_accepted_signed_through_the_any_route_and_stored() 
     let mut ids = std::collections::BTreeSet::new();
     for (name, body) in common::payloads(Provider::Meta) {
         let ctx = wahooks::providers::ParseContext::new(Provider::Meta, "x", Utc::now());
-        for e in wahooks::providers::parse(&ctx, &body).expect("json") {
+        for e in wahooks::providers::parse_verified(&ctx, &wahooks::auth::Verified::trusted(&body)).expect("json") {
             assert_ne!(e.event_type, wahooks::EventType::Unknown, "{name}");
             ids.insert(e.id);
         }
@@ -1181,9 +1181,9 @@ async fn a_state_redelivery_reads_its_count_in_the_same_call_that_refused_it() {
         )
     };
     let event = |state: &str| {
-        wahooks::providers::parse(
+        wahooks::providers::parse_verified(
             &wahooks::providers::ParseContext::new(Provider::Zapi, "ep", Utc::now()),
-            body(state).as_bytes(),
+            &wahooks::auth::Verified::trusted(body(state).as_bytes()),
         )
         .expect("parses")
         .remove(0)

@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use wahooks::config::Config;
 use wahooks::local::{apigw_request, LocalStack};
-use wahooks::providers::{parse, ParseContext};
+use wahooks::providers::{parse_verified, ParseContext};
 use wahooks::stream_driver::StreamDriver;
 use wahooks::{CloudEvent, EventType, Provider, Route};
 
@@ -99,7 +99,11 @@ fn parse_one(provider: Provider, file: &str) -> Vec<CloudEvent> {
 }
 
 fn parse_body(provider: Provider, body: &[u8]) -> Vec<CloudEvent> {
-    parse(&ParseContext::new(provider, "ep", Utc::now()), body).expect("json")
+    parse_verified(
+        &ParseContext::new(provider, "ep", Utc::now()),
+        &wahooks::auth::Verified::trusted(body),
+    )
+    .expect("json")
 }
 
 /// The events of `body` the messages queue gets.

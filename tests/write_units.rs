@@ -5,7 +5,7 @@
 
 mod common;
 
-use wahooks::providers::{parse, ParseContext};
+use wahooks::providers::{parse_verified, ParseContext};
 use wahooks::store::{event_item, item_size, write_units};
 
 #[test]
@@ -13,7 +13,12 @@ fn the_fixture_mix_costs_at_most_2_2_write_units_per_event() {
     let now = chrono::Utc::now();
     let (mut events, mut base, mut index, mut bytes, mut over_1kb) = (0usize, 0usize, 0usize, 0usize, 0usize);
     for (provider, name, body) in common::all_payloads() {
-        for e in parse(&ParseContext::new(provider, "ep_0123456789abcdef", now), &body).unwrap_or_default() {
+        for e in parse_verified(
+            &ParseContext::new(provider, "ep_0123456789abcdef", now),
+            &wahooks::auth::Verified::trusted(&body),
+        )
+        .unwrap_or_default()
+        {
             let item = event_item(&e, 30);
             let (b, i) = write_units(&item);
             events += 1;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;
 use wahooks::bucket::{parse_object_uri, s3_client, BodyBucket, S3Bucket};
-use wahooks::providers::{parse, ParseContext};
+use wahooks::providers::{parse_verified, ParseContext};
 use wahooks::store::{decompress, keys, resolve_state_ids, DynamoEventStore, EventStore, PutOutcome};
 use wahooks::{Provider, Route};
 
@@ -269,7 +269,8 @@ async fn reparse(store: &DynamoEventStore, item: &Item, sdk: &aws_config::SdkCon
         tenant: tenant.as_deref(),
         ..ParseContext::new(provider, s(item, "endpoint"), received_at)
     };
-    let mut events = parse(&ctx, &raw).map_err(|e| wahooks::error_chain(&e))?;
+    let mut events =
+        parse_verified(&ctx, &wahooks::auth::Verified::trusted(&raw)).map_err(|e| wahooks::error_chain(&e))?;
     resolve_state_ids(store, &mut events)
         .await
         .map_err(|e| wahooks::error_chain(&e))?;

@@ -15,7 +15,7 @@ use chrono::Utc;
 use criterion::{criterion_group, Criterion, Throughput};
 use serde_json::{json, Map, Value};
 use wahooks::fanout::{Fanout, MemoryPublisher, Queue, Routing, DEFAULT_QUEUES};
-use wahooks::providers::{parse, ParseContext};
+use wahooks::providers::{parse_verified, ParseContext};
 use wahooks::schema::is_fifo;
 use wahooks::store::event_item;
 
@@ -24,7 +24,11 @@ fn records() -> Vec<Value> {
     let now = Utc::now();
     let mut out = Vec::new();
     for (provider, body) in common::fixture_mix() {
-        let events = parse(&ParseContext::new(provider, "bench", now), &body).unwrap_or_default();
+        let events = parse_verified(
+            &ParseContext::new(provider, "bench", now),
+            &wahooks::auth::Verified::trusted(&body),
+        )
+        .unwrap_or_default();
         for event in events {
             let item = event_item(&event, 30);
             let image: Map<String, Value> = item

@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use chrono::Utc;
 use criterion::{criterion_group, Criterion, Throughput};
-use wahooks::providers::{parse, ParseContext};
+use wahooks::providers::{parse_verified, ParseContext};
 use wahooks::Provider;
 
 use common::{fixture_mix, interleaved, pretty_fixture_mix, Interleaved};
@@ -16,9 +16,12 @@ fn parse_all(mix: &[(Provider, Vec<u8>)]) -> usize {
     let now = Utc::now();
     mix.iter()
         .map(|(p, bytes)| {
-            parse(&ParseContext::new(*p, "bench", now), bytes)
-                .map(|e| e.len())
-                .unwrap_or(0)
+            parse_verified(
+                &ParseContext::new(*p, "bench", now),
+                &wahooks::auth::Verified::trusted(bytes),
+            )
+            .map(|e| e.len())
+            .unwrap_or(0)
         })
         .sum()
 }

@@ -15,7 +15,7 @@ use criterion::{criterion_group, Criterion, Throughput};
 use wahooks::endpoint::{Auth, Endpoint};
 use wahooks::http::Receiver;
 use wahooks::local::apigw_request;
-use wahooks::providers::{parse, ParseContext};
+use wahooks::providers::{parse_verified, ParseContext};
 use wahooks::registry::MemoryRegistry;
 use wahooks::store::{event_item, item_size, write_units, MemoryEventStore};
 use wahooks::Route;
@@ -110,7 +110,12 @@ fn bench(c: &mut Criterion) {
     let now = Utc::now();
     let (mut n, mut bytes, mut base, mut index, mut entries) = (0usize, 0usize, 0usize, 0usize, 0usize);
     for (p, body) in common::fixture_mix() {
-        for event in parse(&ParseContext::new(p, "ep_bench", now), &body).unwrap_or_default() {
+        for event in parse_verified(
+            &ParseContext::new(p, "ep_bench", now),
+            &wahooks::auth::Verified::trusted(&body),
+        )
+        .unwrap_or_default()
+        {
             let item = event_item(&event, 30);
             let (b, i) = write_units(&item);
             n += 1;

@@ -119,8 +119,9 @@ pub enum RequestError {
 }
 
 /// An authenticated body: the bytes the provider signed (inflated if it was gzipped), plus the
-/// provider's delivery id when the scheme carries one. Only [`authenticate`] builds it; it
-/// borrows the request's body and headers unless the body had to be inflated.
+/// provider's delivery id when the scheme carries one. Only [`authenticate`] builds it from a
+/// request ([`Verified::trusted`] wraps bytes that need none); it borrows the request's body and
+/// headers unless the body had to be inflated.
 #[derive(Debug, Clone)]
 pub struct Verified<'a> {
     body: Cow<'a, [u8]>,
@@ -141,6 +142,17 @@ impl<'a> Verified<'a> {
     /// The authenticated body, owned (copied only if it is still the request's).
     pub fn into_body(self) -> Vec<u8> {
         self.body.into_owned()
+    }
+
+    /// Bytes trusted without a request to authenticate: a file of your own (`wahooks parse`), a
+    /// body that was authenticated when it was received and kept (`wahooks quarantine
+    /// reparse`), a test's or a harness's. What no request can produce: the receivers only ever
+    /// get a `Verified` from [`authenticate`].
+    pub fn trusted(body: &'a [u8]) -> Verified<'a> {
+        Verified {
+            body: Cow::Borrowed(body),
+            delivery_id: None,
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use crate::auth::{authenticate, verify_subscription, AuthError, BodyError, Reque
 use crate::endpoint::Endpoint;
 use crate::event::CloudEvent;
 use crate::event::Route;
-use crate::providers::{parse, DecodeError, ParseContext};
+use crate::providers::{DecodeError, ParseContext};
 use crate::registry::{plausible_token, EndpointRegistry, RegistryError};
 use crate::store::{EventStore, PutOutcome, Quarantined, StoreError, MAX_EVENTS_PER_WEBHOOK};
 
@@ -572,7 +572,7 @@ pub fn parse_verified(
         delivery_id: verified.delivery_id(),
         tenant: endpoint.tenant.as_deref(),
     };
-    parse(&ctx, verified.body())
+    crate::providers::parse_verified(&ctx, verified)
 }
 
 /// The last step: log and count each event's outcome, and the 200 naming them.

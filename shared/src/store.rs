@@ -122,6 +122,22 @@ pub mod keys {
         format!("Q#{sha256_hex}")
     }
 
+    /// A quarantined body's sort key: `Q#<when it was received, ms>`.
+    pub fn quarantine_sk(received_at_ms: i64) -> String {
+        format!("Q#{received_at_ms}")
+    }
+
+    /// The sort key of a chat's (or instance's) state of `kind`: `S#<kind>`.
+    pub fn state_sk(kind: &str) -> String {
+        format!("S#{kind}")
+    }
+
+    /// The message index's sort key of an event: `<time, ms, 13 digits>#<event id>` (a
+    /// message's events in time order).
+    pub fn message_sk(time_ms: i64, event_id: &str) -> String {
+        format!("{time_ms:013}#{event_id}")
+    }
+
     /// Whether a partition key is a quarantined body's.
     pub fn is_quarantine_pk(pk: &str) -> bool {
         pk.starts_with("Q#")
@@ -189,11 +205,6 @@ pub trait EventStore: Send + Sync {
     /// from it ([`crate::identity::state_event_id`]). Kept in the chat's partition
     /// (`sk = S#<kind>`), so a retry after a failed put finds the same count.
     async fn state_sequence(&self, event: &CloudEvent, change: &StateChange) -> Result<u64, StoreError>;
-}
-
-/// The sort key of a chat's (or instance's) state of `kind`.
-fn state_sk(kind: &str) -> String {
-    format!("S#{kind}")
 }
 
 /// Give every state event its id: ask the store for its state's count, then derive the id.
@@ -265,7 +276,7 @@ fn event_attributes(ev: &CloudEvent, retention_days: i64) -> HashMap<String, Att
             "gsi1pk".to_owned(),
             s(keys::message_key(ev.provider.as_str(), &ev.instance, message_id)),
         );
-        item.insert("gsi1sk".to_owned(), s(format!("{time_ms:013}#{}", ev.id)));
+        item.insert("gsi1sk".to_owned(), s(keys::message_sk(time_ms, &ev.id)));
     }
     item
 }
@@ -860,7 +871,7 @@ impl EventStore for DynamoEventStore {
             .put_item()
             .table_name(&self.table)
             .item("pk", s(keys::quarantine_pk(&sha)))
-            .item("sk", s(format!("Q#{}", q.received_at_ms)))
+            .item("sk", s(keys::quarantine_sk(q.received_at_ms)))
             .item("endpoint", s(q.endpoint))
             .item("provider", s(q.provider))
             .item("route", s(q.route))
@@ -885,7 +896,7 @@ impl EventStore for DynamoEventStore {
     }
 
     async fn state_sequence(&self, event: &CloudEvent, change: &StateChange) -> Result<u64, StoreError> {
-        let (pk, sk) = (keys::event_pk(event), state_sk(change.kind));
+        let (pk, sk) = (keys::event_pk(event), keys::state_sk(change.kind));
         let n = |v: &str| AttributeValue::N(v.to_owned());
         let expires = chrono::Utc::now().timestamp() + self.retention_days * 86_400;
         let changed = self
@@ -1098,7 +1109,7 @@ impl EventStore for MemoryEventStore {
         }
         let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
         let slot = states
-            .entry((keys::event_pk(event), state_sk(change.kind)))
+            .entry((keys::event_pk(event), keys::state_sk(change.kind)))
             .or_insert_with(|| (String::new(), 0));
         if slot.1 == 0 || slot.0 != change.value {
             *slot = (change.value.clone(), slot.1 + 1);

@@ -109,10 +109,20 @@ impl DecodeError {
     }
 }
 
+/// The public door to the parser: an authenticated (or trusted) body's events. Only a
+/// [`Verified`](crate::auth::Verified) body is ever parsed: the receivers get one from
+/// `authenticate`, the CLI and the tests from `Verified::trusted`.
+pub fn parse_verified(
+    ctx: &ParseContext<'_>,
+    verified: &crate::auth::Verified<'_>,
+) -> Result<Vec<CloudEvent>, DecodeError> {
+    parse(ctx, verified.body())
+}
+
 /// Decode a body (already authenticated and inflated) into one or more canonical events.
 ///
 /// Valid JSON of an unknown shape becomes one `whatsapp.unknown` event, never an error.
-pub fn parse(ctx: &ParseContext<'_>, body: &[u8]) -> Result<Vec<CloudEvent>, DecodeError> {
+pub(crate) fn parse(ctx: &ParseContext<'_>, body: &[u8]) -> Result<Vec<CloudEvent>, DecodeError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(DecodeError::Empty);
     }
