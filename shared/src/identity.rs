@@ -6,13 +6,49 @@
 //! of the events table (`store::keys`): a redelivery lands on the item the first delivery made.
 //!
 //! [`RULES`] lists every natural key, per provider and event, with what the provider repeats
-//! on a redelivery and what changes; the adapters build ids only through [`event_id`] with the
-//! parts a rule names, and the "Event ids" table of `docs/events.md` is [`markdown_table`] (a test keeps
-//! the two equal).
+//! on a redelivery and what changes; the adapters build their keys with [`Key`] from the parts
+//! a rule names and ids only through [`event_id`], and the "Event ids" table of
+//! `docs/events.md` is [`markdown_table`] (a test keeps the two equal).
 
 use sha2::{Digest, Sha256};
 
 use crate::event::{EventType, Provider};
+
+/// A natural key, built part by part: what tells two events apart and nothing that changes
+/// between redeliveries. Every adapter builds its keys with it; the parts are joined with
+/// U+001F (the unit separator, which no provider's ids hold), and the whole key is one part of
+/// [`event_id`].
+#[derive(Debug, Clone)]
+pub struct Key(String);
+
+impl Key {
+    /// A key whose first part is `first`.
+    pub fn new(first: impl std::fmt::Display) -> Key {
+        Key(first.to_string())
+    }
+
+    /// One more part.
+    pub fn part(mut self, part: impl std::fmt::Display) -> Key {
+        use std::fmt::Write;
+        let _ = write!(self.0, "\u{1f}{part}");
+        self
+    }
+
+    /// One more part that may be absent (`-` then).
+    pub fn or_dash(self, part: Option<&str>) -> Key {
+        self.part(part.unwrap_or("-"))
+    }
+
+    /// Who sent the message: `from_me` or `from_them` (unknown counts as theirs).
+    pub fn from_me(self, from_me: Option<bool>) -> Key {
+        self.part(if from_me == Some(true) { "from_me" } else { "from_them" })
+    }
+
+    /// The key.
+    pub fn build(self) -> String {
+        self.0
+    }
+}
 
 /// The event id of an event of `event_type` in `chat` (`None`: the instance itself) whose
 /// natural key is `key`.

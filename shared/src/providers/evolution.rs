@@ -12,7 +12,7 @@ use super::json::Json;
 
 use super::{fingerprint_without, i64_of, jid_chat, jid_phone, str_of, Body, ParseContext};
 use crate::event::{from_epoch_guess, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender};
-use crate::identity::without_natural_key;
+use crate::identity::{without_natural_key, Key};
 
 /// Parse an Evolution API webhook body.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
@@ -263,17 +263,17 @@ fn message(
         Some("protocolMessage") => (EventType::Notification, Some("REVOKE")),
         _ => (event_type, None),
     };
-    let identity = format!(
-        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
-        data.message_id.as_deref().unwrap_or("-"),
-        if from_me == Some(true) { "from_me" } else { "from_them" },
-        participant.as_deref().unwrap_or("-"),
-        content
-            .text
-            .as_deref()
-            .filter(|_| content.kind == ContentKind::Reaction)
-            .unwrap_or_default(),
-    );
+    let identity = Key::new(data.message_id.as_deref().unwrap_or("-"))
+        .from_me(from_me)
+        .or_dash(participant.as_deref())
+        .part(
+            content
+                .text
+                .as_deref()
+                .filter(|_| content.kind == ContentKind::Reaction)
+                .unwrap_or_default(),
+        )
+        .build();
     let natural = match &data.message_id {
         Some(_) => identity,
         None => without_natural_key(ctx.delivery_id, fingerprint_without(body.value, &["apikey"])),
@@ -301,7 +301,7 @@ fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_>)
         str_of(d, "participant").filter(|_| data.chat.as_ref().is_some_and(|c| c.kind != ChatKind::Direct));
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = match &data.message_id {
-        Some(id) => format!("{id}\u{1f}{word}\u{1f}{}", data.participant.as_deref().unwrap_or("-")),
+        Some(id) => Key::new(id).part(&word).or_dash(data.participant.as_deref()).build(),
         None => without_natural_key(ctx.delivery_id, fingerprint_without(body.value, &["apikey"])),
     };
     Some(super::event(
@@ -323,7 +323,9 @@ fn deleted(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_>
     data.from_me = super::bool_of(d, "fromMe");
     data.chat = str_of(d, "remoteJid").map(|j| jid_chat(&j));
     let subject = data.chat.as_ref().map(|c| c.id.clone());
-    let key = format!("{}\u{1f}DELETED", data.message_id.as_deref().unwrap_or("-"));
+    let key = Key::new(data.message_id.as_deref().unwrap_or("-"))
+        .part("DELETED")
+        .build();
     Some(super::event(
         ctx,
         instance,
@@ -418,7 +420,9 @@ fn notification(
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = without_natural_key(
         ctx.delivery_id,
-        format!("{index}\u{1f}{}", fingerprint_without(body.value, &["apikey"])),
+        Key::new(index)
+            .part(fingerprint_without(body.value, &["apikey"]))
+            .build(),
     );
     Some(super::event(
         ctx,

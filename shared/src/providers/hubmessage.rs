@@ -7,7 +7,7 @@ use super::{fingerprint_without, i64_of, str_of, zapi, Body, ParseContext};
 use crate::event::{
     from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route, Sender,
 };
-use crate::identity::without_natural_key;
+use crate::identity::{without_natural_key, Key};
 
 /// Parse a Hub Message body in whichever of its formats it arrived.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
@@ -39,7 +39,7 @@ fn templates(ctx: &ParseContext<'_>, body: &Body<'_>, items: &[Json<'_>]) -> Vec
             let key = str_of(item, "identifier").unwrap_or_else(|| {
                 without_natural_key(
                     ctx.delivery_id,
-                    format!("{index}\u{1f}{}", fingerprint_without(item, &[])),
+                    Key::new(index).part(fingerprint_without(item, &[])).build(),
                 )
             });
             super::event(
@@ -142,7 +142,7 @@ fn channel_message(ctx: &ParseContext<'_>, body: &Body<'_>, m: &Json<'_>) -> Clo
 
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = match &data.message_id {
-        Some(id) => format!("{id}\u{1f}{}", state.as_deref().unwrap_or("-")),
+        Some(id) => Key::new(id).or_dash(state.as_deref()).build(),
         None => without_natural_key(ctx.delivery_id, fingerprint_without(body.value, &[])),
     };
     let time = ctx.event_time(

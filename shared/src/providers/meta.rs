@@ -21,7 +21,7 @@ use crate::event::{
     from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventData, EventError, EventType,
     MessageStatus, Order, OrderItem, Referral, Sender, SharedContact,
 };
-use crate::identity::without_natural_key;
+use crate::identity::{without_natural_key, Key};
 
 /// The template fields: each becomes `whatsapp.template.updated`.
 pub const TEMPLATE_FIELDS: [&str; 4] = [
@@ -216,13 +216,11 @@ fn message(
     parties(&mut data, c, m, echo);
     data.error = first_error(m).or(change_error);
     let event_type = what_it_says(&mut data, &wire, m, echo);
-    let natural = [
-        data.participant.as_deref().unwrap_or("-"),
-        &wire,
+    let natural = Key::new(data.participant.as_deref().unwrap_or("-"))
+        .part(&wire)
         // A changed reaction reuses the message id.
-        &str_of(&m["reaction"], "emoji").unwrap_or_default(),
-    ]
-    .join("\u{1f}");
+        .part(str_of(&m["reaction"], "emoji").unwrap_or_default())
+        .build();
     about_a_message(ctx, c, m, event_type, &natural, data)
 }
 
@@ -239,10 +237,10 @@ fn about_a_message(
 ) -> CloudEvent {
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = match &data.message_id {
-        Some(id) => format!("{id}\u{1f}{natural}"),
+        Some(id) => Key::new(id).part(natural).build(),
         None => without_natural_key(
             ctx.delivery_id,
-            format!("{natural}\u{1f}{}", super::fingerprint_without(v, &[])),
+            Key::new(natural).part(super::fingerprint_without(v, &[])).build(),
         ),
     };
     super::event(
@@ -539,7 +537,7 @@ fn status(ctx: &ParseContext<'_>, body: &Body<'_>, c: &Change<'_, '_>, s: &Json<
         .filter_map(|k| Some(((*k).to_owned(), s.get(k)?.to_value())))
         .collect();
     data.parameters = (!extras.is_empty()).then_some(Value::Object(extras));
-    let natural = [&word, data.participant.as_deref().unwrap_or("-")].join("\u{1f}");
+    let natural = Key::new(&word).or_dash(data.participant.as_deref()).build();
     about_a_message(ctx, c, s, EventType::MessageStatus, &natural, data)
 }
 
@@ -561,13 +559,11 @@ fn notification(
     data.message_id = str_of(item, "id").filter(|id| id.starts_with("wamid.") || id.starts_with("wacid."));
     data.chat = chat;
     let subject = data.chat.as_ref().map(|c| c.id.clone());
-    let key = format!(
-        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
-        c.field,
-        c.index,
-        c.entry_time.unwrap_or_default(),
-        super::fingerprint_without(item, &[])
-    );
+    let key = Key::new(&c.field)
+        .part(c.index)
+        .part(c.entry_time.unwrap_or_default())
+        .part(super::fingerprint_without(item, &[]))
+        .build();
     super::event(
         ctx,
         &c.instance,

@@ -12,7 +12,7 @@ use super::json::Json;
 
 use super::{fingerprint_without, i64_of, jid_chat, jid_phone, str_of, Body, ParseContext};
 use crate::event::{ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender};
-use crate::identity::without_natural_key;
+use crate::identity::{without_natural_key, Key};
 
 /// Parse a WAHA webhook body.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
@@ -166,20 +166,23 @@ fn message(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>,
     let key = if bare.is_empty() {
         envelope_key(ctx, body)
     } else {
-        format!(
-            "{bare}\u{1f}{}\u{1f}{}\u{1f}{}",
-            if from_me == Some(true) { "from_me" } else { "from_them" },
-            content
-                .wire_kind
-                .as_deref()
-                .filter(|_| content.kind == ContentKind::Reaction)
-                .unwrap_or("message"),
-            content
-                .text
-                .as_deref()
-                .filter(|_| content.kind == ContentKind::Reaction)
-                .unwrap_or_default()
-        )
+        Key::new(&bare)
+            .from_me(from_me)
+            .part(
+                content
+                    .wire_kind
+                    .as_deref()
+                    .filter(|_| content.kind == ContentKind::Reaction)
+                    .unwrap_or("message"),
+            )
+            .part(
+                content
+                    .text
+                    .as_deref()
+                    .filter(|_| content.kind == ContentKind::Reaction)
+                    .unwrap_or_default(),
+            )
+            .build()
     };
     data.content = Some(content);
     let time = ctx.event_time(seconds(p, "timestamp"));
@@ -232,11 +235,10 @@ fn ack(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>) -> 
     data.participant = str_of(p, "participant").filter(|_| chat.as_ref().is_some_and(|c| c.kind != ChatKind::Direct));
     let subject = chat.as_ref().map(|c| c.id.clone());
     data.chat = chat;
-    let key = format!(
-        "{bare}\u{1f}{}\u{1f}{}",
-        data.status.map(MessageStatus::as_str).unwrap_or("-"),
-        data.participant.as_deref().unwrap_or("-")
-    );
+    let key = Key::new(&bare)
+        .or_dash(data.status.map(MessageStatus::as_str))
+        .or_dash(data.participant.as_deref())
+        .build();
     super::event(
         ctx,
         session,
@@ -278,7 +280,7 @@ fn session_status(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Js
         _ => {}
     }
     let key = match changed_at {
-        Some(t) => format!("{status}\u{1f}{t}"),
+        Some(t) => Key::new(&status).part(t).build(),
         None => envelope_key(ctx, body),
     };
     let time = ctx.event_time(changed_at.and_then(crate::event::from_millis));
@@ -299,7 +301,7 @@ fn presences(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_
             data.chat = chat.clone();
             data.presence = str_of(entry, "lastKnownPresence").map(|s| s.to_ascii_lowercase());
             data.participant = str_of(entry, "participant");
-            let key = format!("{base}\u{1f}{}", data.participant.as_deref().unwrap_or("-"));
+            let key = Key::new(&base).or_dash(data.participant.as_deref()).build();
             super::event(
                 ctx,
                 session,
@@ -336,7 +338,7 @@ fn poll_vote(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_
     let key = if bare.is_empty() {
         envelope_key(ctx, body)
     } else {
-        format!("{bare}\u{1f}vote")
+        Key::new(&bare).part("vote").build()
     };
     super::event(
         ctx,

@@ -5,7 +5,7 @@ use super::json::Json;
 
 use super::{fingerprint_without, str_of, Body, ParseContext};
 use crate::event::{Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route, Sender};
-use crate::identity::without_natural_key;
+use crate::identity::{without_natural_key, Key};
 
 /// Parse a WhatsApp Web API body.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
@@ -68,7 +68,7 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
     };
     let key = match (&data.message_id, connection) {
         (Some(id), _) => id.clone(),
-        (None, Some(state)) => without_natural_key(ctx.delivery_id, format!("{state}\u{1f}state")),
+        (None, Some(state)) => without_natural_key(ctx.delivery_id, Key::new(state).part("state").build()),
         (None, None) => without_natural_key(ctx.delivery_id, fingerprint_without(v, &[])),
     };
     let event = super::event(ctx, &instance, event_type, subject, &key, ctx.received_at, data);

@@ -7,7 +7,7 @@ use super::{bool_of, f64_of, fingerprint_without, i64_of, minute_bucket, str_of,
 use crate::event::{
     from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventError, EventType, MessageStatus, Sender,
 };
-use crate::identity::without_natural_key;
+use crate::identity::{without_natural_key, Key};
 
 /// Whether a JSON object looks like a Z-API callback (`type: "…Callback"`).
 pub(crate) fn is_zapi_shape(v: &Json<'_>) -> bool {
@@ -110,17 +110,17 @@ fn received(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = match &data.message_id {
         // `momment` changes between redeliveries of one message: never part of the key.
-        Some(id) => [
-            id.as_str(),
-            if from_me == Some(true) { "from_me" } else { "from_them" },
-            participant.as_deref().unwrap_or("-"),
-            &what,
-        ]
-        .join("\u{1f}"),
+        Some(id) => Key::new(id)
+            .from_me(from_me)
+            .or_dash(participant.as_deref())
+            .part(&what)
+            .build(),
         // Profile and label notifications carry no message id.
         None => without_natural_key(
             ctx.delivery_id,
-            format!("{what}\u{1f}{}", fingerprint_without(v, &["momment", "moment"])),
+            Key::new(&what)
+                .part(fingerprint_without(v, &["momment", "moment"]))
+                .build(),
         ),
     };
     let t = time_of(ctx, v);
@@ -403,7 +403,7 @@ fn statuses(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> Vec<Clou
             data.status = status;
             data.participant = participant.clone();
             let key = match &message_id {
-                Some(id) => [id.as_str(), &word, participant.as_deref().unwrap_or("-")].join("\u{1f}"),
+                Some(id) => Key::new(id).part(&word).or_dash(participant.as_deref()).build(),
                 None => without_natural_key(ctx.delivery_id, fingerprint_without(v, &["momment"])),
             };
             super::event(ctx, instance, EventType::MessageStatus, subject.clone(), &key, t, data)
@@ -431,7 +431,7 @@ fn delivery(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     let id = str_of(v, "zaapId")
         .or_else(|| data.message_id.clone())
         .unwrap_or_else(|| without_natural_key(ctx.delivery_id, fingerprint_without(v, &["momment"])));
-    let key = format!("{id}\u{1f}{}", if failed { "failed" } else { "ok" });
+    let key = Key::new(&id).part(if failed { "failed" } else { "ok" }).build();
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     super::event(
         ctx,
@@ -454,9 +454,9 @@ fn presence(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let presence = data.presence.clone().unwrap_or_else(|| "-".to_owned());
     let key = match last_seen {
-        Some(t) => format!("{presence}\u{1f}{}", t.timestamp_millis()),
+        Some(t) => Key::new(&presence).part(t.timestamp_millis()).build(),
         // No time: the id is fixed when stored, from the chat's presence changes (a state event).
-        None => without_natural_key(ctx.delivery_id, format!("{presence}\u{1f}state")),
+        None => without_natural_key(ctx.delivery_id, Key::new(&presence).part("state").build()),
     };
     let event = super::event(
         ctx,
@@ -495,10 +495,10 @@ fn instance_event(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, kind:
     };
     let key = match (momment, connection) {
         (Some(m), _) => m.to_string(),
-        (None, Some(state)) => without_natural_key(ctx.delivery_id, format!("{state}\u{1f}state")),
+        (None, Some(state)) => without_natural_key(ctx.delivery_id, Key::new(state).part("state").build()),
         (None, None) => without_natural_key(
             ctx.delivery_id,
-            format!("{}\u{1f}{}", fingerprint_without(v, &[]), minute_bucket(ctx)),
+            Key::new(fingerprint_without(v, &[])).part(minute_bucket(ctx)).build(),
         ),
     };
     let event = super::event(ctx, instance, event_type, None, &key, time_of(ctx, v), data);
