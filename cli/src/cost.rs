@@ -41,25 +41,25 @@ use wahooks::{Provider, Route};
 /// us-east-1 list prices (check yours).
 mod price {
     /// API Gateway HTTP API, per request (first 300 M a month).
-    pub const HTTP_API_REQUEST: f64 = 1.00 / 1e6;
+    pub(super) const HTTP_API_REQUEST: f64 = 1.00 / 1e6;
     /// Lambda, per request.
-    pub const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
+    pub(super) const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
     /// Lambda arm64, per GB-second.
-    pub const LAMBDA_GB_SECOND: f64 = 0.000_013_333_4;
+    pub(super) const LAMBDA_GB_SECOND: f64 = 0.000_013_333_4;
     /// DynamoDB on-demand, per write request unit.
-    pub const WRITE_UNIT: f64 = 0.625 / 1e6;
+    pub(super) const WRITE_UNIT: f64 = 0.625 / 1e6;
     /// DynamoDB standard storage, per GB-month.
-    pub const STORAGE_GB_MONTH: f64 = 0.25;
+    pub(super) const STORAGE_GB_MONTH: f64 = 0.25;
     /// SQS FIFO, per request (64 KB chunk).
-    pub const SQS_FIFO_REQUEST: f64 = 0.50 / 1e6;
+    pub(super) const SQS_FIFO_REQUEST: f64 = 0.50 / 1e6;
     /// CloudWatch Logs ingestion, per GB.
-    pub const LOGS_GB: f64 = 0.50;
+    pub(super) const LOGS_GB: f64 = 0.50;
     /// S3 Standard, per `PutObject` request ($0.005 per 1,000: eight write units).
-    pub const S3_PUT: f64 = 0.005 / 1e3;
+    pub(super) const S3_PUT: f64 = 0.005 / 1e3;
     /// S3 Standard, per `GetObject` request ($0.0004 per 1,000).
-    pub const S3_GET: f64 = 0.0004 / 1e3;
+    pub(super) const S3_GET: f64 = 0.0004 / 1e3;
     /// S3 Standard storage, per GB-month (first 50 TB).
-    pub const S3_GB_MONTH: f64 = 0.023;
+    pub(super) const S3_GB_MONTH: f64 = 0.023;
 }
 
 /// The total per million events that docs/performance.md and README.md gave before the claim
@@ -69,17 +69,17 @@ const BEFORE_CLAIM_CHECK: f64 = 3.21;
 /// Assumptions (not measurable without AWS), printed with the table.
 mod assume {
     /// A receiver's billed duration: one DynamoDB round trip in the region, plus microseconds of CPU.
-    pub const RECEIVER_SECONDS: f64 = 0.010;
+    pub(super) const RECEIVER_SECONDS: f64 = 0.010;
     /// The receivers' memory.
-    pub const RECEIVER_GB: f64 = 0.25;
+    pub(super) const RECEIVER_GB: f64 = 0.25;
     /// A fanout invocation of 100 records: ~15 SendMessageBatch round trips.
-    pub const FANOUT_SECONDS: f64 = 0.150;
+    pub(super) const FANOUT_SECONDS: f64 = 0.150;
     /// Log lines per request (Lambda's START/END/REPORT and ours), bytes.
-    pub const LOG_BYTES_PER_REQUEST: f64 = 500.0;
+    pub(super) const LOG_BYTES_PER_REQUEST: f64 = 500.0;
     /// A worker's ReceiveMessage and DeleteMessageBatch per message, amortised over batches of 10.
-    pub const WORKER_REQUESTS_PER_EVENT: f64 = 0.2;
+    pub(super) const WORKER_REQUESTS_PER_EVENT: f64 = 0.2;
     /// Records per fanout invocation (the mapping's batch size).
-    pub const RECORDS_PER_FANOUT: f64 = 100.0;
+    pub(super) const RECORDS_PER_FANOUT: f64 = 100.0;
 }
 
 /// Arguments of `wahooks-dev cost`.

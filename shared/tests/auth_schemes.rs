@@ -22,7 +22,7 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
     p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
-fn auth_error(r: Result<wahooks::auth::Verified, RequestError>) -> AuthError {
+fn auth_error(r: Result<wahooks::auth::Verified<'_>, RequestError>) -> AuthError {
     match r {
         Err(RequestError::Auth(e)) => e,
         other => panic!("expected an auth error, got {other:?}"),

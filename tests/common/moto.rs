@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running moto server.
-pub struct Moto {
+pub(crate) struct Moto {
     child: Option<Child>,
     port: u16,
 }
@@ -43,7 +43,7 @@ fn free_port() -> u16 {
 
 impl Moto {
     /// Start a server and wait until it accepts connections.
-    pub fn start() -> Moto {
+    pub(crate) fn start() -> Moto {
         let mut moto = Moto {
             child: None,
             port: free_port(),
@@ -70,17 +70,17 @@ impl Moto {
 
     /// The server's process id (to freeze it with SIGSTOP and wake it with SIGCONT).
     #[allow(dead_code)]
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
     /// `http://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// Stop the server (its state is gone).
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -88,7 +88,7 @@ impl Moto {
     }
 
     /// The SDK configuration the Lambdas would build (the same timeouts), pointed at this server.
-    pub async fn sdk(&self) -> aws_config::SdkConfig {
+    pub(crate) async fn sdk(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(self.url())
             .region(aws_config::Region::new("us-east-1"))
@@ -101,14 +101,14 @@ impl Moto {
     }
 
     /// A DynamoDB client for this server.
-    pub async fn dynamo(&self) -> aws_sdk_dynamodb::Client {
+    pub(crate) async fn dynamo(&self) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::new(&self.sdk().await)
     }
 
     /// The secrets key `make run` and `wahooks endpoint` use by default
     /// (`alias/wahooks-secrets`), created in this server, and a keyring sealing under it.
     #[allow(dead_code)]
-    pub async fn keyring(&self) -> std::sync::Arc<wahooks::keyring::KmsKeyring> {
+    pub(crate) async fn keyring(&self) -> std::sync::Arc<wahooks::keyring::KmsKeyring> {
         let kms = aws_sdk_kms::Client::new(&self.sdk().await);
         let alias = wahooks::schema::create_secrets_key(&kms, "wahooks")
             .await

@@ -10,7 +10,7 @@ use wahooks::Provider;
 /// Every payload fixture with its provider (header captures excluded), as providers send them:
 /// compact JSON on one line (tests/fixtures/zapi/SOURCES.md: the captured `content-length` is
 /// the compact length; the files are indented for reading).
-pub fn fixture_mix() -> Vec<(Provider, Vec<u8>)> {
+pub(crate) fn fixture_mix() -> Vec<(Provider, Vec<u8>)> {
     pretty_fixture_mix()
         .into_iter()
         .map(|(p, b)| {
@@ -27,7 +27,7 @@ pub fn fixture_mix() -> Vec<(Provider, Vec<u8>)> {
 }
 
 /// The fixtures byte for byte as stored (indented).
-pub fn pretty_fixture_mix() -> Vec<(Provider, Vec<u8>)> {
+pub(crate) fn pretty_fixture_mix() -> Vec<(Provider, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
     let mut mix = Vec::new();
     for provider in Provider::ALL {
@@ -49,7 +49,7 @@ pub fn pretty_fixture_mix() -> Vec<(Provider, Vec<u8>)> {
 }
 
 /// Medians of a measurement taken in alternating batches.
-pub struct Interleaved {
+pub(crate) struct Interleaved {
     /// ns per call of the code measured.
     pub ours_ns: f64,
     /// ns per call of what it is compared with.
@@ -60,7 +60,12 @@ pub struct Interleaved {
 
 /// `ours` against `floor` in `rounds` alternating batches of `calls` calls each, the medians
 /// kept: alternating cancels the drift of a shared machine that separate runs pick up.
-pub fn interleaved<A, B>(rounds: usize, calls: usize, ours: impl Fn() -> A, floor: impl Fn() -> B) -> Interleaved {
+pub(crate) fn interleaved<A, B>(
+    rounds: usize,
+    calls: usize,
+    ours: impl Fn() -> A,
+    floor: impl Fn() -> B,
+) -> Interleaved {
     let time = |f: &dyn Fn()| {
         let start = Instant::now();
         for _ in 0..calls {

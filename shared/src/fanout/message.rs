@@ -65,7 +65,7 @@ impl RecordError {
 }
 
 /// An item's `body_object`, when its event is kept in the bucket.
-pub fn object_of_image(image: &HashMap<String, AttributeValue>) -> Option<&str> {
+pub(super) fn object_of_image(image: &HashMap<String, AttributeValue>) -> Option<&str> {
     match image.get("body_object") {
         Some(AttributeValue::S(uri)) => Some(uri),
         _ => None,

@@ -35,12 +35,12 @@ static NULL: Json<'static> = Json::Null;
 
 impl<'a> Json<'a> {
     /// Parse JSON text (already validated or not: errors are serde_json's).
-    pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
+    pub(crate) fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
     }
 
     /// The value of `key` in an object (the last one when the key repeats).
-    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Json<'a>> {
         match self {
             Json::Object(entries) => entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
@@ -48,7 +48,7 @@ impl<'a> Json<'a> {
     }
 
     /// The object's entries, in document order.
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &Json<'a>)> {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, &Json<'a>)> {
         match self {
             Json::Object(entries) => entries.as_slice(),
             _ => &[],
@@ -58,7 +58,7 @@ impl<'a> Json<'a> {
     }
 
     /// The text of a string.
-    pub fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
             Json::String(s) => Some(s),
             _ => None,
@@ -66,7 +66,7 @@ impl<'a> Json<'a> {
     }
 
     /// The items of an array.
-    pub fn as_array(&self) -> Option<&[Json<'a>]> {
+    pub(crate) fn as_array(&self) -> Option<&[Json<'a>]> {
         match self {
             Json::Array(items) => Some(items),
             _ => None,
@@ -74,17 +74,17 @@ impl<'a> Json<'a> {
     }
 
     /// Whether this is an object.
-    pub fn is_object(&self) -> bool {
+    pub(crate) fn is_object(&self) -> bool {
         matches!(self, Json::Object(_))
     }
 
     /// Whether this is `null`.
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         matches!(self, Json::Null)
     }
 
     /// An owned `serde_json::Value` (for `data.parameters`).
-    pub fn to_value(&self) -> Value {
+    pub(crate) fn to_value(&self) -> Value {
         match self {
             Json::Null => Value::Null,
             Json::Bool(b) => Value::Bool(*b),
@@ -102,7 +102,7 @@ impl<'a> Json<'a> {
 
     /// The canonical text: what `serde_json::Value`'s `to_string` gives for the same JSON
     /// (keys sorted, the last of a repeated key), without `skip` at the top level.
-    pub fn canonical_without(&self, skip: &[&str]) -> String {
+    pub(crate) fn canonical_without(&self, skip: &[&str]) -> String {
         serde_json::to_string(&Canonical { json: self, skip }).unwrap_or_default()
     }
 }

@@ -269,7 +269,7 @@ pub(crate) struct Body<'a> {
 
 impl Body<'_> {
     /// Fresh event data carrying the raw JSON.
-    pub fn data(&self) -> EventData {
+    pub(crate) fn data(&self) -> EventData {
         EventData::new(self.raw.clone())
     }
 }
