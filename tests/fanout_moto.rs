@@ -128,16 +128,22 @@ async fn stored_ids(stack: &LocalStack) -> HashSet<String> {
 async fn drive(stack: &LocalStack, driver: &mut StreamDriver) {
     // A busy stand-in can time out a stream read (6 s); Lambda's poller would read again, and
     // so does this (the driver keeps its place on an error).
-    for attempt in 1..=5 {
+    // A stand-in slowed by a busy machine may need more than one round to drain a wide
+    // webhook: the driver keeps its place, so each round goes on where the last stopped (how
+    // long it takes is measured by the benches, never asserted here).
+    let mut errors = 0;
+    for _ in 0..20 {
         match driver.drain(&stack.fanout, Duration::from_secs(120)).await {
-            Ok(drained) => {
-                assert!(drained, "the stream was drained");
-                return;
+            Ok(true) => return,
+            Ok(false) => eprintln!("the stream is not drained yet, draining on"),
+            Err(e) if errors < 5 => {
+                errors += 1;
+                eprintln!("stream read failed, reading again: {e}");
             }
-            Err(e) if attempt < 5 => eprintln!("stream read failed, reading again: {e}"),
             Err(e) => panic!("the stream can be read: {e:?}"),
         }
     }
+    panic!("the stream was not drained in 20 rounds of 120 s");
 }
 
 #[tokio::test]
