@@ -9,28 +9,62 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+/// An enum of the wire vocabulary with each variant's wire name written once: serde reads and
+/// writes it, and `as_str` returns it (so the two can never disagree).
+macro_rules! vocabulary {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $(
+                $(#[$vmeta:meta])*
+                $variant:ident = $wire:literal,
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $name {
+            $(
+                $(#[$vmeta])*
+                #[serde(rename = $wire)]
+                $variant,
+            )*
+        }
+
+        impl $name {
+            /// The name on the wire (what serde writes and reads, and what URLs, sources and the
+            /// CLI use).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $wire,)*
+                }
+            }
+        }
+    };
+}
+
+vocabulary! {
 /// The providers wahooks understands. New providers may appear in a later version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "lowercase")]
 pub enum Provider {
     /// Z-API (z-api.io).
-    Zapi,
+    Zapi = "zapi",
     /// Hub Message / Omni Z-API, in its `DEFAULT` or `Z_API` payload format.
-    Hubmessage,
+    Hubmessage = "hubmessage",
     /// WhatsApp Web API (apiwhatsappweb.com).
-    Wwa,
+    Wwa = "wwa",
     /// Meta's WhatsApp Cloud API.
-    Meta,
+    Meta = "meta",
     /// Evolution API (the self-hosted gateway).
-    Evolution,
+    Evolution = "evolution",
     /// WAHA, WhatsApp HTTP API (the self-hosted gateway).
-    Waha,
+    Waha = "waha",
     /// A provider a later wahooks adds, as this version reads it (never parsed, never an
     /// endpoint's): a worker built today reads such an event, and an older fanout publishes it
     /// as stored instead of refusing it (a rollback, a replay by an older version).
     #[serde(other)]
-    Other,
+    Other = "other",
+}
 }
 
 impl Provider {
@@ -43,19 +77,6 @@ impl Provider {
         Provider::Evolution,
         Provider::Waha,
     ];
-
-    /// The lower-case name used in URLs, sources and the CLI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Zapi => "zapi",
-            Provider::Hubmessage => "hubmessage",
-            Provider::Wwa => "wwa",
-            Provider::Meta => "meta",
-            Provider::Evolution => "evolution",
-            Provider::Waha => "waha",
-            Provider::Other => "other",
-        }
-    }
 }
 
 impl fmt::Display for Provider {
@@ -81,24 +102,25 @@ impl std::str::FromStr for Provider {
     }
 }
 
+vocabulary! {
 /// The URL a provider posted to (`/v1/hooks/{token}/{route}`): a hint, never the truth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum Route {
     /// `message-received`
-    MessageReceived,
+    MessageReceived = "message-received",
     /// `message-sent`
-    MessageSent,
+    MessageSent = "message-sent",
     /// `message-status`
-    MessageStatus,
+    MessageStatus = "message-status",
     /// `connected`
-    Connected,
+    Connected = "connected",
     /// `disconnected`
-    Disconnected,
+    Disconnected = "disconnected",
     /// `presence`
-    Presence,
+    Presence = "presence",
     /// `any` (and the bare `/v1/hooks/{token}`)
-    Any,
+    Any = "any",
+}
 }
 
 impl Route {
@@ -112,19 +134,6 @@ impl Route {
         Route::Presence,
         Route::Any,
     ];
-
-    /// The path segment.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Route::MessageReceived => "message-received",
-            Route::MessageSent => "message-sent",
-            Route::MessageStatus => "message-status",
-            Route::Connected => "connected",
-            Route::Disconnected => "disconnected",
-            Route::Presence => "presence",
-            Route::Any => "any",
-        }
-    }
 
     /// The Lambda function that serves this route.
     pub fn function_name(self) -> &'static str {
@@ -170,48 +179,39 @@ impl std::str::FromStr for Route {
     }
 }
 
+vocabulary! {
 /// The CloudEvents `type`. New types may appear in a later version: a worker reads one it does
 /// not know as `whatsapp.unknown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub enum EventType {
     /// A message arrived in a chat (or was sent from the phone, with `from_me`).
-    #[serde(rename = "whatsapp.message.received")]
-    MessageReceived,
+    MessageReceived = "whatsapp.message.received",
     /// A message sent through the provider's API was handed to WhatsApp (or failed).
-    #[serde(rename = "whatsapp.message.sent")]
-    MessageSent,
+    MessageSent = "whatsapp.message.sent",
     /// A sent message changed state (delivered, read, played…).
-    #[serde(rename = "whatsapp.message.status")]
-    MessageStatus,
+    MessageStatus = "whatsapp.message.status",
     /// Group changes, calls, revokes, profile changes.
-    #[serde(rename = "whatsapp.notification")]
-    Notification,
+    Notification = "whatsapp.notification",
     /// Typing, recording, online/offline in a chat.
-    #[serde(rename = "whatsapp.chat.presence")]
-    ChatPresence,
+    ChatPresence = "whatsapp.chat.presence",
     /// The instance (phone) connected.
-    #[serde(rename = "whatsapp.instance.connected")]
-    InstanceConnected,
+    InstanceConnected = "whatsapp.instance.connected",
     /// The instance (phone) disconnected.
-    #[serde(rename = "whatsapp.instance.disconnected")]
-    InstanceDisconnected,
+    InstanceDisconnected = "whatsapp.instance.disconnected",
     /// The instance synced its initial data.
-    #[serde(rename = "whatsapp.instance.initial_data")]
-    InstanceInitialData,
+    InstanceInitialData = "whatsapp.instance.initial_data",
     /// A contact was blocked.
-    #[serde(rename = "whatsapp.contact.blocked")]
-    ContactBlocked,
+    ContactBlocked = "whatsapp.contact.blocked",
     /// A message template changed status or category.
-    #[serde(rename = "whatsapp.template.updated")]
-    TemplateUpdated,
+    TemplateUpdated = "whatsapp.template.updated",
     /// The provider could not connect the instance through its proxy.
-    #[serde(rename = "whatsapp.instance.proxy_failed")]
-    InstanceProxyFailed,
+    InstanceProxyFailed = "whatsapp.instance.proxy_failed",
     /// Valid JSON of a shape we don't recognise: still stored and published. A worker built
     /// today also reads any type a later wahooks adds as this one (new types may appear).
-    #[serde(rename = "whatsapp.unknown", other)]
-    Unknown,
+    #[serde(other)]
+    Unknown = "whatsapp.unknown",
+}
 }
 
 impl EventType {
@@ -230,24 +230,6 @@ impl EventType {
         EventType::InstanceProxyFailed,
         EventType::Unknown,
     ];
-
-    /// The CloudEvents type string, e.g. `whatsapp.message.received`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::MessageReceived => "whatsapp.message.received",
-            EventType::MessageSent => "whatsapp.message.sent",
-            EventType::MessageStatus => "whatsapp.message.status",
-            EventType::Notification => "whatsapp.notification",
-            EventType::ChatPresence => "whatsapp.chat.presence",
-            EventType::InstanceConnected => "whatsapp.instance.connected",
-            EventType::InstanceDisconnected => "whatsapp.instance.disconnected",
-            EventType::InstanceInitialData => "whatsapp.instance.initial_data",
-            EventType::ContactBlocked => "whatsapp.contact.blocked",
-            EventType::TemplateUpdated => "whatsapp.template.updated",
-            EventType::InstanceProxyFailed => "whatsapp.instance.proxy_failed",
-            EventType::Unknown => "whatsapp.unknown",
-        }
-    }
 }
 
 impl fmt::Display for EventType {
@@ -327,68 +309,41 @@ pub struct Sender {
     pub username: Option<String>,
 }
 
+vocabulary! {
 /// The kind of a message's content. New values may appear in a later version (a worker reads
 /// one it does not know as `other`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
 pub enum ContentKind {
-    Text,
-    Image,
-    Audio,
-    Video,
-    Ptv,
-    Document,
-    Sticker,
-    Location,
-    LiveLocation,
-    Contact,
-    Reaction,
-    Poll,
-    PollVote,
-    ButtonReply,
-    ListReply,
-    Template,
-    Interactive,
-    Order,
-    Payment,
-    Event,
-    Waiting,
+    Text = "text",
+    Image = "image",
+    Audio = "audio",
+    Video = "video",
+    Ptv = "ptv",
+    Document = "document",
+    Sticker = "sticker",
+    Location = "location",
+    LiveLocation = "live_location",
+    Contact = "contact",
+    Reaction = "reaction",
+    Poll = "poll",
+    PollVote = "poll_vote",
+    ButtonReply = "button_reply",
+    ListReply = "list_reply",
+    Template = "template",
+    Interactive = "interactive",
+    Order = "order",
+    Payment = "payment",
+    Event = "event",
+    Waiting = "waiting",
     /// A kind without a canonical name (its wire name is in `wire_kind`); also how a worker
     /// reads a kind a later wahooks adds.
     #[serde(other)]
-    Other,
+    Other = "other",
+}
 }
 
-impl ContentKind {
-    /// The snake_case name, as serialised.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContentKind::Text => "text",
-            ContentKind::Image => "image",
-            ContentKind::Audio => "audio",
-            ContentKind::Video => "video",
-            ContentKind::Ptv => "ptv",
-            ContentKind::Document => "document",
-            ContentKind::Sticker => "sticker",
-            ContentKind::Location => "location",
-            ContentKind::LiveLocation => "live_location",
-            ContentKind::Contact => "contact",
-            ContentKind::Reaction => "reaction",
-            ContentKind::Poll => "poll",
-            ContentKind::PollVote => "poll_vote",
-            ContentKind::ButtonReply => "button_reply",
-            ContentKind::ListReply => "list_reply",
-            ContentKind::Template => "template",
-            ContentKind::Interactive => "interactive",
-            ContentKind::Order => "order",
-            ContentKind::Payment => "payment",
-            ContentKind::Event => "event",
-            ContentKind::Waiting => "waiting",
-            ContentKind::Other => "other",
-        }
-    }
-}
+impl ContentKind {}
 
 /// A message's content in one vocabulary. Only what applies to its kind is set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -571,23 +526,24 @@ impl Content {
     }
 }
 
+vocabulary! {
 /// The state of a sent message, mapped from each provider's words.
 /// New values may appear in a later version (a worker reads one it does not know as `other`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
-    Pending,
-    Sent,
-    Delivered,
-    Read,
-    ReadByMe,
-    Played,
-    Failed,
-    Deleted,
+    Pending = "pending",
+    Sent = "sent",
+    Delivered = "delivered",
+    Read = "read",
+    ReadByMe = "read_by_me",
+    Played = "played",
+    Failed = "failed",
+    Deleted = "deleted",
     /// A status a later wahooks adds, read by a worker built today (never emitted by this one).
     #[serde(other)]
-    Other,
+    Other = "other",
+}
 }
 
 impl MessageStatus {
@@ -603,21 +559,6 @@ impl MessageStatus {
             MessageStatus::Played => 4,
             MessageStatus::Failed | MessageStatus::Deleted => 5,
             MessageStatus::Other => 0,
-        }
-    }
-
-    /// The snake_case name, as serialised.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageStatus::Pending => "pending",
-            MessageStatus::Sent => "sent",
-            MessageStatus::Delivered => "delivered",
-            MessageStatus::Read => "read",
-            MessageStatus::ReadByMe => "read_by_me",
-            MessageStatus::Played => "played",
-            MessageStatus::Failed => "failed",
-            MessageStatus::Deleted => "deleted",
-            MessageStatus::Other => "other",
         }
     }
 }
