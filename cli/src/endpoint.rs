@@ -420,7 +420,8 @@ async fn list() -> anyhow::Result<()> {
         "{:<20} {:<20} {:<11} {:<18} {:<8} {:<8} {:<7} created",
         "id", "tenant", "provider", "scheme", "enabled", "secrets", "tokens"
     );
-    for (e, tokens) in registry().await.list_endpoints().await? {
+    let registry = registry().await;
+    for (e, tokens) in registry.list_endpoints().await? {
         println!(
             "{:<20} {:<20} {:<11} {:<18} {:<8} {:<8} {:<7} {}",
             e.id,
@@ -434,6 +435,11 @@ async fn list() -> anyhow::Result<()> {
             e.auth.secret_count(),
             tokens,
             e.created_at
+        );
+    }
+    for key in registry.unreadable().await? {
+        eprintln!(
+            "{key}: does not validate (its URLs answer 503): `wahooks endpoint upgrade` names why; fix or delete it"
         );
     }
     Ok(())
@@ -461,8 +467,14 @@ async fn delete(id: &str) -> anyhow::Result<()> {
 
 /// `rotate-token`: one more token (and its URLs); the old ones work until retired.
 async fn rotate_token(id: &str, base_url: &str) -> anyhow::Result<()> {
+    let registry = registry().await;
+    let (_, endpoint) = registry.find_by_id(id).await?;
+    anyhow::ensure!(
+        endpoint.source.is_none(),
+        "{id} is an End User Messaging Social source: it has no URL to rotate"
+    );
     let token = new_token();
-    registry().await.add_token(id, &token).await?;
+    registry.add_token(id, &token).await?;
     println!("{id}: a new URL token (the old URLs keep working until `wahooks endpoint retire-tokens {id}`)");
     print_urls(base_url, &token);
     Ok(())

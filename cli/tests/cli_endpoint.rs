@@ -244,6 +244,45 @@ async fn create_picks_each_providers_verified_scheme_unless_asked() {
     ] {
         assert!(listed.contains(scheme), "list shows each scheme: {listed}");
     }
+    // An End User Messaging Social source: no URL, listed as `sns`, one per WABA, nothing to
+    // rotate.
+    let sns = wahooks(
+        &moto,
+        &[
+            "endpoint",
+            "create-sns",
+            "--waba",
+            "102290129340398",
+            "--account",
+            "123456789012",
+        ],
+    );
+    let out = stdout(&sns);
+    assert!(sns.status.success(), "{}", String::from_utf8_lossy(&sns.stderr));
+    assert!(!out.contains("/v1/hooks/") && out.contains("no URL"), "{out}");
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("endpoint: "))
+        .expect("id")
+        .to_owned();
+    assert!(stdout(&wahooks(&moto, &["endpoint", "list"])).contains("sns"));
+    let again = wahooks(
+        &moto,
+        &[
+            "endpoint",
+            "create-sns",
+            "--waba",
+            "102290129340398",
+            "--account",
+            "123456789012",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already has a source"));
+    let rotate = wahooks(&moto, &["endpoint", "rotate-token", &id]);
+    assert_eq!(rotate.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&rotate.stderr).contains("no URL to rotate"));
+    let bad = wahooks(&moto, &["endpoint", "create-sns", "--waba", "x", "--account", "1"]);
+    assert_eq!(bad.status.code(), Some(1), "a WABA id is digits, an account 12 digits");
 }
 
 #[tokio::test]
@@ -377,4 +416,10 @@ async fn upgrade_rewrites_records_from_before_the_digests_and_counts_them() {
         err.contains("EP#bad") && !err.contains("zz-not-a-list"),
         "named, its values not quoted: {err}"
     );
+    // One damaged record never hides the others from `list`: they are listed, it is named.
+    let listed = wahooks(&moto, &["endpoint", "list"]);
+    let (out, err) = (stdout(&listed), String::from_utf8_lossy(&listed.stderr).into_owned());
+    assert!(listed.status.success(), "{err}");
+    assert!(out.contains("ep_legacy") && out.contains("ep_meta"), "{out}");
+    assert!(err.contains("EP#bad") && !err.contains("zz-not-a-list"), "{err}");
 }

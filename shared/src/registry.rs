@@ -433,15 +433,29 @@ impl DynamoRegistry {
 
     /// Every endpoint, once per URL token (a scan: the table holds one item per token, and one
     /// per bound instance).
+    /// Items that do not read as an endpoint are left out (see [`DynamoRegistry::unreadable`]):
+    /// one damaged record never hides the others.
     pub async fn list(&self) -> Result<Vec<(String, Endpoint)>, RegistryError> {
-        let mut out = self
-            .scan_kind(crate::store::keys::ENDPOINT_PREFIX)
-            .await?
-            .iter()
-            .map(decode)
-            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.scan_endpoints().await?.0)
+    }
+
+    /// The keys of endpoint items that do not read as an endpoint (they answer 503 until fixed
+    /// or deleted).
+    pub async fn unreadable(&self) -> Result<Vec<String>, RegistryError> {
+        Ok(self.scan_endpoints().await?.1)
+    }
+
+    /// Every endpoint item: those that read (oldest first), and the keys of those that do not.
+    async fn scan_endpoints(&self) -> Result<(Vec<(String, Endpoint)>, Vec<String>), RegistryError> {
+        let (mut out, mut unreadable) = (Vec::new(), Vec::new());
+        for item in self.scan_kind(crate::store::keys::ENDPOINT_PREFIX).await? {
+            match decode(&item) {
+                Ok(read) => out.push(read),
+                Err(_) => unreadable.push(item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()),
+            }
+        }
         out.sort_by(|a, b| a.1.created_at.cmp(&b.1.created_at));
-        Ok(out)
+        Ok((out, unreadable))
     }
 
     /// Every endpoint once, with how many URL tokens it has.
