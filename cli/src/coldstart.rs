@@ -144,7 +144,7 @@ async fn report(args: &ColdstartArgs) -> anyhow::Result<()> {
     if let Some(token) = args.token.as_deref().filter(|t| !wahooks::registry::plausible_token(t)) {
         bail!("--token {token}: 16 to 128 letters, digits, `-` or `_`");
     }
-    let moto = crate::serve::PrivateMoto::start(&args.moto, "coldstart").await?;
+    let moto = crate::standin::PrivateMoto::start(&args.moto, "coldstart").await?;
     let (starts, stored) = measure(args, &function, &body, &auth, &moto.endpoint, &moto.state).await?;
     print_report(args, &starts, stored);
     moto.finish().await;
@@ -169,7 +169,7 @@ async fn measure(
     endpoint: &str,
     state: &Path,
 ) -> anyhow::Result<(Vec<Start>, usize)> {
-    let stack = crate::serve::harness_stack(endpoint, "coldstart").await?;
+    let stack = crate::standin::harness_stack(endpoint, "coldstart").await?;
     let token = args.token.clone().unwrap_or_else(wahooks::registry::new_token);
     stack
         .registry
@@ -457,7 +457,7 @@ impl RuntimeApi {
             answers: answer_tx,
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(crate::serve::serve_until(listener, stopped, move |req| {
+        tokio::spawn(crate::standin::serve_until(listener, stopped, move |req| {
             route(state.clone(), req)
         }));
         Ok(RuntimeApi {

@@ -392,14 +392,14 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
 }
 
 async fn measure(args: &CostArgs) -> anyhow::Result<Measured> {
-    let moto = crate::serve::PrivateMoto::start(&args.moto, "cost").await?;
+    let moto = crate::standin::PrivateMoto::start(&args.moto, "cost").await?;
     let measured = measure_on(args, &moto.endpoint).await?;
     moto.finish().await;
     Ok(measured)
 }
 
 async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured> {
-    let mut stack = crate::serve::harness_stack(endpoint, "cost").await?;
+    let mut stack = crate::standin::harness_stack(endpoint, "cost").await?;
     let bucket_name = stack
         .config
         .body_bucket

@@ -17,4 +17,5 @@ pub mod send;
 pub mod serve;
 pub mod sign;
 pub mod stack;
+pub mod standin;
 pub mod tail;

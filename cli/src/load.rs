@@ -200,9 +200,9 @@ fn signal(pid: u32, sig: &str) {
 }
 
 async fn load(args: LoadArgs) -> anyhow::Result<bool> {
-    let moto = crate::serve::PrivateMoto::start(&args.moto, "load").await?;
+    let moto = crate::standin::PrivateMoto::start(&args.moto, "load").await?;
     let moto_pid = moto.pid().context("moto has a pid")?;
-    let stack = crate::serve::harness_stack(&moto.endpoint, "load").await?;
+    let stack = crate::standin::harness_stack(&moto.endpoint, "load").await?;
     let sqs_down = Arc::new(AtomicBool::new(false));
     let sqs = SqsPublisher::new(stack.sqs.clone());
     let fanout = wahooks::lambda::with_bucket(
