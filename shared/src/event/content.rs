@@ -194,6 +194,15 @@ pub struct Referral {
 }
 
 impl Content {
+    /// A reaction's emoji (empty when it was removed), and nothing for any other kind: what
+    /// tells a changed reaction apart in a natural key, since it reuses the message id.
+    pub fn reaction_emoji(&self) -> &str {
+        self.text
+            .as_deref()
+            .filter(|_| self.kind == ContentKind::Reaction)
+            .unwrap_or_default()
+    }
+
     /// Content of `kind` with nothing else set.
     pub fn new(kind: ContentKind) -> Self {
         Content {

@@ -266,13 +266,7 @@ fn message(
     let identity = Key::new(data.message_id.as_deref().unwrap_or("-"))
         .from_me(from_me)
         .or_dash(participant.as_deref())
-        .part(
-            content
-                .text
-                .as_deref()
-                .filter(|_| content.kind == ContentKind::Reaction)
-                .unwrap_or_default(),
-        )
+        .part(content.reaction_emoji())
         .build();
     let natural = match &data.message_id {
         Some(_) => identity,

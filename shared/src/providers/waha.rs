@@ -175,13 +175,7 @@ fn message(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>,
                     .filter(|_| content.kind == ContentKind::Reaction)
                     .unwrap_or("message"),
             )
-            .part(
-                content
-                    .text
-                    .as_deref()
-                    .filter(|_| content.kind == ContentKind::Reaction)
-                    .unwrap_or_default(),
-            )
+            .part(content.reaction_emoji())
             .build()
     };
     data.content = Some(content);
