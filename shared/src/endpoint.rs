@@ -848,6 +848,92 @@ pub struct Endpoint {
     /// receivers never serve it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SnsSource>,
+    /// The windows of the events wahooks makes from time passing (turns, silence): the defaults
+    /// unless set (`wahooks endpoint timing`).
+    #[serde(default, skip_serializing_if = "Timing::is_default")]
+    pub timing: Timing,
+}
+
+/// An endpoint's windows for the events made from time passing (docs/events.md, "Turns" and
+/// "Silence"). Each is `None` for the default; `Some(0)` turns it off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    /// How long a chat stays quiet before its inbound messages make a turn, in ms (default
+    /// [`Timing::DEFAULT_TURN_WINDOW_MS`], at most [`Timing::MAX_TURN_WINDOW_MS`]; 0: no turns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn_window_ms: Option<u64>,
+    /// How long an instance may receive nothing before it is silent, in seconds (default: derived
+    /// from its own traffic; 0: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence_after_s: Option<u64>,
+    /// How long an instance may stay disconnected before the alarm, in seconds (default
+    /// [`Timing::DEFAULT_DISCONNECTED_AFTER_S`]; 0: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnected_after_s: Option<u64>,
+}
+
+/// How an instance's silence window is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SilenceWindow {
+    /// Never silent.
+    Off,
+    /// Derived from the instance's own traffic.
+    Derived,
+    /// Set on the endpoint, in seconds.
+    Fixed(u64),
+}
+
+impl Timing {
+    /// The turn window unless set: people type a burst within a few seconds.
+    pub const DEFAULT_TURN_WINDOW_MS: u64 = 3_000;
+    /// The longest turn window (a longer wait is a slow bot, not a burst).
+    pub const MAX_TURN_WINDOW_MS: u64 = 60_000;
+    /// How long an instance may stay disconnected unless set.
+    pub const DEFAULT_DISCONNECTED_AFTER_S: u64 = 900;
+
+    /// Whether nothing is set.
+    pub fn is_default(&self) -> bool {
+        *self == Timing::default()
+    }
+
+    /// The turn window in ms (`None`: no turns).
+    pub fn turn_window_ms(&self) -> Option<u64> {
+        match self.turn_window_ms.unwrap_or(Timing::DEFAULT_TURN_WINDOW_MS) {
+            0 => None,
+            ms => Some(ms.min(Timing::MAX_TURN_WINDOW_MS)),
+        }
+    }
+
+    /// How the silence window is chosen.
+    pub fn silence(&self) -> SilenceWindow {
+        match self.silence_after_s {
+            None => SilenceWindow::Derived,
+            Some(0) => SilenceWindow::Off,
+            Some(s) => SilenceWindow::Fixed(s),
+        }
+    }
+
+    /// The disconnection window in seconds (`None`: no alarm).
+    pub fn disconnected_after_s(&self) -> Option<u64> {
+        match self
+            .disconnected_after_s
+            .unwrap_or(Timing::DEFAULT_DISCONNECTED_AFTER_S)
+        {
+            0 => None,
+            s => Some(s),
+        }
+    }
+
+    /// A turn window as a person writes it, refused past the maximum.
+    pub fn check_turn_window(ms: u64) -> Result<u64, String> {
+        if ms > Timing::MAX_TURN_WINDOW_MS {
+            return Err(format!(
+                "a turn window is at most {} s (0 turns turns off)",
+                Timing::MAX_TURN_WINDOW_MS / 1000
+            ));
+        }
+        Ok(ms)
+    }
 }
 
 /// What an AWS End User Messaging Social source expects of each SNS message: the AWS account the

@@ -661,6 +661,7 @@ mod tests {
                 created_at: String::new(),
                 tenant: None,
                 source: None,
+                timing: Default::default(),
             },
         );
         Receiver::new(Arc::new(registry), Arc::new(store.clone()))

@@ -17,6 +17,8 @@
 //! - [`http`]: the receiver pipeline and the one mapping of errors to statuses;
 //! - [`keyring`]: signing keys at rest (sealed under KMS, opened once per container);
 //! - [`social`]: AWS End User Messaging Social's SNS documents, read as Meta's webhook;
+//! - [`timers`]: events made from time passing (conversation turns, silent instances): per-chat
+//!   and per-instance state with conditional writes, timers on SQS delays;
 //! - [`lambda`], [`config`]: wiring, environment;
 //! - only with the `local` feature (the CLI and the tests; never in a Lambda): `local` (the
 //!   local stack, the API Gateway event of an HTTP request), `stream_driver` (the stand-in for
@@ -58,6 +60,8 @@ pub mod sqs_rules;
 pub mod store;
 #[cfg(feature = "local")]
 pub mod stream_driver;
+#[cfg(feature = "aws")]
+pub mod timers;
 
 pub use event::{CloudEvent, EventType, Provider, Route};
 

@@ -53,6 +53,7 @@ pub fn new_endpoint(provider: crate::Provider, auth: crate::endpoint::Auth) -> E
         created_at: chrono::Utc::now().to_rfc3339(),
         tenant: Some(new_tenant_id()),
         source: None,
+        timing: Default::default(),
     }
 }
 
@@ -183,7 +184,7 @@ impl DynamoRegistry {
         self.transact(
             &endpoint.id,
             vec![
-                self.version_step(&endpoint.id, 0)?,
+                self.version_step(&endpoint, 0)?,
                 self.put_item(&token_key(token), &endpoint, "attribute_not_exists(pk)", now)?,
             ],
         )
@@ -211,6 +212,23 @@ impl DynamoRegistry {
             .unwrap_or(0))
     }
 
+    /// The windows of endpoint `id` (turns, silence), from its version record: the defaults
+    /// when it has none (an endpoint written before timings, or deleted since).
+    pub async fn timing_of(&self, id: &str) -> Result<crate::endpoint::Timing, RegistryError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(version_key(id)))
+            .send()
+            .await
+            .map_err(|e| RegistryError::Unavailable(e.into()))?;
+        match out.item().and_then(|i| i.get("timing")).and_then(|v| v.as_s().ok()) {
+            Some(json) => serde_json::from_str(json).map_err(|e| RegistryError::Corrupt(e.into())),
+            None => Ok(Default::default()),
+        }
+    }
+
     /// The endpoint with this id and the version it was read at (for
     /// [`DynamoRegistry::update_if`]: a read-modify-write that loses no concurrent change).
     pub async fn find_versioned(&self, id: &str) -> Result<(Endpoint, Version), RegistryError> {
@@ -236,7 +254,7 @@ impl DynamoRegistry {
             return Err(RegistryError::NotFound(endpoint.id.clone()));
         }
         let endpoint = self.sealed(endpoint).await?;
-        let mut writes = vec![self.version_step(&endpoint.id, seen)?];
+        let mut writes = vec![self.version_step(&endpoint, seen)?];
         for (key, added_at) in items {
             writes.push(self.put_item(&key, &endpoint, "attribute_exists(pk)", added_at)?);
         }
@@ -254,7 +272,7 @@ impl DynamoRegistry {
         self.transact(
             id,
             vec![
-                self.version_step(id, version)?,
+                self.version_step(&endpoint, version)?,
                 self.put_item(&token_key(token), &endpoint, "attribute_not_exists(pk)", added_at)?,
             ],
         )
@@ -262,8 +280,12 @@ impl DynamoRegistry {
         Ok(endpoint)
     }
 
-    /// The version record's step from `seen` to `seen + 1`, conditional on `seen`.
-    fn version_step(&self, id: &str, seen: Version) -> Result<TransactWriteItem, RegistryError> {
+    /// The version record's step from `seen` to `seen + 1`, conditional on `seen`. The record
+    /// also keeps the endpoint's [`Timing`](crate::endpoint::Timing) (no secret), so the `timers`
+    /// function reads it by id in one `GetItem` ([`DynamoRegistry::timing_of`]).
+    fn version_step(&self, endpoint: &Endpoint, seen: Version) -> Result<TransactWriteItem, RegistryError> {
+        let id = endpoint.id.as_str();
+        let timing = serde_json::to_string(&endpoint.timing).map_err(|e| RegistryError::Corrupt(e.into()))?;
         let condition = if seen == 0 {
             "attribute_not_exists(version)"
         } else {
@@ -272,9 +294,10 @@ impl DynamoRegistry {
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(version_key(id)))
-            .update_expression("SET version = :next")
+            .update_expression("SET version = :next, timing = :timing")
             .condition_expression(condition)
-            .expression_attribute_values(":next", AttributeValue::N((seen + 1).to_string()));
+            .expression_attribute_values(":next", AttributeValue::N((seen + 1).to_string()))
+            .expression_attribute_values(":timing", AttributeValue::S(timing));
         if seen != 0 {
             update = update.expression_attribute_values(":seen", AttributeValue::N(seen.to_string()));
         }

@@ -27,6 +27,10 @@ pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
 /// The longest group or deduplication id.
 pub const MAX_ID_CHARS: usize = 128;
 
+/// The longest per-message delay (`DelaySeconds`): 15 minutes. (FIFO queues take none per
+/// message: the timers' queue is a standard one.)
+pub const MAX_DELAY_SECONDS: u64 = 900;
+
 /// Whether `c` may appear in a group or deduplication id: printable ASCII, no space.
 fn id_char(c: char) -> bool {
     c.is_ascii_graphic()

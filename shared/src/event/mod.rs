@@ -88,6 +88,64 @@ pub struct EventData {
     /// Where the full event is stored, when `raw` was left out to fit a queue message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_item: Option<StoredItemPointer>,
+    /// A conversation turn's messages (`whatsapp.conversation.turn`). Since schema 1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<Turn>,
+    /// An instance's silence (`whatsapp.instance.silent`, `whatsapp.instance.resumed`). Since
+    /// schema 1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence: Option<Silence>,
+}
+
+/// The inbound messages of one burst in a chat, once the chat has been quiet for the endpoint's
+/// window: what a bot answers once (docs/events.md, "Turns").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
+pub struct Turn {
+    /// The chat's turns so far, this one included (1 for the first).
+    pub number: u64,
+    /// How long the chat was quiet before the turn closed, in milliseconds (the endpoint's window).
+    pub window_ms: u64,
+    /// The turn's messages, in the order they were sent (their `time`, then arrival).
+    pub messages: Vec<TurnMessage>,
+}
+
+/// One message of a turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
+pub struct TurnMessage {
+    /// The message's event id (the `whatsapp.message.received` published before this turn).
+    pub event_id: String,
+    /// The WhatsApp message id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The message's time.
+    #[cfg_attr(feature = "json-schema", schemars(extend("format" = "date-time")))]
+    pub time: String,
+    /// Its text (or caption), when it has one: at most 4,096 bytes, cut at a character boundary
+    /// (`text_truncated` then says so; the message's own event has it whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Set when `text` was cut.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub text_truncated: bool,
+}
+
+/// An instance gone silent, or back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
+pub struct Silence {
+    /// When the instance's last event before the silence was received.
+    #[cfg_attr(feature = "json-schema", schemars(extend("format" = "date-time")))]
+    pub last_event_at: String,
+    /// The window that was exceeded, in seconds.
+    pub window_seconds: u64,
+    /// Whether the window was derived from the instance's own traffic (not set on its endpoint).
+    pub window_derived: bool,
+    /// When the silence was declared (on `whatsapp.instance.resumed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "json-schema", schemars(extend("format" = "date-time")))]
+    pub silent_since: Option<String>,
 }
 
 impl EventData {
@@ -110,6 +168,8 @@ impl EventData {
             raw: Some(raw),
             raw_pointer: None,
             stored_item: None,
+            turn: None,
+            silence: None,
         }
     }
 }
@@ -157,7 +217,7 @@ pub struct StoredItemPointer {
 
 /// The URI of the schema events of this version follow (`dataschema`): `schema/wahooks-event.schema.json`'s
 /// `$id`. Its last part is the schema's `major.minor` version.
-pub const DATASCHEMA: &str = "urn:wahooks:schema:event:1.1";
+pub const DATASCHEMA: &str = "urn:wahooks:schema:event:1.2";
 
 /// One canonical event, serialised as a CloudEvents 1.0 structured JSON document.
 #[derive(Debug, Clone, Serialize, Deserialize)]

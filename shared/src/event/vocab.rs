@@ -203,6 +203,14 @@ pub enum EventType {
     TemplateUpdated = "whatsapp.template.updated",
     /// The provider could not connect the instance through its proxy.
     InstanceProxyFailed = "whatsapp.instance.proxy_failed",
+    /// A chat went quiet after inbound messages: the burst's messages, in order (`data.turn`).
+    /// Made by wahooks, after the messages it lists. Since schema 1.2.
+    ConversationTurn = "whatsapp.conversation.turn",
+    /// An instance that usually receives traffic has received nothing for its window
+    /// (`data.silence`). Made by wahooks. Since schema 1.2.
+    InstanceSilent = "whatsapp.instance.silent",
+    /// A silent instance received traffic again (`data.silence`). Made by wahooks. Since schema 1.2.
+    InstanceResumed = "whatsapp.instance.resumed",
     /// Valid JSON of a shape we don't recognise: still stored and published. A worker built
     /// today also reads any type a later wahooks adds as this one (new types may appear).
     #[serde(other)]
@@ -212,7 +220,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every type.
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 15] = [
         EventType::MessageReceived,
         EventType::MessageSent,
         EventType::MessageStatus,
@@ -224,8 +232,20 @@ impl EventType {
         EventType::ContactBlocked,
         EventType::TemplateUpdated,
         EventType::InstanceProxyFailed,
+        EventType::ConversationTurn,
+        EventType::InstanceSilent,
+        EventType::InstanceResumed,
         EventType::Unknown,
     ];
+
+    /// Whether wahooks makes events of this type itself (from time passing), rather than parsing
+    /// them from a provider's body: they are not a provider's traffic.
+    pub fn is_derived(self) -> bool {
+        matches!(
+            self,
+            EventType::ConversationTurn | EventType::InstanceSilent | EventType::InstanceResumed
+        )
+    }
 }
 
 impl fmt::Display for EventType {

@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use crate::event::EventType;
 
 /// The default routing: event type → queue name (the queue table of `docs/workers.md`).
-pub const DEFAULT_ROUTES: [(EventType, &str); 12] = [
+pub const DEFAULT_ROUTES: [(EventType, &str); 15] = [
     (EventType::MessageReceived, "messages"),
     (EventType::MessageSent, "messages"),
     (EventType::Notification, "messages"),
+    (EventType::ConversationTurn, "messages"),
     (EventType::MessageStatus, "statuses"),
     (EventType::InstanceConnected, "instance"),
     (EventType::InstanceDisconnected, "instance"),
@@ -18,6 +19,8 @@ pub const DEFAULT_ROUTES: [(EventType, &str); 12] = [
     (EventType::InstanceProxyFailed, "instance"),
     (EventType::ContactBlocked, "instance"),
     (EventType::TemplateUpdated, "instance"),
+    (EventType::InstanceSilent, "instance"),
+    (EventType::InstanceResumed, "instance"),
     (EventType::ChatPresence, "presence"),
     (EventType::Unknown, "unrouted"),
 ];
