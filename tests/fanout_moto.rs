@@ -27,6 +27,7 @@ fn config() -> Config {
         body_bucket: None,
         parked_url: None,
         secrets_key: None,
+        timers_url: None,
     }
 }
 
@@ -1241,4 +1242,154 @@ async fn end_user_messaging_events_published_twice_reach_their_queues_once_with_
         via_webhook.extend(ids(&v, "duplicates"));
     }
     assert_eq!(via_webhook, stored);
+}
+
+/// Drive the stream and the timers queue until `done` holds (or a minute passes): what the
+/// stream mapping and the `timers` function's queue mapping do in AWS.
+async fn run_until<F: Fn(&HashSet<String>) -> bool>(
+    stack: &LocalStack,
+    timers: &LocalStack,
+    driver: &mut StreamDriver,
+    what: &str,
+    done: F,
+) {
+    for _ in 0..240 {
+        drive(stack, driver).await;
+        timers.drain_timers().await.expect("timers drained");
+        drive(stack, driver).await;
+        let stored = stored_types(stack).await;
+        if done(&stored) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{what}: not reached within a minute");
+}
+
+/// Every stored event id with its type.
+async fn stored_types(stack: &LocalStack) -> HashSet<String> {
+    common::table_items(&stack.dynamo, &stack.config.events_table)
+        .await
+        .iter()
+        .filter(|i| wahooks::store::keys::is_event_sk(common::s(i, "sk")))
+        .map(|i| format!("{}:{}", common::s(i, "type"), common::s(i, "sk")))
+        .collect()
+}
+
+fn count(stored: &HashSet<String>, t: EventType) -> usize {
+    stored
+        .iter()
+        .filter(|s| s.starts_with(&format!("{}:", t.as_str())))
+        .count()
+}
+
+#[tokio::test]
+async fn bursts_give_one_turn_after_their_messages_and_a_silent_instance_resumes() {
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    let token = endpoint(&stack, Provider::Zapi).await;
+    // Short windows: a turn after 1 s of quiet, silence after 3 s without traffic.
+    let mut ep = {
+        use wahooks::registry::EndpointRegistry;
+        (*stack.registry.lookup(&token).await.expect("lookup").expect("exists")).clone()
+    };
+    ep.timing = wahooks::endpoint::Timing {
+        turn_window_ms: Some(1_000),
+        silence_after_s: Some(3),
+        ..Default::default()
+    };
+    stack.registry.update(&ep).await.expect("timing set");
+    assert_eq!(
+        stack.registry.timing_of(&ep.id).await.expect("read back"),
+        ep.timing,
+        "kept on the version record"
+    );
+    let message = |chat: &str, id: &str, n: u64| {
+        serde_json::to_vec(&serde_json::json!({
+            "type": "ReceivedCallback", "instanceId": "I", "messageId": id, "phone": chat,
+            "fromMe": false, "momment": 1757390383000u64 + n, "text": {"message": format!("text {id}")}
+        }))
+        .expect("json")
+    };
+    // Two chats interleaved: three messages to A, two to B, within a second; one redelivered.
+    for (chat, id, n) in [
+        ("5511A", "A1", 1),
+        ("5511B", "B1", 2),
+        ("5511A", "A2", 3),
+        ("5511B", "B2", 4),
+        ("5511A", "A3", 5),
+    ] {
+        assert_eq!(post(&stack, &token, &message(chat, id, n)).await.0, 200);
+    }
+    assert_eq!(
+        post(&stack, &token, &message("5511A", "A2", 3)).await.0,
+        200,
+        "a redelivery"
+    );
+    let mut driver = stack.stream_driver();
+    drive(&stack, &mut driver).await;
+    // The timers function restarts mid-window: a new handler over the same table and queue.
+    let restarted = LocalStack::connect(stack.sdk.clone(), stack.config.clone())
+        .await
+        .expect("a new container");
+    run_until(&stack, &restarted, &mut driver, "two turns", |s| {
+        count(s, EventType::ConversationTurn) >= 2
+    })
+    .await;
+    let arrived = drain_queue(&stack.sqs, stack.queue_url("messages").expect("url")).await;
+    for (chat, ids) in [("5511A", vec!["A1", "A2", "A3"]), ("5511B", vec!["B1", "B2"])] {
+        let in_chat: Vec<&Arrived> = arrived
+            .iter()
+            .filter(|m| m.event.subject.as_deref() == Some(chat))
+            .collect();
+        let kinds: Vec<EventType> = in_chat.iter().map(|m| m.event.event_type).collect();
+        let mut expected = vec![EventType::MessageReceived; ids.len()];
+        expected.push(EventType::ConversationTurn);
+        assert_eq!(kinds, expected, "{chat}: the messages, then one turn, in one group");
+        let turn = in_chat.last().and_then(|m| m.event.data.turn.clone()).expect("a turn");
+        let listed: Vec<String> = turn.messages.iter().filter_map(|m| m.message_id.clone()).collect();
+        assert_eq!(listed, ids, "{chat}");
+        let message_events: Vec<String> = in_chat.iter().take(ids.len()).map(|m| m.event.id.clone()).collect();
+        let turn_events: Vec<String> = turn.messages.iter().map(|m| m.event_id.clone()).collect();
+        assert_eq!(
+            turn_events, message_events,
+            "{chat}: the turn names the events published"
+        );
+        assert_eq!(
+            turn.messages[0].text.as_deref(),
+            Some(format!("text {}", ids[0]).as_str())
+        );
+        assert!(in_chat.iter().all(|m| m.group == in_chat[0].group));
+    }
+    // The instance goes quiet past its window: silent; a message brings it back: resumed.
+    run_until(&stack, &restarted, &mut driver, "silence", |s| {
+        count(s, EventType::InstanceSilent) == 1
+    })
+    .await;
+    assert_eq!(post(&stack, &token, &message("5511A", "A4", 6)).await.0, 200);
+    run_until(&stack, &restarted, &mut driver, "resumed and a third turn", |s| {
+        count(s, EventType::InstanceResumed) == 1 && count(s, EventType::ConversationTurn) == 3
+    })
+    .await;
+    let instance = drain_queue(&stack.sqs, stack.queue_url("instance").expect("url")).await;
+    let kinds: Vec<EventType> = instance.iter().map(|m| m.event.event_type).collect();
+    assert_eq!(
+        kinds[..2],
+        [EventType::InstanceSilent, EventType::InstanceResumed],
+        "{kinds:?}"
+    );
+    let silence = instance[0].event.data.silence.clone().expect("silence");
+    assert_eq!(silence.window_seconds, 3);
+    assert!(!silence.window_derived);
+    let stored = stored_types(&stack).await;
+    assert_eq!(
+        count(&stored, EventType::MessageReceived),
+        6,
+        "the redelivery stored nothing"
+    );
+    assert_eq!(
+        count(&stored, EventType::ConversationTurn),
+        3,
+        "exactly one turn per burst"
+    );
 }

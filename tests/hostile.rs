@@ -37,6 +37,7 @@ async fn stack(moto: &Moto) -> LocalStack {
         body_bucket: None,
         parked_url: None,
         secrets_key: None,
+        timers_url: None,
     };
     LocalStack::provision(moto.sdk().await, config, "hostile")
         .await

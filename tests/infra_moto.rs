@@ -88,6 +88,7 @@ async fn receivers_and_fanout_run_on_what_the_template_creates() {
         parked_url: Some(output(&stack, "ParkedRecordsQueueUrl")),
         // The key the template made: signing secrets are sealed under it.
         secrets_key: Some(output(&stack, "SecretsKeyArn")),
+        timers_url: None,
     };
     let local = LocalStack::connect(moto.sdk().await, config.clone())
         .await

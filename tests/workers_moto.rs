@@ -146,6 +146,7 @@ async fn published() -> Published {
         body_bucket: None,
         parked_url: None,
         secrets_key: None,
+        timers_url: None,
     };
     let base = LocalStack::provision(moto.sdk().await, config, "wahooks")
         .await

@@ -241,6 +241,7 @@ fn receiver() -> (Receiver, MemoryEventStore, MemoryBucket) {
                 created_at: Utc::now().to_rfc3339(),
                 tenant: None,
                 source: None,
+                timing: Default::default(),
             },
         );
     }

@@ -35,6 +35,7 @@ fn receiver() -> Receiver {
                 created_at: Utc::now().to_rfc3339(),
                 tenant: None,
                 source: None,
+                timing: Default::default(),
             },
         );
     }

@@ -114,6 +114,10 @@ pub struct Config {
     /// under (the stack's SecretsKeyArn output). Opening needs no id: the sealed data key names
     /// its key.
     pub secrets_key: Option<String>,
+    /// `WAHOOKS_TIMERS_URL`: the `timers` queue (turns, silence: docs/architecture.md, "Events
+    /// in time"). The fanout tells it of inbound messages and traffic; the `timers` function
+    /// sends its timers to it. Without it there are no turns and no silence events.
+    pub timers_url: Option<String>,
 }
 
 impl Config {
@@ -136,6 +140,7 @@ impl Config {
             body_bucket: Some(var("WAHOOKS_BODY_BUCKET", "")).filter(|b| !b.is_empty()),
             parked_url: Some(var("WAHOOKS_PARKED_URL", "")).filter(|u| !u.is_empty()),
             secrets_key: Some(var("WAHOOKS_SECRETS_KEY", "")).filter(|k| !k.is_empty()),
+            timers_url: Some(var("WAHOOKS_TIMERS_URL", "")).filter(|u| !u.is_empty()),
         }
     }
 }

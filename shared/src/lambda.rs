@@ -56,7 +56,11 @@ pub async fn fanout_from_env() -> Result<Fanout, RoutingError> {
     let config = Config::from_env();
     let sdk = lambda_sdk_config_from_env();
     let publisher = SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk));
-    Ok(with_bucket(fanout_with(&config, publisher).await?, &config, &sdk))
+    let fanout = with_bucket(fanout_with(&config, publisher).await?, &config, &sdk);
+    Ok(match &config.timers_url {
+        Some(url) => fanout.feeding_timers(url),
+        None => fanout,
+    })
 }
 
 /// The fanout reading events kept in the configured bucket (`WAHOOKS_BODY_BUCKET`).
@@ -151,6 +155,55 @@ pub async fn run_social() -> Result<(), Error> {
                 let received = e.payload.records.len();
                 let response = handler.handle(e.payload).await;
                 tracing::info!(received, retried = response.batch_item_failures.len(), "social batch");
+                Ok::<aws_lambda_events::event::sqs::SqsBatchResponse, Error>(response)
+            }
+        },
+    ))
+    .await
+}
+
+/// The `timers` handler for `config` over these clients, its timers sent to the queue at `url`
+/// and the endpoints' windows read through `registry` (the local stack uses this too).
+pub fn timers_with(
+    config: &Config,
+    dynamo: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    url: &str,
+    registry: DynamoRegistry,
+) -> crate::timers::TimersHandler {
+    use crate::timers::{CachedTimings, DynamoTimerStore, SqsScheduler, TimersHandler};
+    TimersHandler::new(
+        Arc::new(DynamoTimerStore::new(
+            dynamo,
+            &config.events_table,
+            config.retention_days,
+        )),
+        Arc::new(SqsScheduler::new(sqs, url)),
+        Arc::new(CachedTimings::new(registry)),
+    )
+}
+
+/// Run the `timers` Lambda (its SQS queue → turn, silence and resume events; partial batch
+/// failures reported, so only the notes not handled come back).
+pub async fn run_timers() -> Result<(), Error> {
+    init_tracing();
+    let config = Config::from_env();
+    let Some(url) = config.timers_url.clone() else {
+        tracing::error!("the timers function cannot start: WAHOOKS_TIMERS_URL is not set");
+        return Err("WAHOOKS_TIMERS_URL is not set".into());
+    };
+    let sdk = lambda_sdk_config_from_env();
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    // Only the windows are read (the version record): no keyring, no secret.
+    let registry = DynamoRegistry::new(dynamo.clone(), &config.endpoints_table);
+    let handler = timers_with(&config, dynamo, aws_sdk_sqs::Client::new(&sdk), &url, registry);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |e: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
+            let handler = handler.clone();
+            async move {
+                let received = e.payload.records.len();
+                let response = handler.handle(e.payload).await;
+                tracing::info!(received, retried = response.batch_item_failures.len(), "timers batch");
                 Ok::<aws_lambda_events::event::sqs::SqsBatchResponse, Error>(response)
             }
         },

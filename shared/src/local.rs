@@ -16,11 +16,12 @@ use crate::keyring::KmsKeyring;
 use crate::registry::DynamoRegistry;
 use crate::schema::{
     create_bucket, create_endpoints_table, create_events_table, create_failures_queue, create_parked_queue,
-    create_queues, create_secrets_key, create_social_queue, local_bucket_name,
+    create_queues, create_secrets_key, create_social_queue, create_timers_queue, local_bucket_name,
 };
 use crate::social::SocialHandler;
 use crate::store::DynamoEventStore;
 use crate::stream_driver::StreamDriver;
+use crate::timers::TimersHandler;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 
 /// Errors while provisioning (the stand-in is down, a definition is refused).
@@ -50,6 +51,9 @@ pub struct LocalStack {
     pub social_url: Option<String>,
     /// The `social` function's handler over this stack's receiver.
     pub social: SocialHandler,
+    /// The `timers` function's handler, when the stack has a timers queue
+    /// ([`Config::timers_url`]); [`LocalStack::drain_timers`] plays its event source.
+    pub timers: Option<TimersHandler>,
 }
 
 impl LocalStack {
@@ -89,6 +93,9 @@ impl LocalStack {
             config.body_bucket = Some(bucket);
         }
         let social_url = create_social_queue(&sqs, queue_prefix).await?;
+        if config.timers_url.is_none() {
+            config.timers_url = Some(create_timers_queue(&sqs, queue_prefix).await?);
+        }
         let mut stack = Self::connect(sdk, config).await?;
         stack.failures_url = Some(failures_url);
         stack.social_url = Some(social_url);
@@ -109,6 +116,14 @@ impl LocalStack {
         let social = SocialHandler::new(receiver.clone(), Arc::new(registry.clone()));
         let fanout = crate::lambda::fanout_with(&config, SqsPublisher::new(sqs.clone())).await?;
         let fanout = crate::lambda::with_bucket(fanout, &config, &sdk);
+        let fanout = match &config.timers_url {
+            Some(url) => fanout.feeding_timers(url),
+            None => fanout,
+        };
+        let timers = config
+            .timers_url
+            .as_ref()
+            .map(|url| crate::lambda::timers_with(&config, dynamo.clone(), sqs.clone(), url, registry.clone()));
         Ok(LocalStack {
             sdk,
             config,
@@ -120,16 +135,36 @@ impl LocalStack {
             failures_url: None,
             social_url: None,
             social,
+            timers,
         })
     }
 
-    /// Take what the social queue holds, as the `social` function's event source does: batches
-    /// of up to 10 to the handler, each message it is done with deleted, the others left to
-    /// come back after the visibility timeout (and to the DLQ in AWS). How many were done with.
+    /// Take what the social queue holds, as the `social` function's event source does (see
+    /// [`LocalStack::drain`]). How many were done with.
     pub async fn drain_social(&self) -> Result<usize, Error> {
         let Some(url) = &self.social_url else {
             return Ok(0);
         };
+        self.drain(url, |event| self.social.handle(event)).await
+    }
+
+    /// Take what the timers queue holds now (a delayed timer waits for its time, as in AWS), as
+    /// the `timers` function's event source does. How many notes were done with.
+    pub async fn drain_timers(&self) -> Result<usize, Error> {
+        let (Some(url), Some(timers)) = (&self.config.timers_url, &self.timers) else {
+            return Ok(0);
+        };
+        self.drain(url, |event| timers.handle(event)).await
+    }
+
+    /// Play an SQS event source over the queue at `url`: batches of up to 10 to `handle`, each
+    /// message it is done with deleted, the others left to come back after the visibility
+    /// timeout (and to the DLQ in AWS). How many were done with.
+    pub async fn drain<F, Fut>(&self, url: &str, handle: F) -> Result<usize, Error>
+    where
+        F: Fn(SqsEvent) -> Fut,
+        Fut: std::future::Future<Output = aws_lambda_events::event::sqs::SqsBatchResponse>,
+    {
         let mut done = 0;
         loop {
             let got = self
@@ -154,7 +189,7 @@ impl LocalStack {
                     record
                 })
                 .collect();
-            let response = self.social.handle(event.clone()).await;
+            let response = handle(event.clone()).await;
             let retried: Vec<&str> = response
                 .batch_item_failures
                 .iter()

@@ -150,6 +150,21 @@ pub async fn create_social_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Res
     Ok(out.queue_url().unwrap_or_default().to_owned())
 }
 
+/// Create the `timers` queue (`<prefix>-timers`), as `infra/template.yaml`'s `TimersQueue`: a
+/// standard queue (FIFO queues take no per-message delay), its visibility six times the
+/// function's timeout.
+pub async fn create_timers_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<String, aws_sdk_sqs::Error> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-timers"))
+        .attributes(A::MessageRetentionPeriod, "1209600")
+        .attributes(A::VisibilityTimeout, "60")
+        .send()
+        .await?;
+    Ok(out.queue_url().unwrap_or_default().to_owned())
+}
+
 /// The claim-check bucket's name for a local stack of `prefix`: `<prefix>-bodies`, made a valid
 /// S3 bucket name (3-63 lower-case letters, digits and hyphens).
 pub fn local_bucket_name(prefix: &str) -> String {

@@ -73,6 +73,9 @@ pub struct Fanout {
     parked: Option<Queue>,
     /// The claim-check bucket, to read events kept there (`body_object`).
     objects: Option<Arc<dyn crate::bucket::BodyBucket>>,
+    /// The `timers` queue: told of inbound messages and each instance's traffic
+    /// ([`crate::timers::Feed`]), when turns and silence are on.
+    timers: Option<Queue>,
 }
 
 /// A record that can never be published, and why.
@@ -130,7 +133,16 @@ impl Fanout {
             recent: Arc::new(Mutex::new(BoundedSet::new(RECENTLY_SENT))),
             parked: None,
             objects: None,
+            timers: None,
         }
+    }
+
+    /// Tell the `timers` queue at `url` of each batch's inbound messages and instances'
+    /// traffic (docs/architecture.md, "Events in time"). A note that cannot be sent fails its
+    /// record, as a message would; a note sent again is recognised by the timers.
+    pub fn feeding_timers(mut self, url: impl Into<String>) -> Fanout {
+        self.timers = Some(Queue::new("timers", url, crate::sqs_rules::MAX_BATCH_BYTES));
+        self
     }
 
     /// Read events kept in `bucket` (an event over an item even without its body).
@@ -172,6 +184,8 @@ impl Fanout {
     /// attribute) is unchanged, and consumers dedupe on it.
     pub fn for_replay(mut self, suffix: impl Into<String>) -> Fanout {
         self.dedup_suffix = Some(suffix.into());
+        // A replay republishes stored events (turns included): it makes no new turns.
+        self.timers = None;
         self
     }
 
@@ -187,8 +201,9 @@ impl Fanout {
         let mut unpublishable: Vec<Unpublishable> = Vec::new();
         let mut per_queue: Vec<Vec<Pending>> = self.routing.queues().iter().map(|_| Vec::new()).collect();
         let objects = self.read_objects(&event.records).await;
+        let mut feed = crate::timers::Feed::default();
         for ((i, record), object) in event.records.iter().enumerate().zip(objects) {
-            match self.messages_for(record, object, &mut per_queue, i, &mut stats) {
+            match self.messages_for(record, object, &mut per_queue, i, &mut stats, &mut feed) {
                 Ok(true) => stats.events += 1,
                 Ok(false) => stats.ignored += 1,
                 Err(e) if e.is_retryable() => {
@@ -219,11 +234,13 @@ impl Fanout {
             .enumerate()
             .filter(|(_, p)| !p.is_empty())
             .map(|(q, pending)| self.send_queue(q, pending));
-        for (accepted, failed, refused) in futures::future::join_all(sends).await {
+        let (sent, to_timers) = futures::join!(futures::future::join_all(sends), self.feed_timers(feed));
+        for (accepted, failed, refused) in sent {
             stats.messages += accepted;
             failed_records.extend(failed);
             unpublishable.extend(refused);
         }
+        failed_records.extend(to_timers);
         for u in unpublishable {
             if self.park(&event.records, &u).await {
                 stats.parked += 1;
@@ -285,6 +302,7 @@ impl Fanout {
         per_queue: &mut [Vec<Pending>],
         index: usize,
         stats: &mut FanoutStats,
+        feed: &mut crate::timers::Feed,
     ) -> Result<bool, RecordError> {
         if record.event_name != "INSERT" {
             return Ok(false);
@@ -295,6 +313,9 @@ impl Fanout {
         };
         stored.pointer.table.clone_from(&self.table);
         let event = &stored.event;
+        if self.timers.is_some() {
+            feed.add(index, event);
+        }
         let queues = self.routing.queues();
         for (q, queue) in queues.iter().enumerate() {
             if !self.routing.targets(event.event_type).any(|t| t == queue) {
@@ -360,12 +381,55 @@ impl Fanout {
         ok
     }
 
+    /// Send the batch's notes to the `timers` queue; the records whose notes were not taken.
+    async fn feed_timers(&self, feed: crate::timers::Feed) -> Vec<usize> {
+        let Some(queue) = &self.timers else {
+            return Vec::new();
+        };
+        let pending: Vec<Pending> = feed
+            .into_notes()
+            .into_iter()
+            .map(|(record, note)| {
+                let (event_id, event_type) = match &note {
+                    crate::timers::Note::Message(m) => (m.event_id.clone(), crate::EventType::MessageReceived),
+                    crate::timers::Note::Activity(a) => {
+                        (format!("activity:{}", a.last_event_id), crate::EventType::Unknown)
+                    }
+                    _ => (String::new(), crate::EventType::Unknown),
+                };
+                Pending {
+                    record,
+                    message: OutMessage {
+                        entry_id: String::new(),
+                        body: note.to_json(),
+                        event_id,
+                        dedup_id: None,
+                        event_type,
+                        group_id: None,
+                    },
+                }
+            })
+            .collect();
+        if pending.is_empty() {
+            return Vec::new();
+        }
+        let (_, mut failed, refused) = self.send_to(queue, usize::MAX, pending).await;
+        // A note SQS refuses for good (it cannot be: notes are small) is retried like a failure.
+        failed.extend(refused.into_iter().map(|u| u.record));
+        failed
+    }
+
     /// Send one queue's messages in order, in batches; returns (accepted, failed record indexes,
     /// records no retry can publish).
     async fn send_queue(&self, q: usize, pending: Vec<Pending>) -> (usize, Vec<usize>, Vec<Unpublishable>) {
         let Some(queue) = self.routing.queues().get(q) else {
             return (0, pending.iter().map(|p| p.record).collect(), Vec::new());
         };
+        self.send_to(queue, q, pending).await
+    }
+
+    /// [`Fanout::send_queue`] to `queue`, remembered as sent under index `q`.
+    async fn send_to(&self, queue: &Queue, q: usize, pending: Vec<Pending>) -> (usize, Vec<usize>, Vec<Unpublishable>) {
         let mut accepted = 0;
         let mut failed = Vec::new();
         let mut refused_for_good = Vec::new();
@@ -911,5 +975,38 @@ mod tests {
         assert!(group_id(&e).len() <= 128);
         e.subject = Some("5511".into());
         assert_eq!(group_id(&e), "I#5511");
+    }
+
+    #[tokio::test]
+    async fn the_timers_hear_of_inbound_messages_and_traffic_and_a_refused_note_is_retried() {
+        let p = MemoryPublisher::new();
+        let f = fanout(&p).feeding_timers("http://q/timers");
+        let mut inbound = event("in1", EventType::MessageReceived, "C", "{}");
+        inbound.data.from_me = Some(false);
+        let status = event("st1", EventType::MessageStatus, "C", "{}");
+        let records = vec![record(0, "INSERT", &inbound), record(1, "INSERT", &status)];
+        let (response, _) = f.handle(&stream(records.clone())).await;
+        assert!(failures(&response).is_empty());
+        let notes: Vec<crate::timers::Note> = p
+            .sent()
+            .into_iter()
+            .filter(|(q, _)| q == "timers")
+            .map(|(_, m)| serde_json::from_str(&m.body).expect("a note"))
+            .collect();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(matches!(&notes[0], crate::timers::Note::Message(m) if m.event_id == "in1"));
+        assert!(matches!(&notes[1], crate::timers::Note::Activity(a) if a.events == 2));
+        // The activity note refused: its record fails, though every message was published.
+        let p = MemoryPublisher::new();
+        let f = fanout(&p).feeding_timers("http://q/timers");
+        p.refuse(&["activity:st1"]);
+        let (response, stats) = f.handle(&stream(records.clone())).await;
+        assert_eq!(stats.messages, 2, "both events published");
+        assert_eq!(failures(&response), vec![format!("{:021}", 1)], "its record is retried");
+        // A replay makes no turns: it tells the timers nothing.
+        let p = MemoryPublisher::new();
+        let f = fanout(&p).feeding_timers("http://q/timers").for_replay("r1");
+        f.handle(&stream(records)).await;
+        assert!(p.sent().iter().all(|(q, _)| q != "timers"));
     }
 }
