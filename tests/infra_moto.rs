@@ -88,7 +88,8 @@ async fn receivers_and_fanout_run_on_what_the_template_creates() {
         parked_url: Some(output(&stack, "ParkedRecordsQueueUrl")),
         // The key the template made: signing secrets are sealed under it.
         secrets_key: Some(output(&stack, "SecretsKeyArn")),
-        timers_url: None,
+        // The timers queue the template made: the fanout tells it of inbound messages.
+        timers_url: Some(output(&stack, "TimersQueueUrl")),
     };
     let local = LocalStack::connect(moto.sdk().await, config.clone())
         .await
@@ -397,7 +398,29 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
     // The stream mapping: exactly the settings the local stream driver applies
     // (MappingSettings::DEPLOYED), partial failures, an on-failure destination, new events only.
     let mappings = resources(&stack, "AWS::Lambda::EventSourceMapping");
-    assert_eq!(mappings.len(), 2, "the stream's and the social queue's");
+    assert_eq!(
+        mappings.len(),
+        3,
+        "the stream's, the social queue's and the timers queue's"
+    );
+    let timers = &mappings
+        .iter()
+        .find(|(id, _)| id.as_str() == "TimersQueueMapping")
+        .expect("the timers queue's mapping")
+        .1["Properties"];
+    assert_eq!(
+        timers["FunctionResponseTypes"],
+        serde_json::json!(["ReportBatchItemFailures"])
+    );
+    // Timers wait on SQS's per-message delay, which FIFO queues do not take: a standard queue.
+    let timers_queue = &stack["template"]["Resources"]["TimersQueue"]["Properties"];
+    assert!(timers_queue.get("FifoQueue").is_none(), "{timers_queue}");
+    assert_eq!(timers_queue["RedrivePolicy"]["maxReceiveCount"], 5);
+    let fanout_env = &stack["template"]["Resources"]["FanoutFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        fanout_env["WAHOOKS_TIMERS_URL"],
+        serde_json::json!({"Ref": "TimersQueue"})
+    );
     let social = &mappings
         .iter()
         .find(|(id, _)| id.as_str() == "SocialQueueMapping")
@@ -526,8 +549,8 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
     let alarms = resources(&stack, "AWS::CloudWatch::Alarm");
     assert_eq!(
         alarms.len(),
-        20,
-        "7 DLQ (the social queue's too), 5xx, 4xx, quarantine, corrupt endpoints, endpoint flood, throttles, iterator age, 5 queue ages, parked records"
+        23,
+        "8 DLQ (the social and timers queues' too), 5xx, 4xx, quarantine, corrupt endpoints, endpoint flood, throttles, iterator age, 5 queue ages, parked records, silent and disconnected instances"
     );
     for (id, a) in &alarms {
         assert!(a["Properties"]["AlarmActions"].is_array(), "{id}");

@@ -296,6 +296,21 @@ async fn published() -> Published {
         .await
         .expect("future event sent");
     expected.insert(read.id.clone(), read);
+    // The events wahooks makes from time passing (schema 1.2): a turn over the Meta text and the
+    // instance's silence, made by the timers' own state machines and sent as the fanout sends.
+    for made in made_events(&duplicate) {
+        stack
+            .sqs
+            .send_message()
+            .queue_url(&queue)
+            .message_body(made.to_json())
+            .message_group_id(wahooks::fanout::group_id(&made))
+            .message_deduplication_id(&made.id)
+            .send()
+            .await
+            .expect("made event sent");
+        expected.insert(made.id.clone(), made);
+    }
     assert!(expected.contains_key(&fail_id) && expected.contains_key(&pointer_id));
     Published {
         moto_url: moto.url(),
@@ -309,6 +324,40 @@ async fn published() -> Published {
         shared_ids: shared.into_iter().map(|e| e.id).collect(),
         large_id: large_event.id,
     }
+}
+
+/// A turn listing `message` and a silence of its instance, as the `timers` function makes them.
+fn made_events(message: &CloudEvent) -> Vec<CloudEvent> {
+    use wahooks::endpoint::Timing;
+    use wahooks::timers::{message_note, silence, turns, ActivityNote, Scope};
+    let scope = Scope {
+        provider: message.provider,
+        instance: message.instance.clone(),
+        chat: message.subject.clone(),
+        endpoint: message.endpoint.clone(),
+    };
+    let note = message_note(message, scope.clone()).expect("an inbound message");
+    let now = message.time_ms() + 10_000;
+    let open = turns::on_message(turns::TurnState::default(), &note, 3_000, now);
+    let closed = turns::on_due(open.state, &scope, 1, 3_000, now + 3_000);
+    let timing = Timing {
+        silence_after_s: Some(60),
+        ..Timing::default()
+    };
+    let instance = Scope { chat: None, ..scope };
+    let activity = ActivityNote {
+        scope: instance.clone(),
+        events: 1,
+        last_ms: now,
+        connection: None,
+        last_event_id: message.id.clone(),
+    };
+    let armed = silence::on_activity(silence::ActivityState::default(), &activity, &timing, now);
+    let seq = armed.state.check_seq;
+    let silent = silence::on_check(armed.state, &instance, seq, &timing, now + 61_000);
+    let made: Vec<CloudEvent> = closed.events.into_iter().chain(silent.events).collect();
+    assert_eq!(made.len(), 2, "a turn and a silence");
+    made
 }
 
 fn root() -> PathBuf {
@@ -358,9 +407,24 @@ async fn assert_worked(p: &Published, lines: &[Value], worker: &str) {
         let e = &p.expected[id];
         assert_eq!(line["type"], e.event_type.as_str(), "{worker}");
         assert_eq!(line["chat"].as_str(), e.subject.as_deref(), "{worker}");
-        assert_eq!(line["has_raw"], true, "{worker}: {id} has its raw (pointer resolved)");
+        // Made events carry no provider body.
+        let has_raw = !e.event_type.is_derived();
+        assert_eq!(
+            line["has_raw"], has_raw,
+            "{worker}: {id} has its raw (pointer resolved)"
+        );
         let text = e.data.content.as_ref().and_then(|c| c.text.as_deref());
         assert_eq!(line["text"].as_str(), text, "{worker}");
+        // A turn's messages and a silence's window, read from the typed event.
+        let turn: Option<Vec<String>> = e.data.turn.as_ref().map(|t| {
+            t.messages
+                .iter()
+                .map(|m| m.message_id.clone().unwrap_or_else(|| m.event_id.clone()))
+                .collect()
+        });
+        assert_eq!(line["turn"], serde_json::json!(turn), "{worker}: {id}");
+        let window = e.data.silence.as_ref().map(|s| s.window_seconds);
+        assert_eq!(line["silence_window_s"], serde_json::json!(window), "{worker}: {id}");
     }
     assert!(handled.contains_key(&p.pointer_id), "{worker}: the pointer event");
     for id in p.shared_ids.iter().chain([&p.large_id]) {

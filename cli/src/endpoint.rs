@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use base64::Engine;
 use rand::RngCore;
 use wahooks::config::{aws_config, Config};
-use wahooks::endpoint::{Auth, Scheme, Secret};
+use wahooks::endpoint::{Auth, Scheme, Secret, Timing};
 use wahooks::registry::{new_endpoint, new_token, DynamoRegistry};
 use wahooks::{Provider, Route};
 
@@ -111,6 +111,24 @@ pub enum EndpointCommand {
         /// The API's base URL to print the webhook URLs with.
         #[arg(long, env = "WAHOOKS_BASE_URL", default_value = "http://127.0.0.1:3000")]
         base_url: String,
+    },
+    /// Show or set an endpoint's windows: conversation turns, silent and disconnected instances
+    /// (docs/events.md, "Turns" and "Silence"). Without options: show them.
+    Timing {
+        /// The endpoint id.
+        id: String,
+        /// How long a chat stays quiet before its inbound messages make one turn: `3s`,
+        /// `1500ms`, `off`, or `default` (3 s); at most 60 s.
+        #[arg(long)]
+        turn_window: Option<String>,
+        /// How long an instance may receive nothing before it is silent: `2h`, `45m`, `off`, or
+        /// `auto` (derived from its own traffic: the default).
+        #[arg(long)]
+        silence_after: Option<String>,
+        /// How long an instance may stay disconnected before the alarm: `15m` (the default),
+        /// `off`, or `default`.
+        #[arg(long)]
+        disconnected_after: Option<String>,
     },
     /// Remove every URL token of an endpoint but the newest (after a rotate-token).
     RetireTokens {
@@ -237,6 +255,12 @@ async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
         EndpointCommand::Delete { id } => delete(&id).await,
         EndpointCommand::RotateToken { id, base_url } => rotate_token(&id, &base_url).await,
         EndpointCommand::RetireTokens { id } => retire_tokens(&id).await,
+        EndpointCommand::Timing {
+            id,
+            turn_window,
+            silence_after,
+            disconnected_after,
+        } => timing(&id, turn_window, silence_after, disconnected_after).await,
         EndpointCommand::RotateSecret { id, secret } => rotate_secret(&id, secret).await,
         EndpointCommand::RemoveSecret { id, index } => remove_secret(&id, index).await,
         EndpointCommand::Upgrade => upgrade().await,
@@ -453,6 +477,83 @@ async fn set_enabled(id: &str, enabled: bool) -> anyhow::Result<()> {
     registry.update_if(&e, version).await?;
     println!("{id} {}", if enabled { "enabled" } else { "disabled" });
     Ok(())
+}
+
+/// `timing`: show an endpoint's windows, or set some and show them all.
+async fn timing(
+    id: &str,
+    turn_window: Option<String>,
+    silence_after: Option<String>,
+    disconnected_after: Option<String>,
+) -> anyhow::Result<()> {
+    let registry = registry().await;
+    let (mut e, version) = registry.find_versioned(id).await?;
+    let ms = |v: &str| parse_window(v, &["default"]);
+    if let Some(v) = turn_window {
+        e.timing.turn_window_ms = ms(&v)?
+            .map(Timing::check_turn_window)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+    }
+    if let Some(v) = silence_after {
+        e.timing.silence_after_s = parse_window(&v, &["auto", "default"])?.map(|ms| ms.div_ceil(1000));
+    }
+    if let Some(v) = disconnected_after {
+        e.timing.disconnected_after_s = ms(&v)?.map(|ms| ms.div_ceil(1000));
+    }
+    registry.update_if(&e, version).await?;
+    println!("{id}: {}", describe_timing(&e.timing));
+    Ok(())
+}
+
+/// A window as a person writes it (`3s`, `1500ms`, `45m`, `2h`, `1d`, `off`) in ms; `None` for
+/// one of the `default` words.
+fn parse_window(text: &str, default: &[&str]) -> anyhow::Result<Option<u64>> {
+    let t = text.trim().to_ascii_lowercase();
+    if default.contains(&t.as_str()) {
+        return Ok(None);
+    }
+    if t == "off" || t == "0" {
+        return Ok(Some(0));
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{text}` is not a window (e.g. 3s, 1500ms, 45m, 2h, off)"))?;
+    let factor = match unit {
+        "ms" => 1,
+        "s" | "" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => anyhow::bail!("`{text}`: the unit is ms, s, m, h or d"),
+    };
+    Ok(Some(n.saturating_mul(factor)))
+}
+
+/// An endpoint's windows in words.
+fn describe_timing(t: &Timing) -> String {
+    let default = |set: bool| if set { "" } else { " (default)" };
+    let turns = match t.turn_window_ms() {
+        Some(ms) => format!("a turn after {ms} ms of quiet{}", default(t.turn_window_ms.is_some())),
+        None => "no turns".to_owned(),
+    };
+    let silence = match t.silence() {
+        wahooks::endpoint::SilenceWindow::Off => "never silent".to_owned(),
+        wahooks::endpoint::SilenceWindow::Derived => {
+            "silent after a window derived from its traffic (default)".to_owned()
+        }
+        wahooks::endpoint::SilenceWindow::Fixed(s) => format!("silent after {s} s without traffic"),
+    };
+    let disconnected = match t.disconnected_after_s() {
+        Some(s) => format!(
+            "the disconnection alarm after {s} s{}",
+            default(t.disconnected_after_s.is_some())
+        ),
+        None => "no disconnection alarm".to_owned(),
+    };
+    format!("{turns}; {silence}; {disconnected}")
 }
 
 /// `delete`: the endpoint under every token; its events stay.

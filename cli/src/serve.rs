@@ -607,6 +607,7 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
     .await
     .map_err(|e| anyhow::anyhow!(e).context("the fanout's routing"))?;
     stack.fanout = wahooks::lambda::with_bucket(stack.fanout.clone(), &stack.config, &stack.sdk);
+    stack.fanout = wahooks::lambda::with_timers(stack.fanout.clone(), &stack.config);
 
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await
@@ -632,7 +633,8 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
                 .await;
         })
     };
-    // The `social` function's event source: the social queue, drained as Lambda polls it.
+    // The `social` and `timers` functions' event sources: their queues, drained as Lambda polls
+    // them (a delayed timer waits in its queue for its time, as in AWS).
     let social_driver = {
         let stack = stack.clone();
         let mut stop = stop_rx.clone();
@@ -640,6 +642,9 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
             loop {
                 if let Err(e) = stack.drain_social().await {
                     eprintln!("social queue: {e}");
+                }
+                if let Err(e) = stack.drain_timers().await {
+                    eprintln!("timers queue: {e}");
                 }
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => return,

@@ -423,3 +423,67 @@ async fn upgrade_rewrites_records_from_before_the_digests_and_counts_them() {
     assert!(out.contains("ep_legacy") && out.contains("ep_meta"), "{out}");
     assert!(err.contains("EP#bad") && !err.contains("zz-not-a-list"), "{err}");
 }
+
+#[tokio::test]
+async fn timing_shows_sets_and_refuses_an_endpoints_windows() {
+    let moto = moto::Moto::start();
+    let dynamo = moto.dynamo().await;
+    wahooks::schema::create_endpoints_table(&dynamo, "endpoints-cli")
+        .await
+        .expect("table");
+    let created = wahooks(
+        &moto,
+        &["endpoint", "create", "--provider", "zapi", "--scheme", "url-token"],
+    );
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let id = stdout(&created)
+        .lines()
+        .find_map(|l| l.strip_prefix("endpoint: "))
+        .expect("id line")
+        .to_owned();
+    let shown = wahooks(&moto, &["endpoint", "timing", &id]);
+    assert!(shown.status.success());
+    assert!(
+        stdout(&shown).contains("a turn after 3000 ms of quiet (default)"),
+        "{}",
+        stdout(&shown)
+    );
+    let set = wahooks(
+        &moto,
+        &[
+            "endpoint",
+            "timing",
+            &id,
+            "--turn-window",
+            "1500ms",
+            "--silence-after",
+            "2h",
+            "--disconnected-after",
+            "off",
+        ],
+    );
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let out = stdout(&set);
+    assert!(out.contains("a turn after 1500 ms of quiet;"), "{out}");
+    assert!(out.contains("silent after 7200 s without traffic"), "{out}");
+    assert!(out.contains("no disconnection alarm"), "{out}");
+    // What the timers function reads: the version record.
+    let registry = wahooks::registry::DynamoRegistry::new(dynamo.clone(), "endpoints-cli");
+    let timing = registry.timing_of(&id).await.expect("read");
+    assert_eq!(timing.turn_window_ms, Some(1_500));
+    assert_eq!(timing.silence_after_s, Some(7_200));
+    assert_eq!(timing.disconnected_after_s, Some(0));
+    // Past the maximum, or not a window: refused with what is wrong, nothing changed.
+    for (flag, value, says) in [
+        ("--turn-window", "2m", "at most 60 s"),
+        ("--silence-after", "soon", "not a window"),
+    ] {
+        let refused = wahooks(&moto, &["endpoint", "timing", &id, flag, value]);
+        assert!(!refused.status.success());
+        let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+        assert!(err.contains(says), "{err}");
+    }
+    assert_eq!(registry.timing_of(&id).await.expect("read"), timing);
+    let back = wahooks(&moto, &["endpoint", "timing", &id, "--turn-window", "default"]);
+    assert!(stdout(&back).contains("(default)"), "{}", stdout(&back));
+}

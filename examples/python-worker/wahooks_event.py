@@ -76,6 +76,9 @@ class EventType(StrEnum):
     whatsapp_contact_blocked = 'whatsapp.contact.blocked'
     whatsapp_template_updated = 'whatsapp.template.updated'
     whatsapp_instance_proxy_failed = 'whatsapp.instance.proxy_failed'
+    whatsapp_conversation_turn = 'whatsapp.conversation.turn'
+    whatsapp_instance_silent = 'whatsapp.instance.silent'
+    whatsapp_instance_resumed = 'whatsapp.instance.resumed'
     whatsapp_unknown = 'whatsapp.unknown'
 
 
@@ -196,10 +199,56 @@ class SharedContact(BaseModel):
     ] = None
 
 
+class Silence(BaseModel):
+    last_event_at: Annotated[
+        AwareDatetime,
+        Field(
+            description="When the instance's last event before the silence was received."
+        ),
+    ]
+    silent_since: Annotated[
+        AwareDatetime | None,
+        Field(
+            description='When the silence was declared (on `whatsapp.instance.resumed`).'
+        ),
+    ] = None
+    window_derived: Annotated[
+        bool,
+        Field(
+            description="Whether the window was derived from the instance's own traffic (not set on its endpoint)."
+        ),
+    ]
+    window_seconds: Annotated[
+        int, Field(description='The window that was exceeded, in seconds.', ge=0)
+    ]
+
+
 class StoredItemPointer(BaseModel):
     pk: Annotated[str, Field(description="The item's partition key.")]
     sk: Annotated[str, Field(description="The item's sort key.")]
     table: Annotated[str, Field(description='The events table.')]
+
+
+class TurnMessage(BaseModel):
+    event_id: Annotated[
+        str,
+        Field(
+            description="The message's event id (the `whatsapp.message.received` published before this turn)."
+        ),
+    ]
+    message_id: Annotated[str | None, Field(description='The WhatsApp message id.')] = (
+        None
+    )
+    text: Annotated[
+        str | None,
+        Field(
+            description="Its text (or caption), when it has one: at most 4,096 bytes, cut at a character boundary\n(`text_truncated` then says so; the message's own event has it whole)."
+        ),
+    ] = None
+    text_truncated: Annotated[
+        bool | None, Field(description='Set when `text` was cut.')
+    ] = None
+    time: Annotated[AwareDatetime, Field(description="The message's time.")]
 
 
 class Chat(BaseModel):
@@ -234,6 +283,29 @@ class Order(BaseModel):
             description='Sum of quantity × price over the items, when they share one currency.'
         ),
     ] = None
+
+
+class Turn(BaseModel):
+    messages: Annotated[
+        list[TurnMessage],
+        Field(
+            description="The turn's messages, in the order they were sent (their `time`, then arrival)."
+        ),
+    ]
+    number: Annotated[
+        int,
+        Field(
+            description="The chat's turns so far, this one included (1 for the first).",
+            ge=0,
+        ),
+    ]
+    window_ms: Annotated[
+        int,
+        Field(
+            description="How long the chat was quiet before the turn closed, in milliseconds (the endpoint's window).",
+            ge=0,
+        ),
+    ]
 
 
 class Content(BaseModel):
@@ -368,6 +440,12 @@ class EventData(BaseModel):
         ),
     ] = None
     sender: Annotated[Sender | None, Field(description='The sender.')] = None
+    silence: Annotated[
+        Silence | None,
+        Field(
+            description="An instance's silence (`whatsapp.instance.silent`, `whatsapp.instance.resumed`). Since\nschema 1.2."
+        ),
+    ] = None
     status: Annotated[
         MessageStatus | None, Field(description='The state of a sent message.')
     ] = None
@@ -383,6 +461,12 @@ class EventData(BaseModel):
         StoredItemPointer | None,
         Field(
             description='Where the full event is stored, when `raw` was left out to fit a queue message.'
+        ),
+    ] = None
+    turn: Annotated[
+        Turn | None,
+        Field(
+            description="A conversation turn's messages (`whatsapp.conversation.turn`). Since schema 1.2."
         ),
     ] = None
 

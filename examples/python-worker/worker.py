@@ -153,6 +153,14 @@ def handle(event: WahooksEvent) -> None:
                 "chat": event.subject,
                 "has_raw": event.data.raw is not None,
                 "text": event.data.content.text if event.data.content else None,
+                # A conversation turn: answer once, for all the messages of the burst.
+                "turn": (
+                    [m.message_id or m.event_id for m in event.data.turn.messages]
+                    if event.data.turn
+                    else None
+                ),
+                # A silent or resumed instance: how long it may stay quiet.
+                "silence_window_s": event.data.silence.window_seconds if event.data.silence else None,
             }
         ),
         flush=True,

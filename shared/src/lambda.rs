@@ -57,10 +57,16 @@ pub async fn fanout_from_env() -> Result<Fanout, RoutingError> {
     let sdk = lambda_sdk_config_from_env();
     let publisher = SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk));
     let fanout = with_bucket(fanout_with(&config, publisher).await?, &config, &sdk);
-    Ok(match &config.timers_url {
+    Ok(with_timers(fanout, &config))
+}
+
+/// The fanout telling the configured timers queue (`WAHOOKS_TIMERS_URL`) of inbound messages and
+/// traffic.
+pub fn with_timers(fanout: Fanout, config: &Config) -> Fanout {
+    match &config.timers_url {
         Some(url) => fanout.feeding_timers(url),
         None => fanout,
-    })
+    }
 }
 
 /// The fanout reading events kept in the configured bucket (`WAHOOKS_BODY_BUCKET`).

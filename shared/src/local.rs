@@ -116,10 +116,7 @@ impl LocalStack {
         let social = SocialHandler::new(receiver.clone(), Arc::new(registry.clone()));
         let fanout = crate::lambda::fanout_with(&config, SqsPublisher::new(sqs.clone())).await?;
         let fanout = crate::lambda::with_bucket(fanout, &config, &sdk);
-        let fanout = match &config.timers_url {
-            Some(url) => fanout.feeding_timers(url),
-            None => fanout,
-        };
+        let fanout = crate::lambda::with_timers(fanout, &config);
         let timers = config
             .timers_url
             .as_ref()

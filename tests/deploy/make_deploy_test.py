@@ -100,7 +100,7 @@ def main() -> int:
                   "AWS::KMS::Key", "AWS::IAM::Role"):
             check(t in types, f"the stack holds {t}")
         functions = [r for r in resources.values() if r["ResourceType"] == "AWS::Lambda::Function"]
-        check(len(functions) == 9, f"nine functions ({len(functions)})")
+        check(len(functions) == 10, f"ten functions ({len(functions)})")
         lam = session.client("lambda", endpoint_url=endpoint)
         for f in functions:
             config = lam.get_function(FunctionName=f["PhysicalResourceId"])["Configuration"]

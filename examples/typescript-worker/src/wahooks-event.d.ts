@@ -73,6 +73,9 @@ export interface WahooksEvent {
     | "whatsapp.contact.blocked"
     | "whatsapp.template.updated"
     | "whatsapp.instance.proxy_failed"
+    | "whatsapp.conversation.turn"
+    | "whatsapp.instance.silent"
+    | "whatsapp.instance.resumed"
     | "whatsapp.unknown";
 }
 /**
@@ -142,6 +145,11 @@ export interface EventData {
    */
   sender?: Sender | null;
   /**
+   * An instance's silence (`whatsapp.instance.silent`, `whatsapp.instance.resumed`). Since
+   * schema 1.2.
+   */
+  silence?: Silence | null;
+  /**
    * The state of a sent message.
    */
   status?: MessageStatus | null;
@@ -154,6 +162,10 @@ export interface EventData {
    * Where the full event is stored, when `raw` was left out to fit a queue message.
    */
   stored_item?: StoredItemPointer | null;
+  /**
+   * A conversation turn's messages (`whatsapp.conversation.turn`). Since schema 1.2.
+   */
+  turn?: Turn | null;
 }
 /**
  * The chat: the provider's id verbatim, its kind, and its LID when the provider gives one.
@@ -462,6 +474,27 @@ export interface Sender {
   username?: string | null;
 }
 /**
+ * An instance gone silent, or back.
+ */
+export interface Silence {
+  /**
+   * When the instance's last event before the silence was received.
+   */
+  last_event_at: string;
+  /**
+   * When the silence was declared (on `whatsapp.instance.resumed`).
+   */
+  silent_since?: string | null;
+  /**
+   * Whether the window was derived from the instance's own traffic (not set on its endpoint).
+   */
+  window_derived: boolean;
+  /**
+   * The window that was exceeded, in seconds.
+   */
+  window_seconds: number;
+}
+/**
  * Where an event lives in DynamoDB (sent instead of `raw` when a queue message would be too big).
  */
 export interface StoredItemPointer {
@@ -477,4 +510,48 @@ export interface StoredItemPointer {
    * The events table.
    */
   table: string;
+}
+/**
+ * The inbound messages of one burst in a chat, once the chat has been quiet for the endpoint's
+ * window: what a bot answers once (docs/events.md, "Turns").
+ */
+export interface Turn {
+  /**
+   * The turn's messages, in the order they were sent (their `time`, then arrival).
+   */
+  messages: TurnMessage[];
+  /**
+   * The chat's turns so far, this one included (1 for the first).
+   */
+  number: number;
+  /**
+   * How long the chat was quiet before the turn closed, in milliseconds (the endpoint's window).
+   */
+  window_ms: number;
+}
+/**
+ * One message of a turn.
+ */
+export interface TurnMessage {
+  /**
+   * The message's event id (the `whatsapp.message.received` published before this turn).
+   */
+  event_id: string;
+  /**
+   * The WhatsApp message id.
+   */
+  message_id?: string | null;
+  /**
+   * Its text (or caption), when it has one: at most 4,096 bytes, cut at a character boundary
+   * (`text_truncated` then says so; the message's own event has it whole).
+   */
+  text?: string | null;
+  /**
+   * Set when `text` was cut.
+   */
+  text_truncated?: boolean;
+  /**
+   * The message's time.
+   */
+  time: string;
 }

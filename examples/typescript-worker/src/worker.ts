@@ -43,6 +43,9 @@ const EVENT_TYPES = [
   "whatsapp.contact.blocked",
   "whatsapp.template.updated",
   "whatsapp.instance.proxy_failed",
+  "whatsapp.conversation.turn",
+  "whatsapp.instance.silent",
+  "whatsapp.instance.resumed",
   "whatsapp.unknown",
 ] as const satisfies readonly WahooksEvent["type"][];
 const PROVIDERS = ["zapi", "hubmessage", "wwa", "meta", "evolution", "waha", "other"] as const satisfies readonly WahooksEvent["provider"][];
@@ -207,6 +210,10 @@ export async function handle(event: WahooksEvent): Promise<void> {
       chat: event.subject ?? null,
       has_raw: event.data.raw !== undefined && event.data.raw !== null,
       text: event.data.content?.text ?? null,
+      // A conversation turn: answer once, for all the messages of the burst.
+      turn: event.data.turn ? event.data.turn.messages.map((m) => m.message_id ?? m.event_id) : null,
+      // A silent or resumed instance: how long it may stay quiet.
+      silence_window_s: event.data.silence?.window_seconds ?? null,
     }),
   );
 }

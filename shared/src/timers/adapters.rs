@@ -299,11 +299,14 @@ impl TimingSource for MemoryTimings {
     }
 }
 
+/// A state item's key: (partition, kind).
+type StateKey = (String, String);
+
 /// In-memory states and made events, with the same version rule, and a switch that makes the
 /// next commits fail (a crash between the timer and the write).
 #[derive(Default, Clone)]
 pub struct MemoryTimerStore {
-    states: Arc<Mutex<HashMap<(String, String), (String, u64)>>>,
+    states: Arc<Mutex<HashMap<StateKey, (String, u64)>>>,
     events: Arc<Mutex<Vec<CloudEvent>>>,
     failing: Arc<Mutex<usize>>,
 }

@@ -468,7 +468,7 @@ impl Feed {
                 n.last_event_id.clone_from(&event.id);
                 if connection
                     .as_ref()
-                    .is_some_and(|c| n.connection.as_ref().map_or(true, |o| c.at_ms >= o.at_ms))
+                    .is_some_and(|c| !matches!(&n.connection, Some(o) if c.at_ms < o.at_ms))
                 {
                     n.connection = connection;
                 }

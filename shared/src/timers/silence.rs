@@ -189,7 +189,7 @@ pub fn on_activity(
     let due = state.next_due(timing, now_ms);
     let keep = state
         .check_at_ms
-        .is_some_and(|at| now_ms <= at + LOST_AFTER_MS && due.map_or(true, |d| d + 1000 >= at));
+        .is_some_and(|at| now_ms <= at + LOST_AFTER_MS && !matches!(due, Some(d) if d + 1000 < at));
     let schedule = if keep { None } else { state.arm(scope, timing, now_ms) };
     Outcome::changed(state, events).with_schedule(schedule)
 }
@@ -255,13 +255,15 @@ fn silence_event(
 ) -> CloudEvent {
     let number = state.silences.to_string();
     let id = crate::identity::event_id(scope.provider, &scope.instance, event_type, None, &["silence", &number]);
-    let mut data = EventData::default();
-    data.silence = Some(Silence {
-        last_event_at: rfc3339_ms(millis_to_time(state.last_ms)),
-        window_seconds,
-        window_derived,
-        silent_since: silent_since_ms.map(|ms| rfc3339_ms(millis_to_time(ms))),
-    });
+    let data = EventData {
+        silence: Some(Silence {
+            last_event_at: rfc3339_ms(millis_to_time(state.last_ms)),
+            window_seconds,
+            window_derived,
+            silent_since: silent_since_ms.map(|ms| rfc3339_ms(millis_to_time(ms))),
+        }),
+        ..EventData::default()
+    };
     let now = millis_to_time(now_ms);
     CloudEvent::new(
         id,

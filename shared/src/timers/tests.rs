@@ -402,17 +402,19 @@ fn a_long_disconnection_raises_the_metric_until_it_connects() {
 }
 
 fn event(t: EventType, chat: Option<(&str, ChatKind)>, from_me: Option<bool>, id: &str) -> CloudEvent {
-    let mut data = EventData::default();
-    data.chat = chat.map(|(id, kind)| Chat {
-        id: id.into(),
-        kind,
-        lid: None,
-    });
-    data.from_me = from_me;
-    data.content = Some(Content {
-        text: Some("hello".into()),
-        ..Content::new(ContentKind::Text)
-    });
+    let data = EventData {
+        chat: chat.map(|(id, kind)| Chat {
+            id: id.into(),
+            kind,
+            lid: None,
+        }),
+        from_me,
+        content: Some(Content {
+            text: Some("hello".into()),
+            ..Content::new(ContentKind::Text)
+        }),
+        ..EventData::default()
+    };
     let now = Utc::now();
     CloudEvent::new(
         id.into(),

@@ -117,9 +117,11 @@ fn turn_event(scope: &Scope, chat: Option<Chat>, turn: Turn, first: &str, now_ms
         scope.chat.as_deref(),
         &["turn", &number, first],
     );
-    let mut data = EventData::default();
-    data.chat = chat;
-    data.turn = Some(turn);
+    let data = EventData {
+        chat,
+        turn: Some(turn),
+        ..EventData::default()
+    };
     let now = millis_to_time(now_ms);
     CloudEvent::new(
         id,
