@@ -496,7 +496,10 @@ async fn timing(
             .map_err(anyhow::Error::msg)?;
     }
     if let Some(v) = silence_after {
-        e.timing.silence_after_s = parse_window(&v, &["auto", "default"])?.map(|ms| ms.div_ceil(1000));
+        e.timing.silence_after_s = parse_window(&v, &["auto", "default"])?
+            .map(|ms| Timing::check_silence_after(ms.div_ceil(1000)))
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
     }
     if let Some(v) = disconnected_after {
         e.timing.disconnected_after_s = ms(&v)?.map(|ms| ms.div_ceil(1000));

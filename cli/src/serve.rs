@@ -459,6 +459,9 @@ fn write_state(
     if let Some(key) = &stack.config.secrets_key {
         env.push_str(&format!("export WAHOOKS_SECRETS_KEY={key}\n"));
     }
+    if let Some(url) = &stack.config.timers_url {
+        env.push_str(&format!("export WAHOOKS_TIMERS_URL={url}\n"));
+    }
     if let Some(bucket) = &stack.config.body_bucket {
         env.push_str(&format!("export WAHOOKS_BODY_BUCKET={bucket}\n"));
     }

@@ -477,6 +477,7 @@ async fn timing_shows_sets_and_refuses_an_endpoints_windows() {
     for (flag, value, says) in [
         ("--turn-window", "2m", "at most 60 s"),
         ("--silence-after", "soon", "not a window"),
+        ("--silence-after", "30s", "at least 120 s"),
     ] {
         let refused = wahooks(&moto, &["endpoint", "timing", &id, flag, value]);
         assert!(!refused.status.success());

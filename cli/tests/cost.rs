@@ -71,6 +71,32 @@ fn the_cost_report_measures_the_fixture_mix_through_the_local_stack() {
     );
     assert!(f("stored_bytes_per_event") > 100.0);
     assert!(f("send_message_batch_per_event") > 0.0, "the fanout published");
+    // Turns: the mix's inbound messages made turns once their chats went quiet, each through a
+    // transaction, told by the fanout's notes and published after them.
+    let t = &v["timers"];
+    let g = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("timers.{k} in {t}"));
+    assert!(g("turns") >= 1.0, "{t}");
+    assert!(g("note_batches") >= 1.0 && g("notes") >= g("turns"), "{t}");
+    assert_eq!(
+        g("transactions"),
+        g("turns") + g("silences"),
+        "one transaction per made event: {t}"
+    );
+    assert!(g("timers") >= g("turns"), "a timer per turn at least: {t}");
+    assert!(
+        g("write_units") >= 2.0 * g("transactions"),
+        "a transaction bills its items twice: {t}"
+    );
+    assert!(g("publish_batches") >= 1.0, "{t}");
+    assert!(g("dollars_per_million_events") > 0.0, "{t}");
+    assert!(
+        (f("dollars_per_million_events")
+            - f("dollars_per_million_events_without_timers")
+            - g("dollars_per_million_events"))
+        .abs()
+            < 1e-6,
+        "the timers' row is the difference"
+    );
     let rows: f64 = v["rows"]
         .as_array()
         .expect("rows")

@@ -890,6 +890,9 @@ impl Timing {
     pub const MAX_TURN_WINDOW_MS: u64 = 60_000;
     /// How long an instance may stay disconnected unless set.
     pub const DEFAULT_DISCONNECTED_AFTER_S: u64 = 900;
+    /// The shortest silence window `wahooks endpoint timing` sets: twice the fanout's activity
+    /// interval (a minute), so two notes of a busy instance always fall within it.
+    pub const MIN_SILENCE_S: u64 = 120;
 
     /// Whether nothing is set.
     pub fn is_default(&self) -> bool {
@@ -922,6 +925,17 @@ impl Timing {
             0 => None,
             s => Some(s),
         }
+    }
+
+    /// A silence window as a person sets it: off (0), or at least [`Timing::MIN_SILENCE_S`].
+    pub fn check_silence_after(s: u64) -> Result<u64, String> {
+        if s != 0 && s < Timing::MIN_SILENCE_S {
+            return Err(format!(
+                "a silence window is at least {} s (the fanout tells of an instance's traffic once a minute), or off",
+                Timing::MIN_SILENCE_S
+            ));
+        }
+        Ok(s)
     }
 
     /// A turn window as a person writes it, refused past the maximum.

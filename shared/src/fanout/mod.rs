@@ -76,7 +76,16 @@ pub struct Fanout {
     /// The `timers` queue: told of inbound messages and each instance's traffic
     /// ([`crate::timers::Feed`]), when turns and silence are on.
     timers: Option<Queue>,
+    /// When this container last told the timers of each instance's traffic (epoch ms), and how
+    /// often it does at most (see [`Fanout::activity_every`]).
+    activity_sent: Arc<Mutex<crate::bounded::BoundedMap<(crate::Provider, String, String), i64>>>,
+    activity_every_ms: i64,
 }
+
+/// How often a fanout container tells the timers of one instance's traffic at most, unless the
+/// traffic holds a connection change: silence windows are minutes long, and a note per batch
+/// would cost a read and a write per batch.
+pub const ACTIVITY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A record that can never be published, and why.
 struct Unpublishable {
@@ -134,7 +143,17 @@ impl Fanout {
             parked: None,
             objects: None,
             timers: None,
+            activity_sent: Arc::new(Mutex::new(crate::bounded::BoundedMap::new(RECENTLY_SENT))),
+            activity_every_ms: ACTIVITY_EVERY.as_millis() as i64,
         }
+    }
+
+    /// Tell the timers of an instance's traffic at most once per `every` (default
+    /// [`ACTIVITY_EVERY`]; a connection change always goes): silence is then known to within
+    /// `every`. Tests with windows of seconds set it to zero.
+    pub fn activity_every(mut self, every: std::time::Duration) -> Fanout {
+        self.activity_every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+        self
     }
 
     /// Tell the `timers` queue at `url` of each batch's inbound messages and instances'
@@ -386,9 +405,11 @@ impl Fanout {
         let Some(queue) = &self.timers else {
             return Vec::new();
         };
+        let now = chrono::Utc::now().timestamp_millis();
         let pending: Vec<Pending> = feed
             .into_notes()
             .into_iter()
+            .filter(|(_, note)| self.activity_due(note, now))
             .map(|(record, note)| {
                 let (event_id, event_type) = match &note {
                     crate::timers::Note::Message(m) => (m.event_id.clone(), crate::EventType::MessageReceived),
@@ -417,6 +438,21 @@ impl Fanout {
         // A note SQS refuses for good (it cannot be: notes are small) is retried like a failure.
         failed.extend(refused.into_iter().map(|u| u.record));
         failed
+    }
+
+    /// Whether `note` goes: every message note; an activity note with a connection change, or
+    /// when this container has not told of that instance for [`Fanout::activity_every`].
+    fn activity_due(&self, note: &crate::timers::Note, now: i64) -> bool {
+        let crate::timers::Note::Activity(a) = note else {
+            return true;
+        };
+        let key = (a.scope.provider, a.scope.instance.clone(), a.scope.endpoint.clone());
+        let mut sent = self.activity_sent.lock().unwrap_or_else(|p| p.into_inner());
+        let due = a.connection.is_some() || !matches!(sent.get(&key), Some(at) if now - *at < self.activity_every_ms);
+        if due {
+            sent.insert(key, now);
+        }
+        due
     }
 
     /// Send one queue's messages in order, in batches; returns (accepted, failed record indexes,

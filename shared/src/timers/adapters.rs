@@ -32,7 +32,8 @@ impl DynamoTimerStore {
         }
     }
 
-    fn state_item(&self, pk: &str, kind: &str, state: &str, version: u64) -> HashMap<String, AttributeValue> {
+    /// The state item written as version `version + 1` (what a commit puts; `make cost` sizes it).
+    pub fn state_item(&self, pk: &str, kind: &str, state: &str, version: u64) -> HashMap<String, AttributeValue> {
         let expires = chrono::Utc::now().timestamp() + self.retention_days * 86_400;
         HashMap::from([
             ("pk".to_owned(), AttributeValue::S(pk.to_owned())),

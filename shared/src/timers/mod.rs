@@ -285,7 +285,13 @@ pub struct TimersHandler {
     scheduler: Arc<dyn Scheduler>,
     timings: Arc<dyn TimingSource>,
     clock: Clock,
+    /// The latest generation this container saw of each chat's turn: a timer older than it is
+    /// known stale without a read (generations only grow). Lost with the container: then read.
+    generations: Arc<std::sync::Mutex<crate::bounded::BoundedMap<String, u64>>>,
 }
+
+/// How many chats' generations a container remembers.
+const REMEMBERED_CHATS: usize = 10_000;
 
 impl TimersHandler {
     /// A handler over its ports, on the system clock.
@@ -295,6 +301,33 @@ impl TimersHandler {
             scheduler,
             timings,
             clock: Arc::new(|| Utc::now().timestamp_millis()),
+            generations: Arc::new(std::sync::Mutex::new(crate::bounded::BoundedMap::new(REMEMBERED_CHATS))),
+        }
+    }
+
+    /// Whether a turn's timer is known stale: this container saw a later generation of its chat.
+    fn known_stale(&self, pk: &str, note: &Note) -> bool {
+        let Note::TurnDue { gen, .. } = note else {
+            return false;
+        };
+        let seen = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get(&pk.to_owned()).is_some_and(|latest| latest > gen)
+    }
+
+    /// Remember the generation of a chat's turn state (its JSON, as read or written).
+    fn remember_generation(&self, pk: &str, note: &Note, state: Option<&str>) {
+        if note.kind() != turns::STATE_KIND {
+            return;
+        }
+        let Some(gen) = state
+            .and_then(|s| serde_json::from_str::<turns::TurnState>(s).ok())
+            .map(|s| s.gen)
+        else {
+            return;
+        };
+        let mut seen = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+        if !matches!(seen.get(&pk.to_owned()), Some(g) if *g >= gen) {
+            seen.insert(pk.to_owned(), gen);
         }
     }
 
@@ -332,9 +365,13 @@ impl TimersHandler {
             .await
             .map_err(TimerError::Unavailable)?;
         let (pk, kind) = (scope.pk(), note.kind());
+        if self.known_stale(&pk, note) {
+            return Ok(0);
+        }
         for _ in 0..ATTEMPTS {
             let now = (self.clock)();
             let (json, version) = self.store.load(&pk, kind).await?;
+            self.remember_generation(&pk, note, json.as_deref());
             let step = match note {
                 Note::Message(_) | Note::TurnDue { .. } => step(json.as_deref(), |s| turn_step(s, note, &timing, now))?,
                 Note::Activity(_) | Note::Check { .. } => {
@@ -357,6 +394,7 @@ impl TimersHandler {
             if self.store.commit(&pk, kind, &state, version, &events).await? == Commit::Conflict {
                 continue;
             }
+            self.remember_generation(&pk, note, Some(&state));
             for e in &events {
                 tracing::info!(event_id = %e.id, r#type = %e.event_type, instance = %e.instance, "event made");
             }

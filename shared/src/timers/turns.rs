@@ -27,8 +27,15 @@ pub const MAX_TURN_MESSAGES: usize = 50;
 /// through the API); a longer text is cut at a character boundary and flagged.
 pub const MAX_TEXT_BYTES: usize = 4_096;
 
-/// How many event ids of closed turns the state remembers, to know a note sent again.
-pub const REMEMBERED_IDS: usize = 100;
+/// How many event ids of closed turns the state remembers, to know a note sent again (a note is
+/// sent again within seconds: a retried fanout batch, SQS delivering twice).
+pub const REMEMBERED_IDS: usize = 32;
+
+/// The part of an event id a closed turn remembers: 16 of its 32 hex digits (64 bits: two of a
+/// chat's last messages never share them), so the state item stays under one write unit.
+fn remembered(event_id: &str) -> &str {
+    event_id.get(..16).unwrap_or(event_id)
+}
 
 /// A chat's turn state, as stored (JSON in the state item).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -45,7 +52,8 @@ pub struct TurnState {
     /// The chat, as the first message of the open turn named it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat: Option<Chat>,
-    /// Event ids of the last closed turns' messages (at most [`REMEMBERED_IDS`], newest first).
+    /// The event ids of the last closed turns' messages, shortened (at most [`REMEMBERED_IDS`],
+    /// newest first).
     #[serde(default)]
     pub recent: Vec<String>,
 }
@@ -70,7 +78,7 @@ pub struct Entry {
 
 impl TurnState {
     fn knows(&self, event_id: &str) -> bool {
-        self.open.iter().any(|e| e.event_id == event_id) || self.recent.iter().any(|id| id == event_id)
+        self.open.iter().any(|e| e.event_id == event_id) || self.recent.iter().any(|id| id == remembered(event_id))
     }
 
     /// Close the open turn: its event, and the state without it.
@@ -82,10 +90,14 @@ impl TurnState {
         // The order they were sent in; arrival order among equal times (a stable sort).
         entries.sort_by_key(|e| e.time_ms);
         self.closed += 1;
-        let mut remembered: Vec<String> = entries.iter().rev().map(|e| e.event_id.clone()).collect();
-        remembered.append(&mut self.recent);
-        remembered.truncate(REMEMBERED_IDS);
-        self.recent = remembered;
+        let mut recent: Vec<String> = entries
+            .iter()
+            .rev()
+            .map(|e| remembered(&e.event_id).to_owned())
+            .collect();
+        recent.append(&mut self.recent);
+        recent.truncate(REMEMBERED_IDS);
+        self.recent = recent;
         let chat = self.chat.take();
         let first = entries.first().map(|e| e.event_id.clone()).unwrap_or_default();
         let turn = Turn {

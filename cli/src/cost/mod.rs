@@ -20,6 +20,8 @@
 //! not measurements, and are printed as such: the receivers' duration (one DynamoDB round trip
 //! in the region) and the log volume per request.
 
+mod timers;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,6 +62,10 @@ mod price {
     pub(super) const S3_GET: f64 = 0.0004 / 1e3;
     /// S3 Standard storage, per GB-month (first 50 TB).
     pub(super) const S3_GB_MONTH: f64 = 0.023;
+    /// SQS standard, per request (the timers queue).
+    pub(super) const SQS_STANDARD_REQUEST: f64 = 0.40 / 1e6;
+    /// DynamoDB on-demand, per read request unit (a strongly consistent read of ≤ 4 KB).
+    pub(super) const READ_UNIT: f64 = 0.125 / 1e6;
 }
 
 /// The total per million events that docs/performance.md and README.md gave before the claim
@@ -80,6 +86,10 @@ mod assume {
     pub(super) const WORKER_REQUESTS_PER_EVENT: f64 = 0.2;
     /// Records per fanout invocation (the mapping's batch size).
     pub(super) const RECORDS_PER_FANOUT: f64 = 100.0;
+    /// A `timers` invocation of a batch of notes: a read, a write and maybe a send per note.
+    pub(super) const TIMERS_SECONDS: f64 = 0.050;
+    /// Notes per `timers` invocation (the queue mapping's batch size).
+    pub(super) const NOTES_PER_TIMERS: f64 = 10.0;
 }
 
 /// Arguments of `wahooks-dev cost`.
@@ -96,16 +106,23 @@ pub struct CostArgs {
     json: bool,
 }
 
-/// Counts `SendMessageBatch` calls on the way to SQS.
+/// Counts `SendMessageBatch` calls on the way to SQS: to the workers' queues, and the notes to
+/// the timers queue apart.
 struct CountingSqs {
     inner: SqsPublisher,
     batches: Arc<AtomicUsize>,
+    notes: Arc<AtomicUsize>,
 }
 
 #[async_trait]
 impl Publisher for CountingSqs {
     async fn send_batch(&self, queue: &Queue, batch: &[OutMessage]) -> Result<Vec<String>, PublishError> {
-        self.batches.fetch_add(1, Ordering::Relaxed);
+        let counter = if queue.name == "timers" {
+            &self.notes
+        } else {
+            &self.batches
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         self.inner.send_batch(queue, batch).await
     }
 }
@@ -219,6 +236,32 @@ struct Measured {
     /// The bucket at the end: objects and bytes.
     s3_objects: usize,
     s3_bytes: usize,
+    /// The events made from time passing, and what making them cost.
+    made: Made,
+}
+
+/// What the timers did for the mix (turns, silence), apart from the providers' events.
+#[derive(Debug, Default)]
+struct Made {
+    /// `SendMessageBatch` of notes from the fanout to the timers queue.
+    note_batches: usize,
+    /// Notes the `timers` function took (the fanout's and its own timers).
+    notes: usize,
+    /// Its counted work.
+    loads: usize,
+    read_units: usize,
+    puts: usize,
+    transactions: usize,
+    write_units: usize,
+    timers: usize,
+    /// The events it made, by kind, and their bytes stored (items and index entries).
+    turns: usize,
+    silences: usize,
+    bytes: usize,
+    /// `SendMessageBatch` that published them to the workers' queues.
+    publish_batches: usize,
+    /// State items (`S#turn`, `S#activity`) at the end.
+    state_items: usize,
 }
 
 async fn report(args: CostArgs) -> anyhow::Result<()> {
@@ -307,6 +350,7 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
             s3_what,
             per(m.s3_puts) * price::S3_PUT + per(s3_gets) * price::S3_GET,
         ),
+        made_row(&m),
         (
             "CloudWatch Logs",
             format!("~{:.1} KB per request, $0.50/GB", assume::LOG_BYTES_PER_REQUEST / 1e3),
@@ -314,11 +358,25 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
         ),
     ];
     let total: f64 = rows.iter().map(|r| r.2).sum();
+    // The claim check's promise is about storing and publishing the providers' events: compared
+    // without what turns and silence add (a feature of its own, its row says what it costs).
+    let made = made_row(&m).2;
     let storage_gb = per(m.stored_bytes) * 1e6 / 1e9;
     let s3_storage_gb = per(m.s3_bytes) * 1e6 / 1e9;
     // Compared in cents, as both figures are printed.
-    let (now_cents, before_cents) = ((total * 1e8).round(), (BEFORE_CLAIM_CHECK * 100.0).round());
+    let (now_cents, before_cents) = (((total - made) * 1e8).round(), (BEFORE_CLAIM_CHECK * 100.0).round());
     let rose = now_cents > before_cents;
+    let d = &m.made;
+    let timers = json!({
+        "note_batches": d.note_batches, "notes": d.notes,
+        "loads": d.loads, "read_units": d.read_units,
+        "puts": d.puts, "transactions": d.transactions,
+        "write_units": d.write_units, "timers": d.timers,
+        "turns": d.turns, "silences": d.silences,
+        "publish_batches": d.publish_batches, "state_items": d.state_items,
+        "bytes": d.bytes,
+        "dollars_per_million_events": made * 1e6,
+    });
     if args.json {
         println!(
             "{}",
@@ -340,9 +398,11 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
                 "s3_objects": m.s3_objects, "s3_bytes": m.s3_bytes,
                 "s3_storage_gb_per_million_events": s3_storage_gb,
                 "dollars_per_million_events": total * 1e6,
+                "dollars_per_million_events_without_timers": (total - made) * 1e6,
                 "dollars_per_million_events_before_claim_check": BEFORE_CLAIM_CHECK,
                 "rose": rose,
                 "storage_gb_per_million_events": storage_gb,
+                "timers": timers,
                 "rows": rows.iter().map(|(p, what, cost)| json!({"part": p, "what": what, "dollars_per_million": cost * 1e6})).collect::<Vec<_>>(),
             })
         );
@@ -373,22 +433,63 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
         "unchanged".to_owned()
     };
     println!(
-        "| **total** | | **≈ ${:.2} per million events** ({change} from ${BEFORE_CLAIM_CHECK:.2} before the claim check), plus storage while retained |",
-        total * 1e6
+        "| **total** | | **≈ ${:.2} per million events**, turns and silence included (${:.2} without them: {change} from ${BEFORE_CLAIM_CHECK:.2} before the claim check), plus storage while retained |",
+        total * 1e6,
+        (total - made) * 1e6
     );
     println!(
-        "\nMeasured on the local stack: {} fixture bodies ({} of them carrying several events), {} events, {} state items, {} body items, {} S3 objects. Assumed: a receiver's duration ({:.0} ms), a fanout invocation's ({:.0} ms), {:.1} KB of logs per request.",
+        "\nMeasured on the local stack: {} fixture bodies ({} of them carrying several events), {} events, {} state items, {} body items, {} S3 objects; the timers took {} notes and made {} turns and {} silences ({} state items, {} bytes stored). Assumed: a receiver's duration ({:.0} ms), a fanout invocation's ({:.0} ms), a timers invocation's ({:.0} ms), {:.1} KB of logs per request.",
         m.bodies,
         m.multi_event_bodies,
         m.events,
         m.state_items,
         m.body_items,
         m.s3_objects,
+        d.notes,
+        d.turns,
+        d.silences,
+        d.state_items,
+        d.bytes,
         assume::RECEIVER_SECONDS * 1e3,
         assume::FANOUT_SECONDS * 1e3,
+        assume::TIMERS_SECONDS * 1e3,
         assume::LOG_BYTES_PER_REQUEST / 1e3
     );
     Ok(())
+}
+
+/// The row of the events made from time passing (turns, silence), per provider event.
+fn made_row(m: &Measured) -> (&'static str, String, f64) {
+    let d = &m.made;
+    let per = |x: usize| x as f64 / m.events as f64;
+    let invocations = per(d.notes) / assume::NOTES_PER_TIMERS;
+    // The queue mapping receives and deletes each batch of notes: two requests per invocation.
+    let sqs = per(d.note_batches) + per(d.timers) + 2.0 * invocations;
+    let cost = sqs * price::SQS_STANDARD_REQUEST
+        + per(d.read_units) * price::READ_UNIT
+        + per(d.write_units) * price::WRITE_UNIT
+        + invocations * (price::LAMBDA_REQUEST + assume::TIMERS_SECONDS * 0.25 * price::LAMBDA_GB_SECOND)
+        + (per(d.publish_batches) + per(d.turns + d.silences) * assume::WORKER_REQUESTS_PER_EVENT)
+            * price::SQS_FIFO_REQUEST;
+    (
+        "timers: turns and silence (`timers` function, standard queue $0.40/M)",
+        format!(
+            "{:.3} note `SendMessageBatch` + {:.3} delayed timers + the mapping's receive and delete per event; {:.2} state reads ({:.2} read units, $0.125/M) and {:.2} write units ({} state puts, {} transactions with the {} turns and {} silences they made, a transaction's items billed twice); {:.3} invocations (~{:.0} ms); {:.3} `SendMessageBatch` to publish what it made",
+            per(d.note_batches),
+            per(d.timers),
+            per(d.loads),
+            per(d.read_units),
+            per(d.write_units),
+            d.puts,
+            d.transactions,
+            d.turns,
+            d.silences,
+            invocations,
+            assume::TIMERS_SECONDS * 1e3,
+            per(d.publish_batches)
+        ),
+        cost,
+    )
 }
 
 async fn measure(args: &CostArgs) -> anyhow::Result<Measured> {
@@ -424,18 +525,21 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
         DynamoEventStore::new(dynamo, &stack.config.events_table, stack.config.retention_days)
             .with_bucket(bucket.clone()),
     );
-    let batches = Arc::new(AtomicUsize::new(0));
+    let (batches, notes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let sqs = SqsPublisher::new(stack.sqs.clone());
-    stack.fanout = wahooks::lambda::fanout_through(
+    let fanout = wahooks::lambda::fanout_through(
         &stack.config,
         &sqs,
         Arc::new(CountingSqs {
             inner: sqs.clone(),
             batches: batches.clone(),
+            notes: notes.clone(),
         }),
     )
     .await?
     .reading_objects_from(bucket.clone());
+    stack.fanout = wahooks::lambda::with_timers(fanout, &stack.config);
+    let timer_counts = timers::counted(&mut stack)?;
 
     let (mut bodies, mut duplicates, mut multi_event_bodies) = (0, 0, 0);
     let (mut body_puts, mut body_units, mut redelivered_body_puts, mut redelivered_body_units) = (0, 0, 0, 0);
@@ -493,6 +597,22 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
         .drain(&stack.fanout, Duration::from_secs(300))
         .await
         .map_err(|e| anyhow::anyhow!(e).context("the stream"))?;
+    // The providers' events are published; now the windows pass and the timers make theirs.
+    let provider_batches = batches.load(Ordering::Relaxed);
+    let notes_taken = timers::settle(&stack, &mut driver).await?;
+    let c = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+    let made = Made {
+        note_batches: c(&notes),
+        notes: notes_taken,
+        loads: c(&timer_counts.loads),
+        read_units: c(&timer_counts.read_units),
+        puts: c(&timer_counts.puts),
+        transactions: c(&timer_counts.transactions),
+        write_units: c(&timer_counts.write_units),
+        timers: c(&timer_counts.timers),
+        publish_batches: c(&batches) - provider_batches,
+        ..Made::default()
+    };
 
     let mut m = Measured {
         bodies,
@@ -502,7 +622,7 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
         base_units: 0,
         index_units: 0,
         stored_bytes: 0,
-        batches: batches.load(Ordering::Relaxed),
+        batches: provider_batches,
         items_over_1kb: 0,
         item_bytes: 0,
         duplicates,
@@ -518,6 +638,7 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
         s3_worker_gets: 0,
         s3_objects: 0,
         s3_bytes: 0,
+        made,
     };
     let mut start = None;
     loop {
@@ -543,12 +664,28 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
                 continue;
             }
             let (base, index) = write_units(item);
+            // The timers' state and the events they made are counted apart.
+            if sk == keys::state_sk(wahooks::timers::turns::STATE_KIND)
+                || sk == keys::state_sk(wahooks::timers::silence::STATE_KIND)
+            {
+                m.made.state_items += 1;
+                continue;
+            }
             match sk.get(..2) {
                 Some("E#") => {
-                    m.events += 1;
                     let (_, event) = wahooks::store::read_sdk_item(item, &s3)
                         .await
                         .map_err(|e| anyhow::anyhow!(e).context("reading an event back"))?;
+                    if event.event_type.is_derived() {
+                        if event.event_type == wahooks::EventType::ConversationTurn {
+                            m.made.turns += 1;
+                        } else {
+                            m.made.silences += 1;
+                        }
+                        m.made.bytes += item_size(item) + 100;
+                        continue;
+                    }
+                    m.events += 1;
                     if event.data.raw_pointer.is_some_and(|p| p.bucket.is_some()) {
                         m.s3_worker_gets += 1;
                     }
