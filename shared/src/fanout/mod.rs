@@ -78,7 +78,7 @@ pub struct Fanout {
     timers: Option<Queue>,
     /// When this container last told the timers of each instance's traffic (epoch ms), and how
     /// often it does at most (see [`Fanout::activity_every`]).
-    activity_sent: Arc<Mutex<crate::bounded::BoundedMap<(crate::Provider, String, String), i64>>>,
+    activity_sent: Arc<Mutex<ActivitySent>>,
     activity_every_ms: i64,
 }
 
@@ -93,6 +93,9 @@ struct Unpublishable {
     queue: Option<String>,
     reason: String,
 }
+
+/// When each (provider, instance, endpoint) was last told of to the timers, epoch ms.
+type ActivitySent = crate::bounded::BoundedMap<(crate::Provider, String, String), i64>;
 
 /// How many (queue, deduplication id) pairs a container remembers having sent.
 const RECENTLY_SENT: usize = 20_000;
