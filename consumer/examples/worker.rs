@@ -27,6 +27,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let first = seen.lock().map(|mut s| s.first_time(event.dedup_key())).unwrap_or(true);
         async move {
             if first {
+                // A conversation turn: a bot answers once, for all the messages of the burst.
+                if let Some(turn) = &event.data.turn {
+                    let ids: Vec<&str> = turn
+                        .messages
+                        .iter()
+                        .map(|m| m.message_id.as_deref().unwrap_or(&m.event_id))
+                        .collect();
+                    tracing::info!(turn = turn.number, messages = ?ids, "turn");
+                }
+                // A silent (or resumed) instance: how long it may stay quiet.
+                if let Some(silence) = &event.data.silence {
+                    tracing::info!(window_seconds = silence.window_seconds, last = %silence.last_event_at, "silence");
+                }
                 tracing::info!(
                     id = %event.id,
                     r#type = %event.event_type,

@@ -419,6 +419,30 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_events_made_from_time_passing() {
+        let turn = body("t").replace("whatsapp.message.received", "whatsapp.conversation.turn").replace(
+            r#""data":{"message_id":"M","raw":{"a":1}}"#,
+            r#""data":{"turn":{"number":2,"window_ms":3000,"messages":[{"event_id":"e1","message_id":"M1","time":"2025-01-01T00:00:00.000Z","text":"hi"},{"event_id":"e2","time":"2025-01-01T00:00:01.000Z"}]}}"#,
+        );
+        let e = decode(&turn).expect("a turn");
+        assert_eq!(e.event_type, EventType::ConversationTurn);
+        let t = e.data.turn.expect("data.turn");
+        assert_eq!((t.number, t.window_ms, t.messages.len()), (2, 3000, 2));
+        assert_eq!(t.messages[0].text.as_deref(), Some("hi"));
+        assert!(!t.messages[0].text_truncated && t.messages[1].message_id.is_none());
+        let silent = body("s").replace("whatsapp.message.received", "whatsapp.instance.silent").replace(
+            r#""data":{"message_id":"M","raw":{"a":1}}"#,
+            r#""data":{"silence":{"last_event_at":"2025-01-01T00:00:00.000Z","window_seconds":7200,"window_derived":true}}"#,
+        );
+        let e = decode(&silent).expect("a silence");
+        assert_eq!(e.event_type, EventType::InstanceSilent);
+        assert_eq!(
+            e.data.silence.map(|s| (s.window_seconds, s.window_derived)),
+            Some((7200, true))
+        );
+    }
+
+    #[test]
     fn a_worker_built_today_reads_tomorrows_types_kinds_and_statuses() {
         let future = body("f")
             .replace("whatsapp.message.received", "whatsapp.message.scheduled")
