@@ -310,6 +310,7 @@ pub struct MemoryTimerStore {
     states: Arc<Mutex<HashMap<StateKey, (String, u64)>>>,
     events: Arc<Mutex<Vec<CloudEvent>>>,
     failing: Arc<Mutex<usize>>,
+    loads: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl MemoryTimerStore {
@@ -323,6 +324,11 @@ impl MemoryTimerStore {
         self.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// How many states were read.
+    pub fn loads(&self) -> usize {
+        self.loads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Make the next `n` commits fail as an outage would.
     pub fn fail_next(&self, n: usize) {
         *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = n;
@@ -332,6 +338,7 @@ impl MemoryTimerStore {
 #[async_trait]
 impl TimerStore for MemoryTimerStore {
     async fn load(&self, pk: &str, kind: &str) -> Result<(Option<String>, u64), StoreError> {
+        self.loads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
         Ok(match states.get(&(pk.to_owned(), kind.to_owned())) {
             Some((json, v)) => (Some(json.clone()), *v),

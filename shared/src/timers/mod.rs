@@ -365,7 +365,9 @@ impl TimersHandler {
             .await
             .map_err(TimerError::Unavailable)?;
         let (pk, kind) = (scope.pk(), note.kind());
-        if self.known_stale(&pk, note) {
+        // Turns off on this endpoint: its messages are not gathered (no read, no write).
+        let turns_off = matches!(note, Note::Message(_)) && timing.turn_window_ms().is_none();
+        if turns_off || self.known_stale(&pk, note) {
             return Ok(0);
         }
         for _ in 0..ATTEMPTS {

@@ -174,6 +174,27 @@ async fn a_redelivery_inside_or_after_the_window_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_timer_this_container_knows_is_stale_costs_no_read() {
+    let mut rig = Rig::new();
+    burst(&rig, "c", 3).await;
+    rig.advance(3_000);
+    let due = rig.scheduler.take_due();
+    assert_eq!(due.len(), 3, "one timer per message");
+    let before = rig.store.loads();
+    for timer in &due[..2] {
+        rig.handler.apply(timer).await.expect("stale");
+    }
+    assert_eq!(rig.store.loads(), before, "the two older generations are known stale");
+    // Another container knows nothing: it reads, and finds them stale all the same.
+    rig.restart();
+    rig.handler.apply(&due[0]).await.expect("stale, read");
+    assert_eq!(rig.store.loads(), before + 1);
+    assert!(rig.turns().is_empty());
+    rig.handler.apply(&due[2]).await.expect("the current one");
+    assert_eq!(rig.turns().len(), 1);
+}
+
+#[tokio::test]
 async fn a_message_after_the_turn_starts_the_next_one() {
     let rig = Rig::new();
     burst(&rig, "c", 2).await;
@@ -269,6 +290,13 @@ async fn turns_can_be_turned_off_and_bursts_are_bounded() {
     burst(&rig, "c", 3).await;
     rig.run_for(5_000).await;
     assert!(rig.turns().is_empty(), "off");
+    assert_eq!(rig.scheduler.pending(), 0, "no timer either");
+    let (state, _) = rig
+        .store
+        .load(&scope(Some("c")).pk(), turns::STATE_KIND)
+        .await
+        .expect("load");
+    assert!(state.is_none(), "nothing written");
     rig.timings.set("ep_1", Timing::default());
     for i in 1..=(turns::MAX_TURN_MESSAGES as u32 + 1) {
         rig.handler.apply(&note("d", i, T0 + i64::from(i))).await.expect("note");
