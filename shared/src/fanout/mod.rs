@@ -437,9 +437,15 @@ impl Fanout {
         if pending.is_empty() {
             return Vec::new();
         }
-        let (_, mut failed, refused) = self.send_to(queue, usize::MAX, pending).await;
-        // A note SQS refuses for good (it cannot be: notes are small) is retried like a failure.
-        failed.extend(refused.into_iter().map(|u| u.record));
+        let (_, failed, refused) = self.send_to(queue, usize::MAX, pending).await;
+        // A note SQS would refuse on every retry (notes are escaped and bounded: it should not
+        // happen) must not hold its shard for a turn: it is dropped, logged and counted.
+        for u in refused {
+            tracing::error!(reason = %u.reason, "a timers note SQS would refuse was dropped");
+            crate::metrics::emit_metric(|| {
+                crate::metrics::emf_count("DroppedTimerNotes", &[], chrono::Utc::now().timestamp_millis())
+            });
+        }
         failed
     }
 

@@ -153,10 +153,11 @@ impl Note {
         }
     }
 
-    /// The note as the queue's message body.
+    /// The note as the queue's message body, with the characters SQS refuses in a body escaped
+    /// (a message's text may hold U+FFFE), as an event's body is.
     pub fn to_json(&self) -> String {
         // Plain strings and numbers: serialising cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        crate::sqs_rules::escape_body(serde_json::to_string(self).unwrap_or_default())
     }
 }
 
@@ -545,7 +546,11 @@ pub fn message_note(event: &CloudEvent, scope: Scope) -> Option<MessageNote> {
         return None;
     }
     let content = event.data.content.as_ref();
-    let text = content.and_then(|c| c.text.clone().or_else(|| c.caption.clone()));
+    // A turn keeps at most MAX_TEXT_BYTES of a text; the note carries a few bytes more, so the
+    // turn still knows it was cut, and a note stays small whatever the message.
+    let text = content
+        .and_then(|c| c.text.as_deref().or(c.caption.as_deref()))
+        .map(|t| turns::bounded_text_to(t, turns::MAX_TEXT_BYTES + 4).0);
     Some(MessageNote {
         scope,
         chat: event.data.chat.clone(),

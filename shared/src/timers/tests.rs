@@ -309,6 +309,28 @@ async fn turns_can_be_turned_off_and_bursts_are_bounded() {
 }
 
 #[test]
+fn a_note_is_a_body_sqs_takes_whatever_the_text() {
+    let mut e = event(EventType::MessageReceived, Some(("a", ChatKind::Direct)), Some(false), "1");
+    let long = format!("oi \u{fffe}\u{ffff} {}", "é".repeat(10_000));
+    e.data.content = Some(Content {
+        text: Some(long),
+        ..Content::new(ContentKind::Text)
+    });
+    let mut feed = Feed::default();
+    feed.add(0, &e);
+    let (_, note) = feed.into_notes().remove(0);
+    let body = note.to_json();
+    assert!(body.chars().all(crate::sqs_rules::body_char), "escaped");
+    assert!(body.len() < 2 * turns::MAX_TEXT_BYTES, "bounded: {}", body.len());
+    let Note::Message(m) = serde_json::from_str::<Note>(&body).expect("reads back") else {
+        unreachable!()
+    };
+    assert!(m.text.as_deref().is_some_and(|t| t.starts_with("oi \u{fffe}\u{ffff}")));
+    let out = turns::on_message(turns::TurnState::default(), &m, 3_000, T0);
+    assert!(out.state.open[0].truncated, "the turn still knows the text was cut");
+}
+
+#[test]
 fn long_texts_are_cut_at_a_character_boundary() {
     let text = "é".repeat(3_000);
     let (cut, truncated) = turns::bounded_text(&text);

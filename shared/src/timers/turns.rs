@@ -150,10 +150,15 @@ fn turn_event(scope: &Scope, chat: Option<Chat>, turn: Turn, first: &str, now_ms
 
 /// `text` cut to at most [`MAX_TEXT_BYTES`] at a character boundary, and whether it was cut.
 pub fn bounded_text(text: &str) -> (String, bool) {
-    if text.len() <= MAX_TEXT_BYTES {
+    bounded_text_to(text, MAX_TEXT_BYTES)
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, and whether it was cut.
+pub fn bounded_text_to(text: &str, max: usize) -> (String, bool) {
+    if text.len() <= max {
         return (text.to_owned(), false);
     }
-    let mut end = MAX_TEXT_BYTES;
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
