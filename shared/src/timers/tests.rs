@@ -310,7 +310,12 @@ async fn turns_can_be_turned_off_and_bursts_are_bounded() {
 
 #[test]
 fn a_note_is_a_body_sqs_takes_whatever_the_text() {
-    let mut e = event(EventType::MessageReceived, Some(("a", ChatKind::Direct)), Some(false), "1");
+    let mut e = event(
+        EventType::MessageReceived,
+        Some(("a", ChatKind::Direct)),
+        Some(false),
+        "1",
+    );
     let long = format!("oi \u{fffe}\u{ffff} {}", "é".repeat(10_000));
     e.data.content = Some(Content {
         text: Some(long),
