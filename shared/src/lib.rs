@@ -47,6 +47,8 @@ pub mod keyring;
 pub mod lambda;
 #[cfg(feature = "local")]
 pub mod local;
+#[cfg(feature = "media")]
+pub mod media;
 pub mod metrics;
 pub mod providers;
 #[cfg(feature = "aws")]

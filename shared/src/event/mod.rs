@@ -95,6 +95,46 @@ pub struct EventData {
     /// schema 1.2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub silence: Option<Silence>,
+    /// A message's media file, archived or not (`whatsapp.media.archived`,
+    /// `whatsapp.media.failed`). Since schema 1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaFile>,
+}
+
+/// Where a message's media file is kept, or why it could not be (docs/events.md, "Media").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
+pub struct MediaFile {
+    /// The message's event id (the `whatsapp.message.received` or `.sent` it belongs to).
+    pub event_id: String,
+    /// The WhatsApp message id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The S3 bucket holding the file (archived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// The object's key (archived): `media/<event id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Its size in bytes (archived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Its content type, as the provider served it or named it (archived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// SHA-256 of the file, 64 hex digits (archived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Why it could not be archived (failed): e.g. `expired` (the provider answered 404, 403 or
+    /// 410), `too_large`, `not_allowed` (a host off the allow-list, a private address),
+    /// `checksum` (Meta's `sha256` did not match), `unavailable` (retries exhausted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What went wrong, in words (failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// How many times it was tried.
+    pub attempts: u32,
 }
 
 /// The inbound messages of one burst in a chat, once the chat has been quiet for the endpoint's
@@ -170,6 +210,7 @@ impl EventData {
             stored_item: None,
             turn: None,
             silence: None,
+            media: None,
         }
     }
 }

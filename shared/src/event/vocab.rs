@@ -211,6 +211,11 @@ pub enum EventType {
     InstanceSilent = "whatsapp.instance.silent",
     /// A silent instance received traffic again (`data.silence`). Made by wahooks. Since schema 1.2.
     InstanceResumed = "whatsapp.instance.resumed",
+    /// A message's media file is kept in S3 (`data.media`). Made by wahooks. Since schema 1.2.
+    MediaArchived = "whatsapp.media.archived",
+    /// A message's media file could not be archived, and why (`data.media`). Made by wahooks.
+    /// Since schema 1.2.
+    MediaFailed = "whatsapp.media.failed",
     /// Valid JSON of a shape we don't recognise: still stored and published. A worker built
     /// today also reads any type a later wahooks adds as this one (new types may appear).
     #[serde(other)]
@@ -220,7 +225,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every type.
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 17] = [
         EventType::MessageReceived,
         EventType::MessageSent,
         EventType::MessageStatus,
@@ -235,15 +240,21 @@ impl EventType {
         EventType::ConversationTurn,
         EventType::InstanceSilent,
         EventType::InstanceResumed,
+        EventType::MediaArchived,
+        EventType::MediaFailed,
         EventType::Unknown,
     ];
 
-    /// Whether wahooks makes events of this type itself (from time passing), rather than parsing
-    /// them from a provider's body: they are not a provider's traffic.
+    /// Whether wahooks makes events of this type itself (from time passing, or from a message's
+    /// media), rather than parsing them from a provider's body: they are not a provider's traffic.
     pub fn is_derived(self) -> bool {
         matches!(
             self,
-            EventType::ConversationTurn | EventType::InstanceSilent | EventType::InstanceResumed
+            EventType::ConversationTurn
+                | EventType::InstanceSilent
+                | EventType::InstanceResumed
+                | EventType::MediaArchived
+                | EventType::MediaFailed
         )
     }
 }

@@ -7,11 +7,13 @@ use std::collections::HashMap;
 use crate::event::EventType;
 
 /// The default routing: event type → queue name (the queue table of `docs/workers.md`).
-pub const DEFAULT_ROUTES: [(EventType, &str); 15] = [
+pub const DEFAULT_ROUTES: [(EventType, &str); 17] = [
     (EventType::MessageReceived, "messages"),
     (EventType::MessageSent, "messages"),
     (EventType::Notification, "messages"),
     (EventType::ConversationTurn, "messages"),
+    (EventType::MediaArchived, "messages"),
+    (EventType::MediaFailed, "messages"),
     (EventType::MessageStatus, "statuses"),
     (EventType::InstanceConnected, "instance"),
     (EventType::InstanceDisconnected, "instance"),
