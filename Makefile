@@ -22,7 +22,7 @@ REGION ?= $(or $(AWS_REGION),us-east-1)
 
 CARGO_TEST := cargo test --workspace --locked
 # Every Lambda: the crate name is the binary name is the folder under target/lambda/.
-FUNCTIONS := message-received message-sent message-status instance-connected instance-disconnected chat-presence any fanout social timers
+FUNCTIONS := message-received message-sent message-status instance-connected instance-disconnected chat-presence any fanout social timers media-archiver
 
 # Rust tools cargo installs, kept inside the repository (CI caches nothing outside it).
 TOOLS := $(CURDIR)/.tools

@@ -28,6 +28,7 @@ fn config() -> Config {
         parked_url: None,
         secrets_key: None,
         timers_url: None,
+        media: Default::default(),
     }
 }
 
@@ -1394,5 +1395,371 @@ async fn bursts_give_one_turn_after_their_messages_and_a_silent_instance_resumes
         count(&stored, EventType::ConversationTurn),
         3,
         "exactly one turn per burst"
+    );
+}
+
+/// A stand-in for the providers' CDNs and Meta's Graph API on loopback: each path answers a
+/// status, a content type and a body; every request is counted.
+struct Cdn {
+    base: String,
+    hits: std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>>,
+}
+
+impl Cdn {
+    async fn start(files: HashMap<String, (u16, &'static str, Vec<u8>)>) -> Cdn {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let hits = std::sync::Arc::new(std::sync::Mutex::new(HashMap::new()));
+        let files = std::sync::Arc::new(files);
+        let counted = hits.clone();
+        let own = base.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let (files, counted, own) = (files.clone(), counted.clone(), own.clone());
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    let authorized = text.to_ascii_lowercase().contains("authorization: bearer meta-token");
+                    *counted.lock().expect("hits").entry(path.clone()).or_default() += 1;
+                    let (status, kind, body) = match files.get(&path) {
+                        Some((_, _, _)) if path.starts_with("/graph") && !authorized => {
+                            (401, "text/plain", b"no token".to_vec())
+                        }
+                        // A JSON answer may name the stand-in itself: `{BASE}`.
+                        Some((s, k, b)) if *k == "application/json" => {
+                            (*s, *k, String::from_utf8_lossy(b).replace("{BASE}", &own).into_bytes())
+                        }
+                        Some((s, k, b)) => (*s, *k, b.clone()),
+                        None => (404, "text/plain", b"not found".to_vec()),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    let _ = socket.write_all(&body).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        Cdn { base, hits }
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.hits.lock().expect("hits").get(path).copied().unwrap_or(0)
+    }
+}
+
+/// The bearer a Meta endpoint's media token would give (the test's stand-in for it).
+struct MetaToken;
+
+#[async_trait::async_trait]
+impl wahooks::media::MediaCredentials for MetaToken {
+    async fn headers(&self, _: &str, provider: Provider) -> Result<Vec<(&'static str, String)>, String> {
+        Ok(match provider {
+            Provider::Meta => vec![("authorization", "Bearer meta-token".to_owned())],
+            _ => Vec::new(),
+        })
+    }
+}
+
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_message() {
+    use base64::Engine;
+    use sha2::Digest;
+    let moto = Moto::start();
+    let stack = stack(&moto).await;
+    let small = noise(300_000, 7);
+    let large = noise(10 * 1024 * 1024, 9);
+    let meta_file = noise(50_000, 11);
+    let meta_sha = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&meta_file));
+    // The Graph API's answer names the file on the same stand-in, with Meta's base64 SHA-256.
+    let lookup = serde_json::json!({"url": "{BASE}/meta-file", "mime_type": "image/png", "sha256": meta_sha});
+    let cdn = Cdn::start(HashMap::from([
+        ("/zapi.jpg".to_owned(), (200, "image/jpeg", small.clone())),
+        ("/waha.mp4".to_owned(), (200, "video/mp4", large.clone())),
+        ("/meta-file".to_owned(), (200, "image/png", meta_file.clone())),
+        (
+            "/graph/v21.0/MEDIA1".to_owned(),
+            (200, "application/json", serde_json::to_vec(&lookup).expect("json")),
+        ),
+        (
+            "/huge.bin".to_owned(),
+            (200, "application/octet-stream", noise(2 * 1024 * 1024, 13)),
+        ),
+        ("/flaky.jpg".to_owned(), (503, "text/plain", b"busy".to_vec())),
+    ]))
+    .await;
+    // The archiver as the stack runs it (loopback allowed: the CDN is local), a 1 MB cap, Meta's
+    // token, the Graph API on the stand-in.
+    let policy = wahooks::media::fetch::FetchPolicy {
+        max_bytes: 12 * 1024 * 1024,
+        ..wahooks::media::fetch::FetchPolicy::local()
+    };
+    let archiver = wahooks::lambda::archiver_with(&stack.config, &stack.sdk, policy)
+        .expect("archiver")
+        .with_graph_url(format!("{}/graph/v21.0", cdn.base))
+        .with_credentials(std::sync::Arc::new(MetaToken));
+    let mut stack = stack;
+    stack.media = Some(archiver);
+
+    let zapi = endpoint(&stack, Provider::Zapi).await;
+    let image = |id: &str, url: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "type": "ReceivedCallback", "instanceId": "I", "messageId": id, "phone": "5511999999999",
+            "fromMe": false, "momment": 1757390383000u64,
+            "image": {"imageUrl": url, "mimeType": "image/jpeg", "caption": id}
+        }))
+        .expect("json")
+    };
+    let zapi_url = format!("{}/zapi.jpg", cdn.base);
+    for body in [
+        image("Z1", &zapi_url),
+        image("Z1", &zapi_url),
+        image("GONE", &format!("{}/gone.jpg", cdn.base)),
+    ] {
+        assert_eq!(post(&stack, &zapi, &body).await.0, 200);
+    }
+    // WAHA's file on its gateway (the fixture, pointed at the stand-in); Evolution's inline
+    // base64; Meta's media id.
+    let waha = endpoint(&stack, Provider::Waha).await;
+    let waha_body = String::from_utf8(
+        std::fs::read(common::provider_dir(Provider::Waha).join("message-image-caption.json")).expect("fixture"),
+    )
+    .expect("utf-8")
+    .replace(
+        "http://localhost:3000/api/files/true_11111111111@c.us_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.jpg",
+        &format!("{}/waha.mp4", cdn.base),
+    );
+    assert_eq!(post(&stack, &waha, waha_body.as_bytes()).await.0, 200);
+    let evolution = endpoint(&stack, Provider::Evolution).await;
+    let evolution_body =
+        std::fs::read(common::provider_dir(Provider::Evolution).join("messages-upsert-image-base64.json"))
+            .expect("fixture");
+    assert_eq!(post(&stack, &evolution, &evolution_body).await.0, 200);
+    let inline: serde_json::Value = serde_json::from_slice(&evolution_body).expect("json");
+    let inline = base64::engine::general_purpose::STANDARD
+        .decode(inline["data"]["message"]["base64"].as_str().expect("base64"))
+        .expect("bytes");
+    let meta = endpoint(&stack, Provider::Meta).await;
+    let meta_body = serde_json::to_vec(&serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1", "phone_number_id": "PN1"},
+        "contacts": [{"wa_id": "16505551234", "profile": {"name": "A"}}],
+        "messages": [{"from": "16505551234", "id": "wamid.M1", "timestamp": "1739321024", "type": "image",
+                      "image": {"id": "MEDIA1", "mime_type": "image/png", "sha256": meta_sha}}]}}]}]}))
+    .expect("json");
+    assert_eq!(post(&stack, &meta, &meta_body).await.0, 200);
+
+    let mut driver = stack.stream_driver();
+    for _ in 0..20 {
+        drive(&stack, &mut driver).await;
+        stack.drain_media().await.expect("media drained");
+        drive(&stack, &mut driver).await;
+        let stored = stored_types(&stack).await;
+        if count(&stored, EventType::MediaArchived) >= 4 && count(&stored, EventType::MediaFailed) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let bucket = stack.config.body_bucket.clone().expect("bucket");
+    let s3 = wahooks::bucket::s3_client(&stack.sdk);
+    let arrived = drain_queue(&stack.sqs, stack.queue_url("messages").expect("url")).await;
+    let archived: Vec<&Arrived> = arrived
+        .iter()
+        .filter(|m| m.event.event_type == EventType::MediaArchived)
+        .collect();
+    assert_eq!(
+        archived.len(),
+        4,
+        "Z-API, WAHA, Evolution, Meta: {:?}",
+        arrived.iter().map(|m| m.event.event_type).collect::<Vec<_>>()
+    );
+    for m in &archived {
+        let media = m.event.data.media.clone().expect("data.media");
+        let key = media.key.clone().expect("key");
+        let object = s3
+            .get_object()
+            .bucket(&bucket)
+            .key(&key)
+            .send()
+            .await
+            .expect("the object");
+        let bytes = object.body.collect().await.expect("body").into_bytes().to_vec();
+        let expected = match m.event.provider {
+            Provider::Zapi => &small,
+            Provider::Waha => &large,
+            Provider::Evolution => &inline,
+            Provider::Meta => &meta_file,
+            other => panic!("{other}"),
+        };
+        assert!(bytes == *expected, "{}: byte for byte", m.event.provider);
+        assert_eq!(media.bytes, Some(expected.len() as u64));
+        assert_eq!(
+            media.sha256.as_deref(),
+            Some(hex::encode(sha2::Sha256::digest(expected)).as_str())
+        );
+        // After the message it belongs to, in its chat's group.
+        let message = arrived
+            .iter()
+            .position(|a| a.event.id == media.event_id)
+            .expect("its message arrived");
+        let here = arrived.iter().position(|a| a.event.id == m.event.id).expect("here");
+        assert!(
+            message < here,
+            "{}: the media event follows its message",
+            m.event.provider
+        );
+        assert_eq!(arrived[message].group, m.group);
+    }
+    assert_eq!(
+        cdn.hits("/zapi.jpg"),
+        1,
+        "the redelivered webhook is one event: fetched once"
+    );
+    assert_eq!(cdn.hits("/waha.mp4"), 1);
+    assert_eq!(
+        cdn.hits("/graph/v21.0/MEDIA1"),
+        1,
+        "Meta's id looked up with the bearer"
+    );
+    let failed: Vec<&Arrived> = arrived
+        .iter()
+        .filter(|m| m.event.event_type == EventType::MediaFailed)
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].event.data.media.as_ref().and_then(|m| m.reason.as_deref()),
+        Some("expired"),
+        "a 404"
+    );
+
+    // A note handled again (a replay, a recovery) fetches nothing.
+    let again = wahooks::media::MediaNote {
+        event_id: archived[0].event.data.media.as_ref().expect("media").event_id.clone(),
+        pk: arrived
+            .iter()
+            .find(|a| a.event.id == archived[0].event.data.media.as_ref().expect("m").event_id)
+            .map(|a| wahooks::store::keys::event_pk(&a.event))
+            .expect("pk"),
+        sk: wahooks::store::keys::event_sk(&archived[0].event.data.media.as_ref().expect("m").event_id),
+        attempt: 0,
+    };
+    let hits_before: usize = ["/zapi.jpg", "/waha.mp4", "/meta-file"]
+        .iter()
+        .map(|p| cdn.hits(p))
+        .sum();
+    let done = stack
+        .media
+        .as_ref()
+        .expect("archiver")
+        .archive(&again)
+        .await
+        .expect("archived");
+    assert!(
+        matches!(done, wahooks::media::Archived::Made(e) if e.id == archived[0].event.id),
+        "the same event"
+    );
+    let hits_after: usize = ["/zapi.jpg", "/waha.mp4", "/meta-file"]
+        .iter()
+        .map(|p| cdn.hits(p))
+        .sum();
+    assert_eq!(hits_before, hits_after, "nothing fetched twice");
+
+    // Each refusal gives the failed event with why: too large, a private address (deployed
+    // policy), a server failing now (retried later, on its own clock, then failed).
+    let mut notes = HashMap::new();
+    for (id, url) in [
+        ("HUGE", format!("{}/huge.bin", cdn.base)),
+        (
+            "PRIVATE",
+            format!("{}/zapi.jpg", cdn.base.replace("http://", "https://")),
+        ),
+        ("FLAKY", format!("{}/flaky.jpg", cdn.base)),
+    ] {
+        let (status, answer) = post(&stack, &zapi, &image(id, &url)).await;
+        assert_eq!(status, 200);
+        let event_id = ids(&answer, "accepted").remove(0);
+        notes.insert(
+            id,
+            wahooks::media::MediaNote {
+                pk: wahooks::store::keys::chat_partition("zapi", "I", "5511999999999"),
+                sk: wahooks::store::keys::event_sk(&event_id),
+                event_id,
+                attempt: 0,
+            },
+        );
+    }
+    let note_of = |id: &str| notes[id].clone();
+    drive(&stack, &mut driver).await;
+    // (Their notes are handled here, by hand, under each policy.)
+    stack
+        .sqs
+        .purge_queue()
+        .queue_url(stack.config.media.url.as_deref().expect("media queue"))
+        .send()
+        .await
+        .expect("purge");
+    let capped = wahooks::lambda::archiver_with(
+        &stack.config,
+        &stack.sdk,
+        wahooks::media::fetch::FetchPolicy {
+            max_bytes: 1024 * 1024,
+            ..wahooks::media::fetch::FetchPolicy::local()
+        },
+    )
+    .expect("archiver");
+    let deployed = wahooks::lambda::archiver_with(
+        &stack.config,
+        &stack.sdk,
+        wahooks::media::fetch::FetchPolicy::deployed(vec!["127.0.0.1".into()]),
+    )
+    .expect("archiver");
+    let reason = |made: wahooks::media::Archived| match made {
+        wahooks::media::Archived::Made(e) => e.data.media.and_then(|m| m.reason).unwrap_or_default(),
+        other => format!("{other:?}"),
+    };
+    assert_eq!(
+        reason(capped.archive(&note_of("HUGE")).await.expect("done")),
+        "too_large"
+    );
+    assert_eq!(
+        reason(deployed.archive(&note_of("PRIVATE")).await.expect("done")),
+        "not_allowed"
+    );
+    let flaky = note_of("FLAKY");
+    let first = capped.archive(&flaky).await.expect("done");
+    assert!(matches!(first, wahooks::media::Archived::Retrying(1)), "{first:?}");
+    let last = wahooks::media::MediaNote {
+        attempt: wahooks::media::MAX_ATTEMPTS - 1,
+        ..flaky
+    };
+    assert_eq!(
+        reason(capped.archive(&last).await.expect("done")),
+        "unavailable",
+        "retries exhausted"
     );
 }

@@ -38,6 +38,7 @@ async fn stack(moto: &Moto) -> LocalStack {
         parked_url: None,
         secrets_key: None,
         timers_url: None,
+        media: Default::default(),
     };
     LocalStack::provision(moto.sdk().await, config, "hostile")
         .await

@@ -90,6 +90,7 @@ async fn receivers_and_fanout_run_on_what_the_template_creates() {
         secrets_key: Some(output(&stack, "SecretsKeyArn")),
         // The timers queue the template made: the fanout tells it of inbound messages.
         timers_url: Some(output(&stack, "TimersQueueUrl")),
+        media: Default::default(),
     };
     let local = LocalStack::connect(moto.sdk().await, config.clone())
         .await

@@ -147,6 +147,7 @@ async fn published() -> Published {
         parked_url: None,
         secrets_key: None,
         timers_url: None,
+        media: Default::default(),
     };
     let base = LocalStack::provision(moto.sdk().await, config, "wahooks")
         .await

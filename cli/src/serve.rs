@@ -462,6 +462,9 @@ fn write_state(
     if let Some(url) = &stack.config.timers_url {
         env.push_str(&format!("export WAHOOKS_TIMERS_URL={url}\n"));
     }
+    if let Some(url) = &stack.config.media.url {
+        env.push_str(&format!("export WAHOOKS_MEDIA_URL={url}\n"));
+    }
     if let Some(bucket) = &stack.config.body_bucket {
         env.push_str(&format!("export WAHOOKS_BODY_BUCKET={bucket}\n"));
     }
@@ -648,6 +651,9 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
                 }
                 if let Err(e) = stack.drain_timers().await {
                     eprintln!("timers queue: {e}");
+                }
+                if let Err(e) = stack.drain_media().await {
+                    eprintln!("media queue: {e}");
                 }
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => return,

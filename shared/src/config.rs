@@ -118,8 +118,22 @@ pub struct Config {
     /// in time"). The fanout tells it of inbound messages and traffic; the `timers` function
     /// sends its timers to it. Without it there are no turns and no silence events.
     pub timers_url: Option<String>,
+    /// The media archiver's settings.
+    pub media: MediaConfig,
 }
 
+/// The media archiver's settings (docs/architecture.md, "Media").
+#[derive(Debug, Clone, Default)]
+pub struct MediaConfig {
+    /// `WAHOOKS_MEDIA_URL`: the `media` queue. The fanout tells it of messages with a media
+    /// file; the `media-archiver` function sends its retries to it. Unset: nothing is archived.
+    pub url: Option<String>,
+    /// `WAHOOKS_MEDIA_HOSTS`: hosts fetched besides the providers' own (comma-separated; a name
+    /// takes its subdomains): a self-hosted gateway's, its S3 or MinIO.
+    pub hosts: Vec<String>,
+    /// `WAHOOKS_GRAPH_URL`: the Graph API's base URL (Meta's media lookup).
+    pub graph_url: Option<String>,
+}
 impl Config {
     /// Read the environment.
     pub fn from_env() -> Config {
@@ -141,6 +155,16 @@ impl Config {
             parked_url: Some(var("WAHOOKS_PARKED_URL", "")).filter(|u| !u.is_empty()),
             secrets_key: Some(var("WAHOOKS_SECRETS_KEY", "")).filter(|k| !k.is_empty()),
             timers_url: Some(var("WAHOOKS_TIMERS_URL", "")).filter(|u| !u.is_empty()),
+            media: MediaConfig {
+                url: Some(var("WAHOOKS_MEDIA_URL", "")).filter(|u| !u.is_empty()),
+                hosts: var("WAHOOKS_MEDIA_HOSTS", "")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                graph_url: Some(var("WAHOOKS_GRAPH_URL", "")).filter(|u| !u.is_empty()),
+            },
         }
     }
 }

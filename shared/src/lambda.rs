@@ -61,10 +61,14 @@ pub async fn fanout_from_env() -> Result<Fanout, RoutingError> {
 }
 
 /// The fanout telling the configured timers queue (`WAHOOKS_TIMERS_URL`) of inbound messages and
-/// traffic.
+/// traffic, and the media queue (`WAHOOKS_MEDIA_URL`) of messages with a media file.
 pub fn with_timers(fanout: Fanout, config: &Config) -> Fanout {
-    match &config.timers_url {
+    let fanout = match &config.timers_url {
         Some(url) => fanout.feeding_timers(url),
+        None => fanout,
+    };
+    match &config.media.url {
+        Some(url) => fanout.feeding_media(url),
         None => fanout,
     }
 }
@@ -210,6 +214,63 @@ pub async fn run_timers() -> Result<(), Error> {
                 let received = e.payload.records.len();
                 let response = handler.handle(e.payload).await;
                 tracing::info!(received, retried = response.batch_item_failures.len(), "timers batch");
+                Ok::<aws_lambda_events::event::sqs::SqsBatchResponse, Error>(response)
+            }
+        },
+    ))
+    .await
+}
+
+/// The media archiver for `config` over these clients, fetching under `policy` (the local stack
+/// uses this too, with loopback allowed).
+#[cfg(feature = "media")]
+pub fn archiver_with(
+    config: &Config,
+    sdk: &aws_config::SdkConfig,
+    policy: crate::media::fetch::FetchPolicy,
+) -> Result<crate::media::Archiver, String> {
+    let url = config.media.url.clone().ok_or("WAHOOKS_MEDIA_URL is not set")?;
+    let bucket = config.body_bucket.clone().ok_or("WAHOOKS_BODY_BUCKET is not set")?;
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let s3 = s3_client(sdk);
+    let store = DynamoEventStore::new(dynamo.clone(), &config.events_table, config.retention_days);
+    let fetcher = crate::media::fetch::SafeFetcher::new(policy).map_err(|e| e.to_string())?;
+    let archiver = crate::media::Archiver::new(
+        dynamo,
+        &config.events_table,
+        Arc::new(store),
+        s3,
+        bucket,
+        fetcher,
+        aws_sdk_sqs::Client::new(sdk),
+        url,
+    );
+    Ok(match &config.media.graph_url {
+        Some(g) => archiver.with_graph_url(g),
+        None => archiver,
+    })
+}
+
+/// Run the `media-archiver` Lambda (the media queue → files in S3, archived and failed events;
+/// partial batch failures reported).
+#[cfg(feature = "media")]
+pub async fn run_media_archiver() -> Result<(), Error> {
+    init_tracing();
+    let config = Config::from_env();
+    let mut hosts: Vec<String> = crate::media::DEFAULT_HOSTS.iter().map(|h| (*h).to_owned()).collect();
+    hosts.extend(config.media.hosts.iter().cloned());
+    let sdk = lambda_sdk_config_from_env();
+    let archiver = archiver_with(&config, &sdk, crate::media::fetch::FetchPolicy::deployed(hosts)).map_err(|e| {
+        tracing::error!(error = %e, "the media archiver cannot start");
+        Error::from(e)
+    })?;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |e: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
+            let archiver = archiver.clone();
+            async move {
+                let received = e.payload.records.len();
+                let response = archiver.handle(e.payload).await;
+                tracing::info!(received, retried = response.batch_item_failures.len(), "media batch");
                 Ok::<aws_lambda_events::event::sqs::SqsBatchResponse, Error>(response)
             }
         },

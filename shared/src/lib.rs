@@ -47,7 +47,7 @@ pub mod keyring;
 pub mod lambda;
 #[cfg(feature = "local")]
 pub mod local;
-#[cfg(feature = "media")]
+#[cfg(feature = "aws")]
 pub mod media;
 pub mod metrics;
 pub mod providers;

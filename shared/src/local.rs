@@ -54,6 +54,11 @@ pub struct LocalStack {
     /// The `timers` function's handler, when the stack has a timers queue
     /// ([`Config::timers_url`]); [`LocalStack::drain_timers`] plays its event source.
     pub timers: Option<TimersHandler>,
+    /// The `media-archiver` function's handler, when the stack has a media queue and a bucket,
+    /// fetching under the local policy (loopback and plain http allowed: the tests' and the
+    /// demo's stand-ins for the providers' CDNs); [`LocalStack::drain_media`] plays its event
+    /// source.
+    pub media: Option<crate::media::Archiver>,
 }
 
 impl LocalStack {
@@ -96,6 +101,9 @@ impl LocalStack {
         if config.timers_url.is_none() {
             config.timers_url = Some(create_timers_queue(&sqs, queue_prefix).await?);
         }
+        if config.media.url.is_none() {
+            config.media.url = Some(crate::schema::create_media_queue(&sqs, queue_prefix).await?);
+        }
         let mut stack = Self::connect(sdk, config).await?;
         stack.failures_url = Some(failures_url);
         stack.social_url = Some(social_url);
@@ -121,6 +129,14 @@ impl LocalStack {
             .timers_url
             .as_ref()
             .map(|url| crate::lambda::timers_with(&config, dynamo.clone(), sqs.clone(), url, registry.clone()));
+        let media = match (&config.media.url, &config.body_bucket) {
+            (Some(_), Some(_)) => Some(crate::lambda::archiver_with(
+                &config,
+                &sdk,
+                crate::media::fetch::FetchPolicy::local(),
+            )?),
+            _ => None,
+        };
         Ok(LocalStack {
             sdk,
             config,
@@ -133,6 +149,7 @@ impl LocalStack {
             social_url: None,
             social,
             timers,
+            media,
         })
     }
 
@@ -152,6 +169,15 @@ impl LocalStack {
             return Ok(0);
         };
         self.drain(url, |event| timers.handle(event)).await
+    }
+
+    /// Take what the media queue holds now (a delayed retry waits for its time), as the
+    /// `media-archiver` function's event source does. How many notes were done with.
+    pub async fn drain_media(&self) -> Result<usize, Error> {
+        let (Some(url), Some(media)) = (&self.config.media.url, &self.media) else {
+            return Ok(0);
+        };
+        self.drain(url, |event| media.handle(event)).await
     }
 
     /// Play an SQS event source over the queue at `url`: batches of up to 10 to `handle`, each

@@ -80,6 +80,16 @@ pub struct Fanout {
     /// often it does at most (see [`Fanout::activity_every`]).
     activity_sent: Arc<Mutex<ActivitySent>>,
     activity_every_ms: i64,
+    /// The `media` queue: told of each message with a media file ([`crate::media::MediaNote`]),
+    /// when the archiver is on.
+    media: Option<Queue>,
+}
+
+/// What a batch tells the functions that follow the events: the timers and the media archiver.
+#[derive(Default)]
+struct Followers {
+    timers: crate::timers::Feed,
+    media: Vec<(usize, crate::media::MediaNote)>,
 }
 
 /// How often a fanout container tells the timers of one instance's traffic at most, unless the
@@ -148,7 +158,15 @@ impl Fanout {
             timers: None,
             activity_sent: Arc::new(Mutex::new(crate::bounded::BoundedMap::new(RECENTLY_SENT))),
             activity_every_ms: ACTIVITY_EVERY.as_millis() as i64,
+            media: None,
         }
+    }
+
+    /// Tell the `media` queue at `url` of every message with a media file (the archiver's
+    /// notes: docs/architecture.md, "Media"). A note that cannot be sent fails its record.
+    pub fn feeding_media(mut self, url: impl Into<String>) -> Fanout {
+        self.media = Some(Queue::new("media", url, crate::sqs_rules::MAX_BATCH_BYTES));
+        self
     }
 
     /// Tell the timers of an instance's traffic at most once per `every` (default
@@ -206,8 +224,10 @@ impl Fanout {
     /// attribute) is unchanged, and consumers dedupe on it.
     pub fn for_replay(mut self, suffix: impl Into<String>) -> Fanout {
         self.dedup_suffix = Some(suffix.into());
-        // A replay republishes stored events (turns included): it makes no new turns.
+        // A replay republishes stored events (turns included): it makes no new turns, and the
+        // archiver already has (or had) their files.
         self.timers = None;
+        self.media = None;
         self
     }
 
@@ -223,9 +243,9 @@ impl Fanout {
         let mut unpublishable: Vec<Unpublishable> = Vec::new();
         let mut per_queue: Vec<Vec<Pending>> = self.routing.queues().iter().map(|_| Vec::new()).collect();
         let objects = self.read_objects(&event.records).await;
-        let mut feed = crate::timers::Feed::default();
+        let mut followers = Followers::default();
         for ((i, record), object) in event.records.iter().enumerate().zip(objects) {
-            match self.messages_for(record, object, &mut per_queue, i, &mut stats, &mut feed) {
+            match self.messages_for(record, object, &mut per_queue, i, &mut stats, &mut followers) {
                 Ok(true) => stats.events += 1,
                 Ok(false) => stats.ignored += 1,
                 Err(e) if e.is_retryable() => {
@@ -256,13 +276,18 @@ impl Fanout {
             .enumerate()
             .filter(|(_, p)| !p.is_empty())
             .map(|(q, pending)| self.send_queue(q, pending));
-        let (sent, to_timers) = futures::join!(futures::future::join_all(sends), self.feed_timers(feed));
+        let (sent, to_timers, to_media) = futures::join!(
+            futures::future::join_all(sends),
+            self.feed_timers(followers.timers),
+            self.feed_media(followers.media)
+        );
         for (accepted, failed, refused) in sent {
             stats.messages += accepted;
             failed_records.extend(failed);
             unpublishable.extend(refused);
         }
         failed_records.extend(to_timers);
+        failed_records.extend(to_media);
         for u in unpublishable {
             if self.park(&event.records, &u).await {
                 stats.parked += 1;
@@ -324,7 +349,7 @@ impl Fanout {
         per_queue: &mut [Vec<Pending>],
         index: usize,
         stats: &mut FanoutStats,
-        feed: &mut crate::timers::Feed,
+        followers: &mut Followers,
     ) -> Result<bool, RecordError> {
         if record.event_name != "INSERT" {
             return Ok(false);
@@ -336,7 +361,12 @@ impl Fanout {
         stored.pointer.table.clone_from(&self.table);
         let event = &stored.event;
         if self.timers.is_some() {
-            feed.add(index, event);
+            followers.timers.add(index, event);
+        }
+        if self.media.is_some() {
+            if let Some(note) = crate::media::media_note(event, &stored.pointer.pk, &stored.pointer.sk) {
+                followers.media.push((index, note));
+            }
         }
         let queues = self.routing.queues();
         for (q, queue) in queues.iter().enumerate() {
@@ -445,6 +475,35 @@ impl Fanout {
             crate::metrics::emit_metric(|| {
                 crate::metrics::emf_count("DroppedTimerNotes", &[], chrono::Utc::now().timestamp_millis())
             });
+        }
+        failed
+    }
+
+    /// Send the batch's media notes to the `media` queue; the records whose notes were not taken.
+    async fn feed_media(&self, notes: Vec<(usize, crate::media::MediaNote)>) -> Vec<usize> {
+        let Some(queue) = &self.media else {
+            return Vec::new();
+        };
+        if notes.is_empty() {
+            return Vec::new();
+        }
+        let pending = notes
+            .into_iter()
+            .map(|(record, note)| Pending {
+                record,
+                message: OutMessage {
+                    entry_id: String::new(),
+                    body: note.to_json(),
+                    event_id: note.event_id.clone(),
+                    dedup_id: None,
+                    event_type: crate::EventType::MessageReceived,
+                    group_id: None,
+                },
+            })
+            .collect();
+        let (_, failed, refused) = self.send_to(queue, usize::MAX - 1, pending).await;
+        for u in refused {
+            tracing::error!(reason = %u.reason, "a media note SQS would refuse was dropped");
         }
         failed
     }

@@ -16,31 +16,7 @@ pub const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
 /// Redirects followed at most.
 pub const MAX_REDIRECTS: usize = 5;
 
-/// Why a fetch failed: worth retrying later, or never.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    /// The provider or the network failed now (5xx, 429, a timeout, a reset): try again later.
-    #[error("{0}")]
-    Transient(String),
-    /// No retry can succeed; `reason` is the event's `reason`.
-    #[error("{detail}")]
-    Permanent {
-        /// `expired`, `too_large`, `not_allowed`, `checksum`, `unreadable`.
-        reason: &'static str,
-        /// What went wrong, in words.
-        detail: String,
-    },
-}
-
-impl FetchError {
-    /// A permanent failure.
-    pub fn permanent(reason: &'static str, detail: impl Into<String>) -> Self {
-        FetchError::Permanent {
-            reason,
-            detail: detail.into(),
-        }
-    }
-}
+pub use super::FetchError;
 
 /// What may be fetched.
 #[derive(Debug, Clone)]

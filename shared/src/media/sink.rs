@@ -7,7 +7,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use sha2::{Digest, Sha256};
 
-use super::fetch::FetchError;
+use super::FetchError;
 
 /// The size of each part but the last: 8 MiB (S3 takes 5 MiB to 5 GiB, and at most 10,000
 /// parts: 100 MB is 13 parts).
