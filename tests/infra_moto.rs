@@ -351,6 +351,25 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
                 "{id}: the fanout only reads bodies"
             );
             assert!(!actions.iter().any(|a| a == "dynamodb:PutItem"), "{id}");
+        } else if id.starts_with("MediaArchiver") {
+            // The message's event and body, the files under media/, its events, its queue.
+            let expected: HashSet<String> = [
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "s3:PutObject",
+                "s3:GetObject",
+                "s3:AbortMultipartUpload",
+                "s3:DeleteObject",
+                "s3:ListBucket",
+                "sqs:SendMessage",
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ChangeMessageVisibility",
+            ]
+            .map(String::from)
+            .into();
+            assert_eq!(actions, expected, "{id}");
         } else if id.starts_with("Timers") {
             // Its state items and the events they make (a transaction of puts), the endpoints'
             // windows, its own queue; no bucket, no update, no secret.
@@ -416,8 +435,23 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
     let mappings = resources(&stack, "AWS::Lambda::EventSourceMapping");
     assert_eq!(
         mappings.len(),
-        3,
-        "the stream's, the social queue's and the timers queue's"
+        4,
+        "the stream's, the social queue's, the timers queue's and the media queue's"
+    );
+    let media = &mappings
+        .iter()
+        .find(|(id, _)| id.as_str() == "MediaQueueMapping")
+        .expect("the media queue's mapping")
+        .1["Properties"];
+    assert_eq!(media["BatchSize"], 1, "one file per invocation");
+    let media_queue = &stack["template"]["Resources"]["MediaQueue"]["Properties"];
+    assert!(
+        media_queue.get("FifoQueue").is_none(),
+        "its retries are delayed messages"
+    );
+    assert_eq!(
+        media_queue["VisibilityTimeout"], 720,
+        "six times the archiver's timeout"
     );
     let timers = &mappings
         .iter()
@@ -565,8 +599,8 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
     let alarms = resources(&stack, "AWS::CloudWatch::Alarm");
     assert_eq!(
         alarms.len(),
-        23,
-        "8 DLQ (the social and timers queues' too), 5xx, 4xx, quarantine, corrupt endpoints, endpoint flood, throttles, iterator age, 5 queue ages, parked records, silent and disconnected instances"
+        25,
+        "9 DLQ (the social, timers and media queues' too), 5xx, 4xx, quarantine, corrupt endpoints, endpoint flood, throttles, iterator age, 5 queue ages, parked records, silent and disconnected instances, media failed"
     );
     for (id, a) in &alarms {
         assert!(a["Properties"]["AlarmActions"].is_array(), "{id}");
@@ -616,8 +650,13 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
         .iter()
         .map(|(id, _)| id.to_string())
         // (Not the social function: its sources have no secret to open; nor the timers function,
-        // which reads only the endpoints' windows.)
-        .filter(|id| id != "FanoutFunction" && id != "SocialFunction" && id != "TimersFunction")
+        // which reads only the endpoints' windows; nor the media archiver, which has none yet.)
+        .filter(|id| {
+            !matches!(
+                id.as_str(),
+                "FanoutFunction" | "SocialFunction" | "TimersFunction" | "MediaArchiverFunction"
+            )
+        })
         .map(|id| format!("{id}Role"))
         .collect();
     assert_eq!(roles, receivers, "exactly the receivers' roles open secrets");
