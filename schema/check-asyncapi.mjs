@@ -29,6 +29,7 @@ const ajv = new Ajv2020({ allErrors: true, strict: false });
 addFormats(ajv);
 // schemars marks Rust integer widths as formats.
 ajv.addFormat("uint8", { type: "number", validate: (n) => Number.isInteger(n) && n >= 0 && n <= 255 });
+ajv.addFormat("uint32", { type: "number", validate: (n) => Number.isInteger(n) && n >= 0 && n <= 4294967295 });
 ajv.addFormat("uint64", { type: "number", validate: (n) => Number.isInteger(n) && n >= 0 });
 const validEvent = ajv.compile(eventSchema);
 let examples = 0;

@@ -356,8 +356,36 @@ fn made_events(message: &CloudEvent) -> Vec<CloudEvent> {
     let armed = silence::on_activity(silence::ActivityState::default(), &activity, &timing, now);
     let seq = armed.state.check_seq;
     let silent = silence::on_check(armed.state, &instance, seq, &timing, now + 61_000);
-    let made: Vec<CloudEvent> = closed.events.into_iter().chain(silent.events).collect();
+    let mut made: Vec<CloudEvent> = closed.events.into_iter().chain(silent.events).collect();
     assert_eq!(made.len(), 2, "a turn and a silence");
+    // And the archiver's event for the message's file.
+    let now = chrono::Utc::now();
+    let data = wahooks::event::EventData {
+        media: Some(wahooks::event::MediaFile {
+            event_id: message.id.clone(),
+            message_id: message.data.message_id.clone(),
+            bucket: Some("wahooks-bodies".into()),
+            key: Some(format!("media/{}", message.id)),
+            bytes: Some(1234),
+            content_type: Some("image/jpeg".into()),
+            sha256: Some("0".repeat(64)),
+            reason: None,
+            detail: None,
+            attempts: 1,
+        }),
+        ..wahooks::event::EventData::default()
+    };
+    made.push(CloudEvent::new(
+        "a1".repeat(16),
+        message.provider,
+        &message.instance,
+        EventType::MediaArchived,
+        message.subject.clone(),
+        now,
+        &message.endpoint,
+        now,
+        data,
+    ));
     made
 }
 
@@ -426,6 +454,8 @@ async fn assert_worked(p: &Published, lines: &[Value], worker: &str) {
         assert_eq!(line["turn"], serde_json::json!(turn), "{worker}: {id}");
         let window = e.data.silence.as_ref().map(|s| s.window_seconds);
         assert_eq!(line["silence_window_s"], serde_json::json!(window), "{worker}: {id}");
+        let media_key = e.data.media.as_ref().and_then(|m| m.key.clone());
+        assert_eq!(line["media_key"], serde_json::json!(media_key), "{worker}: {id}");
     }
     assert!(handled.contains_key(&p.pointer_id), "{worker}: the pointer event");
     for id in p.shared_ids.iter().chain([&p.large_id]) {

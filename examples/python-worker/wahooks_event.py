@@ -79,7 +79,50 @@ class EventType(StrEnum):
     whatsapp_conversation_turn = 'whatsapp.conversation.turn'
     whatsapp_instance_silent = 'whatsapp.instance.silent'
     whatsapp_instance_resumed = 'whatsapp.instance.resumed'
+    whatsapp_media_archived = 'whatsapp.media.archived'
+    whatsapp_media_failed = 'whatsapp.media.failed'
     whatsapp_unknown = 'whatsapp.unknown'
+
+
+class MediaFile(BaseModel):
+    attempts: Annotated[int, Field(description='How many times it was tried.', ge=0)]
+    bucket: Annotated[
+        str | None, Field(description='The S3 bucket holding the file (archived).')
+    ] = None
+    bytes: Annotated[
+        int | None, Field(description='Its size in bytes (archived).', ge=0)
+    ] = None
+    content_type: Annotated[
+        str | None,
+        Field(
+            description='Its content type, as the provider served it or named it (archived).'
+        ),
+    ] = None
+    detail: Annotated[
+        str | None, Field(description='What went wrong, in words (failed).')
+    ] = None
+    event_id: Annotated[
+        str,
+        Field(
+            description="The message's event id (the `whatsapp.message.received` or `.sent` it belongs to)."
+        ),
+    ]
+    key: Annotated[
+        str | None,
+        Field(description="The object's key (archived): `media/<event id>`."),
+    ] = None
+    message_id: Annotated[str | None, Field(description='The WhatsApp message id.')] = (
+        None
+    )
+    reason: Annotated[
+        str | None,
+        Field(
+            description="Why it could not be archived (failed): e.g. `expired` (the provider answered 404, 403 or\n410), `too_large`, `not_allowed` (a host off the allow-list, a private address),\n`checksum` (Meta's `sha256` did not match), `unavailable` (retries exhausted)."
+        ),
+    ] = None
+    sha256: Annotated[
+        str | None, Field(description='SHA-256 of the file, 64 hex digits (archived).')
+    ] = None
 
 
 class MessageStatus1(StrEnum):
@@ -398,6 +441,12 @@ class EventData(BaseModel):
     ] = None
     from_me: Annotated[
         bool | None, Field(description='Whether the connected number sent it.')
+    ] = None
+    media: Annotated[
+        MediaFile | None,
+        Field(
+            description="A message's media file, archived or not (`whatsapp.media.archived`,\n`whatsapp.media.failed`). Since schema 1.2."
+        ),
     ] = None
     message_id: Annotated[
         str | None, Field(description='The WhatsApp message id this event is about.')

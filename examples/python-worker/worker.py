@@ -161,6 +161,8 @@ def handle(event: WahooksEvent) -> None:
                 ),
                 # A silent or resumed instance: how long it may stay quiet.
                 "silence_window_s": event.data.silence.window_seconds if event.data.silence else None,
+                # An archived media file: where it is kept (presign a GetObject on bucket/key).
+                "media_key": event.data.media.key if event.data.media else None,
             }
         ),
         flush=True,

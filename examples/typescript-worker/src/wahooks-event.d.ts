@@ -76,6 +76,8 @@ export interface WahooksEvent {
     | "whatsapp.conversation.turn"
     | "whatsapp.instance.silent"
     | "whatsapp.instance.resumed"
+    | "whatsapp.media.archived"
+    | "whatsapp.media.failed"
     | "whatsapp.unknown";
 }
 /**
@@ -98,6 +100,11 @@ export interface EventData {
    * Whether the connected number sent it.
    */
   from_me?: boolean | null;
+  /**
+   * A message's media file, archived or not (`whatsapp.media.archived`,
+   * `whatsapp.media.failed`). Since schema 1.2.
+   */
+  media?: MediaFile | null;
   /**
    * The WhatsApp message id this event is about.
    */
@@ -410,6 +417,53 @@ export interface EventError {
    * The provider's message.
    */
   message: string;
+}
+/**
+ * Where a message's media file is kept, or why it could not be (docs/events.md, "Media").
+ */
+export interface MediaFile {
+  /**
+   * How many times it was tried.
+   */
+  attempts: number;
+  /**
+   * The S3 bucket holding the file (archived).
+   */
+  bucket?: string | null;
+  /**
+   * Its size in bytes (archived).
+   */
+  bytes?: number | null;
+  /**
+   * Its content type, as the provider served it or named it (archived).
+   */
+  content_type?: string | null;
+  /**
+   * What went wrong, in words (failed).
+   */
+  detail?: string | null;
+  /**
+   * The message's event id (the `whatsapp.message.received` or `.sent` it belongs to).
+   */
+  event_id: string;
+  /**
+   * The object's key (archived): `media/<event id>`.
+   */
+  key?: string | null;
+  /**
+   * The WhatsApp message id.
+   */
+  message_id?: string | null;
+  /**
+   * Why it could not be archived (failed): e.g. `expired` (the provider answered 404, 403 or
+   * 410), `too_large`, `not_allowed` (a host off the allow-list, a private address),
+   * `checksum` (Meta's `sha256` did not match), `unavailable` (retries exhausted).
+   */
+  reason?: string | null;
+  /**
+   * SHA-256 of the file, 64 hex digits (archived).
+   */
+  sha256?: string | null;
 }
 /**
  * Where an event's `raw` is kept when the event does not carry it: in a body item of the

@@ -46,6 +46,8 @@ const EVENT_TYPES = [
   "whatsapp.conversation.turn",
   "whatsapp.instance.silent",
   "whatsapp.instance.resumed",
+  "whatsapp.media.archived",
+  "whatsapp.media.failed",
   "whatsapp.unknown",
 ] as const satisfies readonly WahooksEvent["type"][];
 const PROVIDERS = ["zapi", "hubmessage", "wwa", "meta", "evolution", "waha", "other"] as const satisfies readonly WahooksEvent["provider"][];
@@ -214,6 +216,8 @@ export async function handle(event: WahooksEvent): Promise<void> {
       turn: event.data.turn ? event.data.turn.messages.map((m) => m.message_id ?? m.event_id) : null,
       // A silent or resumed instance: how long it may stay quiet.
       silence_window_s: event.data.silence?.window_seconds ?? null,
+      // An archived media file: where it is kept (presign a GetObject on bucket/key to share it).
+      media_key: event.data.media?.key ?? null,
     }),
   );
 }
