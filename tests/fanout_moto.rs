@@ -1574,6 +1574,22 @@ async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_messa
     .expect("json");
     assert_eq!(post(&stack, &meta, &meta_body).await.0, 200);
 
+    // An endpoint whose media is switched off: its file is never fetched.
+    let quiet = endpoint(&stack, Provider::Zapi).await;
+    let mut quiet_endpoint = {
+        use wahooks::registry::EndpointRegistry;
+        (*stack.registry.lookup(&quiet).await.expect("lookup").expect("exists")).clone()
+    };
+    quiet_endpoint.media.off = true;
+    stack.registry.update(&quiet_endpoint).await.expect("switched off");
+    let quiet_body = serde_json::to_vec(&serde_json::json!({
+        "type": "ReceivedCallback", "instanceId": "I2", "messageId": "Q1", "phone": "5511999999999",
+        "fromMe": false, "momment": 1757390383000u64,
+        "image": {"imageUrl": format!("{}/quiet.jpg", cdn.base), "mimeType": "image/jpeg"}
+    }))
+    .expect("json");
+    assert_eq!(post(&stack, &quiet, &quiet_body).await.0, 200);
+
     let mut driver = stack.stream_driver();
     for _ in 0..20 {
         drive(&stack, &mut driver).await;
@@ -1639,6 +1655,13 @@ async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_messa
         cdn.hits("/zapi.jpg"),
         1,
         "the redelivered webhook is one event: fetched once"
+    );
+    assert_eq!(cdn.hits("/quiet.jpg"), 0, "an endpoint with media off");
+    assert!(
+        arrived
+            .iter()
+            .all(|m| m.event.instance != "I2" || !m.event.event_type.is_derived()),
+        "and no media event for it"
     );
     assert_eq!(cdn.hits("/waha.mp4"), 1);
     assert_eq!(

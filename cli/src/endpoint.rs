@@ -130,6 +130,21 @@ pub enum EndpointCommand {
         #[arg(long)]
         disconnected_after: Option<String>,
     },
+    /// Show or set which media files of an endpoint are archived to S3 (docs/events.md,
+    /// "Media"): all (the default), some kinds, or none. Without options: show it.
+    Media {
+        /// The endpoint id.
+        id: String,
+        /// Archive none.
+        #[arg(long, conflicts_with_all = ["all", "kinds"])]
+        off: bool,
+        /// Archive every kind (the default).
+        #[arg(long, conflicts_with = "kinds")]
+        all: bool,
+        /// Archive only these kinds: image, audio, video, ptv, document, sticker (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        kinds: Vec<String>,
+    },
     /// Remove every URL token of an endpoint but the newest (after a rotate-token).
     RetireTokens {
         /// The endpoint id.
@@ -255,6 +270,7 @@ async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
         EndpointCommand::Delete { id } => delete(&id).await,
         EndpointCommand::RotateToken { id, base_url } => rotate_token(&id, &base_url).await,
         EndpointCommand::RetireTokens { id } => retire_tokens(&id).await,
+        EndpointCommand::Media { id, off, all, kinds } => media(&id, off, all, kinds).await,
         EndpointCommand::Timing {
             id,
             turn_window,
@@ -476,6 +492,37 @@ async fn set_enabled(id: &str, enabled: bool) -> anyhow::Result<()> {
     e.enabled = enabled;
     registry.update_if(&e, version).await?;
     println!("{id} {}", if enabled { "enabled" } else { "disabled" });
+    Ok(())
+}
+
+/// `media`: show which media files an endpoint archives, or set it.
+async fn media(id: &str, off: bool, all: bool, kinds: Vec<String>) -> anyhow::Result<()> {
+    use wahooks::event::ContentKind;
+    let registry = registry().await;
+    let (mut e, version) = registry.find_versioned(id).await?;
+    if off || all || !kinds.is_empty() {
+        let mut parsed = Vec::new();
+        for k in &kinds {
+            let kind: ContentKind = serde_json::from_value(serde_json::Value::String(k.trim().to_owned()))
+                .ok()
+                .filter(|k| wahooks::media::MEDIA_KINDS.contains(k))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("`{k}` is not a media kind (image, audio, video, ptv, document, sticker)")
+                })?;
+            parsed.push(kind);
+        }
+        e.media = wahooks::endpoint::MediaSwitch { off, kinds: parsed };
+        registry.update_if(&e, version).await?;
+    }
+    let what = if e.media.off {
+        "no media archived".to_owned()
+    } else if e.media.kinds.is_empty() {
+        "every media file archived (default)".to_owned()
+    } else {
+        let names: Vec<&str> = e.media.kinds.iter().map(|k| k.as_str()).collect();
+        format!("media archived: {}", names.join(", "))
+    };
+    println!("{id}: {what}");
     Ok(())
 }
 

@@ -487,4 +487,38 @@ async fn timing_shows_sets_and_refuses_an_endpoints_windows() {
     assert_eq!(registry.timing_of(&id).await.expect("read"), timing);
     let back = wahooks(&moto, &["endpoint", "timing", &id, "--turn-window", "default"]);
     assert!(stdout(&back).contains("(default)"), "{}", stdout(&back));
+
+    // Which media files it archives: all by default, some kinds, none; kept on the version
+    // record, which the archiver reads.
+    let shown = wahooks(&moto, &["endpoint", "media", &id]);
+    assert!(
+        stdout(&shown).contains("every media file archived (default)"),
+        "{}",
+        stdout(&shown)
+    );
+    let some = wahooks(&moto, &["endpoint", "media", &id, "--kinds", "image,document"]);
+    assert!(
+        stdout(&some).contains("media archived: image, document"),
+        "{}",
+        stdout(&some)
+    );
+    let switch = registry.media_of(&id).await.expect("read");
+    assert!(
+        switch.archives(wahooks::event::ContentKind::Image) && !switch.archives(wahooks::event::ContentKind::Audio)
+    );
+    let wrong = wahooks(&moto, &["endpoint", "media", &id, "--kinds", "text"]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("not a media kind"));
+    let off = wahooks(&moto, &["endpoint", "media", &id, "--off"]);
+    assert!(stdout(&off).contains("no media archived"));
+    assert!(!registry
+        .media_of(&id)
+        .await
+        .expect("read")
+        .archives(wahooks::event::ContentKind::Image));
+    assert_eq!(
+        registry.timing_of(&id).await.expect("read").turn_window_ms,
+        None,
+        "the windows kept"
+    );
 }

@@ -242,6 +242,7 @@ fn receiver() -> (Receiver, MemoryEventStore, MemoryBucket) {
                 tenant: None,
                 source: None,
                 timing: Default::default(),
+                media: Default::default(),
             },
         );
     }

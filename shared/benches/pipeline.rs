@@ -36,6 +36,7 @@ fn receiver() -> Receiver {
                 tenant: None,
                 source: None,
                 timing: Default::default(),
+                media: Default::default(),
             },
         );
     }

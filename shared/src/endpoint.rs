@@ -852,6 +852,33 @@ pub struct Endpoint {
     /// unless set (`wahooks endpoint timing`).
     #[serde(default, skip_serializing_if = "Timing::is_default")]
     pub timing: Timing,
+    /// Which media files the archiver keeps for this endpoint: all unless set
+    /// (`wahooks endpoint media`).
+    #[serde(default, skip_serializing_if = "MediaSwitch::is_default")]
+    pub media: MediaSwitch,
+}
+
+/// Which of an endpoint's media files are archived (docs/events.md, "Media").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaSwitch {
+    /// None at all.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub off: bool,
+    /// Only these content kinds (`image`, `document`…); all when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<crate::event::ContentKind>,
+}
+
+impl MediaSwitch {
+    /// Whether nothing is set (every kind archived).
+    pub fn is_default(&self) -> bool {
+        *self == MediaSwitch::default()
+    }
+
+    /// Whether a file of `kind` is archived.
+    pub fn archives(&self, kind: crate::event::ContentKind) -> bool {
+        !self.off && (self.kinds.is_empty() || self.kinds.contains(&kind))
+    }
 }
 
 /// An endpoint's windows for the events made from time passing (docs/events.md, "Turns" and

@@ -662,6 +662,7 @@ mod tests {
                 tenant: None,
                 source: None,
                 timing: Default::default(),
+                media: Default::default(),
             },
         );
         Receiver::new(Arc::new(registry), Arc::new(store.clone()))

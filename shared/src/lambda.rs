@@ -235,6 +235,8 @@ pub fn archiver_with(
     let s3 = s3_client(sdk);
     let store = DynamoEventStore::new(dynamo.clone(), &config.events_table, config.retention_days);
     let fetcher = crate::media::fetch::SafeFetcher::new(policy).map_err(|e| e.to_string())?;
+    // Which files each endpoint archives: its version record (no secret), cached.
+    let switches = crate::media::CachedSwitches::new(DynamoRegistry::new(dynamo.clone(), &config.endpoints_table));
     let archiver = crate::media::Archiver::new(
         dynamo,
         &config.events_table,
@@ -244,7 +246,8 @@ pub fn archiver_with(
         fetcher,
         aws_sdk_sqs::Client::new(sdk),
         url,
-    );
+    )
+    .with_switches(Arc::new(switches));
     Ok(match &config.media.graph_url {
         Some(g) => archiver.with_graph_url(g),
         None => archiver,

@@ -54,6 +54,7 @@ pub fn new_endpoint(provider: crate::Provider, auth: crate::endpoint::Auth) -> E
         tenant: Some(new_tenant_id()),
         source: None,
         timing: Default::default(),
+        media: Default::default(),
     }
 }
 
@@ -229,6 +230,23 @@ impl DynamoRegistry {
         }
     }
 
+    /// Which media files endpoint `id` archives, from its version record: all when it has
+    /// none.
+    pub async fn media_of(&self, id: &str) -> Result<crate::endpoint::MediaSwitch, RegistryError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(version_key(id)))
+            .send()
+            .await
+            .map_err(|e| RegistryError::Unavailable(e.into()))?;
+        match out.item().and_then(|i| i.get("media")).and_then(|v| v.as_s().ok()) {
+            Some(json) => serde_json::from_str(json).map_err(|e| RegistryError::Corrupt(e.into())),
+            None => Ok(Default::default()),
+        }
+    }
+
     /// The endpoint with this id and the version it was read at (for
     /// [`DynamoRegistry::update_if`]: a read-modify-write that loses no concurrent change).
     pub async fn find_versioned(&self, id: &str) -> Result<(Endpoint, Version), RegistryError> {
@@ -286,6 +304,7 @@ impl DynamoRegistry {
     fn version_step(&self, endpoint: &Endpoint, seen: Version) -> Result<TransactWriteItem, RegistryError> {
         let id = endpoint.id.as_str();
         let timing = serde_json::to_string(&endpoint.timing).map_err(|e| RegistryError::Corrupt(e.into()))?;
+        let media = serde_json::to_string(&endpoint.media).map_err(|e| RegistryError::Corrupt(e.into()))?;
         let condition = if seen == 0 {
             "attribute_not_exists(version)"
         } else {
@@ -294,10 +313,11 @@ impl DynamoRegistry {
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(version_key(id)))
-            .update_expression("SET version = :next, timing = :timing")
+            .update_expression("SET version = :next, timing = :timing, media = :media")
             .condition_expression(condition)
             .expression_attribute_values(":next", AttributeValue::N((seen + 1).to_string()))
-            .expression_attribute_values(":timing", AttributeValue::S(timing));
+            .expression_attribute_values(":timing", AttributeValue::S(timing))
+            .expression_attribute_values(":media", AttributeValue::S(media));
         if seen != 0 {
             update = update.expression_attribute_values(":seen", AttributeValue::N(seen.to_string()));
         }
@@ -789,5 +809,48 @@ mod tests {
         assert!(!token_key(&t).contains(&t));
         assert!(!plausible_token("../../etc/passwd"));
         assert!(!plausible_token("short"));
+    }
+}
+
+/// What endpoints' version records say (their windows, their media switch), kept per container
+/// for [`SettingsCache::TTL`], as the receivers keep endpoints: a change reaches the functions
+/// that read it by id within that time.
+pub struct SettingsCache<T> {
+    cache: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, T)>>,
+}
+
+impl<T: Clone> Default for SettingsCache<T> {
+    fn default() -> Self {
+        SettingsCache {
+            cache: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl<T: Clone> SettingsCache<T> {
+    /// How long a read is kept.
+    pub const TTL: Duration = Duration::from_secs(30);
+
+    /// Endpoint `id`'s value, from the cache or else `read` (then kept).
+    pub async fn get<F, Fut>(&self, id: &str, read: F) -> Result<T, RegistryError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RegistryError>>,
+    {
+        {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, value)) = cache.get(id) {
+                if at.elapsed() < Self::TTL {
+                    return Ok(value.clone());
+                }
+            }
+        }
+        let value = read().await?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(id.to_owned(), (std::time::Instant::now(), value.clone()));
+        Ok(value)
     }
 }

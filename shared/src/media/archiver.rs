@@ -22,6 +22,49 @@ pub trait MediaCredentials: Send + Sync {
     async fn headers(&self, endpoint: &str, provider: Provider) -> Result<Vec<(&'static str, String)>, String>;
 }
 
+/// The port that says which of an endpoint's files are archived.
+#[async_trait::async_trait]
+pub trait MediaSwitches: Send + Sync {
+    /// Endpoint `endpoint`'s switch.
+    async fn switch(&self, endpoint: &str) -> Result<crate::endpoint::MediaSwitch, String>;
+}
+
+/// Every file of every endpoint (the tests', and a stack without an endpoints table).
+pub struct ArchiveAll;
+
+#[async_trait::async_trait]
+impl MediaSwitches for ArchiveAll {
+    async fn switch(&self, _: &str) -> Result<crate::endpoint::MediaSwitch, String> {
+        Ok(Default::default())
+    }
+}
+
+/// Switches read from the endpoints' version records, cached per container.
+pub struct CachedSwitches {
+    registry: crate::registry::DynamoRegistry,
+    cache: crate::registry::SettingsCache<crate::endpoint::MediaSwitch>,
+}
+
+impl CachedSwitches {
+    /// Switches read through `registry`.
+    pub fn new(registry: crate::registry::DynamoRegistry) -> Self {
+        CachedSwitches {
+            registry,
+            cache: Default::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl MediaSwitches for CachedSwitches {
+    async fn switch(&self, endpoint: &str) -> Result<crate::endpoint::MediaSwitch, String> {
+        self.cache
+            .get(endpoint, || self.registry.media_of(endpoint))
+            .await
+            .map_err(|e| crate::error_chain(&e))
+    }
+}
+
 /// No credentials (until an endpoint has a media token: docs/events.md, "Media").
 pub struct NoCredentials;
 
@@ -45,6 +88,7 @@ pub struct Archiver {
     queue_url: String,
     graph_url: String,
     credentials: Arc<dyn MediaCredentials>,
+    switches: Arc<dyn MediaSwitches>,
 }
 
 /// What archiving one note came to.
@@ -54,6 +98,8 @@ pub enum Archived {
     Made(Box<CloudEvent>),
     /// Sent back to the queue to be tried again later.
     Retrying(u32),
+    /// Nothing: the endpoint does not archive this kind of file (`wahooks endpoint media`).
+    Skipped,
 }
 
 impl Archiver {
@@ -81,7 +127,14 @@ impl Archiver {
             queue_url: queue_url.into(),
             graph_url: DEFAULT_GRAPH_URL.to_owned(),
             credentials: Arc::new(NoCredentials),
+            switches: Arc::new(ArchiveAll),
         }
+    }
+
+    /// Archive only what each endpoint's switch asks for.
+    pub fn with_switches(mut self, switches: Arc<dyn MediaSwitches>) -> Self {
+        self.switches = switches;
+        self
     }
 
     /// Look Meta's media ids up at `url` (the Graph API, or a stand-in).
@@ -120,6 +173,11 @@ impl Archiver {
     /// unreadable, the event not storable, the queue unreachable).
     pub async fn archive(&self, note: &MediaNote) -> Result<Archived, String> {
         let event = self.read_event(note).await?;
+        let kind = event.data.content.as_ref().map(|c| c.kind);
+        let switch = self.switches.switch(&event.endpoint).await?;
+        if !kind.is_some_and(|k| switch.archives(k)) {
+            return Ok(Archived::Skipped);
+        }
         let key = format!("media/{}", note.event_id);
         let attempts = note.attempt + 1;
         let result = match sink::existing(&self.s3, &self.bucket, &key).await {

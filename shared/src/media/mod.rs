@@ -30,7 +30,7 @@ use crate::event::{CloudEvent, ContentKind, EventType, Provider};
 use crate::store::keys;
 
 #[cfg(feature = "media")]
-pub use archiver::{Archived, Archiver, MediaCredentials, NoCredentials};
+pub use archiver::{ArchiveAll, Archived, Archiver, CachedSwitches, MediaCredentials, MediaSwitches, NoCredentials};
 
 /// Why a file could not be archived: worth retrying later, or never.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
@@ -232,22 +231,19 @@ impl Scheduler for SqsScheduler {
     }
 }
 
-/// Endpoint windows read from the endpoints table, kept for a while per container (as the
-/// receivers keep endpoints): a change reaches the timers within [`CachedTimings::TTL`].
+/// Endpoint windows read from the endpoints table, kept for a while per container
+/// ([`crate::registry::SettingsCache`]).
 pub struct CachedTimings {
     registry: crate::registry::DynamoRegistry,
-    cache: Mutex<HashMap<String, (Instant, Timing)>>,
+    cache: crate::registry::SettingsCache<Timing>,
 }
 
 impl CachedTimings {
-    /// How long a window read is kept.
-    pub const TTL: Duration = Duration::from_secs(30);
-
     /// Windows read through `registry`.
     pub fn new(registry: crate::registry::DynamoRegistry) -> Self {
         CachedTimings {
             registry,
-            cache: Mutex::new(HashMap::new()),
+            cache: Default::default(),
         }
     }
 }
@@ -255,21 +251,10 @@ impl CachedTimings {
 #[async_trait]
 impl TimingSource for CachedTimings {
     async fn timing(&self, id: &str) -> Result<Timing, String> {
-        {
-            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, timing)) = cache.get(id) {
-                if at.elapsed() < Self::TTL {
-                    return Ok(*timing);
-                }
-            }
-        }
-        let timing = self.registry.timing_of(id).await.map_err(|e| crate::error_chain(&e))?;
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        cache.insert(id.to_owned(), (Instant::now(), timing));
-        Ok(timing)
+        self.cache
+            .get(id, || self.registry.timing_of(id))
+            .await
+            .map_err(|e| crate::error_chain(&e))
     }
 }
 
