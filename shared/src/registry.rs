@@ -797,21 +797,6 @@ impl EndpointRegistry for MemoryRegistry {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_long_url_safe_and_hashed_for_storage() {
-        let t = new_token();
-        assert!(plausible_token(&t), "{t}");
-        assert_eq!(t.len(), 43);
-        assert!(!token_key(&t).contains(&t));
-        assert!(!plausible_token("../../etc/passwd"));
-        assert!(!plausible_token("short"));
-    }
-}
-
 /// What endpoints' version records say (their windows, their media switch), kept per container
 /// for [`SettingsCache::TTL`], as the receivers keep endpoints: a change reaches the functions
 /// that read it by id within that time.
@@ -852,5 +837,20 @@ impl<T: Clone> SettingsCache<T> {
         }
         cache.insert(id.to_owned(), (std::time::Instant::now(), value.clone()));
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_url_safe_and_hashed_for_storage() {
+        let t = new_token();
+        assert!(plausible_token(&t), "{t}");
+        assert_eq!(t.len(), 43);
+        assert!(!token_key(&t).contains(&t));
+        assert!(!plausible_token("../../etc/passwd"));
+        assert!(!plausible_token("short"));
     }
 }
