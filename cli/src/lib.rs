@@ -8,6 +8,7 @@ pub mod endpoint;
 pub mod events;
 pub mod inspector;
 pub mod load;
+pub mod media;
 pub mod parse;
 pub mod publish;
 pub mod quarantine;

@@ -1,7 +1,7 @@
 //! `wahooks`: the operators' command line (each subcommand in its own module of the library;
 //! the developers' harnesses are `wahooks-dev`).
 
-use wahooks_cli::{endpoint, events, parse, publish, quarantine, recover, replay, send, serve, sign, tail};
+use wahooks_cli::{endpoint, events, media, parse, publish, quarantine, recover, replay, send, serve, sign, tail};
 
 use std::process::ExitCode;
 
@@ -40,6 +40,9 @@ enum Command {
     /// The bodies the receivers could not decode or store: list, show, re-parse.
     #[command(subcommand)]
     Quarantine(quarantine::QuarantineCommand),
+    /// The media archiver: archive files again once what made them fail is fixed.
+    #[command(subcommand)]
+    Media(media::MediaCommand),
     /// Manage endpoints (the URLs providers post to).
     #[command(subcommand)]
     Endpoint(endpoint::EndpointCommand),
@@ -53,6 +56,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Endpoint(command) => endpoint::run(command).await,
         Command::Quarantine(command) => quarantine::run(command).await,
+        Command::Media(command) => media::run(command).await,
         Command::Parse(args) => parse::run(args),
         Command::Schema => {
             // Serialising a `Value` cannot fail.

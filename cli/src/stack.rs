@@ -36,7 +36,7 @@ pub async fn load(prefix: &str) -> anyhow::Result<Stack> {
     let mut failures_url = std::env::var("WAHOOKS_STREAM_FAILURES_URL")
         .ok()
         .filter(|u| !u.is_empty());
-    if config.queues.is_empty() || failures_url.is_none() {
+    if config.queues.is_empty() || failures_url.is_none() || config.media.url.is_none() {
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let out = sqs
             .list_queues()
@@ -55,14 +55,23 @@ pub async fn load(prefix: &str) -> anyhow::Result<Stack> {
                 .find(|(n, _)| n == "stream-failures")
                 .map(|(_, u)| u.clone());
         }
+        let find = |name: &str| named.iter().find(|(n, _)| n == name).map(|(_, u)| u.clone());
         if config.parked_url.is_none() {
-            config.parked_url = named.iter().find(|(n, _)| n == "parked").map(|(_, u)| u.clone());
+            config.parked_url = find("parked");
+        }
+        if config.timers_url.is_none() {
+            config.timers_url = find("timers");
+        }
+        if config.media.url.is_none() {
+            config.media.url = find("media");
         }
         if config.queues.is_empty() {
-            // DLQs, the failures queue and the parked queue are not routed to.
+            // DLQs, the failures and parked queues, and the functions' own queues are not
+            // routed to.
+            const NOT_ROUTED: [&str; 5] = ["stream-failures", "parked", "timers", "media", "social"];
             config.queues = named
                 .into_iter()
-                .filter(|(n, _)| !n.ends_with("-dlq") && n != "stream-failures" && n != "parked")
+                .filter(|(n, _)| !n.ends_with("-dlq") && !NOT_ROUTED.contains(&n.as_str()))
                 .collect();
             config.queues.sort();
         }

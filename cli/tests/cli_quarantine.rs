@@ -193,3 +193,98 @@ async fn a_quarantined_body_too_large_for_an_item_is_read_from_the_bucket_shown_
         .expect("list");
     assert_eq!(objects.contents().len(), 1, "{objects:?}");
 }
+
+#[tokio::test]
+async fn media_retry_sends_the_archiver_the_messages_whose_files_failed() {
+    let moto = moto::Moto::start();
+    let dynamo = moto.dynamo().await;
+    wahooks::schema::create_events_table(&dynamo, "events-q")
+        .await
+        .expect("table");
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk().await);
+    let media_url = wahooks::schema::create_media_queue(&sqs, "retry").await.expect("queue");
+    // A message with an image, and the failed event the archiver stored for it.
+    let now = chrono::Utc::now();
+    let message = {
+        let mut data = wahooks::event::EventData::default();
+        data.message_id = Some("M1".into());
+        wahooks::CloudEvent::new(
+            "a".repeat(32),
+            wahooks::Provider::Zapi,
+            "I",
+            wahooks::EventType::MessageReceived,
+            Some("5511".into()),
+            now,
+            "ep",
+            now,
+            data,
+        )
+    };
+    let failed = {
+        let mut data = wahooks::event::EventData::default();
+        data.media = Some(wahooks::event::MediaFile {
+            event_id: message.id.clone(),
+            message_id: Some("M1".into()),
+            bucket: None,
+            key: None,
+            bytes: None,
+            content_type: None,
+            sha256: None,
+            reason: Some("not_allowed".into()),
+            detail: Some("host not on the allow-list".into()),
+            attempts: 1,
+        });
+        wahooks::CloudEvent::new(
+            "b".repeat(32),
+            wahooks::Provider::Zapi,
+            "I",
+            wahooks::EventType::MediaFailed,
+            Some("5511".into()),
+            now,
+            "ep",
+            now,
+            data,
+        )
+    };
+    let store = DynamoEventStore::new(dynamo.clone(), "events-q", 30);
+    store.put_if_absent(&[message.clone(), failed]).await.expect("stored");
+    let retry = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wahooks"))
+            .args(args)
+            .env("AWS_ENDPOINT_URL", moto.url())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("WAHOOKS_EVENTS_TABLE", "events-q")
+            .env("WAHOOKS_QUEUE_MESSAGES", "http://unused/q.fifo")
+            .env("WAHOOKS_MEDIA_URL", &media_url)
+            .output()
+            .expect("wahooks runs")
+    };
+    let dry = retry(&["media", "retry", "--since", "1h", "--dry-run"]);
+    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
+    assert!(String::from_utf8_lossy(&dry.stdout).contains(&message.id));
+    let sent = retry(&["media", "retry", "--since", "1h", "--event", &message.id]);
+    assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
+    assert!(
+        String::from_utf8_lossy(&sent.stdout).contains("1 file(s) sent"),
+        "one note, not two"
+    );
+    let got = sqs
+        .receive_message()
+        .queue_url(&media_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    assert_eq!(got.messages().len(), 1);
+    let note: wahooks::media::MediaNote =
+        serde_json::from_str(got.messages()[0].body().expect("body")).expect("a media note");
+    assert_eq!(note.event_id, message.id);
+    assert_eq!(note.pk, keys::event_pk(&message), "the message's own item");
+    assert_eq!(note.sk, keys::event_sk(&message.id));
+    assert_eq!(note.attempt, 0, "a fresh set of attempts");
+    let unknown = retry(&["media", "retry", "--event", &"f".repeat(32)]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no stored event"));
+}
