@@ -206,8 +206,10 @@ async fn media_retry_sends_the_archiver_the_messages_whose_files_failed() {
     // A message with an image, and the failed event the archiver stored for it.
     let now = chrono::Utc::now();
     let message = {
-        let mut data = wahooks::event::EventData::default();
-        data.message_id = Some("M1".into());
+        let data = wahooks::event::EventData {
+            message_id: Some("M1".into()),
+            ..Default::default()
+        };
         wahooks::CloudEvent::new(
             "a".repeat(32),
             wahooks::Provider::Zapi,
@@ -221,19 +223,21 @@ async fn media_retry_sends_the_archiver_the_messages_whose_files_failed() {
         )
     };
     let failed = {
-        let mut data = wahooks::event::EventData::default();
-        data.media = Some(wahooks::event::MediaFile {
-            event_id: message.id.clone(),
-            message_id: Some("M1".into()),
-            bucket: None,
-            key: None,
-            bytes: None,
-            content_type: None,
-            sha256: None,
-            reason: Some("not_allowed".into()),
-            detail: Some("host not on the allow-list".into()),
-            attempts: 1,
-        });
+        let data = wahooks::event::EventData {
+            media: Some(wahooks::event::MediaFile {
+                event_id: message.id.clone(),
+                message_id: Some("M1".into()),
+                bucket: None,
+                key: None,
+                bytes: None,
+                content_type: None,
+                sha256: None,
+                reason: Some("not_allowed".into()),
+                detail: Some("host not on the allow-list".into()),
+                attempts: 1,
+            }),
+            ..Default::default()
+        };
         wahooks::CloudEvent::new(
             "b".repeat(32),
             wahooks::Provider::Zapi,
