@@ -176,10 +176,25 @@ pub struct Server {
     pub base: String,
 }
 
-/// One HTTP request: the inspector's page and API, or a receiver route.
+/// The demo's stand-in for a provider's media CDN (`GET /_demo-media/<name>`): a small PNG under
+/// any name, so a media message sent to the local stack has a file the archiver can fetch.
+pub const DEMO_MEDIA_PREFIX: &str = "/_demo-media/";
+
+/// The demo file: a 1×1 PNG.
+const DEMO_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49,
+    0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0, 0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d,
+    0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// One HTTP request: the inspector's page and API, the demo media, or a receiver route.
 async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Result<Response<HttpBody>, Infallible> {
     let path = req.uri().path().to_owned();
     let method = req.method().as_str().to_owned();
+    if method == "GET" && path.starts_with(DEMO_MEDIA_PREFIX) {
+        return Ok(full(200, "image/png", DEMO_PNG));
+    }
     if let Some(inspector) = &server.inspector {
         if let Some(r) = inspector_route(&server, inspector, &method, &path, req.headers()).await {
             return Ok(r);

@@ -66,6 +66,9 @@ pub enum PointerError {
     /// What the pointer names is not the body it describes (its SHA-256 or JSON differs).
     #[error("the body at {0} is not the one the event names")]
     WrongBody(String),
+    /// A presigned URL could not be made (an expiry over 7 days, no credentials).
+    #[error("cannot presign: {0}")]
+    Presign(String),
 }
 
 /// The clients that follow a message's pointers: DynamoDB for items (the event's, a body
@@ -386,6 +389,30 @@ impl Worker {
     }
 }
 
+/// A URL that downloads an archived media file (`whatsapp.media.archived`'s `data.media`) for
+/// `expires` (at most 7 days, S3's limit for a presigned URL), signed with the worker's own
+/// credentials (it needs `s3:GetObject` on the bucket's `media/` keys). `None` for an event that
+/// names no archived file.
+pub async fn media_url(
+    s3: &aws_sdk_s3::Client,
+    media: &wahooks::event::MediaFile,
+    expires: Duration,
+) -> Result<Option<String>, PointerError> {
+    let (Some(bucket), Some(key)) = (&media.bucket, &media.key) else {
+        return Ok(None);
+    };
+    let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires)
+        .map_err(|e| PointerError::Presign(e.to_string()))?;
+    let request = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .presigned(config)
+        .await
+        .map_err(|e| PointerError::Presign(wahooks::error_chain(&e)))?;
+    Ok(Some(request.uri().to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,6 +443,51 @@ mod tests {
         assert!(matches!(decode("{}"), Err(DecodeError::NotAnEvent(_))));
         let v2 = body("x").replace("\"1.0\"", "\"2.0\"");
         assert!(matches!(decode(&v2), Err(DecodeError::Version(_))));
+    }
+
+    #[tokio::test]
+    async fn an_archived_file_gets_a_url_that_expires_and_a_failed_one_none() {
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_s3::config::Credentials::new("AKID", "secret", None, None, "t"))
+                .build(),
+        );
+        let media = wahooks::event::MediaFile {
+            event_id: "e".into(),
+            message_id: None,
+            bucket: Some("wahooks-bodies".into()),
+            key: Some("media/e".into()),
+            bytes: Some(1),
+            content_type: None,
+            sha256: None,
+            reason: None,
+            detail: None,
+            attempts: 1,
+        };
+        let url = media_url(&s3, &media, Duration::from_secs(600))
+            .await
+            .expect("presigned")
+            .expect("a url");
+        assert!(url.contains("wahooks-bodies") && url.contains("media/e"), "{url}");
+        assert!(
+            url.contains("X-Amz-Expires=600") && url.contains("X-Amz-Signature="),
+            "{url}"
+        );
+        let failed = wahooks::event::MediaFile {
+            bucket: None,
+            key: None,
+            ..media.clone()
+        };
+        assert!(media_url(&s3, &failed, Duration::from_secs(600))
+            .await
+            .expect("ok")
+            .is_none());
+        assert!(
+            media_url(&s3, &media, Duration::from_secs(8 * 86_400)).await.is_err(),
+            "over 7 days"
+        );
     }
 
     #[test]
