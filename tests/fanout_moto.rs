@@ -1462,19 +1462,6 @@ impl Cdn {
     }
 }
 
-/// The bearer a Meta endpoint's media token would give (the test's stand-in for it).
-struct MetaToken;
-
-#[async_trait::async_trait]
-impl wahooks::media::MediaCredentials for MetaToken {
-    async fn headers(&self, _: &str, provider: Provider) -> Result<Vec<(&'static str, String)>, String> {
-        Ok(match provider {
-            Provider::Meta => vec![("authorization", "Bearer meta-token".to_owned())],
-            _ => Vec::new(),
-        })
-    }
-}
-
 fn noise(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..n)
@@ -1522,8 +1509,7 @@ async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_messa
     };
     let archiver = wahooks::lambda::archiver_with(&stack.config, &stack.sdk, policy)
         .expect("archiver")
-        .with_graph_url(format!("{}/graph/v21.0", cdn.base))
-        .with_credentials(std::sync::Arc::new(MetaToken));
+        .with_graph_url(format!("{}/graph/v21.0", cdn.base));
     let mut stack = stack;
     stack.media = Some(archiver);
 
@@ -1566,6 +1552,36 @@ async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_messa
         .decode(inline["data"]["message"]["base64"].as_str().expect("base64"))
         .expect("bytes");
     let meta = endpoint(&stack, Provider::Meta).await;
+    // Meta's access token, sealed under the stack's secrets key as `wahooks endpoint media
+    // --token` seals it; the archiver opens it with KMS and sends it as a bearer.
+    let mut meta_endpoint = {
+        use wahooks::registry::EndpointRegistry;
+        (*stack.registry.lookup(&meta).await.expect("lookup").expect("exists")).clone()
+    };
+    let keyring =
+        wahooks::keyring::KmsKeyring::new(aws_sdk_kms::Client::new(&stack.sdk), stack.config.secrets_key.clone());
+    meta_endpoint.media.token = Some(
+        wahooks::keyring::seal(
+            &keyring,
+            &meta_endpoint.id,
+            &wahooks::endpoint::Secret::new("meta-token"),
+        )
+        .await
+        .expect("sealed"),
+    );
+    stack.registry.update(&meta_endpoint).await.expect("token kept");
+    let record = format!(
+        "{:?}",
+        stack
+            .dynamo
+            .scan()
+            .table_name(&stack.config.endpoints_table)
+            .send()
+            .await
+            .expect("scan")
+            .items()
+    );
+    assert!(!record.contains("meta-token"), "the token is never stored in clear");
     let meta_body = serde_json::to_vec(&serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages", "value": {
         "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1", "phone_number_id": "PN1"},
         "contacts": [{"wa_id": "16505551234", "profile": {"name": "A"}}],

@@ -144,6 +144,14 @@ pub enum EndpointCommand {
         /// Archive only these kinds: image, audio, video, ptv, document, sticker (comma-separated).
         #[arg(long, value_delimiter = ',')]
         kinds: Vec<String>,
+        /// The token the archiver fetches this endpoint's files with: Meta's access token (a
+        /// bearer for the Graph API and its CDN), WAHA's API key (`X-Api-Key`). Stored sealed
+        /// under the secrets key, never printed.
+        #[arg(long, conflicts_with = "remove_token")]
+        token: Option<String>,
+        /// Forget the token.
+        #[arg(long)]
+        remove_token: bool,
     },
     /// Remove every URL token of an endpoint but the newest (after a rotate-token).
     RetireTokens {
@@ -212,13 +220,17 @@ async fn registry() -> DynamoRegistry {
 /// `alias/wahooks-secrets`: the stack `wahooks`'s, and `make run`'s). Sealing needs
 /// `kms:GenerateDataKey` only; no command opens a sealed secret.
 fn registry_for(config: &Config, sdk: &aws_config::SdkConfig) -> DynamoRegistry {
+    DynamoRegistry::new(aws_sdk_dynamodb::Client::new(sdk), config.endpoints_table.clone())
+        .with_keyring(std::sync::Arc::new(keyring_for(config, sdk)))
+}
+
+/// The keyring sealing under `WAHOOKS_SECRETS_KEY` (default `alias/wahooks-secrets`).
+fn keyring_for(config: &Config, sdk: &aws_config::SdkConfig) -> wahooks::keyring::KmsKeyring {
     let key = config
         .secrets_key
         .clone()
         .unwrap_or_else(|| wahooks::schema::local_secrets_alias("wahooks"));
-    let keyring = wahooks::keyring::KmsKeyring::new(aws_sdk_kms::Client::new(sdk), Some(key));
-    DynamoRegistry::new(aws_sdk_dynamodb::Client::new(sdk), config.endpoints_table.clone())
-        .with_keyring(std::sync::Arc::new(keyring))
+    wahooks::keyring::KmsKeyring::new(aws_sdk_kms::Client::new(sdk), Some(key))
 }
 
 async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
@@ -270,7 +282,26 @@ async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
         EndpointCommand::Delete { id } => delete(&id).await,
         EndpointCommand::RotateToken { id, base_url } => rotate_token(&id, &base_url).await,
         EndpointCommand::RetireTokens { id } => retire_tokens(&id).await,
-        EndpointCommand::Media { id, off, all, kinds } => media(&id, off, all, kinds).await,
+        EndpointCommand::Media {
+            id,
+            off,
+            all,
+            kinds,
+            token,
+            remove_token,
+        } => {
+            media(
+                &id,
+                MediaChange {
+                    off,
+                    all,
+                    kinds,
+                    token,
+                    remove_token,
+                },
+            )
+            .await
+        }
         EndpointCommand::Timing {
             id,
             turn_window,
@@ -495,11 +526,42 @@ async fn set_enabled(id: &str, enabled: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `wahooks endpoint media` changes.
+struct MediaChange {
+    off: bool,
+    all: bool,
+    kinds: Vec<String>,
+    token: Option<String>,
+    remove_token: bool,
+}
+
 /// `media`: show which media files an endpoint archives, or set it.
-async fn media(id: &str, off: bool, all: bool, kinds: Vec<String>) -> anyhow::Result<()> {
+async fn media(id: &str, change: MediaChange) -> anyhow::Result<()> {
     use wahooks::event::ContentKind;
-    let registry = registry().await;
+    let MediaChange {
+        off,
+        all,
+        kinds,
+        token,
+        remove_token,
+    } = change;
+    let config = Config::from_env();
+    let sdk = aws_config().await;
+    let registry = registry_for(&config, &sdk);
     let (mut e, version) = registry.find_versioned(id).await?;
+    let mut changed = false;
+    if let Some(token) = token {
+        let keyring = keyring_for(&config, &sdk);
+        let sealed = wahooks::keyring::seal(&keyring, id, &Secret::new(token))
+            .await
+            .map_err(|err| anyhow::anyhow!(err).context("sealing the token (WAHOOKS_SECRETS_KEY)"))?;
+        e.media.token = Some(sealed);
+        changed = true;
+    }
+    if remove_token {
+        e.media.token = None;
+        changed = true;
+    }
     if off || all || !kinds.is_empty() {
         let mut parsed = Vec::new();
         for k in &kinds {
@@ -511,7 +573,11 @@ async fn media(id: &str, off: bool, all: bool, kinds: Vec<String>) -> anyhow::Re
                 })?;
             parsed.push(kind);
         }
-        e.media = wahooks::endpoint::MediaSwitch { off, kinds: parsed };
+        e.media.off = off;
+        e.media.kinds = parsed;
+        changed = true;
+    }
+    if changed {
         registry.update_if(&e, version).await?;
     }
     let what = if e.media.off {
@@ -522,7 +588,12 @@ async fn media(id: &str, off: bool, all: bool, kinds: Vec<String>) -> anyhow::Re
         let names: Vec<&str> = e.media.kinds.iter().map(|k| k.as_str()).collect();
         format!("media archived: {}", names.join(", "))
     };
-    println!("{id}: {what}");
+    let token = if e.media.token.is_some() {
+        "a token (sealed)"
+    } else {
+        "no token"
+    };
+    println!("{id}: {what}; {token}");
     Ok(())
 }
 

@@ -521,4 +521,39 @@ async fn timing_shows_sets_and_refuses_an_endpoints_windows() {
         None,
         "the windows kept"
     );
+
+    // A media token: sealed under the secrets key, never printed or stored in clear.
+    let keyless = wahooks(&moto, &["endpoint", "media", &id, "--token", "zz-media-token"]);
+    assert!(!keyless.status.success(), "no secrets key: refused");
+    assert!(String::from_utf8_lossy(&keyless.stderr).contains("sealing the token"));
+    moto.keyring().await;
+    let sealed = wahooks(&moto, &["endpoint", "media", &id, "--all", "--token", "zz-media-token"]);
+    assert!(sealed.status.success(), "{}", String::from_utf8_lossy(&sealed.stderr));
+    assert!(stdout(&sealed).contains("a token (sealed)"), "{}", stdout(&sealed));
+    assert!(!stdout(&sealed).contains("zz-media-token"));
+    let stored = format!(
+        "{:?}",
+        dynamo
+            .scan()
+            .table_name("endpoints-cli")
+            .send()
+            .await
+            .expect("scan")
+            .items()
+    );
+    assert!(!stored.contains("zz-media-token"), "never stored in clear");
+    let switch = registry.media_of(&id).await.expect("read");
+    let token = switch.token.expect("kept, sealed");
+    let kms = wahooks::keyring::KmsKeyring::new(aws_sdk_kms::Client::new(&moto.sdk().await), None);
+    let opened = wahooks::keyring::open(&kms, &id, &token)
+        .await
+        .expect("opens for this endpoint");
+    assert_eq!(opened.expose(), "zz-media-token");
+    assert!(
+        wahooks::keyring::open(&kms, "ep_other", &token).await.is_err(),
+        "and for no other"
+    );
+    let removed = wahooks(&moto, &["endpoint", "media", &id, "--remove-token"]);
+    assert!(stdout(&removed).contains("no token"));
+    assert!(registry.media_of(&id).await.expect("read").token.is_none());
 }

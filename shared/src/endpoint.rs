@@ -867,6 +867,11 @@ pub struct MediaSwitch {
     /// Only these content kinds (`image`, `document`…); all when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kinds: Vec<crate::event::ContentKind>,
+    /// The token the archiver fetches this endpoint's files with (Meta's access token, sent as a
+    /// bearer; WAHA's API key, as `X-Api-Key`), sealed under the secrets key like a signing key:
+    /// never stored, printed or logged in clear (`wahooks endpoint media --token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Sealed>,
 }
 
 impl MediaSwitch {

@@ -235,8 +235,13 @@ pub fn archiver_with(
     let s3 = s3_client(sdk);
     let store = DynamoEventStore::new(dynamo.clone(), &config.events_table, config.retention_days);
     let fetcher = crate::media::fetch::SafeFetcher::new(policy).map_err(|e| e.to_string())?;
-    // Which files each endpoint archives: its version record (no secret), cached.
-    let switches = crate::media::CachedSwitches::new(DynamoRegistry::new(dynamo.clone(), &config.endpoints_table));
+    // Which files each endpoint archives, and the token it fetches them with (sealed, opened
+    // with the secrets key as the receivers open signing keys): its version record, cached.
+    let switches: Arc<dyn crate::media::MediaSwitches> = Arc::new(crate::media::CachedSwitches::new(
+        DynamoRegistry::new(dynamo.clone(), &config.endpoints_table),
+    ));
+    let keyring = KmsKeyring::new(aws_sdk_kms::Client::new(sdk), config.secrets_key.clone());
+    let tokens = crate::media::EndpointTokens::new(switches.clone(), Arc::new(keyring));
     let archiver = crate::media::Archiver::new(
         dynamo,
         &config.events_table,
@@ -247,7 +252,8 @@ pub fn archiver_with(
         aws_sdk_sqs::Client::new(sdk),
         url,
     )
-    .with_switches(Arc::new(switches));
+    .with_switches(switches)
+    .with_credentials(Arc::new(tokens));
     Ok(match &config.media.graph_url {
         Some(g) => archiver.with_graph_url(g),
         None => archiver,

@@ -65,7 +65,44 @@ impl MediaSwitches for CachedSwitches {
     }
 }
 
-/// No credentials (until an endpoint has a media token: docs/events.md, "Media").
+/// The endpoint's media token, opened with the keyring (cached per container by the keyring):
+/// Meta's as `Authorization: Bearer`, WAHA's as `X-Api-Key`; none for the providers whose links
+/// need no credentials, or an endpoint without a token.
+pub struct EndpointTokens {
+    switches: Arc<dyn MediaSwitches>,
+    keyring: Arc<dyn crate::keyring::Keyring>,
+}
+
+impl EndpointTokens {
+    /// Tokens read with `switches` (the version record), opened with `keyring`.
+    pub fn new(switches: Arc<dyn MediaSwitches>, keyring: Arc<dyn crate::keyring::Keyring>) -> Self {
+        EndpointTokens { switches, keyring }
+    }
+}
+
+#[async_trait::async_trait]
+impl MediaCredentials for EndpointTokens {
+    async fn headers(&self, endpoint: &str, provider: Provider) -> Result<Vec<(&'static str, String)>, String> {
+        let name = match provider {
+            Provider::Meta => "authorization",
+            Provider::Waha => "x-api-key",
+            _ => return Ok(Vec::new()),
+        };
+        let Some(sealed) = self.switches.switch(endpoint).await?.token else {
+            return Ok(Vec::new());
+        };
+        let token = crate::keyring::open(self.keyring.as_ref(), endpoint, &sealed)
+            .await
+            .map_err(|e| crate::error_chain(&e))?;
+        let value = match provider {
+            Provider::Meta => format!("Bearer {}", token.expose()),
+            _ => token.expose().to_owned(),
+        };
+        Ok(vec![(name, value)])
+    }
+}
+
+/// No credentials (the tests', a stack without a secrets key).
 pub struct NoCredentials;
 
 #[async_trait::async_trait]

@@ -30,7 +30,9 @@ use crate::event::{CloudEvent, ContentKind, EventType, Provider};
 use crate::store::keys;
 
 #[cfg(feature = "media")]
-pub use archiver::{ArchiveAll, Archived, Archiver, CachedSwitches, MediaCredentials, MediaSwitches, NoCredentials};
+pub use archiver::{
+    ArchiveAll, Archived, Archiver, CachedSwitches, EndpointTokens, MediaCredentials, MediaSwitches, NoCredentials,
+};
 
 /// Why a file could not be archived: worth retrying later, or never.
 #[derive(Debug, thiserror::Error)]
