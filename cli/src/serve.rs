@@ -180,6 +180,13 @@ pub struct Server {
 /// any name, so a media message sent to the local stack has a file the archiver can fetch.
 pub const DEMO_MEDIA_PREFIX: &str = "/_demo-media/";
 
+/// The demo's stand-in for the Graph API's media lookup (`GET /_demo-graph/<media id>`), where
+/// `make run` points `WAHOOKS_GRAPH_URL`.
+pub const DEMO_GRAPH_PREFIX: &str = "/_demo-graph/";
+
+/// The Meta demo endpoint's media token (sealed on it like a real one).
+const DEMO_META_TOKEN: &str = "demo-meta-access-token";
+
 /// The demo file: a 1×1 PNG.
 const DEMO_PNG: &[u8] = &[
     0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
@@ -192,8 +199,21 @@ const DEMO_PNG: &[u8] = &[
 async fn handle(server: Arc<Server>, req: Request<Incoming>) -> Result<Response<HttpBody>, Infallible> {
     let path = req.uri().path().to_owned();
     let method = req.method().as_str().to_owned();
-    if method == "GET" && path.starts_with(DEMO_MEDIA_PREFIX) {
+    // WAHA serves its files under /api/files/ on its own port, 3000 by default, which is this
+    // server's: its fixture's URL lands here.
+    if method == "GET" && (path.starts_with(DEMO_MEDIA_PREFIX) || path.starts_with("/api/files/")) {
         return Ok(full(200, "image/png", DEMO_PNG));
+    }
+    // The Graph API's media lookup, as Meta answers it: where the file is.
+    if method == "GET" && path.starts_with(DEMO_GRAPH_PREFIX) {
+        use base64::Engine;
+        let id = path.trim_start_matches(DEMO_GRAPH_PREFIX);
+        let digest = hex::decode(wahooks::identity::sha256_hex(DEMO_PNG)).unwrap_or_default();
+        let sha256 = base64::engine::general_purpose::STANDARD.encode(digest);
+        return Ok(json_response(
+            200,
+            json!({"url": format!("{}{DEMO_MEDIA_PREFIX}{id}.png", server.base), "mime_type": "image/png", "sha256": sha256, "id": id}),
+        ));
     }
     if let Some(inspector) = &server.inspector {
         if let Some(r) = inspector_route(&server, inspector, &method, &path, req.headers()).await {
@@ -597,6 +617,15 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
         queues: Vec::new(),
         ..Config::from_env()
     };
+    // Meta's media ids are looked up on this server's stand-in for the Graph API.
+    let mut config = config;
+    if config.media.graph_url.is_none() {
+        config.media.graph_url = Some(format!(
+            "http://127.0.0.1:{}{}",
+            args.port,
+            DEMO_GRAPH_PREFIX.trim_end_matches('/')
+        ));
+    }
     let stack = LocalStack::provision(sdk, config, &args.prefix)
         .await
         .map_err(|e| anyhow::anyhow!(e).context(format!("provisioning the local stack at {endpoint}")))?;
@@ -608,6 +637,9 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!(e).context("creating the demo endpoints"))?;
     }
+    demo_media_token(&stack, &demos)
+        .await
+        .context("the Meta demo's media token")?;
     let social = social_stand_in(&stack, &args.prefix, &demos)
         .await
         .context("the End User Messaging Social stand-in (SNS topic, source)")?;
@@ -691,6 +723,20 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), social_driver).await;
+    Ok(())
+}
+
+/// Seal a media token on the Meta demo endpoint, as `wahooks endpoint media --token` does, so
+/// its media ids are looked up (on the demo Graph API) with a bearer.
+async fn demo_media_token(stack: &LocalStack, demos: &[Demo]) -> anyhow::Result<()> {
+    let Some(meta) = demos.iter().find(|d| d.provider == Provider::Meta) else {
+        return Ok(());
+    };
+    let keyring =
+        wahooks::keyring::KmsKeyring::new(aws_sdk_kms::Client::new(&stack.sdk), stack.config.secrets_key.clone());
+    let mut endpoint = meta.endpoint.clone();
+    endpoint.media.token = Some(wahooks::keyring::seal(&keyring, &endpoint.id, &Secret::new(DEMO_META_TOKEN)).await?);
+    stack.registry.update(&endpoint).await?;
     Ok(())
 }
 
