@@ -1444,8 +1444,18 @@ impl Cdn {
                         Some((s, k, b)) => (*s, *k, b.clone()),
                         None => (404, "text/plain", b"not found".to_vec()),
                     };
+                    // A `redirect` answers 302 to the URL its body names.
+                    let (status, body, location) = if kind == "redirect" {
+                        (
+                            302,
+                            Vec::new(),
+                            format!("location: {}\r\n", String::from_utf8_lossy(&body)),
+                        )
+                    } else {
+                        (status, body, String::new())
+                    };
                     let head = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        "HTTP/1.1 {status} X\r\ncontent-type: {kind}\r\n{location}content-length: {}\r\nconnection: close\r\n\r\n",
                         body.len()
                     );
                     let _ = socket.write_all(head.as_bytes()).await;
@@ -1475,7 +1485,7 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_message() {
+async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_message_and_refusals_say_why() {
     use base64::Engine;
     use sha2::Digest;
     let moto = Moto::start();
@@ -1483,6 +1493,7 @@ async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_messa
     let small = noise(300_000, 7);
     let large = noise(10 * 1024 * 1024, 9);
     let meta_file = noise(50_000, 11);
+    let (hub_file, wwa_file) = (noise(20_000, 17), noise(30_000, 19));
     let meta_sha = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&meta_file));
     // The Graph API's answer names the file on the same stand-in, with Meta's base64 SHA-256.
     let lookup = serde_json::json!({"url": "{BASE}/meta-file", "mime_type": "image/png", "sha256": meta_sha});
@@ -1499,6 +1510,17 @@ async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_messa
             (200, "application/octet-stream", noise(2 * 1024 * 1024, 13)),
         ),
         ("/flaky.jpg".to_owned(), (503, "text/plain", b"busy".to_vec())),
+        (
+            "/expired.jpg".to_owned(),
+            (403, "text/plain", b"Request has expired".to_vec()),
+        ),
+        // A redirect to the instance metadata service: refused on the hop.
+        (
+            "/to-metadata.jpg".to_owned(),
+            (302, "redirect", b"http://169.254.169.254/latest/meta-data/".to_vec()),
+        ),
+        ("/image.png".to_owned(), (200, "image/png", hub_file.clone())),
+        ("/wwa.jpg".to_owned(), (200, "image/jpeg", wwa_file.clone())),
     ]))
     .await;
     // The archiver as the stack runs it (loopback allowed: the CDN is local), a 1 MB cap, Meta's
@@ -1551,6 +1573,24 @@ async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_messa
     let inline = base64::engine::general_purpose::STANDARD
         .decode(inline["data"]["message"]["base64"].as_str().expect("base64"))
         .expect("bytes");
+    // Hub Message's attachment URL and WhatsApp Web API's photo, their fixtures pointed at the
+    // stand-in.
+    let hub = endpoint(&stack, Provider::Hubmessage).await;
+    let hub_body = String::from_utf8(
+        std::fs::read(common::provider_dir(Provider::Hubmessage).join("hubmessage-default-image.json"))
+            .expect("fixture"),
+    )
+    .expect("utf-8")
+    .replace("https://example.com", &cdn.base);
+    assert_eq!(post(&stack, &hub, hub_body.as_bytes()).await.0, 200);
+    let wwa = endpoint(&stack, Provider::Wwa).await;
+    let wwa_body = String::from_utf8(
+        std::fs::read(common::provider_dir(Provider::Wwa).join("apiwhatsappweb-received.json")).expect("fixture"),
+    )
+    .expect("utf-8")
+    .replace("\"Photo\"", &format!("\"{}/wwa.jpg\"", cdn.base))
+    .replace("\"Video\"", "null");
+    assert_eq!(post(&stack, &wwa, wwa_body.as_bytes()).await.0, 200);
     let meta = endpoint(&stack, Provider::Meta).await;
     // Meta's access token, sealed under the stack's secrets key as `wahooks endpoint media
     // --token` seals it; the archiver opens it with KMS and sends it as a bearer.
@@ -1612,7 +1652,7 @@ async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_messa
         stack.drain_media().await.expect("media drained");
         drive(&stack, &mut driver).await;
         let stored = stored_types(&stack).await;
-        if count(&stored, EventType::MediaArchived) >= 4 && count(&stored, EventType::MediaFailed) >= 1 {
+        if count(&stored, EventType::MediaArchived) >= 6 && count(&stored, EventType::MediaFailed) >= 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -1626,8 +1666,8 @@ async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_messa
         .collect();
     assert_eq!(
         archived.len(),
-        4,
-        "Z-API, WAHA, Evolution, Meta: {:?}",
+        6,
+        "Z-API, Hub Message, WhatsApp Web API, WAHA, Evolution, Meta: {:?}",
         arrived.iter().map(|m| m.event.event_type).collect::<Vec<_>>()
     );
     for m in &archived {
@@ -1646,6 +1686,8 @@ async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_messa
             Provider::Waha => &large,
             Provider::Evolution => &inline,
             Provider::Meta => &meta_file,
+            Provider::Hubmessage => &hub_file,
+            Provider::Wwa => &wwa_file,
             other => panic!("{other}"),
         };
         assert!(bytes == *expected, "{}: byte for byte", m.event.provider);
@@ -1738,6 +1780,8 @@ async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_messa
             format!("{}/zapi.jpg", cdn.base.replace("http://", "https://")),
         ),
         ("FLAKY", format!("{}/flaky.jpg", cdn.base)),
+        ("EXPIRED", format!("{}/expired.jpg", cdn.base)),
+        ("REDIRECTED", format!("{}/to-metadata.jpg", cdn.base)),
     ] {
         let (status, answer) = post(&stack, &zapi, &image(id, &url)).await;
         assert_eq!(status, 200);
@@ -1788,6 +1832,16 @@ async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_messa
     assert_eq!(
         reason(deployed.archive(&note_of("PRIVATE")).await.expect("done")),
         "not_allowed"
+    );
+    assert_eq!(
+        reason(capped.archive(&note_of("EXPIRED")).await.expect("done")),
+        "expired",
+        "a link past its time (403)"
+    );
+    assert_eq!(
+        reason(capped.archive(&note_of("REDIRECTED")).await.expect("done")),
+        "not_allowed",
+        "a redirect to a link-local address is refused on the hop"
     );
     let flaky = note_of("FLAKY");
     let first = capped.archive(&flaky).await.expect("done");
