@@ -73,6 +73,14 @@ fn the_cost_report_measures_the_fixture_mix_through_the_local_stack() {
     assert!(f("send_message_batch_per_event") > 0.0, "the fanout published");
     // Turns: the mix's inbound messages made turns once their chats went quiet, each through a
     // transaction, told by the fanout's notes and published after them.
+    // One archived media file: one object, its event, its note.
+    let media = &v["media"];
+    let h = |k: &str| media[k].as_f64().unwrap_or_else(|| panic!("media.{k} in {media}"));
+    assert_eq!(h("archived"), h("files"), "every sample file archived: {media}");
+    assert_eq!(h("s3_puts"), h("files"), "one PutObject each (under a part): {media}");
+    assert!(h("s3_heads") >= h("files"), "looked for before fetching: {media}");
+    assert!(h("write_units") >= h("files"), "an event each: {media}");
+    assert!(h("dollars_per_million_files") > 0.0);
     let t = &v["timers"];
     let g = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("timers.{k} in {t}"));
     assert!(g("turns") >= 1.0, "{t}");

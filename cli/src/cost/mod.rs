@@ -20,6 +20,7 @@
 //! not measurements, and are printed as such: the receivers' duration (one DynamoDB round trip
 //! in the region) and the log volume per request.
 
+mod media;
 mod timers;
 
 use std::path::PathBuf;
@@ -90,6 +91,8 @@ mod assume {
     pub(super) const TIMERS_SECONDS: f64 = 0.050;
     /// Notes per `timers` invocation (the queue mapping's batch size).
     pub(super) const NOTES_PER_TIMERS: f64 = 10.0;
+    /// A `media-archiver` invocation for a 200 KB file: the CDN's download and S3's upload.
+    pub(super) const MEDIA_SECONDS: f64 = 0.300;
 }
 
 /// Arguments of `wahooks-dev cost`.
@@ -112,15 +115,16 @@ struct CountingSqs {
     inner: SqsPublisher,
     batches: Arc<AtomicUsize>,
     notes: Arc<AtomicUsize>,
+    media_notes: Arc<AtomicUsize>,
 }
 
 #[async_trait]
 impl Publisher for CountingSqs {
     async fn send_batch(&self, queue: &Queue, batch: &[OutMessage]) -> Result<Vec<String>, PublishError> {
-        let counter = if queue.name == "timers" {
-            &self.notes
-        } else {
-            &self.batches
+        let counter = match queue.name.as_str() {
+            "timers" => &self.notes,
+            "media" => &self.media_notes,
+            _ => &self.batches,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.inner.send_batch(queue, batch).await
@@ -238,6 +242,8 @@ struct Measured {
     s3_bytes: usize,
     /// The events made from time passing, and what making them cost.
     made: Made,
+    /// The media sample: what archiving a file costs.
+    media: media::MediaMeasured,
 }
 
 /// What the timers did for the mix (turns, silence), apart from the providers' events.
@@ -377,6 +383,15 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
         "bytes": d.bytes,
         "dollars_per_million_events": made * 1e6,
     });
+    let (media_what, media_dollars, media_storage) = media_cost(&m.media);
+    let media_json = json!({
+        "files": m.media.files, "archived": m.media.archived,
+        "s3_puts": m.media.s3_puts, "s3_parts": m.media.s3_parts, "s3_heads": m.media.s3_heads,
+        "gets": m.media.gets, "puts": m.media.puts, "write_units": m.media.write_units,
+        "note_batches": m.media.note_batches,
+        "dollars_per_million_files": media_dollars,
+        "storage_dollars_per_million_files_month": media_storage,
+    });
     if args.json {
         println!(
             "{}",
@@ -403,6 +418,7 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
                 "rose": rose,
                 "storage_gb_per_million_events": storage_gb,
                 "timers": timers,
+                "media": media_json,
                 "rows": rows.iter().map(|(p, what, cost)| json!({"part": p, "what": what, "dollars_per_million": cost * 1e6})).collect::<Vec<_>>(),
             })
         );
@@ -438,7 +454,7 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
         (total - made) * 1e6
     );
     println!(
-        "\nMeasured on the local stack: {} fixture bodies ({} of them carrying several events), {} events, {} state items, {} body items, {} S3 objects; the timers took {} notes and made {} turns and {} silences ({} state items, {} bytes stored). Assumed: a receiver's duration ({:.0} ms), a fanout invocation's ({:.0} ms), a timers invocation's ({:.0} ms), {:.1} KB of logs per request.",
+        "\n**One archived media file** (`media-archiver`): ${media_dollars:.2} per million files, plus ${media_storage:.2} a month per million files kept (S3 Standard, until the retention expires them). {media_what}.\n\nMeasured on the local stack: {} fixture bodies ({} of them carrying several events), {} events, {} state items, {} body items, {} S3 objects; the timers took {} notes and made {} turns and {} silences ({} state items, {} bytes stored). Assumed: a receiver's duration ({:.0} ms), a fanout invocation's ({:.0} ms), a timers invocation's ({:.0} ms), {:.1} KB of logs per request.",
         m.bodies,
         m.multi_event_bodies,
         m.events,
@@ -456,6 +472,34 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
         assume::LOG_BYTES_PER_REQUEST / 1e3
     );
     Ok(())
+}
+
+/// What one archived media file costs, per million files: (what it is made of, dollars, S3
+/// storage dollars per month retained).
+fn media_cost(m: &media::MediaMeasured) -> (String, f64, f64) {
+    let files = m.archived.max(1) as f64;
+    let per = |x: usize| x as f64 / files;
+    // The mapping receives and deletes each note (one file per invocation).
+    let sqs = per(m.note_batches) + 2.0;
+    let lambda = price::LAMBDA_REQUEST + assume::MEDIA_SECONDS * 0.5 * price::LAMBDA_GB_SECOND;
+    let s3 = per(m.s3_puts + m.s3_parts) * price::S3_PUT + per(m.s3_heads) * price::S3_GET;
+    let dynamo = per(m.gets) * price::READ_UNIT + per(m.write_units) * price::WRITE_UNIT;
+    let cost = sqs * price::SQS_STANDARD_REQUEST + lambda + s3 + dynamo;
+    let gb = media::FILE_BYTES as f64 / 1e9;
+    let what = format!(
+        "{} files of {} KB archived of {}: per file {:.2} `SendMessageBatch` of notes, a receive and a delete; {:.2} `PutObject` ({:.2} parts), {:.2} `HeadObject`; {:.2} `GetItem` and {:.2} write units (the archived event); one invocation (~{:.0} ms at 512 MB)",
+        m.archived,
+        media::FILE_BYTES / 1024,
+        m.files,
+        per(m.note_batches),
+        per(m.s3_puts),
+        per(m.s3_parts),
+        per(m.s3_heads),
+        per(m.gets),
+        per(m.write_units),
+        assume::MEDIA_SECONDS * 1e3
+    );
+    (what, cost * 1e6, gb * 1e6 * price::S3_GB_MONTH)
 }
 
 /// The row of the events made from time passing (turns, silence), per provider event.
@@ -526,6 +570,7 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
             .with_bucket(bucket.clone()),
     );
     let (batches, notes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let media_notes = Arc::new(AtomicUsize::new(0));
     let sqs = SqsPublisher::new(stack.sqs.clone());
     let fanout = wahooks::lambda::fanout_through(
         &stack.config,
@@ -534,6 +579,7 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
             inner: sqs.clone(),
             batches: batches.clone(),
             notes: notes.clone(),
+            media_notes: media_notes.clone(),
         }),
     )
     .await?
@@ -600,6 +646,7 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
     // The providers' events are published; now the windows pass and the timers make theirs.
     let provider_batches = batches.load(Ordering::Relaxed);
     let notes_taken = timers::settle(&stack, &mut driver).await?;
+    let media = media::measure(&stack, &mut driver, &media_notes).await?;
     let c = |a: &AtomicUsize| a.load(Ordering::Relaxed);
     let made = Made {
         note_batches: c(&notes),
@@ -639,6 +686,7 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
         s3_objects: 0,
         s3_bytes: 0,
         made,
+        media,
     };
     let mut start = None;
     loop {
@@ -676,6 +724,10 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
                     let (_, event) = wahooks::store::read_sdk_item(item, &s3)
                         .await
                         .map_err(|e| anyhow::anyhow!(e).context("reading an event back"))?;
+                    // The media sample is counted apart (cost/media.rs).
+                    if event.instance == "COST-MEDIA" {
+                        continue;
+                    }
                     if event.event_type.is_derived() {
                         if event.event_type == wahooks::EventType::ConversationTurn {
                             m.made.turns += 1;
@@ -721,7 +773,12 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
             .send()
             .await
             .context("listing the body bucket")?;
-        for object in page.contents() {
+        // The archived media (the media sample's files) are counted apart.
+        for object in page
+            .contents()
+            .iter()
+            .filter(|o| !o.key().is_some_and(|k| k.starts_with("media/")))
+        {
             m.s3_objects += 1;
             m.s3_bytes += usize::try_from(object.size().unwrap_or(0)).unwrap_or(0);
         }
