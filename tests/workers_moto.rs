@@ -464,6 +464,21 @@ async fn assert_worked(p: &Published, lines: &[Value], worker: &str) {
             "{worker}: {id}'s body (a body item or an object) read back into raw"
         );
     }
+    // The archived file's link: presigned on its bucket and key.
+    for (id, e) in p
+        .expected
+        .iter()
+        .filter(|(_, e)| e.event_type == EventType::MediaArchived)
+    {
+        let key = e.data.media.as_ref().and_then(|m| m.key.clone()).expect("key");
+        assert!(
+            lines.iter().any(|l| l["presigned"] == id.as_str()
+                && l["url"]
+                    .as_str()
+                    .is_some_and(|u| u.contains(&key) && u.contains("Signature"))),
+            "{worker}: a presigned URL for {id}"
+        );
+    }
     assert!(
         lines.iter().any(|l| l["duplicate"] == p.duplicate_id.as_str()),
         "{worker}: the second delivery is seen as a duplicate"

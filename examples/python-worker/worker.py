@@ -169,6 +169,16 @@ def handle(event: WahooksEvent) -> None:
     )
 
 
+def media_url(media, s3, expires: int = 3600) -> str | None:
+    """A URL that downloads an archived media file (`whatsapp.media.archived`) for `expires`
+    seconds (at most 7 days), signed with this worker's credentials; None when none is archived."""
+    if not media.bucket or not media.key:
+        return None
+    return s3.generate_presigned_url(
+        "get_object", Params={"Bucket": media.bucket, "Key": media.key}, ExpiresIn=expires
+    )
+
+
 def run(
     queue_url: str,
     handler: Callable[[WahooksEvent], None],
@@ -208,6 +218,9 @@ def run(
                 if event.id not in seen:
                     handler(resolve_pointer(event, dynamodb, s3))
                     seen.add(event.id)
+                    # An archived file: a link to hand out (an hour).
+                    if event.data.media and (url := media_url(event.data.media, s3)):
+                        print(json.dumps({"worker": "python", "presigned": event.id, "url": url}), flush=True)
                 else:
                     print(json.dumps({"worker": "python", "duplicate": event.id}), flush=True)
             except Exception as error:  # the message comes back after its visibility timeout

@@ -18,12 +18,13 @@
 
 import { DynamoDBClient, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { decompress } from "fzstd";
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
 
-import type { Chat, Content, MessageStatus, RawPointer, WahooksEvent } from "./wahooks-event.js";
+import type { Chat, Content, MediaFile, MessageStatus, RawPointer, WahooksEvent } from "./wahooks-event.js";
 
 // A minor version of the event may add event types, chat kinds, content kinds and statuses
 // (docs/events.md, "Compatibility policy"). A worker built today reads a value it does not know
@@ -229,6 +230,13 @@ export interface RunOptions {
   idleExit?: number;
 }
 
+/** A URL that downloads an archived media file (`whatsapp.media.archived`) for `expiresIn`
+ * seconds (at most 7 days), signed with this worker's credentials; `null` when none is archived. */
+export async function mediaUrl(s3: S3Client, media: MediaFile, expiresIn = 3600): Promise<string | null> {
+  if (!media.bucket || !media.key) return null;
+  return getSignedUrl(s3, new GetObjectCommand({ Bucket: media.bucket, Key: media.key }), { expiresIn });
+}
+
 export async function run(queueUrl: string, handler: (e: WahooksEvent) => Promise<void>, options: RunOptions = {}) {
   const sqs = new SQSClient({ endpoint: options.endpoint });
   const dynamodb = new DynamoDBClient({ endpoint: options.endpoint });
@@ -259,6 +267,11 @@ export async function run(queueUrl: string, handler: (e: WahooksEvent) => Promis
         } else {
           await handler(await resolvePointer(event, { dynamodb, s3 }));
           seen.add(event.id);
+          // An archived file: a link to hand out (an hour).
+          if (event.data.media) {
+            const url = await mediaUrl(s3, event.data.media);
+            if (url) console.log(JSON.stringify({ worker: "typescript", presigned: event.id, url }));
+          }
         }
       } catch (error) {
         // Not deleted: the message comes back after its visibility timeout.
