@@ -476,3 +476,49 @@ fn failed_event(event: &CloudEvent, reason: &str, detail: &str, attempts: u32) -
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::{MediaSwitch, Secret};
+
+    struct Switch(MediaSwitch);
+
+    #[async_trait::async_trait]
+    impl MediaSwitches for Switch {
+        async fn switch(&self, _: &str) -> Result<MediaSwitch, String> {
+            Ok(self.0.clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_token_goes_to_meta_as_a_bearer_and_to_waha_as_its_api_key() {
+        let keyring = Arc::new(crate::keyring::MemoryKeyring::default());
+        let sealed = crate::keyring::seal(keyring.as_ref(), "ep_1", &Secret::new("tok"))
+            .await
+            .expect("sealed");
+        let switch = MediaSwitch {
+            token: Some(sealed),
+            ..MediaSwitch::default()
+        };
+        let tokens = EndpointTokens::new(Arc::new(Switch(switch)), keyring.clone());
+        assert_eq!(
+            tokens.headers("ep_1", Provider::Meta).await.expect("meta"),
+            vec![("authorization", "Bearer tok".to_owned())]
+        );
+        assert_eq!(
+            tokens.headers("ep_1", Provider::Waha).await.expect("waha"),
+            vec![("x-api-key", "tok".to_owned())]
+        );
+        assert!(
+            tokens.headers("ep_1", Provider::Zapi).await.expect("zapi").is_empty(),
+            "public links"
+        );
+        assert!(
+            tokens.headers("ep_2", Provider::Meta).await.is_err(),
+            "sealed for another endpoint"
+        );
+        let none = EndpointTokens::new(Arc::new(Switch(MediaSwitch::default())), keyring);
+        assert!(none.headers("ep_1", Provider::Meta).await.expect("none").is_empty());
+    }
+}
