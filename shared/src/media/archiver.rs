@@ -11,9 +11,6 @@ use super::{retry_delay_seconds, sha_matches, sink, source_of, FetchError, Media
 use crate::event::{CloudEvent, EventData, EventType, MediaFile, Provider};
 use crate::store::EventStore;
 
-/// The default Graph API base URL (Meta's media lookup), `WAHOOKS_GRAPH_URL` to change it.
-pub(super) const DEFAULT_GRAPH_URL: &str = super::DEFAULT_GRAPH_URL;
-
 /// The port that gives a fetch its credentials: an endpoint's media token (Meta's access token
 /// as a bearer, WAHA's `X-Api-Key`).
 #[async_trait::async_trait]
@@ -162,7 +159,7 @@ impl Archiver {
             fetcher,
             sqs,
             queue_url: queue_url.into(),
-            graph_url: DEFAULT_GRAPH_URL.to_owned(),
+            graph_url: super::DEFAULT_GRAPH_URL.to_owned(),
             credentials: Arc::new(NoCredentials),
             switches: Arc::new(ArchiveAll),
         }

@@ -27,7 +27,6 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{CloudEvent, ContentKind, EventType, Provider};
-use crate::store::keys;
 
 #[cfg(feature = "media")]
 pub use archiver::{
@@ -209,11 +208,6 @@ pub fn sha_matches(expected: &str, hex_digest: &str) -> bool {
 pub fn retry_delay_seconds(attempt: u32) -> i32 {
     let s = 30u64.saturating_mul(4u64.saturating_pow(attempt.saturating_sub(1)));
     i32::try_from(s.min(crate::sqs_rules::MAX_DELAY_SECONDS)).unwrap_or(900)
-}
-
-/// The partition key of an event's item (where its media note points).
-pub fn item_keys(event: &CloudEvent) -> (String, String) {
-    (keys::event_pk(event), keys::event_sk(&event.id))
 }
 
 #[cfg(test)]
