@@ -1,10 +1,11 @@
 //! `wahooks-dev`: the developers' harnesses, kept out of the operators' `wahooks` binary. Each
-//! runs its own local stack: `make load`, `make cost` and `make coldstart` call it.
+//! runs its own local stack (the simulation, its models): `make load`, `make cost`,
+//! `make coldstart` and `make sim` call it.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use wahooks_cli::{coldstart, cost, load};
+use wahooks_cli::{coldstart, cost, load, sim};
 
 /// The load, cost and cold-start harnesses of wahooks (developers' tools; see docs/performance.md
 /// and docs/guarantees.md).
@@ -23,6 +24,8 @@ enum Command {
     Cost(cost::CostArgs),
     /// A receiver bootstrap's cold start, measured against a local Lambda Runtime API.
     Coldstart(coldstart::ColdstartArgs),
+    /// The seeded simulation: the whole pipeline against models of AWS, N deliveries, faults.
+    Sim(sim::SimArgs),
 }
 
 #[tokio::main]
@@ -31,5 +34,6 @@ async fn main() -> ExitCode {
         Command::Load(args) => load::run(args).await,
         Command::Cost(args) => cost::run(args).await,
         Command::Coldstart(args) => coldstart::run(args).await,
+        Command::Sim(args) => sim::run(args).await,
     }
 }

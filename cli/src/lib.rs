@@ -17,6 +17,7 @@ pub mod replay;
 pub mod send;
 pub mod serve;
 pub mod sign;
+pub mod sim;
 pub mod stack;
 pub mod standin;
 pub mod tail;

@@ -83,13 +83,17 @@ struct Delivery {
 }
 
 /// A fixture that can be made into many distinct events: its instance id appears in the body.
-struct Template {
-    provider: Provider,
-    body: String,
-    instance: String,
+pub(crate) struct Template {
+    pub(crate) provider: Provider,
+    pub(crate) body: String,
+    pub(crate) instance: String,
+    /// The message ids of its events that appear quoted in the body (renaming them makes
+    /// other messages of the same chat).
+    pub(crate) message_ids: Vec<String>,
 }
 
-fn templates(dir: &Path) -> anyhow::Result<Vec<Template>> {
+/// The fixtures of `dir` (one folder per provider) that parse and name their instance.
+pub(crate) fn templates(dir: &Path) -> anyhow::Result<Vec<Template>> {
     let now = chrono::Utc::now();
     let mut out = Vec::new();
     for provider in Provider::ALL {
@@ -108,10 +112,18 @@ fn templates(dir: &Path) -> anyhow::Result<Vec<Template>> {
                 continue;
             };
             if instance.len() >= 4 && body.contains(&format!("\"{instance}\"")) {
+                let mut message_ids: Vec<String> = events
+                    .iter()
+                    .filter_map(|e| e.data.message_id.clone())
+                    .filter(|m| m.len() >= 4 && body.contains(&format!("\"{m}\"")))
+                    .collect();
+                message_ids.sort();
+                message_ids.dedup();
                 out.push(Template {
                     provider,
                     body,
                     instance,
+                    message_ids,
                 });
             }
         }

@@ -1,0 +1,235 @@
+//! What the providers send: the fixture mix made into many chats' messages, with redeliveries
+//! drawn from the seed (exact, or differing only in their timestamp), each body rebuilt on
+//! demand from a few numbers so a million deliveries take little memory.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use wahooks::auth::Verified;
+use wahooks::providers::{parse_verified, ParseContext};
+use wahooks::Provider;
+
+use crate::load::{templates, Template};
+
+/// How many instances each fixture's messages are spread over (each instance one chat per
+/// fixture): the chats whose order is checked.
+pub const INSTANCES_PER_FIXTURE: usize = 12;
+
+/// A fixture ready to make deliveries.
+pub struct Fixture {
+    template: Template,
+    /// Its message ids can be renamed: each delivery is another message of one of
+    /// [`INSTANCES_PER_FIXTURE`] chats. Otherwise (state events, whose ids count changes of
+    /// state) each delivery gets an instance of its own.
+    renames: bool,
+    /// Its timestamp can be moved without changing its events' ids (a provider's redelivery
+    /// that differs only in its timestamp).
+    moves: bool,
+    /// Its events' ids do not depend on when it arrives: it can be redelivered.
+    redelivers: bool,
+}
+
+/// One distinct delivery: the fixture, the chat, the message number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Distinct {
+    /// The fixture's index.
+    pub fixture: u32,
+    /// The instance among the fixture's (for renaming fixtures).
+    pub instance: u32,
+    /// The delivery's number (unique).
+    pub number: u64,
+}
+
+/// How a delivery relates to its distinct message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryKind {
+    /// The first delivery.
+    First,
+    /// An exact redelivery.
+    Exact,
+    /// A redelivery whose timestamp moved.
+    Moved,
+}
+
+/// The fixture mix, ready to make bodies.
+pub struct Traffic {
+    fixtures: Vec<Fixture>,
+}
+
+impl Traffic {
+    /// The fixtures under `dir` that can be multiplied (see [`Fixture`]).
+    pub fn load(dir: &Path) -> anyhow::Result<Traffic> {
+        let mut fixtures = Vec::new();
+        for template in templates(dir)? {
+            let mut f = Fixture {
+                template,
+                renames: true,
+                moves: false,
+                redelivers: true,
+            };
+            let one = Distinct {
+                fixture: 0,
+                instance: 0,
+                number: 1,
+            };
+            let two = Distinct { number: 2, ..one };
+            // Two deliveries must be two messages: their events' ids disjoint (state events'
+            // ids, which count changes in the store, are apart by their instance).
+            let distinct = |f: &Fixture| {
+                f.ids(one, DeliveryKind::First)
+                    .is_disjoint(&f.ids(two, DeliveryKind::First))
+            };
+            f.renames = !f.template.message_ids.is_empty() && distinct(&f);
+            f.renames = f.renames && !f.ids(one, DeliveryKind::First).is_empty();
+            if !f.renames && !distinct(&f) {
+                continue;
+            }
+            // A body without a time of its own is keyed to the minute it arrives in
+            // (docs/guarantees.md): its redeliveries are new events, so it is not redelivered.
+            let body = f.body(one, DeliveryKind::First);
+            let later = chrono::Utc::now() + chrono::TimeDelta::minutes(10);
+            f.redelivers = ids_at(f.template.provider, &body, later) == f.ids(one, DeliveryKind::First);
+            f.moves = f.renames
+                && moved_timestamp(&f.body(one, DeliveryKind::First)).is_some()
+                && f.ids(one, DeliveryKind::Moved) == f.ids(one, DeliveryKind::First);
+            fixtures.push(f);
+        }
+        anyhow::ensure!(!fixtures.is_empty(), "no fixtures under {} to simulate", dir.display());
+        Ok(Traffic { fixtures })
+    }
+
+    /// How many fixtures.
+    pub fn len(&self) -> usize {
+        self.fixtures.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.fixtures.is_empty()
+    }
+
+    /// How many fixtures make several messages per chat.
+    pub fn renaming(&self) -> usize {
+        self.fixtures.iter().filter(|f| f.renames).count()
+    }
+
+    /// Whether delivery `d` can be redelivered (its ids do not depend on its arrival).
+    pub fn redelivers(&self, d: Distinct) -> bool {
+        self.fixtures[d.fixture as usize].redelivers
+    }
+
+    /// A new distinct delivery number `number` of fixture `fixture`, in chat `instance`.
+    pub fn distinct(&self, fixture: usize, instance: usize, number: u64) -> Distinct {
+        Distinct {
+            fixture: fixture as u32,
+            instance: instance as u32,
+            number,
+        }
+    }
+
+    /// The provider and the body of a delivery.
+    pub fn body(&self, d: Distinct, copy: DeliveryKind) -> (Provider, String) {
+        let f = &self.fixtures[d.fixture as usize];
+        let copy = if copy == DeliveryKind::Moved && !f.moves {
+            DeliveryKind::Exact
+        } else {
+            copy
+        };
+        (f.template.provider, f.body(d, copy))
+    }
+}
+
+impl Fixture {
+    fn ids(&self, d: Distinct, kind: DeliveryKind) -> BTreeSet<String> {
+        ids_of(self.template.provider, &self.body(d, kind))
+    }
+
+    fn body(&self, d: Distinct, copy: DeliveryKind) -> String {
+        let t = &self.template;
+        let instance = if self.renames {
+            format!("{}-f{}-c{}", t.instance, d.fixture, d.instance)
+        } else {
+            format!("{}-f{}-u{}", t.instance, d.fixture, d.number)
+        };
+        let mut body = t
+            .body
+            .replace(&format!("\"{}\"", t.instance), &format!("\"{instance}\""));
+        if self.renames {
+            for m in &t.message_ids {
+                body = body.replace(&format!("\"{m}\""), &format!("\"{m}-{}\"", d.number));
+            }
+        }
+        if copy == DeliveryKind::Moved {
+            body = moved_timestamp(&body).unwrap_or(body);
+        }
+        body
+    }
+}
+
+/// The event ids a body gives (state events' ids aside, which need the store).
+fn ids_of(provider: Provider, body: &str) -> BTreeSet<String> {
+    ids_at(provider, body, chrono::Utc::now())
+}
+
+/// The event ids a body received at `now` gives.
+fn ids_at(provider: Provider, body: &str, now: chrono::DateTime<chrono::Utc>) -> BTreeSet<String> {
+    let ctx = ParseContext::new(provider, "sim", now);
+    parse_verified(&ctx, &Verified::trusted(body.as_bytes()))
+        .map(|events| events.into_iter().filter(|e| e.state.is_none()).map(|e| e.id).collect())
+        .unwrap_or_default()
+}
+
+/// The body with its first provider timestamp (`momment`, `messageTimestamp`, `timestamp`;
+/// a number or a quoted number) moved 1.5 s (or 2 s) later; `None` when it has none.
+pub fn moved_timestamp(body: &str) -> Option<String> {
+    for key in ["\"momment\":", "\"messageTimestamp\":", "\"timestamp\":"] {
+        let Some(at) = body.find(key) else { continue };
+        let start = at + key.len();
+        let rest = &body[start..];
+        let skip = rest.len() - rest.trim_start().len();
+        let quoted = rest[skip..].starts_with('"');
+        let from = start + skip + usize::from(quoted);
+        let digits: String = body[from..].chars().take_while(|c| c.is_ascii_digit()).collect();
+        let Ok(value) = digits.parse::<i64>() else { continue };
+        // Milliseconds (13 digits) move 1.5 s, seconds 2 s.
+        let moved = if digits.len() >= 13 { value + 1500 } else { value + 2 };
+        return Some(format!("{}{}{}", &body[..from], moved, &body[from + digits.len()..]));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timestamp_moves_as_a_number_or_a_quoted_number() {
+        assert_eq!(
+            moved_timestamp(r#"{"momment": 1757387334000}"#).as_deref(),
+            Some(r#"{"momment": 1757387335500}"#)
+        );
+        assert_eq!(
+            moved_timestamp(r#"{"timestamp":"1757387334"}"#).as_deref(),
+            Some(r#"{"timestamp":"1757387336"}"#)
+        );
+        assert_eq!(moved_timestamp(r#"{"t":1}"#), None);
+    }
+
+    #[test]
+    fn the_fixture_mix_makes_distinct_messages_in_shared_chats() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+        let traffic = Traffic::load(&dir).expect("fixtures");
+        assert!(
+            traffic.renaming() * 2 > traffic.len(),
+            "most fixtures make chats of many messages"
+        );
+        let f = (0..traffic.len())
+            .find(|&i| traffic.fixtures[i].renames)
+            .expect("a renaming fixture");
+        let (p, one) = traffic.body(traffic.distinct(f, 0, 1), DeliveryKind::First);
+        let (_, two) = traffic.body(traffic.distinct(f, 0, 2), DeliveryKind::First);
+        assert!(ids_of(p, &one).is_disjoint(&ids_of(p, &two)));
+        let (_, again) = traffic.body(traffic.distinct(f, 0, 1), DeliveryKind::Moved);
+        assert_eq!(ids_of(p, &one), ids_of(p, &again), "a moved timestamp keeps the ids");
+    }
+}
