@@ -38,7 +38,7 @@ DATAMODEL_CODEGEN := $(VENV)/bin/datamodel-codegen --input schema/wahooks-event.
 	--input-file-type jsonschema --output-model-type pydantic_v2.BaseModel \
 	--target-python-version 3.11 --use-annotated --disable-timestamp --formatters black
 
-.PHONY: help venv test check lint infra-check schema schema-check workers browser-test deploy-test cost bench coldstart build run tail load fuzz deploy deploy-guided update destroy clean
+.PHONY: help venv test check lint infra-check schema schema-check workers browser-test deploy-test cost bench coldstart build run tail load sim fuzz deploy deploy-guided update destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -98,11 +98,15 @@ browser-test: venv $(CHROMIUM) ## the inspector page in headless chromium (scree
 workers: $(TS_NODE) ## build the TypeScript worker (the Python one runs as is)
 	npm --prefix $(TS_WORKER) run -s build
 
-test: venv lint infra-check schema-check workers ## run every test (lint, infra and schema checks, unit, fixtures, CLI, moto-backed integration and workers, the browser test, short fuzz)
+test: venv lint infra-check schema-check workers ## run every test (lint, infra and schema checks, unit, fixtures, CLI, moto-backed integration and workers, a short simulation, the browser test, short fuzz)
 	$(CARGO_TEST)
+	cargo run -q --locked -p wahooks-cli --bin wahooks-dev -- sim --n 20000
 	$(MAKE) --no-print-directory browser-test
 	$(MAKE) --no-print-directory deploy-test
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
+
+sim: ## the seeded simulation of the whole pipeline: N=1000000 deliveries (SEED=… replays a run); prints the report
+	cargo run -q --locked --profile sim -p wahooks-cli --bin wahooks-dev -- sim --n $(or $(N),1000000) $(if $(SEED),--seed $(SEED))
 
 load: venv ## the load harness: N=20000 deliveries, concurrency 32, faults; prints the report
 	cargo run -q --locked -p wahooks-cli --bin wahooks-dev -- load --n $(or $(N),20000) --concurrency 32

@@ -82,6 +82,9 @@ struct State {
     recovering: bool,
     /// A planted crash: fail every request after this many more.
     crash_after: Option<usize>,
+    /// (queue, event id) of refused entries a later entry of their group overtook in the same
+    /// batch: they reach the queue after it, as SQS documents.
+    late: std::collections::HashSet<(usize, String)>,
 }
 
 /// What the queues saw.
@@ -103,6 +106,8 @@ pub struct QueueStats {
     pub redelivered: u64,
     /// Messages moved to a DLQ.
     pub dead_lettered: u64,
+    /// Refused entries that a later entry of their group overtook in the same batch.
+    pub overtaken: u64,
 }
 
 /// Every queue of the run.
@@ -127,6 +132,8 @@ pub struct Received {
     pub group: Option<String>,
     /// Sent by `recover`.
     pub recovered: bool,
+    /// Overtaken in its batch by a later message of its group (see [`QueueStats::overtaken`]).
+    pub overtaken: bool,
 }
 
 impl SimQueues {
@@ -214,7 +221,9 @@ impl SimQueues {
     pub fn receive(&self, q: usize) -> Vec<Received> {
         let now = self.clock.now();
         let mut state = self.state();
-        let State { queues, stats, .. } = &mut *state;
+        let State {
+            queues, stats, late, ..
+        } = &mut *state;
         let queue = &mut queues[q];
         let fifo = queue.fifo;
         let mut out = Vec::new();
@@ -254,6 +263,7 @@ impl SimQueues {
                     event_id: m.event_id.clone(),
                     group: m.group.clone(),
                     recovered: m.recovered,
+                    overtaken: late.contains(&(q, m.event_id.clone())),
                 });
                 i += 1;
             }
@@ -382,11 +392,25 @@ impl Publisher for SimQueues {
             .copied()
             .ok_or_else(|| PublishError::unavailable(format!("no queue at {}", queue.url)))?;
         let mut refused = Vec::new();
+        let mut refused_groups: Vec<(Option<&str>, &str)> = Vec::new();
         for m in batch {
             if self.dice.chance(f.entry_refused) {
                 self.faults.count("sqs entry refused");
                 refused.push(m.entry_id.clone());
+                refused_groups.push((m.group_id.as_deref(), &m.event_id));
             } else {
+                // SQS enqueues a batch's messages in order and reports each entry apart: a later
+                // message of a refused entry's group goes ahead of it (docs/workers.md, ordering).
+                let overtaken: Vec<&str> = refused_groups
+                    .iter()
+                    .filter(|(g, _)| g.is_some() && *g == m.group_id.as_deref())
+                    .map(|(_, id)| *id)
+                    .collect();
+                if !overtaken.is_empty() {
+                    let mut state = self.state();
+                    state.stats.overtaken += overtaken.len() as u64;
+                    state.late.extend(overtaken.iter().map(|id| (q, (*id).to_owned())));
+                }
                 self.enqueue(q, m);
             }
         }

@@ -366,7 +366,7 @@ impl SimBucket {
     }
 
     /// How many objects it holds.
-    pub fn len(&self) -> usize {
+    pub fn objects(&self) -> usize {
         self.inner.len()
     }
 }

@@ -57,45 +57,23 @@ pub struct Traffic {
 }
 
 impl Traffic {
-    /// The fixtures under `dir` that can be multiplied (see [`Fixture`]).
+    /// The fixtures under `dir` that can be multiplied (see [`Fixture`]), and the large body.
     pub fn load(dir: &Path) -> anyhow::Result<Traffic> {
-        let mut fixtures = Vec::new();
-        for template in templates(dir)? {
-            let mut f = Fixture {
-                template,
-                renames: true,
-                moves: false,
-                redelivers: true,
-            };
-            let one = Distinct {
-                fixture: 0,
-                instance: 0,
-                number: 1,
-            };
-            let two = Distinct { number: 2, ..one };
-            // Two deliveries must be two messages: their events' ids disjoint (state events'
-            // ids, which count changes in the store, are apart by their instance).
-            let distinct = |f: &Fixture| {
-                f.ids(one, DeliveryKind::First)
-                    .is_disjoint(&f.ids(two, DeliveryKind::First))
-            };
-            f.renames = !f.template.message_ids.is_empty() && distinct(&f);
-            f.renames = f.renames && !f.ids(one, DeliveryKind::First).is_empty();
-            if !f.renames && !distinct(&f) {
-                continue;
-            }
-            // A body without a time of its own is keyed to the minute it arrives in
-            // (docs/guarantees.md): its redeliveries are new events, so it is not redelivered.
-            let body = f.body(one, DeliveryKind::First);
-            let later = chrono::Utc::now() + chrono::TimeDelta::minutes(10);
-            f.redelivers = ids_at(f.template.provider, &body, later) == f.ids(one, DeliveryKind::First);
-            f.moves = f.renames
-                && moved_timestamp(&f.body(one, DeliveryKind::First)).is_some()
-                && f.ids(one, DeliveryKind::Moved) == f.ids(one, DeliveryKind::First);
-            fixtures.push(f);
-        }
+        let mut fixtures: Vec<Fixture> = templates(dir)?.into_iter().filter_map(Fixture::of).collect();
         anyhow::ensure!(!fixtures.is_empty(), "no fixtures under {} to simulate", dir.display());
+        let large = Fixture::of(large_media()).filter(|f| f.renames && f.moves);
+        fixtures.push(large.ok_or_else(|| anyhow::anyhow!("the large body no longer parses as messages"))?);
         Ok(Traffic { fixtures })
+    }
+
+    /// A fixture for a new delivery: one in [`LARGE_EVERY`] is the large body, the rest are
+    /// drawn evenly from the mix.
+    pub fn pick(&self, dice: &super::dice::Dice) -> usize {
+        if dice.chance(1.0 / LARGE_EVERY as f64) {
+            self.fixtures.len() - 1
+        } else {
+            dice.below(self.fixtures.len() - 1)
+        }
     }
 
     /// How many fixtures.
@@ -140,6 +118,38 @@ impl Traffic {
 }
 
 impl Fixture {
+    /// `template` as a fixture, if two of its deliveries are two messages (their events' ids
+    /// disjoint; state events' ids, which count changes in the store, are apart by their
+    /// instance).
+    fn of(template: Template) -> Option<Fixture> {
+        let mut f = Fixture {
+            template,
+            renames: true,
+            moves: false,
+            redelivers: true,
+        };
+        let one = Distinct {
+            fixture: 0,
+            instance: 0,
+            number: 1,
+        };
+        let two = Distinct { number: 2, ..one };
+        let first = |f: &Fixture| f.ids(one, DeliveryKind::First);
+        let distinct = |f: &Fixture| first(f).is_disjoint(&f.ids(two, DeliveryKind::First));
+        f.renames = !f.template.message_ids.is_empty() && !first(&f).is_empty() && distinct(&f);
+        if !f.renames && !distinct(&f) {
+            return None;
+        }
+        // A body without a time of its own is keyed to the minute it arrives in
+        // (docs/guarantees.md): its redeliveries are new events, so it is not redelivered.
+        let later = chrono::Utc::now() + chrono::TimeDelta::minutes(10);
+        f.redelivers = ids_at(f.template.provider, &f.body(one, DeliveryKind::First), later) == first(&f);
+        f.moves = f.renames
+            && moved_timestamp(&f.body(one, DeliveryKind::First)).is_some()
+            && f.ids(one, DeliveryKind::Moved) == first(&f);
+        Some(f)
+    }
+
     fn ids(&self, d: Distinct, kind: DeliveryKind) -> BTreeSet<String> {
         ids_of(self.template.provider, &self.body(d, kind))
     }
@@ -163,6 +173,32 @@ impl Fixture {
             body = moved_timestamp(&body).unwrap_or(body);
         }
         body
+    }
+}
+
+/// One new delivery in this many is an Evolution message with 450 KB of inline media
+/// (`webhook_base64`): too large for a DynamoDB item, its body goes to the bucket.
+pub const LARGE_EVERY: usize = 2_000;
+
+/// The large body: Evolution's `messages.upsert` with an image inline, incompressible.
+fn large_media() -> Template {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..450_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    let media = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, noise);
+    Template {
+        provider: Provider::Evolution,
+        body: format!(
+            r#"{{"event":"messages.upsert","instance":"sim-large","data":{{"key":{{"remoteJid":"5511900000001@s.whatsapp.net","fromMe":false,"id":"3EB0LARGE0001"}},"message":{{"imageMessage":{{"mimetype":"image/png"}},"base64":"{media}"}},"messageType":"imageMessage","messageTimestamp":1790000000}}}}"#
+        ),
+        instance: "sim-large".into(),
+        message_ids: vec!["3EB0LARGE0001".into()],
     }
 }
 
