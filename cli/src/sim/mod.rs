@@ -93,6 +93,7 @@ struct Background {
     worker_fails: f64,
     exact_redelivery: f64,
     moved_redelivery: f64,
+    alias_redelivery: f64,
 }
 
 impl Background {
@@ -116,6 +117,7 @@ impl Background {
             worker_fails: on(0.03),
             exact_redelivery: 0.10,
             moved_redelivery: 0.05,
+            alias_redelivery: 0.03,
         }
     }
 }
@@ -176,6 +178,7 @@ fn kind_of(k: u8) -> DeliveryKind {
     match k {
         1 => DeliveryKind::Exact,
         2 => DeliveryKind::Moved,
+        3 => DeliveryKind::Alias,
         _ => DeliveryKind::First,
     }
 }
@@ -184,6 +187,8 @@ fn kind_of(k: u8) -> DeliveryKind {
 #[derive(Debug, Default)]
 struct Tally {
     deliveries: usize,
+    /// Redeliveries by kind ([`DeliveryKind`] as index).
+    redeliveries: [usize; 4],
     attempts: usize,
     unavailable: usize,
     other_statuses: BTreeMap<u16, usize>,
@@ -429,11 +434,21 @@ impl World {
             }
             self.tally.deliveries += 1;
             let roll = self.dice.below(1000) as f64 / 1000.0;
-            let again = (!self.distinct.is_empty() && roll < b.exact_redelivery + b.moved_redelivery)
+            let redelivered = b.exact_redelivery + b.moved_redelivery + b.alias_redelivery;
+            let again = (!self.distinct.is_empty() && roll < redelivered)
                 .then(|| self.dice.below(self.distinct.len()))
                 .filter(|&d| self.traffic.redelivers(self.distinct[d]));
             let (distinct, kind) = if let Some(d) = again {
-                (d as u32, if roll < b.exact_redelivery { 1 } else { 2 })
+                let kind = if roll < b.exact_redelivery {
+                    1
+                } else if roll < b.exact_redelivery + b.moved_redelivery {
+                    2
+                } else {
+                    3
+                };
+                let effective = self.traffic.effective(self.distinct[d], kind_of(kind));
+                self.tally.redeliveries[effective as usize] += 1;
+                (d as u32, kind)
             } else {
                 let fixture = self.traffic.pick(&self.dice);
                 let instance = self.dice.below(traffic::INSTANCES_PER_FIXTURE);
@@ -810,11 +825,17 @@ pub async fn simulate(args: SimArgs) -> anyhow::Result<Value> {
     let lost = t.lost_unstored + unpublished;
     let doubled = t.stored_twice + q.doubled as usize;
     let dead: usize = (0..w.queue_list.len()).map(|i| w.queues.dead_letters(i).len()).sum();
-    let report = json!({
+    let redeliveries = json!({
+        "exact": t.redeliveries[DeliveryKind::Exact as usize],
+        "timestamp_only": t.redeliveries[DeliveryKind::Moved as usize],
+        "under_another_alias": t.redeliveries[DeliveryKind::Alias as usize],
+    });
+    let mut report = json!({
         "seed": seed,
         "ok": t.violation_count == 0,
         "deliveries": t.deliveries,
         "distinct_messages": w.distinct.len(),
+        "redeliveries": redeliveries,
         "http_attempts": t.attempts,
         "unavailable_503": t.unavailable,
         "other_statuses": t.other_statuses,
@@ -830,6 +851,8 @@ pub async fn simulate(args: SimArgs) -> anyhow::Result<Value> {
         "stored_twice": t.stored_twice,
         "enqueued_twice_within_window": q.doubled,
         "merged": t.merged,
+    });
+    let more = json!({
         "out_of_order": t.out_of_order,
         "shard_held": t.held_shard,
         "quarantined": w.table.quarantined(),
@@ -853,6 +876,9 @@ pub async fn simulate(args: SimArgs) -> anyhow::Result<Value> {
         "violation_count": t.violation_count,
         "digest": w.queues.digest(),
     });
+    if let (Some(report), Value::Object(more)) = (report.as_object_mut(), more) {
+        report.extend(more);
+    }
     Ok(report)
 }
 
@@ -894,6 +920,10 @@ fn print_report(r: &Value) {
         ("seed", "seed"),
         ("deliveries (redeliveries included)", "deliveries"),
         ("distinct messages", "distinct_messages"),
+        (
+            "redeliveries: exact / timestamp only / under another alias",
+            "redeliveries",
+        ),
         ("HTTP attempts (a provider retrying 503)", "http_attempts"),
         ("503 answers", "unavailable_503"),
         ("deliveries acknowledged (200)", "acknowledged_deliveries"),
@@ -930,6 +960,10 @@ fn print_report(r: &Value) {
                 r["events_acknowledged"], r["events_stored"], r["events_published"]
             ),
             "batches_given_up" => format!("{} / {}", r["batches_given_up"], r["records_given_up"]),
+            "redeliveries" => format!(
+                "{} / {} / {}",
+                r[key]["exact"], r[key]["timestamp_only"], r[key]["under_another_alias"]
+            ),
             _ => r[key].to_string(),
         };
         println!("{label:<58} {}", value.trim_matches('"'));

@@ -27,6 +27,8 @@ pub struct Fixture {
     moves: bool,
     /// Its events' ids do not depend on when it arrives: it can be redelivered.
     redelivers: bool,
+    /// It can be redelivered under another alias of its chat, which the identity rules join.
+    aliases: bool,
 }
 
 /// One distinct delivery: the fixture, the chat, the message number.
@@ -49,6 +51,8 @@ pub enum DeliveryKind {
     Exact,
     /// A redelivery whose timestamp moved.
     Moved,
+    /// A redelivery naming the chat by another alias as well (see [`aliased`]).
+    Alias,
 }
 
 /// The fixture mix, ready to make bodies.
@@ -108,12 +112,18 @@ impl Traffic {
     /// The provider and the body of a delivery.
     pub fn body(&self, d: Distinct, copy: DeliveryKind) -> (Provider, String) {
         let f = &self.fixtures[d.fixture as usize];
-        let copy = if copy == DeliveryKind::Moved && !f.moves {
-            DeliveryKind::Exact
-        } else {
-            copy
-        };
-        (f.template.provider, f.body(d, copy))
+        (f.template.provider, f.body(d, self.effective(d, copy)))
+    }
+
+    /// The redelivery `copy` of `d` can be: an exact one where its fixture cannot move its
+    /// timestamp or name another alias.
+    pub fn effective(&self, d: Distinct, copy: DeliveryKind) -> DeliveryKind {
+        let f = &self.fixtures[d.fixture as usize];
+        match copy {
+            DeliveryKind::Moved if !f.moves => DeliveryKind::Exact,
+            DeliveryKind::Alias if !f.aliases => DeliveryKind::Exact,
+            other => other,
+        }
     }
 }
 
@@ -127,6 +137,7 @@ impl Fixture {
             renames: true,
             moves: false,
             redelivers: true,
+            aliases: false,
         };
         let one = Distinct {
             fixture: 0,
@@ -147,6 +158,9 @@ impl Fixture {
         f.moves = f.renames
             && moved_timestamp(&f.body(one, DeliveryKind::First)).is_some()
             && f.ids(one, DeliveryKind::Moved) == first(&f);
+        f.aliases = f.renames
+            && aliased(&f.body(one, DeliveryKind::First)).is_some()
+            && f.ids(one, DeliveryKind::Alias) == first(&f);
         Some(f)
     }
 
@@ -169,11 +183,52 @@ impl Fixture {
                 body = body.replace(&format!("\"{m}\""), &format!("\"{m}-{}\"", d.number));
             }
         }
-        if copy == DeliveryKind::Moved {
-            body = moved_timestamp(&body).unwrap_or(body);
+        match copy {
+            DeliveryKind::Moved => moved_timestamp(&body).unwrap_or(body),
+            DeliveryKind::Alias => aliased(&body).unwrap_or(body),
+            _ => body,
         }
-        body
     }
+}
+
+/// The body with its direct chat named by a LID as well as its phone, as providers send
+/// once WhatsApp knows both: Evolution's older versions put the LID in `remoteJid` and the
+/// phone JID in `remoteJidAlt`; Z-API adds `chatLid` next to `phone`. The identity rules file
+/// both under the phone (docs/events.md). `None` when the body has neither shape. (WAHA's and
+/// Meta's aliases are not joined yet.)
+pub fn aliased(body: &str) -> Option<String> {
+    let lid = |digits: &str| format!("{}7@lid", digits.chars().rev().collect::<String>());
+    for (key, alt) in [
+        ("\"remoteJid\": \"", "remoteJidAlt"),
+        ("\"remoteJid\":\"", "remoteJidAlt"),
+        ("\"phone\": \"", "chatLid"),
+        ("\"phone\":\"", "chatLid"),
+    ] {
+        if body.contains(&format!("\"{alt}\"")) {
+            continue;
+        }
+        let Some(at) = body.find(key) else { continue };
+        let start = at + key.len();
+        let digits: String = body[start..].chars().take_while(|c| c.is_ascii_digit()).collect();
+        let rest = &body[start + digits.len()..];
+        if digits.len() < 8 {
+            continue;
+        }
+        return Some(if alt == "remoteJidAlt" {
+            let Some(tail) = rest.strip_prefix("@s.whatsapp.net\"") else {
+                continue;
+            };
+            format!(
+                "{}{}\", \"remoteJidAlt\": \"{digits}@s.whatsapp.net\"{tail}",
+                &body[..start],
+                lid(&digits)
+            )
+        } else {
+            let Some(tail) = rest.strip_prefix('"') else { continue };
+            format!("{}{digits}\", \"chatLid\": \"{}\"{tail}", &body[..start], lid(&digits))
+        });
+    }
+    None
 }
 
 /// One new delivery in this many is an Evolution message with 450 KB of inline media
@@ -252,6 +307,22 @@ mod tests {
     }
 
     #[test]
+    fn an_alias_names_the_chat_by_its_lid_too() {
+        assert_eq!(
+            aliased(r#"{"key":{"remoteJid":"5511900000001@s.whatsapp.net","id":"X"}}"#).as_deref(),
+            Some(
+                r#"{"key":{"remoteJid":"10000000911557@lid", "remoteJidAlt": "5511900000001@s.whatsapp.net","id":"X"}}"#
+            )
+        );
+        assert_eq!(
+            aliased(r#"{"phone": "5544999999999", "x": 1}"#).as_deref(),
+            Some(r#"{"phone": "5544999999999", "chatLid": "99999999944557@lid", "x": 1}"#)
+        );
+        assert_eq!(aliased(r#"{"phone": "5544999999999", "chatLid": "1@lid"}"#), None);
+        assert_eq!(aliased(r#"{"remoteJid": "120363141381952108@g.us"}"#), None);
+    }
+
+    #[test]
     fn the_fixture_mix_makes_distinct_messages_in_shared_chats() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
         let traffic = Traffic::load(&dir).expect("fixtures");
@@ -267,5 +338,10 @@ mod tests {
         assert!(ids_of(p, &one).is_disjoint(&ids_of(p, &two)));
         let (_, again) = traffic.body(traffic.distinct(f, 0, 1), DeliveryKind::Moved);
         assert_eq!(ids_of(p, &one), ids_of(p, &again), "a moved timestamp keeps the ids");
+        let joined = traffic.fixtures.iter().filter(|f| f.aliases).count();
+        assert!(
+            joined >= 10,
+            "Z-API and Evolution messages come again under a LID: {joined}"
+        );
     }
 }
