@@ -1033,10 +1033,10 @@ async fn a_given_up_batch_is_recovered_with_one_record_skipped_and_one_parked() 
         .messages()
         .first()
         .and_then(|m| m.body())
-        .and_then(wahooks::stream_driver::FailedBatch::from_message)
+        .and_then(wahooks::recover::FailedBatch::from_message)
         .expect("a failure record");
     assert_ne!(batch.start, batch.end);
-    let options = wahooks::stream_driver::RecoverOptions {
+    let options = wahooks::recover::RecoverOptions {
         skip: [batch.start.clone(), "1".to_owned()].into(),
         park: [batch.end.clone()].into(),
         parked_url: stack.config.parked_url.clone(),
@@ -1050,7 +1050,7 @@ async fn a_given_up_batch_is_recovered_with_one_record_skipped_and_one_parked() 
     assert!(done.left.is_empty(), "{done:?}");
     assert_eq!(done.records, posted.len() - 2, "{done:?}");
     let (first, last) = (&posted[0], &posted[posted.len() - 1]);
-    let set_aside = |v: &[wahooks::stream_driver::SetAside]| -> Vec<(String, String)> {
+    let set_aside = |v: &[wahooks::recover::SetAside]| -> Vec<(String, String)> {
         v.iter()
             .map(|r| (r.sequence_number.clone(), r.event_id.clone()))
             .collect()
@@ -1081,7 +1081,7 @@ async fn a_given_up_batch_is_recovered_with_one_record_skipped_and_one_parked() 
     assert_eq!(got.messages().len(), 1);
     let note: Value = serde_json::from_str(got.messages()[0].body().expect("body")).expect("json");
     assert_eq!(note["event_id"], last.as_str());
-    assert_eq!(note["parked"], wahooks::stream_driver::OPERATOR_PARK_REASON);
+    assert_eq!(note["parked"], wahooks::recover::OPERATOR_PARK_REASON);
     assert_eq!(note["sequence_number"], batch.end.as_str());
     assert_eq!(note["stored_item"]["table"], stack.config.events_table.as_str());
     assert_eq!(note["stored_item"]["sk"], format!("E#{last}"));

@@ -532,7 +532,7 @@ async fn what_moto_ignores_is_asserted_on_the_template() {
         serde_json::json!(["ReportBatchItemFailures"])
     );
     assert!(m["DestinationConfig"]["OnFailure"]["Destination"].is_object());
-    // The local stream driver applies the same filter (`stream_driver::passes_filter`).
+    // The local stream driver applies the same filter (`recover::passes_filter`).
     let filter = m["FilterCriteria"].to_string();
     assert!(
         filter.contains("INSERT") && filter.contains(r#"\"prefix\": \"E#\""#),

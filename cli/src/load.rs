@@ -445,7 +445,7 @@ struct Outcome<'a> {
     stored: &'a HashSet<String>,
     seen: &'a [(String, Seen)],
     driver: &'a wahooks::stream_driver::DriveStats,
-    recovered: &'a wahooks::stream_driver::Recovered,
+    recovered: &'a wahooks::recover::Recovered,
     faults: Vec<String>,
 }
 

@@ -11,7 +11,7 @@
 use std::process::ExitCode;
 
 use wahooks::fanout::SqsPublisher;
-use wahooks::stream_driver::{RecoverOptions, SetAside};
+use wahooks::recover::{RecoverOptions, SetAside};
 
 /// Arguments of `wahooks recover`.
 #[derive(clap::Args)]
@@ -79,7 +79,17 @@ async fn recover(args: RecoverArgs) -> anyhow::Result<bool> {
         &stack.config,
         &stack.sdk,
     );
-    let done = wahooks::stream_driver::recover_with(&stack.sdk, &url, &fanout, &options).await?;
+    // The work is `wahooks::recover`'s; the ranges are read by the shard id each failure record
+    // names: Lambda's on a deployed stack, the local stream driver's on `make run`'s.
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let done = wahooks::recover::recover_with(
+        &wahooks::recover::SqsFailureQueue::new(sqs.clone(), &url),
+        &wahooks::stream_driver::LocalRanges::new(&stack.sdk),
+        &SqsPublisher::new(sqs),
+        &fanout,
+        &options,
+    )
+    .await?;
     println!(
         "{} failure record(s): {} stream record(s) re-published as {} message(s)",
         done.batches, done.records, done.messages

@@ -51,6 +51,8 @@ pub mod local;
 pub mod media;
 pub mod metrics;
 pub mod providers;
+#[cfg(feature = "operator")]
+pub mod recover;
 #[cfg(feature = "aws")]
 pub mod registry;
 #[cfg(feature = "local")]

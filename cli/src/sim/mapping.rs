@@ -11,12 +11,18 @@
 //!   goes to the on-failure destination and the shard moves on;
 //! - at least once: a batch can be delivered again after it succeeded (drawn from the seed).
 
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use serde_json::json;
-use wahooks::fanout::Fanout;
-use wahooks::stream_driver::{passes_filter, FailedBatch, MappingSettings};
+use wahooks::recover::{
+    passes_filter, FailedBatch, FailureMessage, FailureQueue, ReadError, RecoverError, StreamRanges,
+};
+use wahooks::stream_driver::MappingSettings;
 
+use super::dice::Clock;
 use super::table::{seq_of, sequence_number, SimTable, StreamRecord};
 
 /// The stream's ARN in failure records.
@@ -200,73 +206,102 @@ fn failure_record(condition: &str, attempts: u32, rest: &[(usize, StreamRecord, 
     .to_string()
 }
 
-/// `wahooks recover` on the model: each failure record read back (the same reader,
-/// [`FailedBatch::from_message`]), its range's records read from the stream, those not
-/// re-published yet sent once through the fanout ([`Fanout::handle_retrying`], as the command
-/// does); a failure record stays until all its records are published.
-pub async fn recover(
-    table: &SimTable,
-    failures: &mut Vec<String>,
-    fanout: &Fanout,
-    published: &mut std::collections::HashSet<u64>,
-) -> RecoverPass {
-    let mut pass = RecoverPass::default();
-    let mut left = Vec::new();
-    for message in failures.drain(..) {
-        let Some(batch) = FailedBatch::from_message(&message) else {
-            pass.unreadable += 1;
-            continue;
-        };
+/// The on-failure destination on the model: an SQS queue's receive, visibility and delete.
+#[derive(Clone)]
+pub struct SimFailures {
+    messages: Arc<Mutex<Vec<Held>>>,
+    clock: Clock,
+    next: Arc<Mutex<u64>>,
+}
+
+struct Held {
+    id: String,
+    body: String,
+    invisible_until: i64,
+}
+
+impl SimFailures {
+    /// An empty destination.
+    pub fn new(clock: Clock) -> SimFailures {
+        SimFailures {
+            messages: Arc::default(),
+            clock,
+            next: Arc::default(),
+        }
+    }
+
+    /// Lambda sends a failure record.
+    pub fn send(&self, body: String) {
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        *next += 1;
+        self.messages.lock().unwrap_or_else(|p| p.into_inner()).push(Held {
+            id: format!("failure-{next}"),
+            body,
+            invisible_until: 0,
+        });
+    }
+
+    /// How many failure records it holds.
+    pub fn len(&self) -> usize {
+        self.messages.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl FailureQueue for SimFailures {
+    async fn receive(&self) -> Result<Vec<FailureMessage>, RecoverError> {
+        let now = self.clock.now();
+        let mut messages = self.messages.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(messages
+            .iter_mut()
+            .filter(|m| m.invisible_until <= now)
+            .take(10)
+            .map(|m| {
+                m.invisible_until = now + super::queues::VISIBILITY_MS;
+                FailureMessage {
+                    id: m.id.clone(),
+                    receipt_handle: Some(m.id.clone()),
+                    body: Some(m.body.clone()),
+                }
+            })
+            .collect())
+    }
+
+    async fn delete(&self, receipt_handle: &str) -> Result<(), RecoverError> {
+        self.messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|m| m.id != receipt_handle);
+        Ok(())
+    }
+}
+
+/// A failed batch's records from the table model's stream, by the shard ids the model reports.
+pub struct SimRanges(pub SimTable);
+
+#[async_trait]
+impl StreamRanges for SimRanges {
+    async fn records_of(&self, batch: &FailedBatch) -> Result<Vec<EventRecord>, ReadError> {
         let shard = batch
             .shard_id
             .strip_prefix("shardId-")
-            .and_then(|s| s.parse::<usize>().ok());
-        let (Some(k), Some(start), Some(end)) = (shard, seq_of(&batch.start), seq_of(&batch.end)) else {
-            pass.unreadable += 1;
-            continue;
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|k| *k < self.0.shard_count())
+            .ok_or_else(|| ReadError::ShardId(batch.shard_id.clone()))?;
+        let (Some(start), Some(end)) = (seq_of(&batch.start), seq_of(&batch.end)) else {
+            return Err(ReadError::ShardId(batch.shard_id.clone()));
         };
-        let fresh: Vec<EventRecord> = table
-            .records_between(k, start, end)
-            .into_iter()
-            .filter(|r| !published.contains(&r.seq))
-            .map(|r| table.lambda_record(&r))
+        Ok(self
+            .0
+            .records_between(shard, start, end)
+            .iter()
+            .map(|r| self.0.lambda_record(r))
             .filter(passes_filter)
-            .collect();
-        let seqs: Vec<u64> = fresh
-            .iter()
-            .filter_map(|r| r.change.sequence_number.as_deref().and_then(seq_of))
-            .collect();
-        let (refused, messages) = fanout.handle_retrying(fresh, 5, std::time::Duration::ZERO).await;
-        pass.messages += messages;
-        let still: std::collections::HashSet<u64> = refused
-            .iter()
-            .filter_map(|r| r.change.sequence_number.as_deref().and_then(seq_of))
-            .collect();
-        for s in seqs {
-            if !still.contains(&s) {
-                published.insert(s);
-                pass.records += 1;
-            }
-        }
-        if still.is_empty() {
-            pass.batches += 1;
-        } else {
-            left.push(message);
-        }
+            .collect())
     }
-    *failures = left;
-    pass
-}
-
-/// What one recover pass did.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RecoverPass {
-    /// Failure records settled.
-    pub batches: usize,
-    /// Records re-published.
-    pub records: usize,
-    /// Messages the queues accepted.
-    pub messages: usize,
-    /// Failure records that could not be read.
-    pub unreadable: usize,
 }

@@ -236,8 +236,7 @@ struct World {
     receivers: Vec<Receiver>,
     fanouts: Vec<Fanout>,
     mapping: Mapping,
-    failures: Vec<String>,
-    recovered: HashSet<u64>,
+    failures: mapping::SimFailures,
     background: Background,
     episodes: Vec<(i64, i64, Episode)>,
     waiting: BinaryHeap<std::cmp::Reverse<Attempt>>,
@@ -297,6 +296,7 @@ impl World {
         }
         let background = Background::of(!args.no_faults);
         let mapping = Mapping::new(MappingSettings::DEPLOYED, args.shards);
+        let failures = mapping::SimFailures::new(clock.clone());
         let mut w = World {
             dice,
             faults,
@@ -311,8 +311,7 @@ impl World {
             receivers: Vec::new(),
             fanouts: Vec::new(),
             mapping,
-            failures: Vec::new(),
-            recovered: HashSet::new(),
+            failures,
             background,
             episodes: Vec::new(),
             waiting: BinaryHeap::new(),
@@ -623,7 +622,7 @@ impl World {
                         // Lambda goes straight on to the shard's next batch.
                         self.tally.given_up_batches += 1;
                         self.tally.given_up_records += n;
-                        self.failures.push(info);
+                        self.failures.send(info);
                         invocations -= 1;
                     }
                 }
@@ -638,12 +637,24 @@ impl World {
         }
         let operator = self.fanout();
         self.queues.set_recovering(true);
-        let pass = mapping::recover(&self.table, &mut self.failures, &operator, &mut self.recovered).await;
+        let ranges = mapping::SimRanges(self.table.clone());
+        let done = wahooks::recover::recover_with(
+            &self.failures,
+            &ranges,
+            &self.queues,
+            &operator,
+            &wahooks::recover::RecoverOptions::default(),
+        )
+        .await;
         self.queues.set_recovering(false);
-        self.tally.recovered_records += pass.records;
-        if pass.unreadable > 0 {
-            self.tally
-                .violation(format!("{} failure records could not be read", pass.unreadable));
+        match done {
+            Ok(done) => {
+                self.tally.recovered_records += done.records;
+                for why in done.left.iter().filter(|w| !w.contains("run recover again")) {
+                    self.tally.violation(format!("recover left a failure record: {why}"));
+                }
+            }
+            Err(e) => self.tally.violation(format!("recover failed: {e}")),
         }
     }
 

@@ -148,7 +148,7 @@ fn the_mapping_resumes_at_the_lowest_failure_bisects_a_crash_and_gives_up_past_t
     match mapping.settle(0, &batch, Invocation::Crashed, clock.now()) {
         Settled::GivenUp(info, n) => {
             assert_eq!(n, 2);
-            let failed = wahooks::stream_driver::FailedBatch::from_message(&info).expect("Lambda's record");
+            let failed = wahooks::recover::FailedBatch::from_message(&info).expect("Lambda's record");
             assert_eq!(failed.size, 2);
         }
         other => panic!("expected a give-up, got {other:?}"),
