@@ -7,6 +7,7 @@ use std::sync::Arc;
 use lambda_http::{service_fn, Error, Request};
 
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::LambdaEvent;
 
@@ -158,17 +159,27 @@ pub async fn social_from_env() -> crate::social::SocialHandler {
 pub async fn run_social() -> Result<(), Error> {
     init_tracing();
     let handler = social_from_env().await;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |e: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
-            let handler = handler.clone();
-            async move {
-                let received = e.payload.records.len();
-                let response = handler.handle(e.payload).await;
-                tracing::info!(received, retried = response.batch_item_failures.len(), "social batch");
-                Ok::<aws_lambda_events::event::sqs::SqsBatchResponse, Error>(response)
-            }
-        },
-    ))
+    run_sqs("social", handler, |h, event| async move { h.handle(event).await }).await
+}
+
+/// Run a Lambda fed by an SQS queue: each batch through `handle` (with a clone of `handler`),
+/// its partial batch failures reported, and a log line per batch naming `what`.
+async fn run_sqs<H, F, Fut>(what: &'static str, handler: H, handle: F) -> Result<(), Error>
+where
+    H: Clone + Send + Sync + 'static,
+    F: Fn(H, SqsEvent) -> Fut + Copy + Send + Sync + 'static,
+    Fut: std::future::Future<Output = SqsBatchResponse> + Send,
+{
+    lambda_runtime::run(lambda_runtime::service_fn(move |e: LambdaEvent<SqsEvent>| {
+        let handler = handler.clone();
+        async move {
+            let received = e.payload.records.len();
+            // Boxed: the handlers' futures are deep, and the runtime's nests them further.
+            let response = Box::pin(handle(handler, e.payload)).await;
+            tracing::info!(received, retried = response.batch_item_failures.len(), "{what} batch");
+            Ok::<SqsBatchResponse, Error>(response)
+        }
+    }))
     .await
 }
 
@@ -207,18 +218,7 @@ pub async fn run_timers() -> Result<(), Error> {
     // Only the windows are read (the version record): no keyring, no secret.
     let registry = DynamoRegistry::new(dynamo.clone(), &config.endpoints_table);
     let handler = timers_with(&config, dynamo, aws_sdk_sqs::Client::new(&sdk), &url, registry);
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |e: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
-            let handler = handler.clone();
-            async move {
-                let received = e.payload.records.len();
-                let response = handler.handle(e.payload).await;
-                tracing::info!(received, retried = response.batch_item_failures.len(), "timers batch");
-                Ok::<aws_lambda_events::event::sqs::SqsBatchResponse, Error>(response)
-            }
-        },
-    ))
-    .await
+    run_sqs("timers", handler, |h, event| async move { h.handle(event).await }).await
 }
 
 /// The media archiver for `config` over these clients, fetching under `policy` (the local stack
@@ -273,16 +273,5 @@ pub async fn run_media_archiver() -> Result<(), Error> {
         tracing::error!(error = %e, "the media archiver cannot start");
         Error::from(e)
     })?;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |e: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
-            let archiver = archiver.clone();
-            async move {
-                let received = e.payload.records.len();
-                let response = archiver.handle(e.payload).await;
-                tracing::info!(received, retried = response.batch_item_failures.len(), "media batch");
-                Ok::<aws_lambda_events::event::sqs::SqsBatchResponse, Error>(response)
-            }
-        },
-    ))
-    .await
+    run_sqs("media", archiver, |a, event| async move { a.handle(event).await }).await
 }

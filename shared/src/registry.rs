@@ -216,23 +216,23 @@ impl DynamoRegistry {
     /// The windows of endpoint `id` (turns, silence), from its version record: the defaults
     /// when it has none (an endpoint written before timings, or deleted since).
     pub async fn timing_of(&self, id: &str) -> Result<crate::endpoint::Timing, RegistryError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(version_key(id)))
-            .send()
-            .await
-            .map_err(|e| RegistryError::Unavailable(e.into()))?;
-        match out.item().and_then(|i| i.get("timing")).and_then(|v| v.as_s().ok()) {
-            Some(json) => serde_json::from_str(json).map_err(|e| RegistryError::Corrupt(e.into())),
-            None => Ok(Default::default()),
-        }
+        self.version_setting(id, "timing").await
     }
 
     /// Which media files endpoint `id` archives, from its version record: all when it has
     /// none.
     pub async fn media_of(&self, id: &str) -> Result<crate::endpoint::MediaSwitch, RegistryError> {
+        self.version_setting(id, "media").await
+    }
+
+    /// A setting kept as JSON in attribute `name` of endpoint `id`'s version record (what the
+    /// functions other than the receivers read by id: one item, never a sealed key); its
+    /// default when the record has none.
+    async fn version_setting<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> Result<T, RegistryError> {
         let out = self
             .client
             .get_item()
@@ -241,9 +241,9 @@ impl DynamoRegistry {
             .send()
             .await
             .map_err(|e| RegistryError::Unavailable(e.into()))?;
-        match out.item().and_then(|i| i.get("media")).and_then(|v| v.as_s().ok()) {
+        match out.item().and_then(|i| i.get(name)).and_then(|v| v.as_s().ok()) {
             Some(json) => serde_json::from_str(json).map_err(|e| RegistryError::Corrupt(e.into())),
-            None => Ok(Default::default()),
+            None => Ok(T::default()),
         }
     }
 

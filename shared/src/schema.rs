@@ -154,31 +154,27 @@ pub async fn create_social_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Res
 /// standard queue (FIFO queues take no per-message delay), its visibility six times the
 /// function's timeout.
 pub async fn create_timers_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<String, aws_sdk_sqs::Error> {
-    create_function_queue(sqs, &format!("{prefix}-timers")).await
+    create_function_queue(sqs, &format!("{prefix}-timers"), 60).await
 }
 
 /// Create the `media` queue (`<prefix>-media`), as `infra/template.yaml`'s `MediaQueue`: standard
 /// (its retries are delayed messages), its visibility six times the archiver's timeout.
 pub async fn create_media_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<String, aws_sdk_sqs::Error> {
-    use aws_sdk_sqs::types::QueueAttributeName as A;
-    let out = sqs
-        .create_queue()
-        .queue_name(format!("{prefix}-media"))
-        .attributes(A::MessageRetentionPeriod, "1209600")
-        .attributes(A::VisibilityTimeout, "720")
-        .send()
-        .await?;
-    Ok(out.queue_url().unwrap_or_default().to_owned())
+    create_function_queue(sqs, &format!("{prefix}-media"), 720).await
 }
 
-/// A standard queue a function reads, kept 14 days, visible again after 60 s.
-async fn create_function_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<String, aws_sdk_sqs::Error> {
+/// A standard queue a function reads, kept 14 days, visible again after `visibility_seconds`.
+async fn create_function_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    visibility_seconds: u32,
+) -> Result<String, aws_sdk_sqs::Error> {
     use aws_sdk_sqs::types::QueueAttributeName as A;
     let out = sqs
         .create_queue()
         .queue_name(name)
         .attributes(A::MessageRetentionPeriod, "1209600")
-        .attributes(A::VisibilityTimeout, "60")
+        .attributes(A::VisibilityTimeout, visibility_seconds.to_string())
         .send()
         .await?;
     Ok(out.queue_url().unwrap_or_default().to_owned())

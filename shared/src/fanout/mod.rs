@@ -439,7 +439,7 @@ impl Fanout {
             return Vec::new();
         };
         let now = chrono::Utc::now().timestamp_millis();
-        let pending: Vec<Pending> = feed
+        let notes = feed
             .into_notes()
             .into_iter()
             .filter(|(_, note)| self.activity_due(note, now))
@@ -451,32 +451,10 @@ impl Fanout {
                     }
                     _ => (String::new(), crate::EventType::Unknown),
                 };
-                Pending {
-                    record,
-                    message: OutMessage {
-                        entry_id: String::new(),
-                        body: note.to_json(),
-                        event_id,
-                        dedup_id: None,
-                        event_type,
-                        group_id: None,
-                    },
-                }
+                (record, note.to_json(), event_id, event_type)
             })
             .collect();
-        if pending.is_empty() {
-            return Vec::new();
-        }
-        let (_, failed, refused) = self.send_to(queue, usize::MAX, pending).await;
-        // A note SQS would refuse on every retry (notes are escaped and bounded: it should not
-        // happen) must not hold its shard for a turn: it is dropped, logged and counted.
-        for u in refused {
-            tracing::error!(reason = %u.reason, "a timers note SQS would refuse was dropped");
-            crate::metrics::emit_metric(|| {
-                crate::metrics::emf_count("DroppedTimerNotes", &[], chrono::Utc::now().timestamp_millis())
-            });
-        }
-        failed
+        self.send_notes(queue, usize::MAX, notes, "DroppedTimerNotes").await
     }
 
     /// Send the batch's media notes to the `media` queue; the records whose notes were not taken.
@@ -484,26 +462,48 @@ impl Fanout {
         let Some(queue) = &self.media else {
             return Vec::new();
         };
+        let notes = notes
+            .into_iter()
+            .map(|(record, note)| (record, note.to_json(), note.event_id, crate::EventType::MessageReceived))
+            .collect();
+        self.send_notes(queue, usize::MAX - 1, notes, "DroppedMediaNotes").await
+    }
+
+    /// Send the notes of the functions that follow the events (record, body, event id, type) to
+    /// their standard `queue` (`slot` keeps its sends apart in the recent-sends memory); the
+    /// records whose notes were not taken, to retry. A note SQS would refuse on every retry
+    /// (notes are escaped and bounded: it should not happen) must not hold its shard: it is
+    /// dropped, logged and counted as `dropped_metric`.
+    async fn send_notes(
+        &self,
+        queue: &Queue,
+        slot: usize,
+        notes: Vec<(usize, String, String, crate::EventType)>,
+        dropped_metric: &'static str,
+    ) -> Vec<usize> {
         if notes.is_empty() {
             return Vec::new();
         }
         let pending = notes
             .into_iter()
-            .map(|(record, note)| Pending {
+            .map(|(record, body, event_id, event_type)| Pending {
                 record,
                 message: OutMessage {
                     entry_id: String::new(),
-                    body: note.to_json(),
-                    event_id: note.event_id.clone(),
+                    body,
+                    event_id,
                     dedup_id: None,
-                    event_type: crate::EventType::MessageReceived,
+                    event_type,
                     group_id: None,
                 },
             })
             .collect();
-        let (_, failed, refused) = self.send_to(queue, usize::MAX - 1, pending).await;
+        let (_, failed, refused) = self.send_to(queue, slot, pending).await;
         for u in refused {
-            tracing::error!(reason = %u.reason, "a media note SQS would refuse was dropped");
+            tracing::error!(reason = %u.reason, queue = %queue.name, "a note SQS would refuse was dropped");
+            crate::metrics::emit_metric(|| {
+                crate::metrics::emf_count(dropped_metric, &[], chrono::Utc::now().timestamp_millis())
+            });
         }
         failed
     }
