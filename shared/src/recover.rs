@@ -413,7 +413,28 @@ impl Recovery<'_> {
                 return Ok(());
             }
         };
-        let table = table_of_stream(&batch.stream_arn);
+        let (fresh, unparked) = self.set_aside(records, table_of_stream(&batch.stream_arn)).await;
+        let total = fresh.len();
+        let keys: Vec<String> = fresh.iter().map(record_key).collect();
+        let (refused, messages) = fanout.handle_retrying(fresh, 5, Duration::from_millis(300)).await;
+        self.done.messages += messages;
+        self.done.records += total - refused.len();
+        let still: HashSet<String> = refused.iter().map(record_key).collect();
+        self.published.extend(keys.into_iter().filter(|k| !still.contains(k)));
+        if refused.is_empty() && unparked == 0 {
+            self.ranges_done.insert(range);
+            return self.delete(m).await;
+        }
+        self.done
+            .left
+            .push(format!("{id}: {}; run recover again", left_why(&refused, unparked)));
+        Ok(())
+    }
+
+    /// Of a range's `records`, those to publish now: the ones not published in this run yet,
+    /// less those the operator skips or parks (parked here, on the parked queue of `table`'s
+    /// stack); and how many could not be parked.
+    async fn set_aside(&mut self, records: Vec<EventRecord>, table: &str) -> (Vec<EventRecord>, usize) {
         let mut fresh: Vec<EventRecord> = Vec::with_capacity(records.len());
         let mut unparked = 0;
         for r in records {
@@ -440,43 +461,7 @@ impl Recovery<'_> {
                 fresh.push(r);
             }
         }
-        let total = fresh.len();
-        let keys: Vec<String> = fresh.iter().map(record_key).collect();
-        let (refused, messages) = fanout.handle_retrying(fresh, 5, Duration::from_millis(300)).await;
-        self.done.messages += messages;
-        self.done.records += total - refused.len();
-        let still: HashSet<String> = refused.iter().map(record_key).collect();
-        self.published.extend(keys.into_iter().filter(|k| !still.contains(k)));
-        if refused.is_empty() && unparked == 0 {
-            self.ranges_done.insert(range);
-            return self.delete(m).await;
-        }
-        let mut why = Vec::new();
-        if !refused.is_empty() {
-            // Their sequence numbers, for `--skip`/`--park` when one fails every run.
-            let mut seqs: Vec<&str> = refused
-                .iter()
-                .take(10)
-                .map(|r| r.change.sequence_number.as_deref().unwrap_or("-"))
-                .collect();
-            if refused.len() > seqs.len() {
-                seqs.push("…");
-            }
-            why.push(format!(
-                "{} record(s) still refused (sequence numbers {})",
-                refused.len(),
-                seqs.join(", ")
-            ));
-        }
-        if unparked > 0 {
-            why.push(format!(
-                "{unparked} record(s) not parked (the parked queue refused them)"
-            ));
-        }
-        self.done
-            .left
-            .push(format!("{id}: {}; run recover again", why.join(", ")));
-        Ok(())
+        (fresh, unparked)
     }
 
     /// Send the parked note of `record` (the fanout's, with [`OPERATOR_PARK_REASON`]) to the
@@ -523,6 +508,33 @@ impl Recovery<'_> {
             None => Ok(()),
         }
     }
+}
+
+/// Why a failure record stays: its records still refused (their sequence numbers, for
+/// `--skip`/`--park` when one fails every run) and those the parked queue refused.
+fn left_why(refused: &[EventRecord], unparked: usize) -> String {
+    let mut why = Vec::new();
+    if !refused.is_empty() {
+        let mut seqs: Vec<&str> = refused
+            .iter()
+            .take(10)
+            .map(|r| r.change.sequence_number.as_deref().unwrap_or("-"))
+            .collect();
+        if refused.len() > seqs.len() {
+            seqs.push("…");
+        }
+        why.push(format!(
+            "{} record(s) still refused (sequence numbers {})",
+            refused.len(),
+            seqs.join(", ")
+        ));
+    }
+    if unparked > 0 {
+        why.push(format!(
+            "{unparked} record(s) not parked (the parked queue refused them)"
+        ));
+    }
+    why.join(", ")
 }
 
 /// A stream record's identity for [`recover_with`]: its sequence number and its item's keys (moto,

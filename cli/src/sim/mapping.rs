@@ -10,6 +10,10 @@
 //! - past `max_retry_attempts` or `max_record_age`, the batch's metadata (`DDBStreamBatchInfo`)
 //!   goes to the on-failure destination and the shard moves on;
 //! - at least once: a batch can be delivered again after it succeeded (drawn from the seed).
+//!
+//! The on-failure destination ([`SimFailures`]) and the stream's ranges ([`SimRanges`]) are the
+//! model's adapters of `wahooks::recover`'s ports: the simulation's operator runs the real
+//! `recover_with`.
 
 use std::sync::{Arc, Mutex};
 

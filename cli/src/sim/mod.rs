@@ -1,8 +1,10 @@
 //! `wahooks-dev sim` (`make sim`): the whole pipeline at a million deliveries, seeded.
 //!
-//! The real receiver ([`Receiver`]), store placement, fanout ([`Fanout`]), routing and consumer
-//! handler ([`wahooks_consumer::handle_sqs_event`]) run against models of DynamoDB and its
-//! stream ([`table`]), Lambda's stream mapping ([`mapping`]), SQS ([`queues`]) and S3, under a
+//! The real receiver ([`Receiver`]), store placement, fanout ([`Fanout`]), routing, recovery
+//! ([`wahooks::recover::recover_with`]) and consumer handler
+//! ([`wahooks_consumer::handle_sqs_event`]) run against models of DynamoDB and its stream
+//! ([`table`]), Lambda's stream mapping and on-failure destination ([`mapping`]), SQS
+//! ([`queues`]) and S3, under a
 //! simulated clock, on one thread, with every choice (traffic, redeliveries, interleavings,
 //! faults) drawn from one seeded generator ([`dice`]): a seed replays its run exactly, and the
 //! report ends with a digest of every message enqueued to show it.
@@ -274,26 +276,7 @@ impl World {
             .collect();
         let routing = Routing::new(queue_list[..DEFAULT_QUEUES.len()].to_vec(), &Routing::routes_with(&[]))?;
         let queues = SimQueues::new(&queue_list, dice.clone(), faults.clone(), clock.clone());
-        let registry = MemoryRegistry::default();
-        let mut tokens = HashMap::new();
-        for provider in Provider::ALL {
-            let token = format!("tok_simulated_{}_endpoint", provider.as_str().replace('-', "_"));
-            registry.insert(
-                &token,
-                Endpoint {
-                    id: format!("ep_sim_{}", provider.as_str()),
-                    provider,
-                    auth: Auth::url_token(),
-                    enabled: true,
-                    created_at: String::new(),
-                    tenant: None,
-                    source: None,
-                    timing: Default::default(),
-                    media: Default::default(),
-                },
-            );
-            tokens.insert(provider, token);
-        }
+        let (registry, tokens) = endpoints();
         let background = Background::of(!args.no_faults);
         let mapping = Mapping::new(MappingSettings::DEPLOYED, args.shards);
         let failures = mapping::SimFailures::new(clock.clone());
@@ -822,6 +805,32 @@ impl World {
         }
         (stored, published, unpublished)
     }
+}
+
+/// One endpoint per provider, authenticated by its URL token (the schemes are tested apart),
+/// and each provider's token.
+fn endpoints() -> (MemoryRegistry, HashMap<Provider, String>) {
+    let registry = MemoryRegistry::default();
+    let mut tokens = HashMap::new();
+    for provider in Provider::ALL {
+        let token = format!("tok_simulated_{}_endpoint", provider.as_str().replace('-', "_"));
+        registry.insert(
+            &token,
+            Endpoint {
+                id: format!("ep_sim_{}", provider.as_str()),
+                provider,
+                auth: Auth::url_token(),
+                enabled: true,
+                created_at: String::new(),
+                tenant: None,
+                source: None,
+                timing: Default::default(),
+                media: Default::default(),
+            },
+        );
+        tokens.insert(provider, token);
+    }
+    (registry, tokens)
 }
 
 /// Run a simulation and return its report (`report["ok"]`: no invariant broken).
