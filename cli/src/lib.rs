@@ -6,6 +6,7 @@ pub mod coldstart;
 pub mod cost;
 pub mod endpoint;
 pub mod events;
+pub mod front;
 pub mod inspector;
 pub mod load;
 pub mod media;

@@ -321,14 +321,14 @@ async fn spawn_receivers(
 ) -> anyhow::Result<(u16, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
-    let server = Arc::new(crate::serve::Server {
+    let server = Arc::new(crate::front::Server {
         receiver: stack.receiver.clone(),
         registry: Arc::new(stack.registry.clone()),
         inspector: None,
         log: false,
         base: format!("http://127.0.0.1:{port}"),
     });
-    Ok((port, tokio::spawn(crate::serve::serve_http(listener, server, stop))))
+    Ok((port, tokio::spawn(crate::front::serve_http(listener, server, stop))))
 }
 
 /// The stream driver into `fanout`, polling every 100 ms until `stop`; the task returns it
