@@ -28,6 +28,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use wahooks::local::LocalStack;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -544,6 +545,85 @@ async fn measure(args: &CostArgs) -> anyhow::Result<Measured> {
 }
 
 async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured> {
+    let Counted {
+        stack,
+        bucket,
+        body_writes,
+        batches,
+        notes,
+        media_notes,
+        timer_counts,
+    } = counted_stack(endpoint).await?;
+    let sent = send_fixtures(args, &stack, &body_writes).await?;
+    let mut driver = stack.stream_driver();
+    driver
+        .drain(&stack.fanout, Duration::from_secs(300))
+        .await
+        .map_err(|e| anyhow::anyhow!(e).context("the stream"))?;
+    // The providers' events are published; now the windows pass and the timers make theirs.
+    let provider_batches = batches.load(Ordering::Relaxed);
+    let notes_taken = timers::settle(&stack, &mut driver).await?;
+    let media = media::measure(&stack, &mut driver, &media_notes).await?;
+    let c = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+    let made = Made {
+        note_batches: c(&notes),
+        notes: notes_taken,
+        loads: c(&timer_counts.loads),
+        read_units: c(&timer_counts.read_units),
+        puts: c(&timer_counts.puts),
+        transactions: c(&timer_counts.transactions),
+        write_units: c(&timer_counts.write_units),
+        timers: c(&timer_counts.timers),
+        publish_batches: c(&batches) - provider_batches,
+        ..Made::default()
+    };
+    let mut m = Measured {
+        bodies: sent.bodies,
+        multi_event_bodies: sent.multi_event_bodies,
+        events: 0,
+        state_items: 0,
+        base_units: 0,
+        index_units: 0,
+        stored_bytes: 0,
+        batches: provider_batches,
+        items_over_1kb: 0,
+        item_bytes: 0,
+        duplicates: sent.duplicates,
+        body_items: 0,
+        body_item_bytes: 0,
+        body_puts: sent.body_puts,
+        body_units: sent.body_units,
+        redelivered_body_puts: sent.redelivered_body_puts,
+        redelivered_body_units: sent.redelivered_body_units,
+        s3_puts: bucket.puts.load(Ordering::Relaxed),
+        s3_put_bytes: bucket.put_bytes.load(Ordering::Relaxed),
+        s3_fanout_gets: bucket.gets.load(Ordering::Relaxed),
+        s3_worker_gets: 0,
+        s3_objects: 0,
+        s3_bytes: 0,
+        made,
+        media,
+    };
+    count_table(&stack, &mut m).await?;
+    count_bucket(&stack, &mut m).await?;
+    anyhow::ensure!(m.events > 0, "no events were stored");
+    Ok(m)
+}
+
+/// The harness stack with every write and send the cost table prices counted.
+struct Counted {
+    stack: LocalStack,
+    bucket: Arc<CountingBucket>,
+    body_writes: Arc<BodyItemWrites>,
+    batches: Arc<AtomicUsize>,
+    notes: Arc<AtomicUsize>,
+    media_notes: Arc<AtomicUsize>,
+    timer_counts: Arc<timers::TimerCounts>,
+}
+
+/// A harness stack on the stand-in at `endpoint` whose store, bucket, fanout and timers count
+/// what they do.
+async fn counted_stack(endpoint: &str) -> anyhow::Result<Counted> {
     let mut stack = crate::standin::harness_stack(endpoint, "cost").await?;
     let bucket_name = stack
         .config
@@ -587,8 +667,33 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
     stack.fanout = wahooks::lambda::with_timers(fanout, &stack.config);
     let timer_counts = timers::counted(&mut stack)?;
 
-    let (mut bodies, mut duplicates, mut multi_event_bodies) = (0, 0, 0);
-    let (mut body_puts, mut body_units, mut redelivered_body_puts, mut redelivered_body_units) = (0, 0, 0, 0);
+    Ok(Counted {
+        stack,
+        bucket,
+        body_writes,
+        batches,
+        notes,
+        media_notes,
+        timer_counts,
+    })
+}
+
+/// What sending the fixtures did.
+#[derive(Default)]
+struct Sent {
+    bodies: usize,
+    duplicates: usize,
+    multi_event_bodies: usize,
+    body_puts: usize,
+    body_units: usize,
+    redelivered_body_puts: usize,
+    redelivered_body_units: usize,
+}
+
+/// Every fixture through the receiver once, each provider on an endpoint of its own, with the
+/// body items each write made (first deliveries and redeliveries apart).
+async fn send_fixtures(args: &CostArgs, stack: &LocalStack, body_writes: &BodyItemWrites) -> anyhow::Result<Sent> {
+    let mut sent = Sent::default();
     for provider in Provider::ALL {
         let dir = args.fixtures.join(provider.as_str());
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -620,74 +725,30 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
                 file.display(),
                 response.status()
             );
-            bodies += 1;
+            sent.bodies += 1;
             let answer: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
             let count = |k: &str| answer[k].as_array().map_or(0, Vec::len);
-            duplicates += count("duplicates");
+            sent.duplicates += count("duplicates");
             if count("accepted") + count("duplicates") > 1 {
-                multi_event_bodies += 1;
+                sent.multi_event_bodies += 1;
             }
             let puts = body_writes.puts.load(Ordering::Relaxed) - puts_before;
             let units = body_writes.units.load(Ordering::Relaxed) - units_before;
             if count("accepted") > 0 {
-                body_puts += puts;
-                body_units += units;
+                sent.body_puts += puts;
+                sent.body_units += units;
             } else {
-                redelivered_body_puts += puts;
-                redelivered_body_units += units;
+                sent.redelivered_body_puts += puts;
+                sent.redelivered_body_units += units;
             }
         }
     }
-    let mut driver = stack.stream_driver();
-    driver
-        .drain(&stack.fanout, Duration::from_secs(300))
-        .await
-        .map_err(|e| anyhow::anyhow!(e).context("the stream"))?;
-    // The providers' events are published; now the windows pass and the timers make theirs.
-    let provider_batches = batches.load(Ordering::Relaxed);
-    let notes_taken = timers::settle(&stack, &mut driver).await?;
-    let media = media::measure(&stack, &mut driver, &media_notes).await?;
-    let c = |a: &AtomicUsize| a.load(Ordering::Relaxed);
-    let made = Made {
-        note_batches: c(&notes),
-        notes: notes_taken,
-        loads: c(&timer_counts.loads),
-        read_units: c(&timer_counts.read_units),
-        puts: c(&timer_counts.puts),
-        transactions: c(&timer_counts.transactions),
-        write_units: c(&timer_counts.write_units),
-        timers: c(&timer_counts.timers),
-        publish_batches: c(&batches) - provider_batches,
-        ..Made::default()
-    };
+    Ok(sent)
+}
 
-    let mut m = Measured {
-        bodies,
-        multi_event_bodies,
-        events: 0,
-        state_items: 0,
-        base_units: 0,
-        index_units: 0,
-        stored_bytes: 0,
-        batches: provider_batches,
-        items_over_1kb: 0,
-        item_bytes: 0,
-        duplicates,
-        body_items: 0,
-        body_item_bytes: 0,
-        body_puts,
-        body_units,
-        redelivered_body_puts,
-        redelivered_body_units,
-        s3_puts: bucket.puts.load(Ordering::Relaxed),
-        s3_put_bytes: bucket.put_bytes.load(Ordering::Relaxed),
-        s3_fanout_gets: bucket.gets.load(Ordering::Relaxed),
-        s3_worker_gets: 0,
-        s3_objects: 0,
-        s3_bytes: 0,
-        made,
-        media,
-    };
+/// Read the events table back: each item's size, write units and kind into `m`.
+async fn count_table(stack: &LocalStack, m: &mut Measured) -> anyhow::Result<()> {
+    let s3 = wahooks::bucket::s3_client(&stack.sdk);
     let mut start = None;
     loop {
         let page = stack
@@ -764,6 +825,17 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
             break;
         }
     }
+    Ok(())
+}
+
+/// The body bucket's objects (the archived media aside) into `m`.
+async fn count_bucket(stack: &LocalStack, m: &mut Measured) -> anyhow::Result<()> {
+    let s3 = wahooks::bucket::s3_client(&stack.sdk);
+    let bucket_name = stack
+        .config
+        .body_bucket
+        .clone()
+        .context("the local stack has no body bucket")?;
     let mut token = None;
     loop {
         let page = s3
@@ -787,6 +859,5 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
             break;
         }
     }
-    anyhow::ensure!(m.events > 0, "no events were stored");
-    Ok(m)
+    Ok(())
 }

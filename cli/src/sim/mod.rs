@@ -319,6 +319,9 @@ impl World {
         let mut r = Receiver::new(Arc::new(self.registry.clone()), Arc::new(self.table.clone()));
         let clock = self.clock.clone();
         r.clock = Arc::new(move || chrono::DateTime::from_timestamp_millis(clock.now()).unwrap_or_default());
+        // The request budget is wall time, which a seeded run must not depend on (a busy
+        // machine would turn answers into 503s); the models have no latency to budget.
+        r.budget = std::time::Duration::from_secs(86_400);
         r
     }
 
