@@ -286,15 +286,52 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
+    let (mut stack, demos, social) = provision_demo(args, endpoint).await?;
+    let base = format!("http://127.0.0.1:{}", args.port);
+    write_state(&args.state_dir, endpoint, &stack, &demos, &base, &social.topic_arn)?;
+    // The inspector sees what the fanout publishes through a recording wrapper of its adapter.
+    let inspector = Inspector::new(args.inspector_capacity);
+    record_fanout(&mut stack, &inspector).await?;
+    let listener = TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("listening on 127.0.0.1:{}", args.port))?;
+    print_banner(&stack, &demos, &base, endpoint, &args.state_dir);
+    println!(
+        "End User Messaging Social: topic {} (WABA {DEMO_WABA}, account {LOCAL_ACCOUNT}), e.g.\n    \
+         wahooks publish-sns tests/fixtures/meta/meta-cloud-text-message.json   (after `source {}/env`)\n",
+        social.topic_arn,
+        args.state_dir.display()
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (driver, queue_driver) = spawn_drivers(&stack, &stop_rx);
+    let server = Arc::new(Server {
+        receiver: stack.receiver.clone(),
+        registry: Arc::new(stack.registry.clone()),
+        inspector: Some(inspector),
+        log: true,
+        base: base.clone(),
+    });
+    let server = tokio::spawn(serve_http(listener, server, stop_rx.clone()));
+    shutdown_signal().await;
+    println!("\nstopping: the stream driver, the receivers and moto server");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), queue_driver).await;
+    Ok(())
+}
+
+/// The local stack on the stand-in at `endpoint`, with one demo endpoint per provider (the
+/// Meta demo's media token sealed on it) and End User Messaging Social's stand-in.
+async fn provision_demo(args: &ServeArgs, endpoint: &str) -> anyhow::Result<(LocalStack, Vec<Demo>, SocialStandIn)> {
     let sdk = local_sdk(endpoint).await;
-    let config = Config {
+    let mut config = Config {
         events_table: format!("{}-events", args.prefix),
         endpoints_table: format!("{}-endpoints", args.prefix),
         queues: Vec::new(),
         ..Config::from_env()
     };
     // Meta's media ids are looked up on this server's stand-in for the Graph API.
-    let mut config = config;
     if config.media.graph_url.is_none() {
         config.media.graph_url = Some(format!(
             "http://127.0.0.1:{}{}",
@@ -319,13 +356,14 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
     let social = social_stand_in(&stack, &args.prefix, &demos)
         .await
         .context("the End User Messaging Social stand-in (SNS topic, source)")?;
-    let base = format!("http://127.0.0.1:{}", args.port);
-    write_state(&args.state_dir, endpoint, &stack, &demos, &base, &social.topic_arn)?;
-    // The inspector sees what the fanout publishes through a recording wrapper of its adapter.
-    let inspector = Inspector::new(args.inspector_capacity);
-    let mut stack = stack;
+    Ok((stack, demos, social))
+}
+
+/// The stack's fanout, publishing through a wrapper that shows the inspector every message,
+/// with the bucket and the timers as the Lambda has them.
+async fn record_fanout(stack: &mut LocalStack, inspector: &Arc<Inspector>) -> anyhow::Result<()> {
     let sqs = wahooks::fanout::SqsPublisher::new(stack.sqs.clone());
-    stack.fanout = wahooks::lambda::fanout_through(
+    let fanout = wahooks::lambda::fanout_through(
         &stack.config,
         &sqs,
         Arc::new(Recording {
@@ -335,24 +373,21 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| anyhow::anyhow!(e).context("the fanout's routing"))?;
-    stack.fanout = wahooks::lambda::with_bucket(stack.fanout.clone(), &stack.config, &stack.sdk);
-    stack.fanout = wahooks::lambda::with_timers(stack.fanout.clone(), &stack.config);
+    let fanout = wahooks::lambda::with_bucket(fanout, &stack.config, &stack.sdk);
+    stack.fanout = wahooks::lambda::with_timers(fanout, &stack.config);
+    Ok(())
+}
 
-    let listener = TcpListener::bind(("127.0.0.1", args.port))
-        .await
-        .with_context(|| format!("listening on 127.0.0.1:{}", args.port))?;
-    print_banner(&stack, &demos, &base, endpoint, &args.state_dir);
-    println!(
-        "End User Messaging Social: topic {} (WABA {DEMO_WABA}, account {LOCAL_ACCOUNT}), e.g.\n    \
-         wahooks publish-sns tests/fixtures/meta/meta-cloud-text-message.json   (after `source {}/env`)\n",
-        social.topic_arn,
-        args.state_dir.display()
-    );
-
-    let (stop_tx, stop_rx) = watch::channel(false);
+/// The event sources, until `stop`: the stream driver into the fanout, and the `social`,
+/// `timers` and `media` queues drained as Lambda polls them (a delayed timer waits in its
+/// queue for its time, as in AWS).
+fn spawn_drivers(
+    stack: &LocalStack,
+    stop: &watch::Receiver<bool>,
+) -> (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>) {
     let driver = {
         let stack = stack.clone();
-        let mut stop = stop_rx.clone();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
             let mut driver = stack.stream_driver();
             driver
@@ -362,11 +397,9 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
                 .await;
         })
     };
-    // The `social` and `timers` functions' event sources: their queues, drained as Lambda polls
-    // them (a delayed timer waits in its queue for its time, as in AWS).
-    let social_driver = {
+    let queues = {
         let stack = stack.clone();
-        let mut stop = stop_rx.clone();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
             loop {
                 if let Err(e) = stack.drain_social().await {
@@ -385,21 +418,7 @@ async fn serve_with(args: &ServeArgs, endpoint: &str) -> anyhow::Result<()> {
             }
         })
     };
-    let server = Arc::new(Server {
-        receiver: stack.receiver.clone(),
-        registry: Arc::new(stack.registry.clone()),
-        inspector: Some(inspector),
-        log: true,
-        base: base.clone(),
-    });
-    let server = tokio::spawn(serve_http(listener, server, stop_rx.clone()));
-    shutdown_signal().await;
-    println!("\nstopping: the stream driver, the receivers and moto server");
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), social_driver).await;
-    Ok(())
+    (driver, queues)
 }
 
 /// Seal a media token on the Meta demo endpoint, as `wahooks endpoint media --token` does, so
