@@ -120,6 +120,37 @@ struct Masks {
 }
 
 impl Masks {
+    /// What a request's record hides: the URL token, the endpoint's secrets and its signature
+    /// header.
+    fn of(endpoint: Option<&Endpoint>, path: &str) -> Masks {
+        let mut masks = Masks {
+            secrets: token_from_path(path).map(|t| vec![t.to_owned()]).unwrap_or_default(),
+            header: endpoint.and_then(|e| e.auth.header().map(str::to_owned)),
+        };
+        if let Some(e) = endpoint {
+            masks
+                .secrets
+                .extend(e.auth.secrets().iter().map(|s| s.expose().to_owned()));
+        }
+        masks
+    }
+
+    /// `headers` as the page shows them: credentials and signatures whole hidden, secrets
+    /// masked wherever they appear.
+    fn headers(&self, headers: &[(String, String)]) -> Vec<(String, String)> {
+        headers
+            .iter()
+            .map(|(k, v)| {
+                let shown = if self.whole_header(k) {
+                    format!("{MASK} ({} characters)", v.len())
+                } else {
+                    mask_in(v, &self.secrets)
+                };
+                (k.clone(), shown)
+            })
+            .collect()
+    }
+
     /// Whether header `name`'s whole value is a credential or a signature.
     fn whole_header(&self, name: &str) -> bool {
         sensitive_header(name) || self.header.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(name))
@@ -258,38 +289,12 @@ impl Inspector {
             Some(token) => registry.lookup(token).await.ok().flatten(),
             None => None,
         };
-        let mut masks = Masks {
-            secrets: token_from_path(&original.path)
-                .map(|t| vec![t.to_owned()])
-                .unwrap_or_default(),
-            header: endpoint.as_ref().and_then(|e| e.auth.header().map(str::to_owned)),
-        };
-        if let Some(e) = &endpoint {
-            masks
-                .secrets
-                .extend(e.auth.secrets().iter().map(|s| s.expose().to_owned()));
-        }
+        let masks = Masks::of(endpoint.as_deref(), &original.path);
         let secrets = &masks.secrets;
         let response: Value = serde_json::from_slice(response)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(response).into_owned()));
-        let headers = original
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                let shown = if masks.whole_header(k) {
-                    format!("{MASK} ({} characters)", v.len())
-                } else {
-                    mask_in(v, secrets)
-                };
-                (k.clone(), shown)
-            })
-            .collect();
-        let masked = mask_credentials(&original.body);
-        let text = String::from_utf8_lossy(&masked[..masked.len().min(SHOWN_BODY_BYTES)]).into_owned();
-        let pretty = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| serde_json::to_string_pretty(&v).ok())
-            .unwrap_or(text);
+        let headers = masks.headers(&original.headers);
+        let pretty = shown_body(&original.body);
         let reason = (status >= 400).then(|| match (&response["code"], &response["detail"]) {
             (Value::String(c), Value::String(d)) => format!("{c}: {d}"),
             (Value::String(c), _) => c.clone(),
@@ -304,11 +309,8 @@ impl Inspector {
             (Some(e), Some(route), 200) => events_of(e, route, &original, &response),
             _ => Vec::new(),
         };
-        let mut state = self.lock();
-        let seq = state.next;
-        state.next += 1;
         let mut entry = Entry {
-            seq,
+            seq: 0,
             time: wahooks::event::rfc3339_ms(Utc::now()),
             method: original.method.clone(),
             path: masked_path(&original.path),
@@ -328,6 +330,15 @@ impl Inspector {
             masks: Masks::default(),
         };
         entry.masks = masks;
+        self.keep(entry)
+    }
+
+    /// Number `entry`, join what the fanout already published of its events, keep it (the
+    /// oldest forgotten past the capacity or the byte budget) and tell the page.
+    fn keep(&self, mut entry: Entry) -> Entry {
+        let mut state = self.lock();
+        entry.seq = state.next;
+        state.next += 1;
         for e in &mut entry.events {
             if let Some((queues, event)) = state.published.get(&e.id) {
                 e.queues = queues.clone();
@@ -502,6 +513,17 @@ impl Publisher for Recording {
         }
         Ok(refused)
     }
+}
+
+/// A body as the page shows it: credentials in it masked, at most [`SHOWN_BODY_BYTES`],
+/// pretty-printed when it is JSON.
+fn shown_body(body: &[u8]) -> String {
+    let masked = mask_credentials(body);
+    let text = String::from_utf8_lossy(&masked[..masked.len().min(SHOWN_BODY_BYTES)]).into_owned();
+    serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or(text)
 }
 
 #[cfg(test)]
