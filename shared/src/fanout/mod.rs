@@ -553,51 +553,8 @@ impl Fanout {
         };
         let mut rest = pending.into_iter().peekable();
         while rest.peek().is_some() {
-            // Fill a batch: ≤ 10 entries, ≤ 1 MiB, skipping groups that already failed.
-            let mut batch: Vec<Pending> = Vec::new();
-            let mut bytes = 0;
-            while let Some(p) = rest.peek() {
-                let size = p.message.size();
-                if batch.len() == MAX_BATCH_ENTRIES || (!batch.is_empty() && bytes + size > MAX_BATCH_BYTES) {
-                    break;
-                }
-                let Some(mut p) = rest.next() else { break };
-                if p.message.group_id.as_ref().is_some_and(|g| blocked_groups.contains(g)) {
-                    failed.push(p.record);
-                    continue;
-                }
-                p.message.entry_id = format!("m{}", batch.len());
-                bytes += size;
-                batch.push(p);
-            }
-            if batch.is_empty() {
-                continue;
-            }
-            // A message SQS would refuse on any retry (the rules are checked before sending) is
-            // taken out of its batch and its record parked; the rest of the batch goes.
-            let (batch, never): (Vec<Pending>, Vec<Pending>) = batch.into_iter().partition(|p| {
-                crate::sqs_rules::check_batch(
-                    &entries_of(std::slice::from_ref(&p.message)),
-                    queue.fifo,
-                    queue.max_bytes,
-                )
-                .is_ok()
-            });
-            for p in never {
-                let why = crate::sqs_rules::check_batch(
-                    &entries_of(std::slice::from_ref(&p.message)),
-                    queue.fifo,
-                    queue.max_bytes,
-                )
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-                refused_for_good.push(Unpublishable {
-                    record: p.record,
-                    queue: Some(queue.name.clone()),
-                    reason: format!("SQS would refuse the message: {why}"),
-                });
-            }
+            let batch = next_batch(&mut rest, &blocked_groups, &mut failed);
+            let batch = without_unsendable(batch, queue, &mut refused_for_good);
             if batch.is_empty() {
                 continue;
             }
@@ -624,6 +581,54 @@ impl Fanout {
         }
         (accepted, failed, refused_for_good)
     }
+}
+
+/// The next batch of `rest`: ≤ 10 entries, ≤ 1 MiB, each numbered; the records of groups that
+/// already failed go to `failed` instead (so they cannot overtake the failed message).
+fn next_batch(
+    rest: &mut std::iter::Peekable<std::vec::IntoIter<Pending>>,
+    blocked_groups: &HashSet<String>,
+    failed: &mut Vec<usize>,
+) -> Vec<Pending> {
+    let mut batch: Vec<Pending> = Vec::new();
+    let mut bytes = 0;
+    while let Some(p) = rest.peek() {
+        let size = p.message.size();
+        if batch.len() == MAX_BATCH_ENTRIES || (!batch.is_empty() && bytes + size > MAX_BATCH_BYTES) {
+            break;
+        }
+        let Some(mut p) = rest.next() else { break };
+        if p.message.group_id.as_ref().is_some_and(|g| blocked_groups.contains(g)) {
+            failed.push(p.record);
+            continue;
+        }
+        p.message.entry_id = format!("m{}", batch.len());
+        bytes += size;
+        batch.push(p);
+    }
+    batch
+}
+
+/// `batch` less the messages SQS would refuse on any retry (the rules are checked before
+/// sending): their records go to `never`, to be parked; the rest of the batch goes.
+fn without_unsendable(batch: Vec<Pending>, queue: &Queue, never: &mut Vec<Unpublishable>) -> Vec<Pending> {
+    let mut sendable = Vec::with_capacity(batch.len());
+    for p in batch {
+        let check = crate::sqs_rules::check_batch(
+            &entries_of(std::slice::from_ref(&p.message)),
+            queue.fifo,
+            queue.max_bytes,
+        );
+        match check {
+            Ok(()) => sendable.push(p),
+            Err(why) => never.push(Unpublishable {
+                record: p.record,
+                queue: Some(queue.name.clone()),
+                reason: format!("SQS would refuse the message: {why}"),
+            }),
+        }
+    }
+    sendable
 }
 
 #[cfg(test)]
