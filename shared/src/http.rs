@@ -12,9 +12,9 @@ use serde_json::json;
 use crate::auth::{authenticate, verify_subscription, AuthError, BodyError, RequestError, Verified};
 use crate::endpoint::Endpoint;
 use crate::event::CloudEvent;
-use crate::event::Route;
 use crate::providers::{DecodeError, ParseContext};
 use crate::registry::{plausible_token, EndpointRegistry, RegistryError};
+use crate::route::Route;
 use crate::store::{EventStore, PutOutcome, Quarantined, StoreError, MAX_EVENTS_PER_WEBHOOK};
 
 /// Everything a request can end in besides success, mapped to a status in [`Failure::status`].

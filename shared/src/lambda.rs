@@ -13,11 +13,11 @@ use lambda_runtime::LambdaEvent;
 
 use crate::bucket::{s3_client, S3Bucket};
 use crate::config::{init_tracing, lambda_sdk_config_from_env, Config};
-use crate::event::Route;
 use crate::fanout::{Fanout, Queue, Routing, RoutingError, SqsPublisher};
 use crate::http::Receiver;
 use crate::keyring::KmsKeyring;
 use crate::registry::{CachedRegistry, DynamoRegistry, CACHE_TTL};
+use crate::route::Route;
 use crate::store::DynamoEventStore;
 
 /// Build the production receiver from the environment.

@@ -55,6 +55,7 @@ pub mod providers;
 pub mod recover;
 #[cfg(feature = "aws")]
 pub mod registry;
+pub mod route;
 #[cfg(feature = "local")]
 pub mod schema;
 #[cfg(feature = "aws")]
@@ -67,7 +68,8 @@ pub mod stream_driver;
 #[cfg(feature = "aws")]
 pub mod timers;
 
-pub use event::{CloudEvent, EventType, Provider, Route};
+pub use event::{CloudEvent, EventType, Provider};
+pub use route::Route;
 
 /// An error and its sources, `: `-separated, for a log line or a message to a person (errors
 /// keep their cause as `source()`; this is where it is printed).

@@ -2,7 +2,7 @@
 //! in Lambda (CloudWatch turns them into metrics of the `wahooks` namespace without an API call;
 //! the template's dashboard and alarms read them). The one place a metric line is made.
 
-use crate::event::Route;
+use crate::route::Route;
 
 /// The `MisroutedEvents` metric as a CloudWatch Embedded Metric Format line: printed to stdout
 /// in Lambda, CloudWatch turns it into a metric (namespace `wahooks`, dimension `Route`)

@@ -5,9 +5,10 @@ use super::json::Json;
 
 use super::{fingerprint_without, i64_of, str_of, zapi, Body, ParseContext};
 use crate::event::{
-    from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route, Sender,
+    from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender,
 };
 use crate::identity::{without_natural_key, Key};
+use crate::route::Route;
 
 /// Parse a Hub Message body in whichever of its formats it arrived.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {

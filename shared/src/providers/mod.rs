@@ -21,8 +21,9 @@ use serde_json::value::RawValue;
 
 use self::json::Json;
 
-use crate::event::{Chat, ChatKind, CloudEvent, EventData, EventType, Provider, Route};
+use crate::event::{Chat, ChatKind, CloudEvent, EventData, EventType, Provider};
 use crate::identity::{event_id, sha256_hex, without_natural_key};
+use crate::route::Route;
 
 /// What is known about a request besides its body.
 #[derive(Debug, Clone, Copy)]

@@ -4,8 +4,9 @@
 use super::json::Json;
 
 use super::{fingerprint_without, str_of, Body, ParseContext};
-use crate::event::{Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Route, Sender};
+use crate::event::{Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender};
 use crate::identity::{without_natural_key, Key};
+use crate::route::Route;
 
 /// Parse a WhatsApp Web API body.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
