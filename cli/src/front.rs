@@ -151,34 +151,7 @@ async fn receive(
             http::HeaderValue::from_static("application/json"),
             Bytes::from(r#"{"message":"Not Found"}"#),
         ),
-        Some(route) => {
-            let response = server
-                .receiver
-                .handle(
-                    route,
-                    apigw_request(
-                        &original.method,
-                        &original.path,
-                        &original.query,
-                        &original.headers,
-                        &original.body,
-                    ),
-                )
-                .await;
-            let (parts, body) = response.into_parts();
-            let bytes = match body {
-                lambda_http::Body::Empty => Bytes::new(),
-                lambda_http::Body::Text(t) => Bytes::from(t),
-                lambda_http::Body::Binary(b) => Bytes::from(b),
-                _ => Bytes::new(),
-            };
-            let content_type = parts
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .cloned()
-                .unwrap_or(http::HeaderValue::from_static("application/json"));
-            (parts.status.as_u16(), content_type, bytes)
-        }
+        Some(route) => lambda_answer(server, route, &original).await,
     };
     let mut entry_json = None;
     // Only receiver paths are recorded (not a browser's /favicon.ico).
@@ -187,33 +160,8 @@ async fn receive(
             let entry = inspector
                 .record(server.registry.as_ref(), route, original, status, &bytes, replay_of)
                 .await;
-            let events: Vec<String> = entry
-                .events
-                .iter()
-                .map(|e| {
-                    format!(
-                        "{} {} ({})",
-                        e.event_type.as_deref().unwrap_or("event"),
-                        &e.id[..e.id.len().min(12)],
-                        e.outcome
-                    )
-                })
-                .collect();
-            let line = format!(
-                "{} {} {} {}{}{}",
-                entry.status,
-                entry.method,
-                entry.path,
-                entry.provider.as_deref().unwrap_or("-"),
-                if events.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {}", events.join(", "))
-                },
-                entry.reason.as_deref().map(|r| format!(" | {r}")).unwrap_or_default(),
-            );
             entry_json = serde_json::to_value(&entry).ok();
-            line
+            terminal_line(&entry)
         }
         None => format!("{status} {}", route.map(|r| r.as_str()).unwrap_or("-")),
     };
@@ -224,6 +172,61 @@ async fn receive(
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(http::header::CONTENT_TYPE, content_type);
     (r, entry_json)
+}
+
+/// The receiver's answer to `original` on `route`, through the API Gateway event the Lambda
+/// gets: its status, content type and body.
+async fn lambda_answer(server: &Server, route: Route, original: &Original) -> (u16, http::HeaderValue, Bytes) {
+    let request = apigw_request(
+        &original.method,
+        &original.path,
+        &original.query,
+        &original.headers,
+        &original.body,
+    );
+    let (parts, body) = server.receiver.handle(route, request).await.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Empty => Bytes::new(),
+        lambda_http::Body::Text(t) => Bytes::from(t),
+        lambda_http::Body::Binary(b) => Bytes::from(b),
+        _ => Bytes::new(),
+    };
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or(http::HeaderValue::from_static("application/json"));
+    (parts.status.as_u16(), content_type, bytes)
+}
+
+/// The terminal's line for a recorded request: status, method, path, provider, its events
+/// and why it was refused.
+fn terminal_line(entry: &crate::inspector::Entry) -> String {
+    let events: Vec<String> = entry
+        .events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} ({})",
+                e.event_type.as_deref().unwrap_or("event"),
+                &e.id[..e.id.len().min(12)],
+                e.outcome
+            )
+        })
+        .collect();
+    format!(
+        "{} {} {} {}{}{}",
+        entry.status,
+        entry.method,
+        entry.path,
+        entry.provider.as_deref().unwrap_or("-"),
+        if events.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", events.join(", "))
+        },
+        entry.reason.as_deref().map(|r| format!(" | {r}")).unwrap_or_default(),
+    )
 }
 
 /// Why a request to the inspector's API (`/_inspector/…`) is refused, `None` when it may go on.
