@@ -396,61 +396,14 @@ impl TryFrom<AuthRecord> for Auth {
             if r.sealed_secrets.is_some() {
                 return Err(invalid("`sealed_secrets` on a scheme stored as digests"));
             }
-            let digests = match (r.secrets, r.secret_digests) {
-                (Some(_), Some(_)) => return Err(invalid("both `secrets` and `secret_digests`")),
-                // A record from before the digests: checked, then kept as digests only.
-                (Some(plain), None) => {
-                    for (i, s) in plain.iter().enumerate() {
-                        check_secret(scheme, i + 1, s)?;
-                    }
-                    plain.iter().map(|s| SecretDigest::of(s.expose())).collect()
-                }
-                (None, Some(stored)) => stored
-                    .iter()
-                    .enumerate()
-                    .map(|(i, d)| SecretDigest::from_stored(scheme, i + 1, d))
-                    .collect::<Result<Vec<_>, _>>()?,
-                (None, None) => Vec::new(),
-            };
-            (digests, Vec::new())
+            (stored_digests(scheme, r.secrets, r.secret_digests)?, Vec::new())
         } else {
             if r.secret_digests.is_some() {
                 return Err(invalid(
                     "`secret_digests` on a scheme that signs with the secret itself",
                 ));
             }
-            let signing = match (r.secrets, r.sealed_secrets) {
-                (Some(plain), Some(_)) if !plain.is_empty() => {
-                    return Err(invalid("both `secrets` and `sealed_secrets`"))
-                }
-                (_, Some(sealed)) => {
-                    if sealed.iter().any(|s| !s.is_well_formed()) {
-                        return Err(invalid("a sealed secret does not decode (key, 12-byte nonce, data)"));
-                    }
-                    sealed
-                        .into_iter()
-                        .map(|s| SigningKey {
-                            secret: None,
-                            sealed: Some(s),
-                        })
-                        .collect()
-                }
-                // A record from before the seals: checked, and sealed when it is written again.
-                (plain, None) => {
-                    let plain = plain.unwrap_or_default();
-                    for (i, s) in plain.iter().enumerate() {
-                        check_secret(scheme, i + 1, s)?;
-                    }
-                    plain
-                        .into_iter()
-                        .map(|s| SigningKey {
-                            secret: Some(s),
-                            sealed: None,
-                        })
-                        .collect()
-                }
-            };
-            (Vec::new(), signing)
+            (Vec::new(), stored_signing_keys(scheme, r.secrets, r.sealed_secrets)?)
         };
         if scheme.needs_secret() && signing.is_empty() && digests.is_empty() {
             return Err(EndpointError::MissingSecret(scheme));
@@ -475,6 +428,71 @@ impl TryFrom<AuthRecord> for Auth {
         };
         auth.refresh();
         Ok(auth)
+    }
+}
+
+/// A static scheme's stored secrets: their digests, or a record from before the digests
+/// (plain secrets), checked and kept as digests only.
+fn stored_digests(
+    scheme: Scheme,
+    plain: Option<Vec<Secret>>,
+    stored: Option<Vec<String>>,
+) -> Result<Vec<SecretDigest>, EndpointError> {
+    match (plain, stored) {
+        (Some(_), Some(_)) => Err(EndpointError::InvalidRecord {
+            scheme,
+            reason: "both `secrets` and `secret_digests`",
+        }),
+        (Some(plain), None) => {
+            for (i, s) in plain.iter().enumerate() {
+                check_secret(scheme, i + 1, s)?;
+            }
+            Ok(plain.iter().map(|s| SecretDigest::of(s.expose())).collect())
+        }
+        (None, Some(stored)) => stored
+            .iter()
+            .enumerate()
+            .map(|(i, d)| SecretDigest::from_stored(scheme, i + 1, d))
+            .collect(),
+        (None, None) => Ok(Vec::new()),
+    }
+}
+
+/// A signing scheme's stored keys: sealed, or a record from before the seals (plain secrets),
+/// checked, and sealed when it is written again.
+fn stored_signing_keys(
+    scheme: Scheme,
+    plain: Option<Vec<Secret>>,
+    sealed: Option<Vec<Sealed>>,
+) -> Result<Vec<SigningKey>, EndpointError> {
+    let invalid = |reason| EndpointError::InvalidRecord { scheme, reason };
+    match (plain, sealed) {
+        (Some(plain), Some(_)) if !plain.is_empty() => Err(invalid("both `secrets` and `sealed_secrets`")),
+        (_, Some(sealed)) => {
+            if sealed.iter().any(|s| !s.is_well_formed()) {
+                return Err(invalid("a sealed secret does not decode (key, 12-byte nonce, data)"));
+            }
+            Ok(sealed
+                .into_iter()
+                .map(|s| SigningKey {
+                    secret: None,
+                    sealed: Some(s),
+                })
+                .collect())
+        }
+        (plain, None) => {
+            let plain = plain.unwrap_or_default();
+            for (i, s) in plain.iter().enumerate() {
+                check_secret(scheme, i + 1, s)?;
+            }
+            Ok(plain
+                .into_iter()
+                .map(|s| SigningKey {
+                    secret: Some(s),
+                    sealed: None,
+                })
+                .collect())
+        }
     }
 }
 
