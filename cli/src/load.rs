@@ -606,7 +606,7 @@ const FIFO_DEDUP_WINDOW_MS: i64 = 5 * 60 * 1000;
 /// A worker on one queue for the whole run (as a real deployment has): receive, count, delete.
 /// Once `done` is set it stops when the queue holds nothing, visible or in flight.
 async fn consume(sqs: aws_sdk_sqs::Client, url: String, done: watch::Receiver<bool>) -> Seen {
-    use aws_sdk_sqs::types::{MessageSystemAttributeName as Sys, QueueAttributeName as Q};
+    use aws_sdk_sqs::types::MessageSystemAttributeName as Sys;
     let mut seen = Seen::default();
     let mut empty = 0;
     loop {
@@ -625,57 +625,16 @@ async fn consume(sqs: aws_sdk_sqs::Client, url: String, done: watch::Receiver<bo
         };
         if got.messages().is_empty() {
             empty += 1;
-            if *done.borrow() && empty >= 2 {
-                // Messages a lost receive left in flight come back after the visibility timeout.
-                let attrs = sqs
-                    .get_queue_attributes()
-                    .queue_url(&url)
-                    .attribute_names(Q::ApproximateNumberOfMessages)
-                    .attribute_names(Q::ApproximateNumberOfMessagesNotVisible)
-                    .send()
-                    .await;
-                let waiting: usize = attrs
-                    .ok()
-                    .and_then(|a| a.attributes().cloned())
-                    .map(|a| a.values().filter_map(|v| v.parse::<usize>().ok()).sum())
-                    .unwrap_or(1);
-                if waiting == 0 {
-                    return seen;
-                }
+            // Messages a lost receive left in flight come back after the visibility timeout.
+            if *done.borrow() && empty >= 2 && queue_empty(&sqs, &url).await {
+                return seen;
             }
             continue;
         }
         empty = 0;
         let mut entries = Vec::new();
         for (i, m) in got.messages().iter().enumerate() {
-            let id = m
-                .body()
-                .and_then(|b| wahooks_consumer::decode(b).ok())
-                .map(|e| e.id)
-                .unwrap_or_default();
-            let message_id = m.message_id().unwrap_or_default().to_owned();
-            let attr = |k: Sys| m.attributes().and_then(|a| a.get(&k)).cloned();
-            let sends = seen.sends.entry(id.clone()).or_default();
-            if sends.contains(&message_id) {
-                seen.redelivered += 1;
-            } else {
-                let sent_at: i64 = attr(Sys::SentTimestamp)
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or_default();
-                let dedup = attr(Sys::MessageDeduplicationId);
-                let within_window = dedup
-                    .as_ref()
-                    .and_then(|d| seen.first_sent.get(d))
-                    .is_some_and(|first| sent_at - first < FIFO_DEDUP_WINDOW_MS);
-                if within_window {
-                    seen.dropped_by_fifo_dedup += 1;
-                } else {
-                    sends.insert(message_id);
-                    if let Some(d) = dedup {
-                        seen.first_sent.entry(d).or_insert(sent_at);
-                    }
-                }
-            }
+            seen.count(m);
             if let Ok(entry) = aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
                 .id(format!("d{i}"))
                 .receipt_handle(m.receipt_handle().unwrap_or_default())
@@ -694,6 +653,60 @@ async fn consume(sqs: aws_sdk_sqs::Client, url: String, done: watch::Receiver<bo
             .is_err()
         {
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Whether queue `url` holds no message, visible or in flight.
+async fn queue_empty(sqs: &aws_sdk_sqs::Client, url: &str) -> bool {
+    use aws_sdk_sqs::types::QueueAttributeName as Q;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(Q::ApproximateNumberOfMessages)
+        .attribute_names(Q::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await;
+    let waiting: usize = attrs
+        .ok()
+        .and_then(|a| a.attributes().cloned())
+        .map(|a| a.values().filter_map(|v| v.parse::<usize>().ok()).sum())
+        .unwrap_or(1);
+    waiting == 0
+}
+
+impl Seen {
+    /// Count one received message: a redelivery of a message already seen, a re-send SQS FIFO
+    /// deduplication would drop (its 5-minute rule, which moto does not keep), or a send.
+    fn count(&mut self, m: &aws_sdk_sqs::types::Message) {
+        use aws_sdk_sqs::types::MessageSystemAttributeName as Sys;
+        let id = m
+            .body()
+            .and_then(|b| wahooks_consumer::decode(b).ok())
+            .map(|e| e.id)
+            .unwrap_or_default();
+        let message_id = m.message_id().unwrap_or_default().to_owned();
+        let attr = |k: Sys| m.attributes().and_then(|a| a.get(&k)).cloned();
+        let sends = self.sends.entry(id).or_default();
+        if sends.contains(&message_id) {
+            self.redelivered += 1;
+            return;
+        }
+        let sent_at: i64 = attr(Sys::SentTimestamp)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_default();
+        let dedup = attr(Sys::MessageDeduplicationId);
+        let within_window = dedup
+            .as_ref()
+            .and_then(|d| self.first_sent.get(d))
+            .is_some_and(|first| sent_at - first < FIFO_DEDUP_WINDOW_MS);
+        if within_window {
+            self.dropped_by_fifo_dedup += 1;
+        } else {
+            sends.insert(message_id);
+            if let Some(d) = dedup {
+                self.first_sent.entry(d).or_insert(sent_at);
+            }
         }
     }
 }
