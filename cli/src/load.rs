@@ -216,21 +216,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     let moto_pid = moto.pid().context("moto has a pid")?;
     let stack = crate::standin::harness_stack(&moto.endpoint, "load").await?;
     let sqs_down = Arc::new(AtomicBool::new(false));
-    let sqs = SqsPublisher::new(stack.sqs.clone());
-    let fanout = wahooks::lambda::with_bucket(
-        wahooks::lambda::fanout_through(
-            &stack.config,
-            &sqs,
-            Arc::new(FaultySqs {
-                inner: sqs.clone(),
-                down: sqs_down.clone(),
-            }),
-        )
-        .await?,
-        &stack.config,
-        &stack.sdk,
-    );
-
+    let fanout = faulty_fanout(&stack, &sqs_down).await?;
     let mut tokens = HashMap::new();
     for provider in Provider::ALL {
         let token = stack.url_token_endpoint(provider).await.context("endpoint")?;
@@ -277,15 +263,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     let mut driver = driver_task.await?;
     let drained = driver.drain(&fanout, Duration::from_secs(1200)).await?;
     anyhow::ensure!(drained, "the stream did not drain within 20 minutes");
-    // What the mapping gave up on is in the on-failure queue: recover it as an operator would,
-    // with a fanout of its own (another process: it remembers nothing of the first one).
-    let recovery_fanout = wahooks::lambda::with_bucket(
-        wahooks::lambda::fanout_with(&stack.config, SqsPublisher::new(stack.sqs.clone())).await?,
-        &stack.config,
-        &stack.sdk,
-    );
-    let failures_url = stack.failures_url.clone().context("a failures queue")?;
-    let recovered = wahooks::stream_driver::recover(&stack.sdk, &failures_url, &recovery_fanout).await?;
+    let recovered = recover_as_an_operator(&stack).await?;
 
     let stored = stored_ids(&stack).await?;
     let _ = consumers_done.send(true);
@@ -312,6 +290,33 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         print_report(&report);
     }
     Ok(report["lost"] == 0 && report["doubled"] == 0 && report["gave_up"] == 0 && recovered.left.is_empty())
+}
+
+/// The stack's fanout, publishing through SQS with an outage switch (`sqs_down`).
+async fn faulty_fanout(stack: &LocalStack, sqs_down: &Arc<AtomicBool>) -> anyhow::Result<Fanout> {
+    let sqs = SqsPublisher::new(stack.sqs.clone());
+    let fanout = wahooks::lambda::fanout_through(
+        &stack.config,
+        &sqs,
+        Arc::new(FaultySqs {
+            inner: sqs.clone(),
+            down: sqs_down.clone(),
+        }),
+    )
+    .await?;
+    Ok(wahooks::lambda::with_bucket(fanout, &stack.config, &stack.sdk))
+}
+
+/// What the mapping gave up on is in the on-failure queue: recover it as an operator would,
+/// with a fanout of its own (another process: it remembers nothing of the first one).
+async fn recover_as_an_operator(stack: &LocalStack) -> anyhow::Result<wahooks::recover::Recovered> {
+    let fanout = wahooks::lambda::with_bucket(
+        wahooks::lambda::fanout_with(&stack.config, SqsPublisher::new(stack.sqs.clone())).await?,
+        &stack.config,
+        &stack.sdk,
+    );
+    let failures_url = stack.failures_url.clone().context("a failures queue")?;
+    Ok(wahooks::stream_driver::recover(&stack.sdk, &failures_url, &fanout).await?)
 }
 
 /// The receivers over HTTP on a free port, as the local stack serves them, until `stop`.
