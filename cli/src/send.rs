@@ -78,26 +78,9 @@ fn auth(args: &SendArgs) -> Result<Auth, String> {
     Auth::new(scheme, vec![Secret::new(secret)], args.header_name.as_deref()).map_err(|e| e.to_string())
 }
 
-/// Send every file; exit 0 when every answer was 2xx.
-pub async fn run(args: SendArgs) -> ExitCode {
-    let auth = match auth(&args) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let files = match payload_files(&args.paths) {
-        Ok(f) if !f.is_empty() => f,
-        Ok(_) => {
-            eprintln!("error: no payload files in {:?}", args.paths);
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+/// Send each file to `args.url`, signed for `auth`, `args.concurrency` at a time, with a
+/// progress bar when there are several; each file's answer, in order.
+async fn send_all(args: &SendArgs, auth: &Auth, files: Vec<PathBuf>) -> Vec<(PathBuf, Answer)> {
     let client = reqwest::Client::new();
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     bar.set_style(
@@ -109,7 +92,7 @@ pub async fn run(args: SendArgs) -> ExitCode {
     }
     let results: Vec<(PathBuf, Answer)> = futures::stream::iter(files)
         .map(|file| {
-            let (client, auth, url, bar) = (client.clone(), &auth, args.url.clone(), bar.clone());
+            let (client, url, bar) = (client.clone(), args.url.clone(), bar.clone());
             async move {
                 let result = async {
                     let body = std::fs::read(&file).map_err(|e| e.to_string())?;
@@ -130,7 +113,30 @@ pub async fn run(args: SendArgs) -> ExitCode {
         .collect()
         .await;
     bar.finish_and_clear();
+    results
+}
 
+/// Send every file; exit 0 when every answer was 2xx.
+pub async fn run(args: SendArgs) -> ExitCode {
+    let auth = match auth(&args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let files = match payload_files(&args.paths) {
+        Ok(f) if !f.is_empty() => f,
+        Ok(_) => {
+            eprintln!("error: no payload files in {:?}", args.paths);
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let results = send_all(&args, &auth, files).await;
     let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
     let mut all_ok = true;
     for (file, result) in &results {
