@@ -308,18 +308,7 @@ impl Worker {
                 stats.failed += 1;
                 continue;
             }
-            let result = match m.body().map(decode) {
-                None => Err(DecodeError::Empty.to_string()),
-                Some(Err(e)) => Err(e.to_string()),
-                Some(Ok(ev)) => match &self.pointers {
-                    Some(pointers) => match pointers.resolve(ev).await {
-                        Ok(ev) => handler(ev).await.map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    },
-                    None => handler(ev).await.map_err(|e| e.to_string()),
-                },
-            };
-            match result {
+            match self.handle_one(m.body(), handler).await {
                 Ok(()) => done.push(m.receipt_handle().unwrap_or_default().to_owned()),
                 Err(e) => {
                     tracing::warn!(error = %e, "message not handled; it will come back");
@@ -331,7 +320,33 @@ impl Worker {
             }
         }
         stats.handled = done.len();
-        for chunk in done.chunks(10) {
+        self.delete(&done).await?;
+        Ok(stats)
+    }
+
+    /// Decode one message body, follow its pointers when asked to, and hand it to `handler`;
+    /// why not, as text.
+    async fn handle_one<F, Fut, E>(&self, body: Option<&str>, handler: &F) -> Result<(), String>
+    where
+        F: Fn(CloudEvent) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: Display,
+    {
+        let event = match body.map(decode) {
+            None => return Err(DecodeError::Empty.to_string()),
+            Some(Err(e)) => return Err(e.to_string()),
+            Some(Ok(ev)) => ev,
+        };
+        let event = match &self.pointers {
+            Some(pointers) => pointers.resolve(event).await.map_err(|e| e.to_string())?,
+            None => event,
+        };
+        handler(event).await.map_err(|e| e.to_string())
+    }
+
+    /// Delete the messages of these receipt handles, ten per request.
+    async fn delete(&self, handles: &[String]) -> Result<(), aws_sdk_sqs::Error> {
+        for chunk in handles.chunks(10) {
             let entries = chunk
                 .iter()
                 .enumerate()
@@ -350,7 +365,7 @@ impl Worker {
                 .send()
                 .await?;
         }
-        Ok(stats)
+        Ok(())
     }
 
     /// Poll until `shutdown` resolves; errors are logged and retried after a pause.
