@@ -333,41 +333,11 @@ impl Archiver {
             .map_err(FetchError::Transient)?;
         let (url, expected_sha) = match source_of(event)? {
             Source::Inline(b64) => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(b64.trim())
-                    .map_err(|e| FetchError::permanent("unreadable", format!("the inline file is not base64: {e}")))?;
-                if bytes.len() as u64 > self.fetcher.policy().max_bytes {
-                    return Err(FetchError::permanent("too_large", format!("{} bytes", bytes.len())));
-                }
-                let content_type = declared.clone().unwrap_or_else(|| "application/octet-stream".into());
-                let mut upload = sink::Upload::new(&self.s3, &self.bucket, key, &content_type);
-                upload.write(&bytes).await?;
-                return Ok((upload.finish().await?, Some(content_type)));
+                let content_type = declared.unwrap_or_else(|| "application/octet-stream".into());
+                return Ok((self.keep_inline(&b64, key, &content_type).await?, Some(content_type)));
             }
             Source::Url(url) => (url, None),
-            Source::MetaId(id) => {
-                if !headers.iter().any(|(h, _)| *h == "authorization") {
-                    return Err(FetchError::permanent(
-                        "not_configured",
-                        "the endpoint has no Meta access token to look the media id up with",
-                    ));
-                }
-                let lookup = self
-                    .fetcher
-                    .get_json(&format!("{}/{id}", self.graph_url), &headers)
-                    .await?;
-                let url = lookup["url"]
-                    .as_str()
-                    .ok_or_else(|| {
-                        FetchError::permanent("unreadable", format!("the media lookup has no url: {lookup}"))
-                    })?
-                    .to_owned();
-                let sha = lookup["sha256"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .or_else(|| event.data.content.as_ref().and_then(|c| c.sha256.clone()));
-                (url, sha)
-            }
+            Source::MetaId(id) => self.look_up_meta(event, &id, &headers).await?,
         };
         let mut fetching = self.fetcher.get(&url, &headers).await?;
         let content_type = fetching
@@ -398,6 +368,50 @@ impl Archiver {
             }
         }
         Ok((written, Some(content_type)))
+    }
+}
+
+impl Archiver {
+    /// An inline file (base64 in the body): decoded, within the size cap, uploaded to `key`.
+    async fn keep_inline(&self, b64: &str, key: &str, content_type: &str) -> Result<sink::Written, FetchError> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|e| FetchError::permanent("unreadable", format!("the inline file is not base64: {e}")))?;
+        if bytes.len() as u64 > self.fetcher.policy().max_bytes {
+            return Err(FetchError::permanent("too_large", format!("{} bytes", bytes.len())));
+        }
+        let mut upload = sink::Upload::new(&self.s3, &self.bucket, key, content_type);
+        upload.write(&bytes).await?;
+        upload.finish().await
+    }
+
+    /// Meta's media `id` looked up on the Graph API with the endpoint's bearer: the file's URL
+    /// and the SHA-256 to check it against (the lookup's, else the webhook's).
+    async fn look_up_meta(
+        &self,
+        event: &CloudEvent,
+        id: &str,
+        headers: &[(&'static str, String)],
+    ) -> Result<(String, Option<String>), FetchError> {
+        if !headers.iter().any(|(h, _)| *h == "authorization") {
+            return Err(FetchError::permanent(
+                "not_configured",
+                "the endpoint has no Meta access token to look the media id up with",
+            ));
+        }
+        let lookup = self
+            .fetcher
+            .get_json(&format!("{}/{id}", self.graph_url), headers)
+            .await?;
+        let url = lookup["url"]
+            .as_str()
+            .ok_or_else(|| FetchError::permanent("unreadable", format!("the media lookup has no url: {lookup}")))?
+            .to_owned();
+        let sha = lookup["sha256"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| event.data.content.as_ref().and_then(|c| c.sha256.clone()));
+        Ok((url, sha))
     }
 }
 
