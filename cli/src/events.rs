@@ -146,6 +146,40 @@ async fn fetch(dynamo: &aws_sdk_dynamodb::Client, table: &str, listed: &[Item]) 
     Ok(out)
 }
 
+/// The items `args` asks for: a chat's partition (by instance, or found by its suffix), or a
+/// message's events (through the message index).
+async fn items_of(
+    args: &EventsArgs,
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> anyhow::Result<Vec<HashMap<String, AttributeValue>>> {
+    let providers: Vec<Provider> = match args.provider {
+        Some(p) => vec![p],
+        None => Provider::ALL.to_vec(),
+    };
+    match (&args.chat, &args.message, &args.instance) {
+        (Some(chat), _, Some(instance)) => {
+            let mut items = Vec::new();
+            for p in &providers {
+                let pk = keys::chat_partition(p.as_str(), instance, chat);
+                items.extend(query(dynamo, table, None, "pk", pk).await?);
+            }
+            Ok(items)
+        }
+        (Some(chat), _, None) => scan_suffix(dynamo, table, "pk", format!("#{}", keys::part(chat))).await,
+        (None, Some(msg), Some(instance)) => {
+            let mut listed = Vec::new();
+            for p in &providers {
+                let key = keys::message_key(p.as_str(), instance, msg);
+                listed.extend(query(dynamo, table, Some("gsi1"), "gsi1pk", key).await?);
+            }
+            fetch(dynamo, table, &listed).await
+        }
+        (None, Some(msg), None) => scan_suffix(dynamo, table, "gsi1pk", format!("#{}", keys::part(msg))).await,
+        (None, None, _) => Err(anyhow::anyhow!("--chat or --message")),
+    }
+}
+
 /// Print the events, oldest first.
 pub async fn run(args: EventsArgs) -> ExitCode {
     let stack = match crate::stack::load(&args.prefix).await {
@@ -157,35 +191,7 @@ pub async fn run(args: EventsArgs) -> ExitCode {
     };
     let table = stack.config.events_table.clone();
     let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let providers: Vec<Provider> = match args.provider {
-        Some(p) => vec![p],
-        None => Provider::ALL.to_vec(),
-    };
-    let result = async {
-        match (&args.chat, &args.message, &args.instance) {
-            (Some(chat), _, Some(instance)) => {
-                let mut items = Vec::new();
-                for p in &providers {
-                    let pk = keys::chat_partition(p.as_str(), instance, chat);
-                    items.extend(query(&dynamo, &table, None, "pk", pk).await?);
-                }
-                Ok(items)
-            }
-            (Some(chat), _, None) => scan_suffix(&dynamo, &table, "pk", format!("#{}", keys::part(chat))).await,
-            (None, Some(msg), Some(instance)) => {
-                let mut listed = Vec::new();
-                for p in &providers {
-                    let key = keys::message_key(p.as_str(), instance, msg);
-                    listed.extend(query(&dynamo, &table, Some("gsi1"), "gsi1pk", key).await?);
-                }
-                fetch(&dynamo, &table, &listed).await
-            }
-            (None, Some(msg), None) => scan_suffix(&dynamo, &table, "gsi1pk", format!("#{}", keys::part(msg))).await,
-            (None, None, _) => Err(anyhow::anyhow!("--chat or --message")),
-        }
-    }
-    .await;
-    let items = match result {
+    let items = match items_of(&args, &dynamo, &table).await {
         Ok(items) => items,
         Err(e) => {
             eprintln!("error: {table}: {e:#}");
