@@ -201,8 +201,6 @@ struct Tally {
     given_up_records: usize,
     recovered_records: usize,
     invocations: usize,
-    stream_records_delivered: usize,
-    handled: usize,
     worker_repeats: usize,
     violations: Vec<String>,
     violation_count: usize,
@@ -597,7 +595,6 @@ impl World {
                 };
                 match self.mapping.settle(k, &batch, outcome, self.clock.now()) {
                     Settled::Done => {
-                        self.tally.stream_records_delivered += batch.records.len();
                         if self.dice.chance(self.background.stream_redelivered) {
                             self.faults.count("stream batch delivered again");
                             let _ = self.fanouts[k].handle(&event).await;
@@ -687,7 +684,6 @@ impl World {
     }
 
     fn worker_handled(&mut self, r: &queues::Received) {
-        self.tally.handled += 1;
         if !self.handled.insert((r.queue, r.event_id.clone())) {
             self.tally.worker_repeats += 1;
             return;
@@ -819,16 +815,12 @@ fn endpoints() -> (MemoryRegistry, HashMap<Provider, String>) {
         let token = format!("tok_simulated_{}_endpoint", provider.as_str().replace('-', "_"));
         registry.insert(
             &token,
+            // A fixed id, time and tenant: a seed's run is the same event for event.
             Endpoint {
                 id: format!("ep_sim_{}", provider.as_str()),
-                provider,
-                auth: Auth::url_token(),
-                enabled: true,
                 created_at: String::new(),
                 tenant: None,
-                source: None,
-                timing: Default::default(),
-                media: Default::default(),
+                ..wahooks::registry::new_endpoint(provider, Auth::url_token())
             },
         );
         tokens.insert(provider, token);
@@ -847,7 +839,6 @@ pub async fn simulate(args: SimArgs) -> anyhow::Result<Value> {
     let t = &w.tally;
     let lost = t.lost_unstored + unpublished;
     let doubled = t.stored_twice + q.doubled as usize;
-    let dead: usize = (0..w.queue_list.len()).map(|i| w.queues.dead_letters(i).len()).sum();
     let redeliveries = json!({
         "exact": t.redeliveries[DeliveryKind::Exact as usize],
         "timestamp_only": t.redeliveries[DeliveryKind::Moved as usize],
@@ -891,7 +882,7 @@ pub async fn simulate(args: SimArgs) -> anyhow::Result<Value> {
         "redelivered_to_workers": q.redelivered,
         "overtaken_in_batch": q.overtaken,
         "worker_repeats": t.worker_repeats,
-        "dead_lettered": dead,
+        "dead_lettered": q.dead_lettered,
         "faults": w.faults.snapshot(),
         "simulated_seconds": (w.clock.now() - START_MS) / 1000,
         "wall_seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
