@@ -232,10 +232,26 @@ fn crate_imports(text: &str, modules: &HashSet<String>) -> HashSet<String> {
     found
 }
 
+/// The modules the `wahooks` crate re-exports from the `wahooks-event` crate (`lib.rs` says
+/// `pub use wahooks_event as event` and `pub use wahooks_event::{bounded, …}`), and their source.
+const FROM_THE_EVENT_CRATE: [(&str, &str); 2] = [
+    ("event", "shared/event/src"),
+    ("bounded", "shared/event/src/bounded.rs"),
+];
+
 #[test]
 fn the_module_table_in_the_architecture_is_the_code_s() {
     let src = root().join("shared/src");
-    let mut modules = HashSet::new();
+    let lib = std::fs::read_to_string(src.join("lib.rs")).expect("lib.rs");
+    assert!(
+        lib.contains("pub use wahooks_event as event;"),
+        "lib.rs re-exports the event crate"
+    );
+    assert!(
+        lib.contains("pub use wahooks_event::{bounded,"),
+        "lib.rs re-exports `bounded`"
+    );
+    let mut modules: HashSet<String> = FROM_THE_EVENT_CRATE.iter().map(|(m, _)| (*m).to_owned()).collect();
     for entry in std::fs::read_dir(&src).expect("shared/src") {
         let path = entry.expect("entry").path();
         let name = path.file_name().and_then(|n| n.to_str()).expect("name").to_owned();
@@ -278,11 +294,18 @@ fn the_module_table_in_the_architecture_is_the_code_s() {
         assert!(deps != "nothing" || listed.is_empty(), "{row}");
         let mut used = HashSet::new();
         for n in &names {
-            let file = src.join(format!("{n}.rs"));
-            let files: Vec<PathBuf> = if file.exists() {
+            let file = match FROM_THE_EVENT_CRATE.iter().find(|(m, _)| m == n) {
+                Some((_, path)) => root().join(path),
+                None => src.join(format!("{n}.rs")),
+            };
+            let folder = match FROM_THE_EVENT_CRATE.iter().find(|(m, _)| m == n) {
+                Some((_, path)) => root().join(path),
+                None => src.join(n),
+            };
+            let files: Vec<PathBuf> = if file.is_file() {
                 vec![file]
             } else {
-                std::fs::read_dir(src.join(n))
+                std::fs::read_dir(folder)
                     .expect("module folder")
                     .map(|e| e.expect("entry").path())
                     .filter(|p| p.extension().is_some_and(|x| x == "rs"))
@@ -305,4 +328,46 @@ fn the_module_table_in_the_architecture_is_the_code_s() {
         missing.is_empty(),
         "modules without a row in docs/architecture.md: {missing:?}"
     );
+}
+
+/// The `[dependencies]` section of a manifest, as `name = value` lines.
+fn dependencies(manifest: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join(manifest)).expect("manifest");
+    text.split("\n[dependencies]\n")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .filter(|l| l.contains('='))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn each_crate_links_what_its_runner_needs() {
+    // A worker takes the event crate and the AWS clients, not the receivers' pipeline.
+    let consumer = dependencies("consumer/Cargo.toml");
+    assert!(consumer.iter().any(|d| d.starts_with("wahooks-event ")), "{consumer:?}");
+    assert!(
+        !consumer.iter().any(|d| d.starts_with("wahooks ")),
+        "the consumer links `wahooks`: {consumer:?}"
+    );
+    // The event crate depends on no other crate of ours.
+    let event = dependencies("shared/event/Cargo.toml");
+    assert!(!event.iter().any(|d| d.starts_with("wahooks")), "{event:?}");
+    // The Lambdas link neither the stand-in (`local`) nor the operators' actions (`operator`).
+    let mut functions = 0;
+    for entry in std::fs::read_dir(root().join("functions")).expect("functions/") {
+        let manifest = entry.expect("entry").path().join("Cargo.toml");
+        let name = manifest
+            .strip_prefix(root())
+            .expect("in the tree")
+            .display()
+            .to_string();
+        for d in dependencies(&name).iter().filter(|d| d.starts_with("wahooks")) {
+            assert!(!d.contains("\"local\"") && !d.contains("\"operator\""), "{name}: {d}");
+        }
+        functions += 1;
+    }
+    assert!(functions >= 10, "{functions} functions");
 }

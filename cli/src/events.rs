@@ -209,8 +209,8 @@ pub async fn run(args: EventsArgs) -> ExitCode {
         );
     }
     events.sort_by_cached_key(|e| match e {
-        Ok(e) => (e.time_ms(), e.receivedat.clone(), e.id.clone()),
-        Err(_) => (0, String::new(), String::new()),
+        Ok(e) => (e.time_ms(), e.receivedat.millis(), e.id.clone()),
+        Err(_) => (0, 0, String::new()),
     });
     if events.is_empty() {
         eprintln!("no events");

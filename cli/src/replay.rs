@@ -97,7 +97,7 @@ async fn scan(
     // Oldest first, so each chat's events are re-sent in order.
     items.sort_by_cached_key(|i| {
         wahooks::store::event_of_sdk_item(i)
-            .map(|e| (e.time_ms(), e.receivedat, e.id))
+            .map(|e| (e.time_ms(), e.receivedat.millis(), e.id))
             .unwrap_or_default()
     });
     Ok(items)

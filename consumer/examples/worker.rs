@@ -11,17 +11,15 @@ use wahooks_consumer::{CloudEvent, RecentIds, Worker};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    wahooks::config::init_tracing();
+    tracing_subscriber::fmt().json().without_time().init();
     let url = std::env::args()
         .nth(1)
         .or_else(|| std::env::var("WAHOOKS_QUEUE_URL").ok())
         .ok_or("usage: worker <queue-url> (or set WAHOOKS_QUEUE_URL)")?;
-    let sdk = wahooks::config::aws_config().await;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     // Events too large for the queue arrive as a pointer: the worker reads the whole event.
-    let worker = Worker::new(aws_sdk_sqs::Client::new(&sdk), url).resolving_pointers(wahooks_consumer::Pointers::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        wahooks::bucket::s3_client(&sdk),
-    ));
+    let worker =
+        Worker::new(aws_sdk_sqs::Client::new(&sdk), url).resolving_pointers(wahooks_consumer::Pointers::from_sdk(&sdk));
     let seen = Mutex::new(RecentIds::new(10_000));
     let handler = |event: CloudEvent| {
         let first = seen.lock().map(|mut s| s.first_time(event.dedup_key())).unwrap_or(true);

@@ -20,9 +20,12 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use wahooks::bounded::BoundedSet;
+use wahooks_event::bounded::BoundedSet;
+use wahooks_event::item::ItemError;
 
-pub use wahooks::event::{CloudEvent, EventType, RawPointer};
+/// The event's types, vocabulary and times, as the receivers write them.
+pub use wahooks_event as event;
+pub use wahooks_event::{CloudEvent, EventType, RawPointer};
 
 /// A message that is not a wahooks event.
 #[derive(Debug, thiserror::Error)]
@@ -55,14 +58,14 @@ pub enum PointerError {
     Read(#[source] Box<aws_sdk_dynamodb::Error>),
     /// S3 refused or failed the read.
     #[error("reading the body from the bucket failed")]
-    ReadObject(#[source] wahooks::bucket::BucketError),
+    ReadObject(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// No item or object at the pointer (it expired: the table and the bucket keep events for
     /// their retention).
     #[error("nothing at {0} (expired?)")]
     Missing(String),
     /// The item does not hold an event.
     #[error("the item does not hold a wahooks event: {0}")]
-    NotAnEvent(#[source] wahooks::store::ItemError),
+    NotAnEvent(#[source] ItemError),
     /// What the pointer names is not the body it describes (its SHA-256 or JSON differs).
     #[error("the body at {0} is not the one the event names")]
     WrongBody(String),
@@ -81,10 +84,16 @@ pub struct Pointers {
 }
 
 impl Pointers {
-    /// Follow pointers with these clients (`wahooks::bucket::s3_client` builds an S3 client that
-    /// also works against a local stand-in).
+    /// Follow pointers with these clients ([`wahooks_event::item::s3_client`] builds an S3
+    /// client that also works against a local stand-in).
     pub fn new(dynamodb: aws_sdk_dynamodb::Client, s3: aws_sdk_s3::Client) -> Self {
         Pointers { dynamodb, s3 }
+    }
+
+    /// Follow pointers with clients made from `sdk` (the S3 one path-style when `sdk` names an
+    /// endpoint, as a local stand-in needs).
+    pub fn from_sdk(sdk: &aws_config::SdkConfig) -> Self {
+        Pointers::new(aws_sdk_dynamodb::Client::new(sdk), wahooks_event::item::s3_client(sdk))
     }
 
     async fn item(
@@ -118,14 +127,13 @@ impl Pointers {
                     .get("body")
                     .and_then(|b| b.as_b().ok())
                     .ok_or_else(|| PointerError::WrongBody(place.clone()))?;
-                let bytes =
-                    wahooks::store::decompress(body.as_ref()).map_err(|_| PointerError::WrongBody(place.clone()))?;
+                let bytes = wahooks_event::item::decompress(body.as_ref())
+                    .map_err(|_| PointerError::WrongBody(place.clone()))?;
                 (bytes, place)
             }
             (_, _, _, Some(bucket), Some(key)) => {
                 let place = format!("s3://{bucket}/{key}");
-                let s3 = wahooks::bucket::S3Bucket::new(self.s3.clone(), bucket);
-                let bytes = wahooks::bucket::BodyBucket::get(&s3, key)
+                let bytes = wahooks_event::item::get_object(&self.s3, bucket, key)
                     .await
                     .map_err(PointerError::ReadObject)?
                     .ok_or_else(|| PointerError::Missing(place.clone()))?;
@@ -151,7 +159,7 @@ impl Pointers {
                 let item = self.item(&p.table, &p.pk, &p.sk).await?;
                 // The event is in the item, or (over an item even without its body) in the
                 // bucket, where the item's `body_object` names it.
-                wahooks::store::read_sdk_item(&item, &self.s3)
+                wahooks_event::item::read_sdk_item(&item, &self.s3)
                     .await
                     .map_err(PointerError::NotAnEvent)?
                     .1
@@ -214,7 +222,7 @@ where
         }
         let result = match record.body.as_deref().map(decode) {
             None => Err(DecodeError::Empty.to_string()),
-            Some(Err(e)) => Err(wahooks::error_chain(&e)),
+            Some(Err(e)) => Err(wahooks_event::error_chain(&e)),
             Some(Ok(ev)) => handler(ev).await.map_err(|e| e.to_string()),
         };
         if let Err(e) = result {
@@ -410,7 +418,7 @@ impl Worker {
 /// names no archived file.
 pub async fn media_url(
     s3: &aws_sdk_s3::Client,
-    media: &wahooks::event::MediaFile,
+    media: &wahooks_event::MediaFile,
     expires: Duration,
 ) -> Result<Option<String>, PointerError> {
     let (Some(bucket), Some(key)) = (&media.bucket, &media.key) else {
@@ -424,7 +432,7 @@ pub async fn media_url(
         .key(key)
         .presigned(config)
         .await
-        .map_err(|e| PointerError::Presign(wahooks::error_chain(&e)))?;
+        .map_err(|e| PointerError::Presign(wahooks_event::error_chain(&e)))?;
     Ok(Some(request.uri().to_owned()))
 }
 
@@ -469,7 +477,7 @@ mod tests {
                 .credentials_provider(aws_sdk_s3::config::Credentials::new("AKID", "secret", None, None, "t"))
                 .build(),
         );
-        let media = wahooks::event::MediaFile {
+        let media = wahooks_event::MediaFile {
             event_id: "e".into(),
             message_id: None,
             bucket: Some("wahooks-bodies".into()),
@@ -490,7 +498,7 @@ mod tests {
             url.contains("X-Amz-Expires=600") && url.contains("X-Amz-Signature="),
             "{url}"
         );
-        let failed = wahooks::event::MediaFile {
+        let failed = wahooks_event::MediaFile {
             bucket: None,
             key: None,
             ..media.clone()
@@ -541,13 +549,13 @@ mod tests {
         assert_eq!(e.event_type, EventType::Unknown);
         assert_eq!(
             e.data.chat.as_ref().map(|c| c.kind),
-            Some(wahooks::event::ChatKind::Other)
+            Some(wahooks_event::ChatKind::Other)
         );
         assert_eq!(
             e.data.content.as_ref().map(|c| c.kind),
-            Some(wahooks::event::ContentKind::Other)
+            Some(wahooks_event::ContentKind::Other)
         );
-        assert_eq!(e.data.status, Some(wahooks::event::MessageStatus::Other));
+        assert_eq!(e.data.status, Some(wahooks_event::MessageStatus::Other));
         assert_eq!(e.data.message_id.as_deref(), Some("M"));
     }
 

@@ -26,16 +26,7 @@ pub fn event_key(event_id: &str) -> String {
     format!("events/{}.json", crate::event::bounded_text(event_id))
 }
 
-/// `s3://<bucket>/<key>`: how an item names an object.
-pub fn object_uri(bucket: &str, key: &str) -> String {
-    format!("s3://{bucket}/{key}")
-}
-
-/// The bucket and key of an `s3://<bucket>/<key>` URI.
-pub fn parse_object_uri(uri: &str) -> Option<(&str, &str)> {
-    let (bucket, key) = uri.strip_prefix("s3://")?.split_once('/')?;
-    (!bucket.is_empty() && !key.is_empty()).then_some((bucket, key))
-}
+pub use crate::event::item::{object_uri, parse_object_uri};
 
 /// The object key of a quarantined body kept in the bucket.
 pub fn quarantine_key(sha256_hex: &str) -> String {
@@ -80,14 +71,7 @@ pub fn check_put(key: &str, size: u64) -> Result<(), BucketError> {
     Ok(())
 }
 
-/// An S3 client for `sdk`: path-style addressing when an endpoint is configured (a local
-/// stand-in on loopback has no per-bucket host names), virtual-hosted in AWS.
-pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::from(sdk)
-        .force_path_style(sdk.endpoint_url().is_some())
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
+pub use crate::event::item::s3_client;
 
 /// The S3 adapter.
 #[derive(Clone)]
@@ -127,17 +111,9 @@ impl BodyBucket for S3Bucket {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BucketError> {
-        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(BucketError::Unavailable(e.into())),
-        };
-        let bytes = out
-            .body
-            .collect()
+        crate::event::item::get_object(&self.client, &self.bucket, key)
             .await
-            .map_err(|e| BucketError::Unavailable(e.into()))?;
-        Ok(Some(bytes.into_bytes().to_vec()))
+            .map_err(BucketError::Unavailable)
     }
 }
 

@@ -29,13 +29,11 @@
 //! `docs/architecture.md` in the repository says what each module owns and why.
 
 pub mod auth;
-pub mod bounded;
 #[cfg(feature = "aws")]
 pub mod bucket;
 #[cfg(feature = "aws")]
 pub mod config;
 pub mod endpoint;
-pub mod event;
 #[cfg(feature = "aws")]
 pub mod fanout;
 #[cfg(feature = "aws")]
@@ -68,18 +66,10 @@ pub mod stream_driver;
 #[cfg(feature = "aws")]
 pub mod timers;
 
+/// The canonical event, its vocabulary, its times and the stored item's codec: the
+/// `wahooks-event` crate, which workers take without the rest.
+pub use wahooks_event as event;
+pub use wahooks_event::{bounded, error_chain};
+
 pub use event::{CloudEvent, EventType, Provider};
 pub use route::Route;
-
-/// An error and its sources, `: `-separated, for a log line or a message to a person (errors
-/// keep their cause as `source()`; this is where it is printed).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}

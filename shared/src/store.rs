@@ -447,75 +447,20 @@ fn keep_body(
     Ok(pointer)
 }
 
-/// When an event was received, epoch ms (its time when `receivedat` is unreadable).
+/// When an event was received, epoch ms.
 fn received_ms(ev: &CloudEvent) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(&ev.receivedat)
-        .map(|t| t.timestamp_millis())
-        .unwrap_or_else(|_| ev.time_ms())
+    ev.receivedat.millis()
 }
 
-/// Why an item could not be read back into an event.
-#[derive(Debug, thiserror::Error)]
-pub enum ItemError {
-    /// The item has no `body` binary attribute.
-    #[error("the item has no `body` attribute")]
-    NoBody,
-    /// The event is kept in the bucket (`body_object`), and the object could not be read now.
-    #[error("the event's object `{0}` could not be read")]
-    ObjectUnavailable(String, #[source] crate::bucket::BucketError),
-    /// The event is kept in the bucket, and the object is not there (expired?).
-    #[error("the event's object `{0}` is missing")]
-    ObjectMissing(String),
-    /// `body` is not a zstd frame.
-    #[error("the item's body is not zstd")]
-    NotZstd(#[source] std::io::Error),
-    /// `body` is not UTF-8 text.
-    #[error("the item's body is not UTF-8")]
-    NotUtf8(#[source] std::string::FromUtf8Error),
-    /// `body` is not a CloudEvent.
-    #[error("the item's body is not a CloudEvent")]
-    NotAnEvent(#[source] serde_json::Error),
-}
+// The stored item's codec (compression, reading an item or an object back) lives with the
+// event, where the fanout, the CLI and the workers read it; the receivers write with it here.
+pub use crate::event::item::{
+    compress, decompress, event_of_item, event_of_sdk_item, read_sdk_item, stored_json_of_item, stored_json_of_object,
+    ItemError,
+};
 
-/// The CloudEvent stored in an event item (the inverse of [`event_item`]).
-pub fn event_of_item(body: Option<&[u8]>) -> Result<CloudEvent, ItemError> {
-    stored_json_of_item(body).map(|(_, event)| event)
-}
-
-/// The JSON stored in an event item, exactly as it was written, and the CloudEvent read from
-/// it. The JSON can hold more than this version's CloudEvent knows (a field or a value a later
-/// wahooks wrote): what is published is this text, not the event written out again.
-pub fn stored_json_of_item(body: Option<&[u8]>) -> Result<(String, CloudEvent), ItemError> {
-    let bytes = decompress(body.ok_or(ItemError::NoBody)?).map_err(ItemError::NotZstd)?;
-    let json = String::from_utf8(bytes).map_err(ItemError::NotUtf8)?;
-    let event = serde_json::from_str(&json).map_err(ItemError::NotAnEvent)?;
-    Ok((json, event))
-}
-
-/// The JSON of an event kept as an object (plain JSON, not compressed), and the CloudEvent.
-pub fn stored_json_of_object(bytes: Vec<u8>) -> Result<(String, CloudEvent), ItemError> {
-    let json = String::from_utf8(bytes).map_err(ItemError::NotUtf8)?;
-    let event = serde_json::from_str(&json).map_err(ItemError::NotAnEvent)?;
-    Ok((json, event))
-}
-
-/// The CloudEvent of an item read with the SDK, whose event is in its `body` (not an object:
-/// see [`read_sdk_item`]).
-pub fn event_of_sdk_item(item: &HashMap<String, AttributeValue>) -> Result<CloudEvent, ItemError> {
-    event_of_item(item.get("body").and_then(|b| b.as_b().ok()).map(|b| b.as_ref()))
-}
-
-/// The stored JSON and CloudEvent of an item read with the SDK, wherever its event is kept: its
-/// `body`, or the object `body_object` names (read with `s3`).
-pub async fn read_sdk_item(
-    item: &HashMap<String, AttributeValue>,
-    s3: &aws_sdk_s3::Client,
-) -> Result<(String, CloudEvent), ItemError> {
-    match item.get("body_object").and_then(|v| v.as_s().ok()) {
-        Some(uri) => read_object(uri, |bucket| crate::bucket::S3Bucket::new(s3.clone(), bucket)).await,
-        None => stored_json_of_item(item.get("body").and_then(|b| b.as_b().ok()).map(|b| b.as_ref())),
-    }
-}
+// A stored body is at most what a request carries: decompressing one never streams.
+const _: () = assert!(crate::auth::MAX_BODY_BYTES <= crate::event::item::PREALLOCATE_UP_TO);
 
 /// The event kept in the object `uri` (`s3://bucket/key`), read through the bucket `open` gives.
 pub async fn read_object<B: BodyBucket>(
@@ -526,7 +471,7 @@ pub async fn read_object<B: BodyBucket>(
     let bytes = open(bucket)
         .get(key)
         .await
-        .map_err(|e| ItemError::ObjectUnavailable(uri.to_owned(), e))?
+        .map_err(|e| ItemError::ObjectUnavailable(uri.to_owned(), Box::new(e)))?
         .ok_or_else(|| ItemError::ObjectMissing(uri.to_owned()))?;
     stored_json_of_object(bytes)
 }
@@ -561,52 +506,6 @@ pub fn write_units(item: &HashMap<String, AttributeValue>) -> (usize, usize) {
         0
     };
     (base, index)
-}
-
-thread_local! {
-    // One compression context per thread: creating one per body cost more than compressing.
-    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        std::cell::RefCell::new(zstd::bulk::Compressor::new(COMPRESSION_LEVEL).ok());
-    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        std::cell::RefCell::new(zstd::bulk::Decompressor::new().ok());
-}
-
-/// zstd level for stored bodies: small JSON documents gain little past this.
-const COMPRESSION_LEVEL: i32 = 9;
-
-/// Above this size a body is compressed at [`FAST_COMPRESSION_LEVEL`]: level 9 runs at tens of
-/// MB/s, so a 4.5 MB body would take most of a 256 MB function's second; level 3 runs about ten
-/// times faster and loses a few percent.
-const FAST_ABOVE_BYTES: usize = 256 * 1024;
-
-/// zstd level for large bodies.
-const FAST_COMPRESSION_LEVEL: i32 = 3;
-
-/// Compress bytes for a `body`/`raw` attribute (zstd, a self-describing frame).
-pub fn compress(raw: &[u8]) -> Vec<u8> {
-    if raw.len() > FAST_ABOVE_BYTES {
-        return zstd::bulk::compress(raw, FAST_COMPRESSION_LEVEL)
-            .unwrap_or_else(|_| zstd::encode_all(raw, FAST_COMPRESSION_LEVEL).unwrap_or_default());
-    }
-    COMPRESSOR
-        .with(|c| c.borrow_mut().as_mut().and_then(|c| c.compress(raw).ok()))
-        .unwrap_or_else(|| zstd::encode_all(raw, COMPRESSION_LEVEL).unwrap_or_default())
-}
-
-/// Decompress a stored `body`/`raw` attribute.
-pub fn decompress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    // The frame records its size (we wrote it); what we store is at most 6 MiB.
-    let size = zstd::zstd_safe::get_frame_content_size(bytes)
-        .ok()
-        .flatten()
-        .filter(|s| *s <= crate::auth::MAX_BODY_BYTES as u64);
-    match size {
-        Some(size) => DECOMPRESSOR.with(|d| match d.borrow_mut().as_mut() {
-            Some(d) => d.decompress(bytes, size as usize),
-            None => zstd::decode_all(bytes),
-        }),
-        None => zstd::decode_all(bytes),
-    }
 }
 
 /// The DynamoDB adapter, with the claim-check bucket for bodies too large for an item.
@@ -1122,23 +1021,6 @@ impl EventStore for MemoryEventStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn bodies_round_trip_through_zstd() {
-        for body in [&b""[..], b"{}", &[b'x'; 100_000][..]] {
-            let z = compress(body);
-            assert_eq!(decompress(&z).expect("frame"), body);
-        }
-        // A frame without a recorded size (a streaming writer) still decodes.
-        let mut streamed = Vec::new();
-        {
-            let mut w = zstd::stream::Encoder::new(&mut streamed, 3).expect("encoder");
-            std::io::Write::write_all(&mut w, b"{\"a\":1}").expect("write");
-            w.finish().expect("finish");
-        }
-        assert_eq!(decompress(&streamed).expect("frame"), b"{\"a\":1}");
-        assert!(decompress(b"not zstd").is_err());
-    }
-
     fn status_events(ids: usize, raw_bytes: usize) -> Vec<CloudEvent> {
         let body = format!(
             r#"{{"type":"MessageStatusCallback","instanceId":"I","status":"READ","ids":[{}],"momment":1757387334000,"phone":"5511","pad":"{}"}}"#,
@@ -1237,7 +1119,7 @@ mod tests {
         let mut events = status_events(3, 0);
         events[2].data.message_id = events[0].data.message_id.clone();
         events.extend(status_events(2, 0).into_iter().map(|mut e| {
-            e.time = "2030-01-01T00:00:00.000Z".into();
+            e.time = "2030-01-01T00:00:00.000Z".parse().expect("a time");
             e
         }));
         let all: Vec<usize> = (0..events.len()).collect();

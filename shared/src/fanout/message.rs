@@ -208,8 +208,6 @@ fn slim_event(event: &CloudEvent, room: usize, pointer: &StoredItemPointer) -> S
     bare.subject = bare.subject.as_deref().map(bounded);
     bare.id = bounded(&bare.id);
     bare.endpoint = bounded(&bare.endpoint);
-    bare.time = bounded(&bare.time);
-    bare.receivedat = bounded(&bare.receivedat);
     bare.dataschema = bounded(&bare.dataschema);
     bare.specversion = bounded(&bare.specversion);
     bare.datacontenttype = bounded(&bare.datacontenttype);

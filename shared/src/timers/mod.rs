@@ -488,9 +488,7 @@ impl Feed {
         if let Some(note) = message_note(event, scope(event.subject.clone())) {
             self.notes.push((record, Note::Message(note)));
         }
-        let received = DateTime::parse_from_rfc3339(&event.receivedat)
-            .map(|t| t.timestamp_millis())
-            .unwrap_or_default();
+        let received = event.receivedat.millis();
         let connection = match event.event_type {
             EventType::InstanceConnected => Some(true),
             EventType::InstanceDisconnected => Some(false),

@@ -19,7 +19,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::endpoint::{SilenceWindow, Timing};
-use crate::event::{rfc3339_ms, CloudEvent, EventData, EventType, Silence};
+use crate::event::{CloudEvent, EventData, EventType, Silence};
 
 use super::{millis_to_time, ActivityNote, Note, Outcome, Scope};
 
@@ -257,10 +257,10 @@ fn silence_event(
     let id = crate::identity::event_id(scope.provider, &scope.instance, event_type, None, &["silence", &number]);
     let data = EventData {
         silence: Some(Silence {
-            last_event_at: rfc3339_ms(millis_to_time(state.last_ms)),
+            last_event_at: millis_to_time(state.last_ms).into(),
             window_seconds,
             window_derived,
-            silent_since: silent_since_ms.map(|ms| rfc3339_ms(millis_to_time(ms))),
+            silent_since: silent_since_ms.map(|ms| millis_to_time(ms).into()),
         }),
         ..EventData::default()
     };

@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{rfc3339_ms, Chat, CloudEvent, EventData, EventType, Turn, TurnMessage};
+use crate::event::{Chat, CloudEvent, EventData, EventType, Turn, TurnMessage};
 
 use super::{millis_to_time, MessageNote, Note, Outcome, Scope};
 
@@ -108,7 +108,7 @@ impl TurnState {
                 .map(|e| TurnMessage {
                     event_id: e.event_id,
                     message_id: e.message_id,
-                    time: rfc3339_ms(millis_to_time(e.time_ms)),
+                    time: millis_to_time(e.time_ms).into(),
                     text: e.text,
                     text_truncated: e.truncated,
                 })

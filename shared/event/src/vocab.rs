@@ -6,7 +6,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// An enum of the wire vocabulary with each variant's wire name written once: serde reads and
-/// writes it, and `as_str` returns it (so the two can never disagree).
+/// writes it, and `as_str` returns it (so the two can never disagree). The receivers' routes use
+/// it too (`wahooks::route`); the enum must derive serde's traits.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! vocabulary {
     (
         $(#[$meta:meta])*
@@ -37,7 +40,6 @@ macro_rules! vocabulary {
         }
     };
 }
-pub(crate) use vocabulary;
 
 vocabulary! {
 /// The providers wahooks understands. New providers may appear in a later version.
@@ -292,6 +294,20 @@ impl MessageStatus {
             MessageStatus::Played => 4,
             MessageStatus::Failed | MessageStatus::Deleted => 5,
             MessageStatus::Other => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn types_round_trip_through_their_names() {
+        for t in EventType::ALL {
+            assert_eq!(t.as_str().parse::<EventType>(), Ok(t));
+            assert_eq!(serde_json::to_value(t).expect("ser"), Value::String(t.as_str().into()));
         }
     }
 }

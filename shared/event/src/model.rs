@@ -1,5 +1,4 @@
-//! The canonical event: one vocabulary for every provider, serialised as a CloudEvents 1.0
-//! structured-mode JSON document (field by field: `docs/events.md`).
+//! The event's model: the envelope (`CloudEvent`) and its data.
 
 use std::sync::Arc;
 
@@ -8,13 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-mod content;
-mod time;
-mod vocab;
-
-pub use content::*;
-pub use time::*;
-pub use vocab::*;
+use crate::{Chat, Content, EventType, MessageStatus, Provider, Sender, Time};
 
 /// An error the provider reported (failed sends, disconnections).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,8 +153,7 @@ pub struct TurnMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     /// The message's time.
-    #[cfg_attr(feature = "json-schema", schemars(extend("format" = "date-time")))]
-    pub time: String,
+    pub time: Time,
     /// Its text (or caption), when it has one: at most 4,096 bytes, cut at a character boundary
     /// (`text_truncated` then says so; the message's own event has it whole).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,16 +168,14 @@ pub struct TurnMessage {
 #[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Silence {
     /// When the instance's last event before the silence was received.
-    #[cfg_attr(feature = "json-schema", schemars(extend("format" = "date-time")))]
-    pub last_event_at: String,
+    pub last_event_at: Time,
     /// The window that was exceeded, in seconds.
     pub window_seconds: u64,
     /// Whether the window was derived from the instance's own traffic (not set on its endpoint).
     pub window_derived: bool,
     /// When the silence was declared (on `whatsapp.instance.resumed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "json-schema", schemars(extend("format" = "date-time")))]
-    pub silent_since: Option<String>,
+    pub silent_since: Option<Time>,
 }
 
 impl EventData {
@@ -279,8 +269,7 @@ pub struct CloudEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// When it happened: the provider's time where it has one, else when we received it.
-    #[cfg_attr(feature = "json-schema", schemars(extend("format" = "date-time")))]
-    pub time: String,
+    pub time: Time,
     /// Always `application/json`.
     #[cfg_attr(feature = "json-schema", schemars(extend("const" = "application/json")))]
     pub datacontenttype: String,
@@ -296,13 +285,12 @@ pub struct CloudEvent {
     /// Extension: the wahooks endpoint that received it.
     pub endpoint: String,
     /// Extension: when wahooks received it.
-    #[cfg_attr(feature = "json-schema", schemars(extend("format" = "date-time")))]
-    pub receivedat: String,
+    pub receivedat: Time,
     /// The normalised fields and the raw provider JSON.
     pub data: EventData,
     /// For state events without an id or a time of their own (presence, some connection
     /// events): the state they report. Their id is fixed when they are stored, from how many
-    /// times this state has changed (see [`crate::identity::state_event_id`]). Not serialised.
+    /// times this state has changed (`wahooks::identity::state_event_id`). Not serialised.
     #[serde(skip)]
     pub state: Option<StateChange>,
 }
@@ -345,13 +333,13 @@ impl CloudEvent {
             source: format!("wahooks/{provider}/{instance}"),
             event_type,
             subject,
-            time: rfc3339_ms(time),
+            time: Time::from(time),
             datacontenttype: "application/json".to_owned(),
             dataschema: DATASCHEMA.to_owned(),
             provider,
             instance: instance.into_owned(),
             endpoint: endpoint.to_owned(),
-            receivedat: rfc3339_ms(received_at),
+            receivedat: Time::from(received_at),
             data,
             state: None,
         }
@@ -369,9 +357,7 @@ impl CloudEvent {
 
     /// The event time in epoch milliseconds (for sort keys).
     pub fn time_ms(&self) -> i64 {
-        DateTime::parse_from_rfc3339(&self.time)
-            .map(|t| t.timestamp_millis())
-            .unwrap_or_default()
+        self.time.millis()
     }
 
     /// The chat id used to group and order this event (`subject`, or `-` without one).
@@ -442,7 +428,10 @@ pub fn json_schema() -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::*;
+    use chrono::Utc;
+    use serde_json::value::RawValue;
+    use std::sync::Arc;
 
     #[test]
     fn long_provider_strings_reach_the_envelope_as_a_digest() {
@@ -475,33 +464,5 @@ mod tests {
         assert!(e.to_json().len() < 2_000, "{}", e.to_json().len());
         assert_eq!(bounded_text("5511999999999"), "5511999999999");
         assert_eq!(bounded_text(&"é".repeat(128)).len(), 256, "at the limit: kept");
-    }
-
-    #[test]
-    fn rfc3339_has_milliseconds_and_z() {
-        let t = from_millis(1757390383001).expect("in range");
-        assert_eq!(rfc3339_ms(t), "2025-09-09T03:59:43.001Z");
-    }
-
-    #[test]
-    fn epoch_guess_tells_seconds_from_milliseconds() {
-        assert_eq!(
-            rfc3339_ms(from_epoch_guess(1580163342).expect("s")),
-            "2020-01-27T22:15:42.000Z"
-        );
-        assert_eq!(
-            rfc3339_ms(from_epoch_guess(1757390383001).expect("ms")),
-            "2025-09-09T03:59:43.001Z"
-        );
-        assert!(from_epoch_guess(0).is_none());
-        assert!(from_epoch_guess(-5).is_none());
-    }
-
-    #[test]
-    fn types_round_trip_through_their_names() {
-        for t in EventType::ALL {
-            assert_eq!(t.as_str().parse::<EventType>(), Ok(t));
-            assert_eq!(serde_json::to_value(t).expect("ser"), Value::String(t.as_str().into()));
-        }
     }
 }
