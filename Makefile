@@ -145,7 +145,7 @@ cost: venv ## what a million events cost, measured on the local stack (the cost 
 	cargo run -q --locked -p wahooks-cli --bin wahooks-dev -- cost
 
 bench: ## criterion benchmarks: parse, verify, pipeline (bench and release profiles), fanout, Standard Webhooks vs svix (figures in docs/performance.md)
-	cargo bench --workspace --locked
+	cargo bench --workspace --locked --features wahooks/test-util
 	WAHOOKS_BENCH_PROFILE=release cargo bench --locked -p wahooks --features local --bench pipeline --profile release -- --save-baseline release-profile
 	cd shared/bench-svix && cargo bench --locked
 

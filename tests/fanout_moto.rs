@@ -603,96 +603,9 @@ async fn a_route_to_a_queue_the_fanout_cannot_reach_stops_it_at_init_with_what_t
 
 // ------------------------------------------------------------------ the edges (docs/receiving.md)
 
-/// `n` characters of base64 of seeded xorshift bytes: media as Evolution inlines it (zstd gets
-/// no more than base64's own 3/4 out of it).
-fn incompressible_base64(n: usize) -> String {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let bytes: Vec<u8> = (0..n * 3 / 4)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect();
-    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
-}
-
 /// Evolution's `messages.upsert` with `webhook_base64`: the image inline, `media` bytes of it.
 fn evolution_media(id: &str, media: usize) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "event": "messages.upsert", "instance": "inst-edge",
-        "data": {
-            "key": {"remoteJid": "5511900000001@s.whatsapp.net", "fromMe": false, "id": id},
-            "pushName": "Contato", "messageType": "imageMessage", "messageTimestamp": 1790000000,
-            "message": {"imageMessage": {"mimetype": "image/jpeg", "caption": "foto"}, "base64": incompressible_base64(media)}
-        }
-    }))
-    .expect("json")
-}
-
-/// A Meta coexistence `history` chunk of about `bytes`: threads of text messages with varied
-/// words (as compressible as real chat text, no more).
-fn meta_history(bytes: usize) -> Vec<u8> {
-    const WORDS: [&str; 24] = [
-        "oi",
-        "tudo",
-        "bem",
-        "pedido",
-        "entrega",
-        "amanhã",
-        "obrigado",
-        "valor",
-        "pix",
-        "nota",
-        "fiscal",
-        "endereço",
-        "rua",
-        "número",
-        "cep",
-        "horário",
-        "confirmo",
-        "cancelar",
-        "troca",
-        "tamanho",
-        "cor",
-        "azul",
-        "prazo",
-        "frete",
-    ];
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let (mut threads, mut size, mut n) = (Vec::new(), 0, 0u64);
-    while size < bytes {
-        let user = format!("5511{:09}", next() % 1_000_000_000);
-        let messages: Vec<serde_json::Value> = (0..20)
-            .map(|_| {
-                n += 1;
-                let text: Vec<&str> = (0..(8 + next() % 30)).map(|_| WORDS[(next() % 24) as usize]).collect();
-                serde_json::json!({
-                    "from": user, "id": format!("wamid.HIST{n:08}{:016x}", next()), "timestamp": (1_700_000_000 + next() % 10_000_000).to_string(),
-                    "type": "text", "text": {"body": text.join(" ")}, "history_context": {"status": "READ"}
-                })
-            })
-            .collect();
-        let thread = serde_json::json!({"id": user, "messages": messages});
-        size += thread.to_string().len();
-        threads.push(thread);
-    }
-    serde_json::to_vec(&serde_json::json!({
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "WABA", "changes": [{"field": "history", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550000000", "phone_number_id": "PNID"},
-            "history": [{"metadata": {"phase": 1, "chunk_order": 3, "progress": 40}, "threads": threads}]
-        }}]}]
-    }))
-    .expect("json")
+    wahooks::testkit::evolution_inline_media("inst-edge", id, media).into_bytes()
 }
 
 /// A Z-API status naming `n` message ids.
@@ -885,7 +798,7 @@ async fn incompressible_media_of_450_kb_and_4_5_mb_is_kept_in_the_bucket_and_pub
 async fn a_3_mb_meta_history_chunk_is_stored_and_published() {
     let moto = Moto::start();
     let stack = stack(&moto).await;
-    let body = meta_history(3 * 1024 * 1024);
+    let body = wahooks::testkit::meta_history(3 * 1024 * 1024);
     assert!(body.len() >= 3 * 1024 * 1024);
     let (status, answer, events) = through_the_stack(&stack, &endpoint(&stack, Provider::Meta).await, &body).await;
     assert_eq!(status, 200, "{answer}");
@@ -1472,28 +1385,16 @@ impl Cdn {
     }
 }
 
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_message_and_refusals_say_why() {
     use base64::Engine;
     use sha2::Digest;
     let moto = Moto::start();
     let stack = stack(&moto).await;
-    let small = noise(300_000, 7);
-    let large = noise(10 * 1024 * 1024, 9);
-    let meta_file = noise(50_000, 11);
-    let (hub_file, wwa_file) = (noise(20_000, 17), noise(30_000, 19));
+    let small = wahooks::testkit::noise(300_000, 7);
+    let large = wahooks::testkit::noise(10 * 1024 * 1024, 9);
+    let meta_file = wahooks::testkit::noise(50_000, 11);
+    let (hub_file, wwa_file) = (wahooks::testkit::noise(20_000, 17), wahooks::testkit::noise(30_000, 19));
     let meta_sha = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&meta_file));
     // The Graph API's answer names the file on the same stand-in, with Meta's base64 SHA-256.
     let lookup = serde_json::json!({"url": "{BASE}/meta-file", "mime_type": "image/png", "sha256": meta_sha});
@@ -1507,7 +1408,11 @@ async fn media_of_each_provider_reaches_s3_once_and_is_announced_after_its_messa
         ),
         (
             "/huge.bin".to_owned(),
-            (200, "application/octet-stream", noise(2 * 1024 * 1024, 13)),
+            (
+                200,
+                "application/octet-stream",
+                wahooks::testkit::noise(2 * 1024 * 1024, 13),
+            ),
         ),
         ("/flaky.jpg".to_owned(), (503, "text/plain", b"busy".to_vec())),
         (

@@ -75,19 +75,6 @@ fn json() -> Vec<(String, String)> {
     vec![("content-type".into(), "application/json".into())]
 }
 
-/// `n` letters that do not compress below 4.7 bits each (a xorshift stream).
-fn noise(n: usize) -> String {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(b'a' + (x % 26) as u8)
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn hostile_requests_get_their_documented_status_and_store_nothing() {
     let moto = Moto::start();
@@ -128,7 +115,7 @@ async fn hostile_requests_get_their_documented_status_and_store_nothing() {
         // Incompressible: the item holds the event compressed, so only text that does not
         // compress can exceed DynamoDB's 400 KB (a 6 MB run of one letter is stored).
         let mut b = br#"{"type":"ReceivedCallback","text":{"message":""#.to_vec();
-        b.extend(noise(6_000_000).into_bytes());
+        b.extend(wahooks::testkit::noise_letters(6_000_000, wahooks::testkit::SEED).into_bytes());
         b.extend(br#""}}"#);
         b
     };

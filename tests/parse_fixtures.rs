@@ -940,3 +940,39 @@ fn gateway_redeliveries_merge_and_new_facts_do_not() {
         "a new status"
     );
 }
+
+#[test]
+fn the_fixtures_exercise_every_identity_rule() {
+    // Each key function names its rule (`identity::Key::of`); parsing every fixture, once as
+    // sent and once with a delivery id, must apply each rule of the table at least once.
+    let _ = wahooks::identity::rules_applied();
+    for (provider, name, bytes) in common::all_payloads() {
+        for delivery in [None, Some("delivery-1")] {
+            let mut ctx = ParseContext::new(provider, "ep-test", Utc::now());
+            ctx.delivery_id = delivery;
+            parse_verified(&ctx, &wahooks::auth::Verified::trusted(&bytes)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+    // What no fixture holds yet: a body of a shape no adapter knows, and Evolution's
+    // `messages.update` (no capture of it: its documented shape, as in
+    // `gateway_redeliveries_merge_and_new_facts_do_not`).
+    for (provider, body) in [
+        (Provider::Zapi, r#"{"never":"seen"}"#),
+        (
+            Provider::Evolution,
+            r#"{"event":"messages.update","instance":"I","data":{"keyId":"K1","remoteJid":"5511@s.whatsapp.net","fromMe":true,"status":"READ"},"apikey":"x"}"#,
+        ),
+    ] {
+        let ctx = ParseContext::new(provider, "ep-test", Utc::now());
+        parse_verified(&ctx, &wahooks::auth::Verified::trusted(body.as_bytes())).expect("valid JSON");
+    }
+    let applied = wahooks::identity::rules_applied();
+    let unexercised: Vec<&str> = wahooks::identity::RULES
+        .iter()
+        .map(|r| r.name)
+        .filter(|n| !applied.contains(n))
+        .collect();
+    assert!(unexercised.is_empty(), "rules no fixture exercises: {unexercised:?}");
+    let named: Vec<&str> = wahooks::identity::RULES.iter().map(|r| r.name).collect();
+    assert!(applied.iter().all(|a| named.contains(a)), "{applied:?}");
+}

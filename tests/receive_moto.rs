@@ -369,15 +369,7 @@ async fn a_body_over_an_item_is_kept_in_the_bucket_and_without_one_is_413() {
     let (token, _) = stack.endpoint(Provider::Zapi, Auth::url_token()).await;
     // 800 KB of text that does not compress below ~470 KB: over DynamoDB's 400 KB item limit
     // even though the item holds the event compressed (its text alone is over it too).
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let noise: String = (0..800_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(b'a' + (x % 26) as u8)
-        })
-        .collect();
+    let noise = wahooks::testkit::noise_letters(800_000, wahooks::testkit::SEED);
     let body = format!(
         r#"{{"type":"ReceivedCallback","instanceId":"I","messageId":"M","phone":"1","text":{{"message":"{noise}"}}}}"#
     );

@@ -56,17 +56,7 @@ const FAILING: (Provider, &str) = (Provider::Meta, "meta-docs-smb-message-echoes
 /// event over the test queue's 1 KiB even without its body: it travels as a `stored_item`
 /// pointer, and the event read from the item carries the `raw_pointer` (both, chained).
 fn large_body() -> Vec<u8> {
-    let mut state: u64 = 0x5eed_b0d1_e5f0_0d5e;
-    let bytes: Vec<u8> = (0..450_000 / 8)
-        .flat_map(|_| {
-            // splitmix64
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            (z ^ (z >> 31)).to_le_bytes()
-        })
-        .collect();
+    let bytes = wahooks::testkit::noise(450_000, 0x5eed_b0d1_e5f0_0d5e);
     let fixture = std::fs::read(common::provider_dir(LARGE.0).join(LARGE.1)).expect("fixture");
     let mut body: Value = serde_json::from_slice(&fixture).expect("json");
     body["data"]["message"]["base64"] = base64::engine::general_purpose::STANDARD.encode(bytes).into();

@@ -98,20 +98,6 @@ async fn quarantined_bodies_are_listed_shown_and_reparsed_into_the_table() {
     assert!(!again.status.success(), "it left quarantine");
 }
 
-/// `n` characters of base64 of seeded xorshift bytes: zstd gets no more than base64's own 3/4.
-fn incompressible_base64(n: usize) -> String {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let bytes: Vec<u8> = (0..n * 3 / 4)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect();
-    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
-}
-
 #[tokio::test]
 async fn a_quarantined_body_too_large_for_an_item_is_read_from_the_bucket_shown_and_reparsed() {
     let moto = moto::Moto::start();
@@ -129,7 +115,7 @@ async fn a_quarantined_body_too_large_for_an_item_is_read_from_the_bucket_shown_
     let body = serde_json::to_vec(&serde_json::json!({
         "type": "ReceivedCallback", "instanceId": "I", "messageId": "BIG", "phone": "5511",
         "fromMe": false, "momment": 1_757_390_383_000u64,
-        "text": {"message": incompressible_base64(600 * 1024)}
+        "text": {"message": wahooks::testkit::incompressible_base64(600 * 1024)}
     }))
     .expect("json");
     store

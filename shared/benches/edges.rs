@@ -54,18 +54,6 @@ struct Edge {
     events: usize,
 }
 
-/// A seeded xorshift64 generator: the same bodies on every run.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// A Z-API status naming `n` message ids.
 fn zapi_status(n: usize) -> Vec<u8> {
     let ids: Vec<String> = (0..n).map(|i| format!("3EB0{i:016X}")).collect();
@@ -99,86 +87,10 @@ fn meta_statuses(n: usize) -> Vec<u8> {
     .expect("json")
 }
 
-/// `n` characters of base64 of seeded xorshift bytes: media as Evolution inlines it (zstd gets
-/// no more than base64's own 3/4 out of it).
-fn incompressible_base64(n: usize) -> String {
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-    let bytes: Vec<u8> = (0..n * 3 / 4).map(|_| (rng.next() >> 32) as u8).collect();
-    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
-}
-
 /// Evolution's `messages.upsert` with `webhook_base64`: the image inline, `media` characters
 /// of base64.
 fn evolution_media(media: usize) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "event": "messages.upsert", "instance": "inst",
-        "data": {
-            "key": {"remoteJid": "5511900000001@s.whatsapp.net", "fromMe": false, "id": "3EB0"},
-            "messageType": "imageMessage", "messageTimestamp": 1790000000,
-            "message": {"imageMessage": {"mimetype": "image/jpeg"}, "base64": incompressible_base64(media)}
-        }
-    }))
-    .expect("json")
-}
-
-/// A Meta coexistence `history` chunk of about `bytes`: threads of 20 text messages with varied
-/// words (as compressible as real chat text, no more).
-fn meta_history(bytes: usize) -> Vec<u8> {
-    const WORDS: [&str; 24] = [
-        "oi",
-        "tudo",
-        "bem",
-        "pedido",
-        "entrega",
-        "amanhã",
-        "obrigado",
-        "valor",
-        "pix",
-        "nota",
-        "fiscal",
-        "endereço",
-        "rua",
-        "número",
-        "cep",
-        "horário",
-        "confirmo",
-        "cancelar",
-        "troca",
-        "tamanho",
-        "cor",
-        "azul",
-        "prazo",
-        "frete",
-    ];
-    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
-    let (mut threads, mut size, mut n) = (Vec::new(), 0, 0u64);
-    while size < bytes {
-        let user = format!("5511{:09}", rng.next() % 1_000_000_000);
-        let messages: Vec<serde_json::Value> = (0..20)
-            .map(|_| {
-                n += 1;
-                let words = 8 + rng.next() % 30;
-                let text: Vec<&str> = (0..words).map(|_| WORDS[(rng.next() % 24) as usize]).collect();
-                serde_json::json!({
-                    "from": user, "id": format!("wamid.HIST{n:08}{:016x}", rng.next()),
-                    "timestamp": (1_700_000_000 + rng.next() % 10_000_000).to_string(),
-                    "type": "text", "text": {"body": text.join(" ")}
-                })
-            })
-            .collect();
-        let thread = serde_json::json!({"id": user, "messages": messages});
-        size += thread.to_string().len();
-        threads.push(thread);
-    }
-    serde_json::to_vec(&serde_json::json!({
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "WABA", "changes": [{"field": "history", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550000000", "phone_number_id": "PNID"},
-            "history": [{"metadata": {"phase": 1, "chunk_order": 3, "progress": 40}, "threads": threads}]
-        }}]}]
-    }))
-    .expect("json")
+    wahooks::testkit::evolution_inline_media("inst", "3EB0", media).into_bytes()
 }
 
 fn edges() -> Vec<Edge> {
@@ -204,7 +116,7 @@ fn edges() -> Vec<Edge> {
         Edge {
             name: "largest: Meta history, 3 MB",
             provider: Provider::Meta,
-            body: meta_history(3 * 1024 * 1024),
+            body: wahooks::testkit::meta_history(3 * 1024 * 1024),
             events: 1,
         },
     ]

@@ -63,6 +63,8 @@ pub mod sqs_rules;
 pub mod store;
 #[cfg(feature = "local")]
 pub mod stream_driver;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testkit;
 #[cfg(feature = "aws")]
 pub mod timers;
 

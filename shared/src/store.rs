@@ -1077,21 +1077,9 @@ mod tests {
 
     #[test]
     fn a_body_too_large_for_an_item_goes_to_the_bucket_and_without_one_is_refused() {
-        // Incompressible: base64 of pseudo-random bytes, as inline media is.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let noise: Vec<u8> = (0..450_000)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 24) as u8
-            })
-            .collect();
-        let media = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, noise);
-        // Evolution's `webhook_base64`: the media inline, next to the content.
-        let body = format!(
-            r#"{{"event":"messages.upsert","instance":"inst","data":{{"key":{{"remoteJid":"5511900000001@s.whatsapp.net","fromMe":false,"id":"3EB0"}},"message":{{"imageMessage":{{"mimetype":"image/png"}},"base64":"{media}"}},"messageType":"imageMessage","messageTimestamp":1790000000}}}}"#
-        );
+        // Incompressible: base64 of pseudo-random bytes, as inline media is (Evolution's
+        // `webhook_base64`: the media inline, next to the content).
+        let body = crate::testkit::evolution_inline_media("inst", "3EB0", 600_000);
         let ctx = crate::providers::ParseContext::new(crate::Provider::Evolution, "ep", chrono::Utc::now());
         let events = crate::providers::parse(&ctx, body.as_bytes()).expect("parses");
         assert_eq!(events.len(), 1);

@@ -237,21 +237,10 @@ pub const LARGE_EVERY: usize = 2_000;
 
 /// The large body: Evolution's `messages.upsert` with an image inline, incompressible.
 fn large_media() -> Template {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let noise: Vec<u8> = (0..450_000)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect();
-    let media = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, noise);
     Template {
         provider: Provider::Evolution,
-        body: format!(
-            r#"{{"event":"messages.upsert","instance":"sim-large","data":{{"key":{{"remoteJid":"5511900000001@s.whatsapp.net","fromMe":false,"id":"3EB0LARGE0001"}},"message":{{"imageMessage":{{"mimetype":"image/png"}},"base64":"{media}"}},"messageType":"imageMessage","messageTimestamp":1790000000}}}}"#
-        ),
+        // 450 KB of noise as base64: the same bytes on every run.
+        body: wahooks::testkit::evolution_inline_media("sim-large", "3EB0LARGE0001", 600_000),
         instance: "sim-large".into(),
         message_ids: vec!["3EB0LARGE0001".into()],
     }

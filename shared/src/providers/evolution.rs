@@ -12,7 +12,7 @@ use super::json::Json;
 
 use super::{fingerprint_without, i64_of, jid_chat, jid_phone, str_of, Body, ParseContext};
 use crate::event::{from_epoch_guess, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender};
-use crate::identity::{without_natural_key, Key};
+use crate::identity::{Key, EVOLUTION_MESSAGE, EVOLUTION_OTHER, EVOLUTION_STATUS};
 
 /// Parse an Evolution API webhook body.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
@@ -263,14 +263,15 @@ fn message(
         Some("protocolMessage") => (EventType::Notification, Some("REVOKE")),
         _ => (event_type, None),
     };
-    let identity = Key::new(data.message_id.as_deref().unwrap_or("-"))
+    let identity = Key::of(&EVOLUTION_MESSAGE, data.message_id.as_deref().unwrap_or("-"))
         .from_me(from_me)
         .or_dash(participant.as_deref())
         .part(content.reaction_emoji())
         .build();
     let natural = match &data.message_id {
         Some(_) => identity,
-        None => without_natural_key(ctx.delivery_id, fingerprint_without(body.value, &["apikey"])),
+        None => Key::of(&EVOLUTION_MESSAGE, fingerprint_without(body.value, &["apikey"]))
+            .without_natural_key(ctx.delivery_id),
     };
     match notification {
         Some(name) => {
@@ -295,8 +296,12 @@ fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_>)
         str_of(d, "participant").filter(|_| data.chat.as_ref().is_some_and(|c| c.kind != ChatKind::Direct));
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = match &data.message_id {
-        Some(id) => Key::new(id).part(&word).or_dash(data.participant.as_deref()).build(),
-        None => without_natural_key(ctx.delivery_id, fingerprint_without(body.value, &["apikey"])),
+        Some(id) => Key::of(&EVOLUTION_STATUS, id)
+            .part(&word)
+            .or_dash(data.participant.as_deref())
+            .build(),
+        None => Key::of(&EVOLUTION_STATUS, fingerprint_without(body.value, &["apikey"]))
+            .without_natural_key(ctx.delivery_id),
     };
     Some(super::event(
         ctx,
@@ -317,7 +322,7 @@ fn deleted(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_>
     data.from_me = super::bool_of(d, "fromMe");
     data.chat = str_of(d, "remoteJid").map(|j| jid_chat(&j));
     let subject = data.chat.as_ref().map(|c| c.id.clone());
-    let key = Key::new(data.message_id.as_deref().unwrap_or("-"))
+    let key = Key::of(&EVOLUTION_STATUS, data.message_id.as_deref().unwrap_or("-"))
         .part("DELETED")
         .build();
     Some(super::event(
@@ -351,7 +356,8 @@ fn connection(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<
             message: format!("connection {state}"),
         });
     }
-    let key = without_natural_key(ctx.delivery_id, fingerprint_without(body.value, &["apikey"]));
+    let key =
+        Key::of(&EVOLUTION_OTHER, fingerprint_without(body.value, &["apikey"])).without_natural_key(ctx.delivery_id);
     Some(super::event(
         ctx,
         instance,
@@ -376,7 +382,8 @@ fn presence(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_
     data.presence = state.map(|s| s.to_ascii_lowercase());
     data.participant = who.filter(|_| chat.as_ref().is_some_and(|c| c.kind == ChatKind::Group));
     data.chat = chat;
-    let key = without_natural_key(ctx.delivery_id, fingerprint_without(body.value, &["apikey"]));
+    let key =
+        Key::of(&EVOLUTION_OTHER, fingerprint_without(body.value, &["apikey"])).without_natural_key(ctx.delivery_id);
     Some(super::event(
         ctx,
         instance,
@@ -412,12 +419,9 @@ fn notification(
     data.chat = chat_jid.map(|j| jid_chat(&j));
     data.participant = str_of(d, "author");
     let subject = data.chat.as_ref().map(|c| c.id.clone());
-    let key = without_natural_key(
-        ctx.delivery_id,
-        Key::new(index)
-            .part(fingerprint_without(body.value, &["apikey"]))
-            .build(),
-    );
+    let key = Key::of(&EVOLUTION_OTHER, index)
+        .part(fingerprint_without(body.value, &["apikey"]))
+        .without_natural_key(ctx.delivery_id);
     Some(super::event(
         ctx,
         instance,

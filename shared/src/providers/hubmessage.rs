@@ -7,7 +7,7 @@ use super::{fingerprint_without, i64_of, str_of, zapi, Body, ParseContext};
 use crate::event::{
     from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender,
 };
-use crate::identity::{without_natural_key, Key};
+use crate::identity::{Key, HUB_MESSAGE, HUB_TEMPLATE};
 use crate::route::Route;
 
 /// Parse a Hub Message body in whichever of its formats it arrived.
@@ -37,12 +37,12 @@ fn templates(ctx: &ParseContext<'_>, body: &Body<'_>, items: &[Json<'_>]) -> Vec
             let mut data = body.data();
             data.notification = str_of(item, "type").or_else(|| str_of(item, "field"));
             data.parameters = item.get("value").map(Json::to_value);
-            let key = str_of(item, "identifier").unwrap_or_else(|| {
-                without_natural_key(
-                    ctx.delivery_id,
-                    Key::new(index).part(fingerprint_without(item, &[])).build(),
-                )
-            });
+            let key = match str_of(item, "identifier") {
+                Some(identifier) => Key::of(&HUB_TEMPLATE, identifier).build(),
+                None => Key::of(&HUB_TEMPLATE, index)
+                    .part(fingerprint_without(item, &[]))
+                    .without_natural_key(ctx.delivery_id),
+            };
             super::event(
                 ctx,
                 &instance,
@@ -143,8 +143,8 @@ fn channel_message(ctx: &ParseContext<'_>, body: &Body<'_>, m: &Json<'_>) -> Clo
 
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = match &data.message_id {
-        Some(id) => Key::new(id).or_dash(state.as_deref()).build(),
-        None => without_natural_key(ctx.delivery_id, fingerprint_without(body.value, &[])),
+        Some(id) => Key::of(&HUB_MESSAGE, id).or_dash(state.as_deref()).build(),
+        None => Key::of(&HUB_MESSAGE, fingerprint_without(body.value, &[])).without_natural_key(ctx.delivery_id),
     };
     let time = ctx.event_time(
         i64_of(meta, "moment")

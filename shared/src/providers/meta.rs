@@ -21,7 +21,7 @@ use crate::event::{
     from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventData, EventError, EventType,
     MessageStatus, Order, OrderItem, Referral, Sender, SharedContact,
 };
-use crate::identity::{without_natural_key, Key};
+use crate::identity::{Key, Rule, META_FIELD, META_MESSAGE, META_STATUS};
 
 /// The template fields: each becomes `whatsapp.template.updated`.
 pub const TEMPLATE_FIELDS: [&str; 4] = [
@@ -216,32 +216,32 @@ fn message(
     parties(&mut data, c, m, echo);
     data.error = first_error(m).or(change_error);
     let event_type = what_it_says(&mut data, &wire, m, echo);
-    let natural = Key::new(data.participant.as_deref().unwrap_or("-"))
+    let natural = Key::of(&META_MESSAGE, data.participant.as_deref().unwrap_or("-"))
         .part(&wire)
         // A changed reaction reuses the message id.
         .part(str_of(&m["reaction"], "emoji").unwrap_or_default())
         .build();
-    about_a_message(ctx, c, m, event_type, &natural, data)
+    about_a_message(ctx, c, m, &META_MESSAGE, event_type, &natural, data)
 }
 
 /// The event of `v`, a message or a status in change `c`, about the message `data` names:
-/// keyed on that message's id and `natural` (what tells two events about one message apart),
-/// or, without an id, on `v` itself; its subject is the chat.
+/// keyed under `rule` on that message's id and `natural` (what tells two events about one
+/// message apart), or, without an id, on `v` itself; its subject is the chat.
 fn about_a_message(
     ctx: &ParseContext<'_>,
     c: &Change<'_, '_>,
     v: &Json<'_>,
+    rule: &'static Rule,
     event_type: EventType,
     natural: &str,
     data: EventData,
 ) -> CloudEvent {
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = match &data.message_id {
-        Some(id) => Key::new(id).part(natural).build(),
-        None => without_natural_key(
-            ctx.delivery_id,
-            Key::new(natural).part(super::fingerprint_without(v, &[])).build(),
-        ),
+        Some(id) => Key::of(rule, id).part(natural).build(),
+        None => Key::of(rule, natural)
+            .part(super::fingerprint_without(v, &[]))
+            .without_natural_key(ctx.delivery_id),
     };
     super::event(
         ctx,
@@ -537,8 +537,10 @@ fn status(ctx: &ParseContext<'_>, body: &Body<'_>, c: &Change<'_, '_>, s: &Json<
         .filter_map(|k| Some(((*k).to_owned(), s.get(k)?.to_value())))
         .collect();
     data.parameters = (!extras.is_empty()).then_some(Value::Object(extras));
-    let natural = Key::new(&word).or_dash(data.participant.as_deref()).build();
-    about_a_message(ctx, c, s, EventType::MessageStatus, &natural, data)
+    let natural = Key::of(&META_STATUS, &word)
+        .or_dash(data.participant.as_deref())
+        .build();
+    about_a_message(ctx, c, s, &META_STATUS, EventType::MessageStatus, &natural, data)
 }
 
 /// A notification (or template update, or unknown field): its name (the field's) and the item's
@@ -559,7 +561,7 @@ fn notification(
     data.message_id = str_of(item, "id").filter(|id| id.starts_with("wamid.") || id.starts_with("wacid."));
     data.chat = chat;
     let subject = data.chat.as_ref().map(|c| c.id.clone());
-    let key = Key::new(&c.field)
+    let key = Key::of(&META_FIELD, &c.field)
         .part(c.index)
         .part(c.entry_time.unwrap_or_default())
         .part(super::fingerprint_without(item, &[]))

@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 use self::json::Json;
 
 use crate::event::{Chat, ChatKind, CloudEvent, EventData, EventType, Provider};
-use crate::identity::{event_id, sha256_hex, without_natural_key};
+use crate::identity::{event_id, sha256_hex, Key, UNKNOWN};
 use crate::route::Route;
 
 /// What is known about a request besides its body.
@@ -370,7 +370,7 @@ pub(crate) fn event(
 
 /// The catch-all: valid JSON we can't classify, stored and published as `whatsapp.unknown`.
 pub(crate) fn unknown(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEvent {
-    let key = without_natural_key(ctx.delivery_id, sha256_hex(body.bytes));
+    let key = Key::of(&UNKNOWN, sha256_hex(body.bytes)).without_natural_key(ctx.delivery_id);
     event(
         ctx,
         instance,

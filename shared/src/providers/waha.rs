@@ -12,7 +12,7 @@ use super::json::Json;
 
 use super::{fingerprint_without, i64_of, jid_chat, jid_phone, str_of, Body, ParseContext};
 use crate::event::{ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender};
-use crate::identity::{without_natural_key, Key};
+use crate::identity::{Key, Rule, WAHA_ACK, WAHA_MESSAGE, WAHA_OTHER, WAHA_SESSION};
 
 /// Parse a WAHA webhook body.
 pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> {
@@ -33,11 +33,12 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
     }
 }
 
-/// The envelope id, repeated on every retry of one delivery (absent before 2025).
-fn envelope_key(ctx: &ParseContext<'_>, body: &Body<'_>) -> String {
+/// The envelope id, repeated on every retry of one delivery (absent before 2025), as a key
+/// following `rule`.
+fn envelope_key(rule: &'static Rule, ctx: &ParseContext<'_>, body: &Body<'_>) -> String {
     match str_of(body.value, "id") {
-        Some(id) => format!("envelope:{id}"),
-        None => without_natural_key(ctx.delivery_id, fingerprint_without(body.value, &[])),
+        Some(id) => Key::of(rule, format_args!("envelope:{id}")).build(),
+        None => Key::of(rule, fingerprint_without(body.value, &[])).without_natural_key(ctx.delivery_id),
     }
 }
 
@@ -164,9 +165,9 @@ fn message(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>,
     let subject = chat.as_ref().map(|c| c.id.clone());
     data.chat = chat;
     let key = if bare.is_empty() {
-        envelope_key(ctx, body)
+        envelope_key(&WAHA_MESSAGE, ctx, body)
     } else {
-        Key::new(&bare)
+        Key::of(&WAHA_MESSAGE, &bare)
             .from_me(from_me)
             .part(
                 content
@@ -229,7 +230,7 @@ fn ack(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>) -> 
     data.participant = str_of(p, "participant").filter(|_| chat.as_ref().is_some_and(|c| c.kind != ChatKind::Direct));
     let subject = chat.as_ref().map(|c| c.id.clone());
     data.chat = chat;
-    let key = Key::new(&bare)
+    let key = Key::of(&WAHA_ACK, &bare)
         .or_dash(data.status.map(MessageStatus::as_str))
         .or_dash(data.participant.as_deref())
         .build();
@@ -274,8 +275,8 @@ fn session_status(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Js
         _ => {}
     }
     let key = match changed_at {
-        Some(t) => Key::new(&status).part(t).build(),
-        None => envelope_key(ctx, body),
+        Some(t) => Key::of(&WAHA_SESSION, &status).part(t).build(),
+        None => envelope_key(&WAHA_SESSION, ctx, body),
     };
     let time = ctx.event_time(changed_at.and_then(crate::event::from_millis));
     super::event(ctx, session, event_type, None, &key, time, data)
@@ -285,7 +286,7 @@ fn session_status(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Js
 fn presences(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>) -> Vec<CloudEvent> {
     let chat = str_of(p, "id").map(|j| jid_chat(&j));
     let subject = chat.as_ref().map(|c| c.id.clone());
-    let base = envelope_key(ctx, body);
+    let base = envelope_key(&WAHA_OTHER, ctx, body);
     p.get("presences")
         .and_then(Json::as_array)
         .unwrap_or_default()
@@ -295,7 +296,7 @@ fn presences(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_
             data.chat = chat.clone();
             data.presence = str_of(entry, "lastKnownPresence").map(|s| s.to_ascii_lowercase());
             data.participant = str_of(entry, "participant");
-            let key = Key::new(&base).or_dash(data.participant.as_deref()).build();
+            let key = Key::of(&WAHA_OTHER, &base).or_dash(data.participant.as_deref()).build();
             super::event(
                 ctx,
                 session,
@@ -330,9 +331,9 @@ fn poll_vote(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_
     let subject = chat.as_ref().map(|c| c.id.clone());
     data.chat = chat;
     let key = if bare.is_empty() {
-        envelope_key(ctx, body)
+        envelope_key(&WAHA_MESSAGE, ctx, body)
     } else {
-        Key::new(&bare).part("vote").build()
+        Key::of(&WAHA_MESSAGE, &bare).part("vote").build()
     };
     super::event(
         ctx,
@@ -360,7 +361,7 @@ fn notification(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, event: &
         .or_else(|| str_of(p, "editedMessageId"))
         .map(|id| split_message_id(&id).1);
     let subject = data.chat.as_ref().map(|c| c.id.clone());
-    let key = envelope_key(ctx, body);
+    let key = envelope_key(&WAHA_OTHER, ctx, body);
     super::event(
         ctx,
         session,

@@ -5,7 +5,7 @@ use super::json::Json;
 
 use super::{fingerprint_without, str_of, Body, ParseContext};
 use crate::event::{Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender};
-use crate::identity::{without_natural_key, Key};
+use crate::identity::{Key, WWA_INSTANCE, WWA_MESSAGE};
 use crate::route::Route;
 
 /// Parse a WhatsApp Web API body.
@@ -68,9 +68,11 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
         _ => None,
     };
     let key = match (&data.message_id, connection) {
-        (Some(id), _) => id.clone(),
-        (None, Some(state)) => without_natural_key(ctx.delivery_id, Key::new(state).part("state").build()),
-        (None, None) => without_natural_key(ctx.delivery_id, fingerprint_without(v, &[])),
+        (Some(id), _) => Key::of(&WWA_MESSAGE, id).build(),
+        (None, Some(state)) => Key::of(&WWA_INSTANCE, state)
+            .part("state")
+            .without_natural_key(ctx.delivery_id),
+        (None, None) => Key::of(&WWA_MESSAGE, fingerprint_without(v, &[])).without_natural_key(ctx.delivery_id),
     };
     let event = super::event(ctx, &instance, event_type, subject, &key, ctx.received_at, data);
     vec![match (&event.data.message_id, connection) {

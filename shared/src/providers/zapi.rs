@@ -7,7 +7,9 @@ use super::{bool_of, f64_of, fingerprint_without, i64_of, minute_bucket, str_of,
 use crate::event::{
     from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventError, EventType, MessageStatus, Sender,
 };
-use crate::identity::{without_natural_key, Key};
+use crate::identity::{
+    Key, ZAPI_DELIVERY, ZAPI_INSTANCE, ZAPI_NOTIFICATION, ZAPI_PRESENCE, ZAPI_RECEIVED, ZAPI_STATUS,
+};
 
 /// Whether a JSON object looks like a Z-API callback (`type: "…Callback"`).
 pub(crate) fn is_zapi_shape(v: &Json<'_>) -> bool {
@@ -86,6 +88,11 @@ fn received(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     data.sender = Some(sender_of(v, chat.as_ref(), from_me == Some(true)));
 
     let notification = str_of(v, "notification");
+    let rule = if notification.is_some() {
+        &ZAPI_NOTIFICATION
+    } else {
+        &ZAPI_RECEIVED
+    };
     let (event_type, what) = match &notification {
         Some(name) => {
             data.notification = Some(name.clone());
@@ -110,18 +117,15 @@ fn received(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let key = match &data.message_id {
         // `momment` changes between redeliveries of one message: never part of the key.
-        Some(id) => Key::new(id)
+        Some(id) => Key::of(rule, id)
             .from_me(from_me)
             .or_dash(participant.as_deref())
             .part(&what)
             .build(),
         // Profile and label notifications carry no message id.
-        None => without_natural_key(
-            ctx.delivery_id,
-            Key::new(&what)
-                .part(fingerprint_without(v, &["momment", "moment"]))
-                .build(),
-        ),
+        None => Key::of(rule, &what)
+            .part(fingerprint_without(v, &["momment", "moment"]))
+            .without_natural_key(ctx.delivery_id),
     };
     let t = time_of(ctx, v);
     super::event(ctx, instance, event_type, subject, &key, t, data)
@@ -403,8 +407,13 @@ fn statuses(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> Vec<Clou
             data.status = status;
             data.participant = participant.clone();
             let key = match &message_id {
-                Some(id) => Key::new(id).part(&word).or_dash(participant.as_deref()).build(),
-                None => without_natural_key(ctx.delivery_id, fingerprint_without(v, &["momment"])),
+                Some(id) => Key::of(&ZAPI_STATUS, id)
+                    .part(&word)
+                    .or_dash(participant.as_deref())
+                    .build(),
+                None => {
+                    Key::of(&ZAPI_STATUS, fingerprint_without(v, &["momment"])).without_natural_key(ctx.delivery_id)
+                }
             };
             super::event(ctx, instance, EventType::MessageStatus, subject.clone(), &key, t, data)
         })
@@ -430,8 +439,12 @@ fn delivery(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     });
     let id = str_of(v, "zaapId")
         .or_else(|| data.message_id.clone())
-        .unwrap_or_else(|| without_natural_key(ctx.delivery_id, fingerprint_without(v, &["momment"])));
-    let key = Key::new(&id).part(if failed { "failed" } else { "ok" }).build();
+        .unwrap_or_else(|| {
+            Key::of(&ZAPI_DELIVERY, fingerprint_without(v, &["momment"])).without_natural_key(ctx.delivery_id)
+        });
+    let key = Key::of(&ZAPI_DELIVERY, &id)
+        .part(if failed { "failed" } else { "ok" })
+        .build();
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     super::event(
         ctx,
@@ -454,9 +467,11 @@ fn presence(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
     let subject = data.chat.as_ref().map(|c| c.id.clone());
     let presence = data.presence.clone().unwrap_or_else(|| "-".to_owned());
     let key = match last_seen {
-        Some(t) => Key::new(&presence).part(t.timestamp_millis()).build(),
+        Some(t) => Key::of(&ZAPI_PRESENCE, &presence).part(t.timestamp_millis()).build(),
         // No time: the id is fixed when stored, from the chat's presence changes (a state event).
-        None => without_natural_key(ctx.delivery_id, Key::new(&presence).part("state").build()),
+        None => Key::of(&ZAPI_PRESENCE, &presence)
+            .part("state")
+            .without_natural_key(ctx.delivery_id),
     };
     let event = super::event(
         ctx,
@@ -494,12 +509,13 @@ fn instance_event(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, kind:
         _ => None,
     };
     let key = match (momment, connection) {
-        (Some(m), _) => m.to_string(),
-        (None, Some(state)) => without_natural_key(ctx.delivery_id, Key::new(state).part("state").build()),
-        (None, None) => without_natural_key(
-            ctx.delivery_id,
-            Key::new(fingerprint_without(v, &[])).part(minute_bucket(ctx)).build(),
-        ),
+        (Some(m), _) => Key::of(&ZAPI_INSTANCE, m).build(),
+        (None, Some(state)) => Key::of(&ZAPI_INSTANCE, state)
+            .part("state")
+            .without_natural_key(ctx.delivery_id),
+        (None, None) => Key::of(&ZAPI_INSTANCE, fingerprint_without(v, &[]))
+            .part(minute_bucket(ctx))
+            .without_natural_key(ctx.delivery_id),
     };
     let event = super::event(ctx, instance, event_type, None, &key, time_of(ctx, v), data);
     match (momment, connection) {
