@@ -233,6 +233,7 @@ fn keyring_for(config: &Config, sdk: &aws_config::SdkConfig) -> wahooks::keyring
     wahooks::keyring::KmsKeyring::new(aws_sdk_kms::Client::new(sdk), Some(key))
 }
 
+/// One arm per subcommand, each a call to its function.
 async fn execute(command: EndpointCommand) -> anyhow::Result<()> {
     match command {
         EndpointCommand::Create {
@@ -784,18 +785,7 @@ async fn upgrade() -> anyhow::Result<()> {
             else {
                 continue;
             };
-            let read = item
-                .get("endpoint")
-                .and_then(|v| v.as_s().ok())
-                .ok_or_else(|| "no `endpoint` attribute".to_owned())
-                .and_then(|json| {
-                    let raw: serde_json::Value =
-                        serde_json::from_str(json).map_err(|e| redact_quoted(&e.to_string()))?;
-                    let endpoint: wahooks::endpoint::Endpoint =
-                        serde_json::from_value(raw.clone()).map_err(|e| redact_quoted(&e.to_string()))?;
-                    Ok((raw, endpoint))
-                });
-            match read {
+            match stored_endpoint(item) {
                 Ok((raw, endpoint)) => {
                     endpoints.insert(endpoint.id.clone());
                     // A signing key stored as it is cannot even be written back as it is: it
@@ -832,6 +822,20 @@ async fn upgrade() -> anyhow::Result<()> {
         "{unreadable} item(s) do not validate: fix or delete them (`wahooks endpoint delete`)"
     );
     Ok(())
+}
+
+/// An endpoint item's stored JSON and the endpoint it reads as, or why it does not read (with
+/// every quoted value redacted: it may be a secret).
+fn stored_endpoint(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> Result<(serde_json::Value, wahooks::endpoint::Endpoint), String> {
+    let json = item
+        .get("endpoint")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| "no `endpoint` attribute".to_owned())?;
+    let raw: serde_json::Value = serde_json::from_str(json).map_err(|e| redact_quoted(&e.to_string()))?;
+    let endpoint = serde_json::from_value(raw.clone()).map_err(|e| redact_quoted(&e.to_string()))?;
+    Ok((raw, endpoint))
 }
 
 /// An error text with every double-quoted value replaced (serde quotes the values it could not

@@ -211,17 +211,15 @@ fn signal(pid: u32, sig: &str) {
         .status();
 }
 
+/// The harness, its steps in order: the stack and its faults, the deliveries, the drain and the
+/// operator's recovery, the tally.
 async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     let moto = crate::standin::PrivateMoto::start(&args.moto, "load").await?;
     let moto_pid = moto.pid().context("moto has a pid")?;
     let stack = crate::standin::harness_stack(&moto.endpoint, "load").await?;
     let sqs_down = Arc::new(AtomicBool::new(false));
     let fanout = faulty_fanout(&stack, &sqs_down).await?;
-    let mut tokens = HashMap::new();
-    for provider in Provider::ALL {
-        let token = stack.url_token_endpoint(provider).await.context("endpoint")?;
-        tokens.insert(provider, token);
-    }
+    let tokens = tokens(&stack).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (port, server) = spawn_receivers(&stack, stop_rx.clone()).await?;
@@ -238,13 +236,14 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
     let done = Arc::new(AtomicUsize::new(0));
     let faults: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let record_age = settings.max_record_age.map(|a| a.as_secs()).unwrap_or_default();
+    let faults_at = Faults {
+        done: done.clone(),
+        log: faults.clone(),
+        sqs_down: sqs_down.clone(),
+    };
     let fault_task = (!args.no_faults).then(|| {
         tokio::spawn(inject_faults(
-            Faults {
-                done: done.clone(),
-                log: faults.clone(),
-                sqs_down: sqs_down.clone(),
-            },
+            faults_at,
             moto_pid,
             args.n,
             args.fault_seconds,
@@ -290,6 +289,16 @@ async fn load(args: LoadArgs) -> anyhow::Result<bool> {
         print_report(&report);
     }
     Ok(report["lost"] == 0 && report["doubled"] == 0 && report["gave_up"] == 0 && recovered.left.is_empty())
+}
+
+/// A URL-token endpoint of each provider on `stack`.
+async fn tokens(stack: &LocalStack) -> anyhow::Result<HashMap<Provider, String>> {
+    let mut tokens = HashMap::new();
+    for provider in Provider::ALL {
+        let token = stack.url_token_endpoint(provider).await.context("endpoint")?;
+        tokens.insert(provider, token);
+    }
+    Ok(tokens)
 }
 
 /// The stack's fanout, publishing through SQS with an outage switch (`sqs_down`).

@@ -185,27 +185,7 @@ async fn execute(command: QuarantineCommand) -> anyhow::Result<bool> {
     let items = quarantined(&dynamo, &table).await?;
     match command {
         QuarantineCommand::List(_) => {
-            let mut out = std::io::stdout().lock();
-            for i in &items {
-                let when = chrono::DateTime::from_timestamp_millis(n(i, "received_at"))
-                    .map(wahooks::event::rfc3339_ms)
-                    .unwrap_or_default();
-                let size = size_of(i, &stack.sdk).await;
-                let line = format!(
-                    "{}  {when}  {} {}  /{}  {size}  {}",
-                    &id_of(i)[..16.min(id_of(i).len())],
-                    s(i, "provider"),
-                    s(i, "endpoint"),
-                    s(i, "route"),
-                    s(i, "reason")
-                );
-                if writeln!(out, "{line}").is_err() {
-                    break;
-                }
-            }
-            if items.is_empty() {
-                eprintln!("nothing in quarantine");
-            }
+            list(&items, &stack.sdk).await;
             Ok(true)
         }
         QuarantineCommand::Show { id, .. } => {
@@ -221,38 +201,70 @@ async fn execute(command: QuarantineCommand) -> anyhow::Result<bool> {
             std::io::stdout().write_all(&raw_of(item, &stack.sdk).await?)?;
             Ok(true)
         }
-        QuarantineCommand::Reparse { ids, all, .. } => {
-            // With the bucket: a body that was too large for the table stays too large for it.
-            let mut store = DynamoEventStore::new(dynamo.clone(), &table, stack.config.retention_days);
-            if let Some(bucket) = &stack.config.body_bucket {
-                store = store.with_bucket(Arc::new(S3Bucket::new(s3_client(&stack.sdk), bucket)));
-            }
-            let mut clean = true;
-            for item in select(&items, &ids, all)? {
-                let id = &id_of(item)[..16.min(id_of(item).len())];
-                match reparse(&store, item, &stack.sdk).await {
-                    Ok((stored, duplicates)) => {
-                        dynamo
-                            .delete_item()
-                            .table_name(&table)
-                            .key("pk", item["pk"].clone())
-                            .key("sk", item["sk"].clone())
-                            .send()
-                            .await
-                            .context("removing it from quarantine")?;
-                        println!(
-                            "{id}: {stored} event(s) stored, {duplicates} already stored; removed from quarantine"
-                        );
-                    }
-                    Err(why) => {
-                        clean = false;
-                        println!("{id}: still not stored: {why}");
-                    }
-                }
-            }
-            Ok(clean)
+        QuarantineCommand::Reparse { ids, all, .. } => reparse_each(&stack, &dynamo, select(&items, &ids, all)?).await,
+    }
+}
+
+/// One line per quarantined body: its id, when, who, where, its size and why.
+async fn list(items: &[Item], sdk: &aws_config::SdkConfig) {
+    let mut out = std::io::stdout().lock();
+    for i in items {
+        let when = chrono::DateTime::from_timestamp_millis(n(i, "received_at"))
+            .map(wahooks::event::rfc3339_ms)
+            .unwrap_or_default();
+        let size = size_of(i, sdk).await;
+        let line = format!(
+            "{}  {when}  {} {}  /{}  {size}  {}",
+            &id_of(i)[..16.min(id_of(i).len())],
+            s(i, "provider"),
+            s(i, "endpoint"),
+            s(i, "route"),
+            s(i, "reason")
+        );
+        if writeln!(out, "{line}").is_err() {
+            break;
         }
     }
+    if items.is_empty() {
+        eprintln!("nothing in quarantine");
+    }
+}
+
+/// Parse and store each of `items` again, removing from quarantine those whose events are all
+/// stored; `Ok(false)` when one is still not stored.
+async fn reparse_each(
+    stack: &crate::stack::Stack,
+    dynamo: &aws_sdk_dynamodb::Client,
+    items: Vec<&Item>,
+) -> anyhow::Result<bool> {
+    let table = &stack.config.events_table;
+    // With the bucket: a body that was too large for the table stays too large for it.
+    let mut store = DynamoEventStore::new(dynamo.clone(), table, stack.config.retention_days);
+    if let Some(bucket) = &stack.config.body_bucket {
+        store = store.with_bucket(Arc::new(S3Bucket::new(s3_client(&stack.sdk), bucket)));
+    }
+    let mut clean = true;
+    for item in items {
+        let id = &id_of(item)[..16.min(id_of(item).len())];
+        match reparse(&store, item, &stack.sdk).await {
+            Ok((stored, duplicates)) => {
+                dynamo
+                    .delete_item()
+                    .table_name(table)
+                    .key("pk", item["pk"].clone())
+                    .key("sk", item["sk"].clone())
+                    .send()
+                    .await
+                    .context("removing it from quarantine")?;
+                println!("{id}: {stored} event(s) stored, {duplicates} already stored; removed from quarantine");
+            }
+            Err(why) => {
+                clean = false;
+                println!("{id}: still not stored: {why}");
+            }
+        }
+    }
+    Ok(clean)
 }
 
 /// Parse a quarantined body as the receiver would have, and store its events.

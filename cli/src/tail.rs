@@ -28,6 +28,21 @@ pub struct TailArgs {
     prefix: String,
 }
 
+/// An event as `tail` prints it: one JSON line, or (`pretty`) a header naming its queue, then
+/// the event indented.
+fn shown(queue: &str, e: &CloudEvent, pretty: bool) -> String {
+    if pretty {
+        format!(
+            "── {queue} · {} · {}\n{}",
+            e.event_type,
+            e.id,
+            serde_json::to_string_pretty(e).unwrap_or_default()
+        )
+    } else {
+        e.to_json()
+    }
+}
+
 /// Run until Ctrl-C, `--count` events, or (`--once`) empty queues.
 pub async fn run(args: TailArgs) -> ExitCode {
     let stack = match crate::stack::load(&args.prefix).await {
@@ -61,17 +76,7 @@ pub async fn run(args: TailArgs) -> ExitCode {
                     // Enough printed: leave this one on the queue.
                     return std::future::ready(Err("stopping"));
                 }
-                let text = if pretty {
-                    format!(
-                        "── {name} · {} · {}\n{}",
-                        e.event_type,
-                        e.id,
-                        serde_json::to_string_pretty(&e).unwrap_or_default()
-                    )
-                } else {
-                    e.to_json()
-                };
-                if writeln!(std::io::stdout().lock(), "{text}").is_err() {
+                if writeln!(std::io::stdout().lock(), "{}", shown(&name, &e, pretty)).is_err() {
                     // stdout closed (e.g. piped into `head`): stop, and leave this one on the queue.
                     stop.store(true, Ordering::SeqCst);
                     return std::future::ready(Err("stdout closed"));

@@ -632,7 +632,7 @@ fn verify_evolution_jwt(auth: &Auth, headers: &HeaderMap, now: i64) -> Result<()
 
 /// The headers a provider would send with `body` under `scheme` and `secret` at `now`
 /// (`wahooks sign`, `wahooks send` and the tests use it). `header` is the header of `api-key`
-/// and `custom-header`.
+/// and `custom-header`. One arm per scheme, read side by side with `verify`'s: long on purpose.
 pub fn sign(auth: &Auth, body: &[u8], now: i64) -> Vec<(String, String)> {
     let Some(secret) = auth.secrets().last() else {
         return Vec::new();

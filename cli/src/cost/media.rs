@@ -143,53 +143,9 @@ pub(super) async fn measure(
     let file: Arc<Vec<u8>> = Arc::new((0..FILE_BYTES).map(|i| (i * 31 % 251) as u8).collect());
     let base = cdn(file).await?;
     let counts = Arc::new(MediaCounts::default());
-    let dynamo = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&stack.sdk)
-            .interceptor(Counting(counts.clone()))
-            .build(),
-    );
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&stack.sdk)
-            .force_path_style(true)
-            .interceptor(Counting(counts.clone()))
-            .build(),
-    );
-    let store = DynamoEventStore::new(dynamo.clone(), &stack.config.events_table, stack.config.retention_days);
-    let fetcher = wahooks::media::fetch::SafeFetcher::new(wahooks::media::fetch::FetchPolicy::local())
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let archiver = wahooks::media::Archiver::new(
-        dynamo,
-        &stack.config.events_table,
-        Arc::new(store),
-        s3,
-        bucket,
-        fetcher,
-        stack.sqs.clone(),
-        &url,
-    );
+    let archiver = counted_archiver(stack, &counts, &url, bucket)?;
     let before = note_batches.load(Ordering::Relaxed);
-    let token = stack.url_token_endpoint(Provider::Zapi).await?;
-    let path = format!("/v1/hooks/{token}/message-received");
-    let headers = [("content-type".to_owned(), "application/json".to_owned())];
-    for i in 0..FILES {
-        let body = serde_json::to_vec(&serde_json::json!({
-            "type": "ReceivedCallback", "instanceId": "COST-MEDIA", "messageId": format!("IMG{i}"),
-            "phone": format!("55119{i:08}"), "fromMe": false, "momment": 1757390383000u64,
-            "image": {"imageUrl": format!("{base}/file{i}.jpg"), "mimeType": "image/jpeg"}
-        }))?;
-        let response = stack
-            .receiver
-            .handle(
-                Route::MessageReceived,
-                apigw_request("POST", &path, "", &headers, &body),
-            )
-            .await;
-        anyhow::ensure!(
-            response.status() == 200,
-            "a sample image answered {}",
-            response.status()
-        );
-    }
+    send_images(stack, &base).await?;
     driver
         .drain(&stack.fanout, Duration::from_secs(120))
         .await
@@ -214,6 +170,66 @@ pub(super) async fn measure(
         write_units: c(&counts.write_units),
         note_batches: note_batches.load(Ordering::Relaxed) - before,
     })
+}
+
+/// The stack's archiver on clients that count its requests into `counts`.
+fn counted_archiver(
+    stack: &LocalStack,
+    counts: &Arc<MediaCounts>,
+    url: &str,
+    bucket: String,
+) -> anyhow::Result<wahooks::media::Archiver> {
+    let dynamo = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&stack.sdk)
+            .interceptor(Counting(counts.clone()))
+            .build(),
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&stack.sdk)
+            .force_path_style(true)
+            .interceptor(Counting(counts.clone()))
+            .build(),
+    );
+    let store = DynamoEventStore::new(dynamo.clone(), &stack.config.events_table, stack.config.retention_days);
+    let fetcher = wahooks::media::fetch::SafeFetcher::new(wahooks::media::fetch::FetchPolicy::local())
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(wahooks::media::Archiver::new(
+        dynamo,
+        &stack.config.events_table,
+        Arc::new(store),
+        s3,
+        bucket,
+        fetcher,
+        stack.sqs.clone(),
+        url,
+    ))
+}
+
+/// [`FILES`] Z-API image messages through the receiver, each naming a file on `base`.
+async fn send_images(stack: &LocalStack, base: &str) -> anyhow::Result<()> {
+    let token = stack.url_token_endpoint(Provider::Zapi).await?;
+    let path = format!("/v1/hooks/{token}/message-received");
+    let headers = [("content-type".to_owned(), "application/json".to_owned())];
+    for i in 0..FILES {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "type": "ReceivedCallback", "instanceId": "COST-MEDIA", "messageId": format!("IMG{i}"),
+            "phone": format!("55119{i:08}"), "fromMe": false, "momment": 1757390383000u64,
+            "image": {"imageUrl": format!("{base}/file{i}.jpg"), "mimeType": "image/jpeg"}
+        }))?;
+        let response = stack
+            .receiver
+            .handle(
+                Route::MessageReceived,
+                apigw_request("POST", &path, "", &headers, &body),
+            )
+            .await;
+        anyhow::ensure!(
+            response.status() == 200,
+            "a sample image answered {}",
+            response.status()
+        );
+    }
+    Ok(())
 }
 
 /// How many `whatsapp.media.archived` the table holds.

@@ -273,30 +273,112 @@ struct Made {
 
 async fn report(args: CostArgs) -> anyhow::Result<()> {
     let m = measure(&args).await?;
-    let ev = m.events as f64;
-    let per = |x: usize| x as f64 / ev;
-    let requests = per(m.bodies);
-    // A refused conditional put (a redelivery) costs what the item would have cost.
-    let refused = m.duplicates as f64 * per(m.base_units);
-    let stored_wru = per(m.base_units + m.index_units + m.body_units);
-    let redelivered_body = per(m.redelivered_body_units);
-    let wru = stored_wru + refused / ev + redelivered_body;
-    let s3_gets = m.s3_fanout_gets + m.s3_worker_gets;
-    let s3_what = if m.s3_puts + s3_gets == 0 {
-        "none on this mix: no body and no event is too large for a DynamoDB item".to_owned()
+    let f = Figures::of(&m);
+    if args.json {
+        println!("{}", f.json(&m));
     } else {
-        format!(
-            "{:.3} `PutObject` per event ({} of {} bytes), {:.3} `GetObject` ({} by the fanout, {} by workers following pointers)",
-            per(m.s3_puts),
-            m.s3_puts,
-            m.s3_put_bytes,
-            per(s3_gets),
-            m.s3_fanout_gets,
-            m.s3_worker_gets
-        )
-    };
-    let rows = [
-        (
+        f.print(&m);
+    }
+    Ok(())
+}
+
+/// A part of the bill: its name, what it is made of, dollars per event.
+type Row = (&'static str, String, f64);
+
+/// The figures derived from a measurement, per event.
+struct Figures {
+    /// Events measured (the denominator).
+    ev: f64,
+    /// API Gateway requests (and receiver invocations) per event.
+    requests: f64,
+    /// Write units of refused conditional puts (redeliveries), in total.
+    refused: f64,
+    /// Write units of the items stored, per event.
+    stored_wru: f64,
+    /// Write units of body items rewritten by redeliveries, per event.
+    redelivered_body: f64,
+    /// Every write unit, per event.
+    wru: f64,
+    /// `GetObject` requests (the fanout's and the workers').
+    s3_gets: usize,
+    /// The bill, part by part.
+    rows: Vec<Row>,
+    /// The whole bill, and its timers' part, per event.
+    total: f64,
+    made: f64,
+    /// GB stored per million events, in DynamoDB and in S3.
+    storage_gb: f64,
+    s3_storage_gb: f64,
+    /// The bill without the timers, and before the claim check, in cents per million events.
+    now_cents: f64,
+    before_cents: f64,
+}
+
+impl Figures {
+    fn of(m: &Measured) -> Figures {
+        let ev = m.events as f64;
+        let per = |x: usize| x as f64 / ev;
+        let requests = per(m.bodies);
+        // A refused conditional put (a redelivery) costs what the item would have cost.
+        let refused = m.duplicates as f64 * per(m.base_units);
+        let stored_wru = per(m.base_units + m.index_units + m.body_units);
+        let redelivered_body = per(m.redelivered_body_units);
+        let mut f = Figures {
+            ev,
+            requests,
+            refused,
+            stored_wru,
+            redelivered_body,
+            wru: stored_wru + refused / ev + redelivered_body,
+            s3_gets: m.s3_fanout_gets + m.s3_worker_gets,
+            rows: Vec::new(),
+            total: 0.0,
+            // The claim check's promise is about storing and publishing the providers' events:
+            // compared without what turns and silence add (a feature of its own, its row says
+            // what it costs).
+            made: made_row(m).2,
+            storage_gb: per(m.stored_bytes) * 1e6 / 1e9,
+            s3_storage_gb: per(m.s3_bytes) * 1e6 / 1e9,
+            now_cents: 0.0,
+            before_cents: (BEFORE_CLAIM_CHECK * 100.0).round(),
+        };
+        f.rows = f.bill(m);
+        f.total = f.rows.iter().map(|r| r.2).sum();
+        // Compared in cents, as both figures are printed.
+        f.now_cents = ((f.total - f.made) * 1e8).round();
+        f
+    }
+
+    /// Whether the bill without the timers rose since the claim check.
+    fn rose(&self) -> bool {
+        self.now_cents > self.before_cents
+    }
+
+    /// The bill, one row per part (a table: long, and read as one).
+    fn bill(&self, m: &Measured) -> Vec<Row> {
+        let (ev, requests, refused, redelivered_body, wru, s3_gets) = (
+            self.ev,
+            self.requests,
+            self.refused,
+            self.redelivered_body,
+            self.wru,
+            self.s3_gets,
+        );
+        let per = |x: usize| x as f64 / ev;
+        let s3_what = if m.s3_puts + s3_gets == 0 {
+            "none on this mix: no body and no event is too large for a DynamoDB item".to_owned()
+        } else {
+            format!(
+                "{:.3} `PutObject` per event ({} of {} bytes), {:.3} `GetObject` ({} by the fanout, {} by workers following pointers)",
+                per(m.s3_puts),
+                m.s3_puts,
+                m.s3_put_bytes,
+                per(s3_gets),
+                m.s3_fanout_gets,
+                m.s3_worker_gets
+            )
+        };
+        vec![        (
             "API Gateway HTTP API",
             format!(
                 "{requests:.3} requests per event ({} bodies, some of them redeliveries, carry {} distinct events), $1.00/M",
@@ -357,122 +439,132 @@ async fn report(args: CostArgs) -> anyhow::Result<()> {
             s3_what,
             per(m.s3_puts) * price::S3_PUT + per(s3_gets) * price::S3_GET,
         ),
-        made_row(&m),
+        made_row(m),
         (
             "CloudWatch Logs",
             format!("~{:.1} KB per request, $0.50/GB", assume::LOG_BYTES_PER_REQUEST / 1e3),
             requests * assume::LOG_BYTES_PER_REQUEST / 1e9 * price::LOGS_GB,
         ),
-    ];
-    let total: f64 = rows.iter().map(|r| r.2).sum();
-    // The claim check's promise is about storing and publishing the providers' events: compared
-    // without what turns and silence add (a feature of its own, its row says what it costs).
-    let made = made_row(&m).2;
-    let storage_gb = per(m.stored_bytes) * 1e6 / 1e9;
-    let s3_storage_gb = per(m.s3_bytes) * 1e6 / 1e9;
-    // Compared in cents, as both figures are printed.
-    let (now_cents, before_cents) = (((total - made) * 1e8).round(), (BEFORE_CLAIM_CHECK * 100.0).round());
-    let rose = now_cents > before_cents;
-    let d = &m.made;
-    let timers = json!({
-        "note_batches": d.note_batches, "notes": d.notes,
-        "loads": d.loads, "read_units": d.read_units,
-        "puts": d.puts, "transactions": d.transactions,
-        "write_units": d.write_units, "timers": d.timers,
-        "turns": d.turns, "silences": d.silences,
-        "publish_batches": d.publish_batches, "state_items": d.state_items,
-        "bytes": d.bytes,
-        "dollars_per_million_events": made * 1e6,
-    });
-    let (media_what, media_dollars, media_storage) = media_cost(&m.media);
-    let media_json = json!({
-        "files": m.media.files, "archived": m.media.archived,
-        "s3_puts": m.media.s3_puts, "s3_parts": m.media.s3_parts, "s3_heads": m.media.s3_heads,
-        "gets": m.media.gets, "puts": m.media.puts, "write_units": m.media.write_units,
-        "note_batches": m.media.note_batches,
-        "dollars_per_million_files": media_dollars,
-        "storage_dollars_per_million_files_month": media_storage,
-    });
-    if args.json {
-        println!(
-            "{}",
-            json!({
-                "bodies": m.bodies, "events": m.events, "state_items": m.state_items,
-                "multi_event_bodies": m.multi_event_bodies,
-                "write_units_per_event": wru, "stored_write_units_per_event": stored_wru,
-                "refused_write_units_per_event": refused / ev, "duplicates": m.duplicates,
-                "redelivered_body_write_units_per_event": redelivered_body,
-                "base_write_units_per_event": per(m.base_units),
-                "index_write_units_per_event": per(m.index_units),
-                "body_write_units_per_event": per(m.body_units),
-                "body_items": m.body_items, "body_item_bytes": m.body_item_bytes,
-                "body_item_puts": m.body_puts, "redelivered_body_item_puts": m.redelivered_body_puts,
-                "stored_bytes_per_event": per(m.stored_bytes), "items_over_1kb": m.items_over_1kb,
-                "send_message_batch_per_event": per(m.batches), "requests_per_event": requests,
-                "s3_puts": m.s3_puts, "s3_put_bytes": m.s3_put_bytes,
-                "s3_gets": s3_gets, "s3_fanout_gets": m.s3_fanout_gets, "s3_worker_gets": m.s3_worker_gets,
-                "s3_objects": m.s3_objects, "s3_bytes": m.s3_bytes,
-                "s3_storage_gb_per_million_events": s3_storage_gb,
-                "dollars_per_million_events": total * 1e6,
-                "dollars_per_million_events_without_timers": (total - made) * 1e6,
-                "dollars_per_million_events_before_claim_check": BEFORE_CLAIM_CHECK,
-                "rose": rose,
-                "storage_gb_per_million_events": storage_gb,
-                "timers": timers,
-                "media": media_json,
-                "rows": rows.iter().map(|(p, what, cost)| json!({"part": p, "what": what, "dollars_per_million": cost * 1e6})).collect::<Vec<_>>(),
-            })
+        ]
+    }
+
+    /// The measurement and the bill as one JSON document (`--json`).
+    fn json(&self, m: &Measured) -> serde_json::Value {
+        let (requests, refused, redelivered_body, wru, stored_wru, s3_gets) = (
+            self.requests,
+            self.refused,
+            self.redelivered_body,
+            self.wru,
+            self.stored_wru,
+            self.s3_gets,
         );
-        return Ok(());
+        let (ev, total, made, rose) = (self.ev, self.total, self.made, self.rose());
+        let (storage_gb, s3_storage_gb, rows) = (self.storage_gb, self.s3_storage_gb, &self.rows);
+        let per = |x: usize| x as f64 / ev;
+        let d = &m.made;
+        let timers = json!({
+            "note_batches": d.note_batches, "notes": d.notes,
+            "loads": d.loads, "read_units": d.read_units,
+            "puts": d.puts, "transactions": d.transactions,
+            "write_units": d.write_units, "timers": d.timers,
+            "turns": d.turns, "silences": d.silences,
+            "publish_batches": d.publish_batches, "state_items": d.state_items,
+            "bytes": d.bytes,
+            "dollars_per_million_events": made * 1e6,
+        });
+        let (_, media_dollars, media_storage) = media_cost(&m.media);
+        let media_json = json!({
+            "files": m.media.files, "archived": m.media.archived,
+            "s3_puts": m.media.s3_puts, "s3_parts": m.media.s3_parts, "s3_heads": m.media.s3_heads,
+            "gets": m.media.gets, "puts": m.media.puts, "write_units": m.media.write_units,
+            "note_batches": m.media.note_batches,
+            "dollars_per_million_files": media_dollars,
+            "storage_dollars_per_million_files_month": media_storage,
+        });
+        json!({
+            "bodies": m.bodies, "events": m.events, "state_items": m.state_items,
+            "multi_event_bodies": m.multi_event_bodies,
+            "write_units_per_event": wru, "stored_write_units_per_event": stored_wru,
+            "refused_write_units_per_event": refused / ev, "duplicates": m.duplicates,
+            "redelivered_body_write_units_per_event": redelivered_body,
+            "base_write_units_per_event": per(m.base_units),
+            "index_write_units_per_event": per(m.index_units),
+            "body_write_units_per_event": per(m.body_units),
+            "body_items": m.body_items, "body_item_bytes": m.body_item_bytes,
+            "body_item_puts": m.body_puts, "redelivered_body_item_puts": m.redelivered_body_puts,
+            "stored_bytes_per_event": per(m.stored_bytes), "items_over_1kb": m.items_over_1kb,
+            "send_message_batch_per_event": per(m.batches), "requests_per_event": requests,
+            "s3_puts": m.s3_puts, "s3_put_bytes": m.s3_put_bytes,
+            "s3_gets": s3_gets, "s3_fanout_gets": m.s3_fanout_gets, "s3_worker_gets": m.s3_worker_gets,
+            "s3_objects": m.s3_objects, "s3_bytes": m.s3_bytes,
+            "s3_storage_gb_per_million_events": s3_storage_gb,
+            "dollars_per_million_events": total * 1e6,
+            "dollars_per_million_events_without_timers": (total - made) * 1e6,
+            "dollars_per_million_events_before_claim_check": BEFORE_CLAIM_CHECK,
+            "rose": rose,
+            "storage_gb_per_million_events": storage_gb,
+            "timers": timers,
+            "media": media_json,
+            "rows": rows.iter().map(|(p, what, cost)| json!({"part": p, "what": what, "dollars_per_million": cost * 1e6})).collect::<Vec<_>>(),
+        })
     }
-    println!("| part | for one million events | cost |");
-    println!("|---|---|---|");
-    for (part, what, cost) in &rows {
-        println!("| {part} | {what} | ${:.2} |", cost * 1e6);
+
+    /// The bill as the Markdown table of docs/performance.md, and what it was measured on.
+    fn print(&self, m: &Measured) {
+        let (ev, total, made, rose) = (self.ev, self.total, self.made, self.rose());
+        let (storage_gb, s3_storage_gb, rows) = (self.storage_gb, self.s3_storage_gb, &self.rows);
+        let (now_cents, before_cents) = (self.now_cents, self.before_cents);
+        let per = |x: usize| x as f64 / ev;
+        let d = &m.made;
+        let (media_what, media_dollars, media_storage) = media_cost(&m.media);
+        println!("| part | for one million events | cost |");
+        println!("|---|---|---|");
+        for (part, what, cost) in rows {
+            println!("| {part} | {what} | ${:.2} |", cost * 1e6);
+        }
+        println!(
+            "| DynamoDB storage | {storage_gb:.2} GB ({:.0} bytes per event, items, body items and index entries), $0.25/GB-month, kept by TTL (deletes are free) | ${:.2} per month retained |",
+            per(m.stored_bytes),
+            storage_gb * price::STORAGE_GB_MONTH
+        );
+        println!(
+            "| S3 storage | {s3_storage_gb:.2} GB ({:.0} bytes per event: {} objects, {} bytes), $0.023/GB-month, expired with the retention | ${:.2} per month retained |",
+            per(m.s3_bytes),
+            m.s3_objects,
+            m.s3_bytes,
+            s3_storage_gb * price::S3_GB_MONTH
+        );
+        let change = if rose {
+            format!("rose by ${:.2}", (now_cents - before_cents) / 100.0)
+        } else if now_cents < before_cents {
+            format!("fell by ${:.2}", (before_cents - now_cents) / 100.0)
+        } else {
+            "unchanged".to_owned()
+        };
+        println!(
+            "| **total** | | **≈ ${:.2} per million events**, turns and silence included (${:.2} without them: {change} from ${BEFORE_CLAIM_CHECK:.2} before the claim check), plus storage while retained |",
+            total * 1e6,
+            (total - made) * 1e6
+        );
+        println!(
+            "\n**One archived media file** (`media-archiver`): ${media_dollars:.2} per million files, plus ${media_storage:.2} a month per million files kept (S3 Standard, until the retention expires them). {media_what}.\n\nMeasured on the local stack: {} fixture bodies ({} of them carrying several events), {} events, {} state items, {} body items, {} S3 objects; the timers took {} notes and made {} turns and {} silences ({} state items, {} bytes stored). Assumed: a receiver's duration ({:.0} ms), a fanout invocation's ({:.0} ms), a timers invocation's ({:.0} ms), {:.1} KB of logs per request.",
+            m.bodies,
+            m.multi_event_bodies,
+            m.events,
+            m.state_items,
+            m.body_items,
+            m.s3_objects,
+            d.notes,
+            d.turns,
+            d.silences,
+            d.state_items,
+            d.bytes,
+            assume::RECEIVER_SECONDS * 1e3,
+            assume::FANOUT_SECONDS * 1e3,
+            assume::TIMERS_SECONDS * 1e3,
+            assume::LOG_BYTES_PER_REQUEST / 1e3
+        );
     }
-    println!(
-        "| DynamoDB storage | {storage_gb:.2} GB ({:.0} bytes per event, items, body items and index entries), $0.25/GB-month, kept by TTL (deletes are free) | ${:.2} per month retained |",
-        per(m.stored_bytes),
-        storage_gb * price::STORAGE_GB_MONTH
-    );
-    println!(
-        "| S3 storage | {s3_storage_gb:.2} GB ({:.0} bytes per event: {} objects, {} bytes), $0.023/GB-month, expired with the retention | ${:.2} per month retained |",
-        per(m.s3_bytes),
-        m.s3_objects,
-        m.s3_bytes,
-        s3_storage_gb * price::S3_GB_MONTH
-    );
-    let change = if rose {
-        format!("rose by ${:.2}", (now_cents - before_cents) / 100.0)
-    } else if now_cents < before_cents {
-        format!("fell by ${:.2}", (before_cents - now_cents) / 100.0)
-    } else {
-        "unchanged".to_owned()
-    };
-    println!(
-        "| **total** | | **≈ ${:.2} per million events**, turns and silence included (${:.2} without them: {change} from ${BEFORE_CLAIM_CHECK:.2} before the claim check), plus storage while retained |",
-        total * 1e6,
-        (total - made) * 1e6
-    );
-    println!(
-        "\n**One archived media file** (`media-archiver`): ${media_dollars:.2} per million files, plus ${media_storage:.2} a month per million files kept (S3 Standard, until the retention expires them). {media_what}.\n\nMeasured on the local stack: {} fixture bodies ({} of them carrying several events), {} events, {} state items, {} body items, {} S3 objects; the timers took {} notes and made {} turns and {} silences ({} state items, {} bytes stored). Assumed: a receiver's duration ({:.0} ms), a fanout invocation's ({:.0} ms), a timers invocation's ({:.0} ms), {:.1} KB of logs per request.",
-        m.bodies,
-        m.multi_event_bodies,
-        m.events,
-        m.state_items,
-        m.body_items,
-        m.s3_objects,
-        d.notes,
-        d.turns,
-        d.silences,
-        d.state_items,
-        d.bytes,
-        assume::RECEIVER_SECONDS * 1e3,
-        assume::FANOUT_SECONDS * 1e3,
-        assume::TIMERS_SECONDS * 1e3,
-        assume::LOG_BYTES_PER_REQUEST / 1e3
-    );
-    Ok(())
 }
 
 /// What one archived media file costs, per million files: (what it is made of, dollars, S3
@@ -760,70 +852,77 @@ async fn count_table(stack: &LocalStack, m: &mut Measured) -> anyhow::Result<()>
             .await
             .context("reading the events table back")?;
         for item in page.items() {
-            let sk = item
-                .get("sk")
-                .and_then(|v| v.as_s().ok())
-                .map(String::as_str)
-                .unwrap_or_default();
-            if sk == keys::BODY_SK {
-                // Its writes were counted as they were made (a redelivery rewrites it).
-                m.body_items += 1;
-                m.body_item_bytes += item_size(item);
-                m.stored_bytes += item_size(item) + 100;
-                continue;
-            }
-            let (base, index) = write_units(item);
-            // The timers' state and the events they made are counted apart.
-            if sk == keys::state_sk(wahooks::timers::turns::STATE_KIND)
-                || sk == keys::state_sk(wahooks::timers::silence::STATE_KIND)
-            {
-                m.made.state_items += 1;
-                continue;
-            }
-            match sk.get(..2) {
-                Some("E#") => {
-                    let (_, event) = wahooks::store::read_sdk_item(item, &s3)
-                        .await
-                        .map_err(|e| anyhow::anyhow!(e).context("reading an event back"))?;
-                    // The media sample is counted apart (cost/media.rs).
-                    if event.instance == "COST-MEDIA" {
-                        continue;
-                    }
-                    if event.event_type.is_derived() {
-                        if event.event_type == wahooks::EventType::ConversationTurn {
-                            m.made.turns += 1;
-                        } else {
-                            m.made.silences += 1;
-                        }
-                        m.made.bytes += item_size(item) + 100;
-                        continue;
-                    }
-                    m.events += 1;
-                    if event.data.raw_pointer.is_some_and(|p| p.bucket.is_some()) {
-                        m.s3_worker_gets += 1;
-                    }
-                }
-                Some("S#") => m.state_items += 1,
-                _ => continue,
-            }
-            m.base_units += base;
-            m.index_units += index;
-            // DynamoDB's storage: each item plus 100 bytes, each index entry (its keys and the
-            // table's) plus 100 bytes.
-            let keys: usize = ["pk", "sk", "gsi1pk", "gsi1sk"]
-                .iter()
-                .filter_map(|k| item.get(*k).and_then(|v| v.as_s().ok()).map(|v| k.len() + v.len()))
-                .sum();
-            m.item_bytes += item_size(item);
-            m.stored_bytes += item_size(item) + 100 + if index > 0 { keys + 100 } else { 0 };
-            if base > 1 {
-                m.items_over_1kb += 1;
-            }
+            count_item(item, &s3, m).await?;
         }
         start = page.last_evaluated_key().cloned();
         if start.is_none() {
             break;
         }
+    }
+    Ok(())
+}
+
+/// One item of the events table into `m`: a body item, a state item, an event (the timers'
+/// and the media sample's apart).
+async fn count_item(item: &wahooks::store::Item, s3: &aws_sdk_s3::Client, m: &mut Measured) -> anyhow::Result<()> {
+    let sk = item
+        .get("sk")
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .unwrap_or_default();
+    if sk == keys::BODY_SK {
+        // Its writes were counted as they were made (a redelivery rewrites it).
+        m.body_items += 1;
+        m.body_item_bytes += item_size(item);
+        m.stored_bytes += item_size(item) + 100;
+        return Ok(());
+    }
+    let (base, index) = write_units(item);
+    // The timers' state and the events they made are counted apart.
+    if sk == keys::state_sk(wahooks::timers::turns::STATE_KIND)
+        || sk == keys::state_sk(wahooks::timers::silence::STATE_KIND)
+    {
+        m.made.state_items += 1;
+        return Ok(());
+    }
+    match sk.get(..2) {
+        Some("E#") => {
+            let (_, event) = wahooks::store::read_sdk_item(item, s3)
+                .await
+                .map_err(|e| anyhow::anyhow!(e).context("reading an event back"))?;
+            // The media sample is counted apart (cost/media.rs).
+            if event.instance == "COST-MEDIA" {
+                return Ok(());
+            }
+            if event.event_type.is_derived() {
+                if event.event_type == wahooks::EventType::ConversationTurn {
+                    m.made.turns += 1;
+                } else {
+                    m.made.silences += 1;
+                }
+                m.made.bytes += item_size(item) + 100;
+                return Ok(());
+            }
+            m.events += 1;
+            if event.data.raw_pointer.is_some_and(|p| p.bucket.is_some()) {
+                m.s3_worker_gets += 1;
+            }
+        }
+        Some("S#") => m.state_items += 1,
+        _ => return Ok(()),
+    }
+    m.base_units += base;
+    m.index_units += index;
+    // DynamoDB's storage: each item plus 100 bytes, each index entry (its keys and the
+    // table's) plus 100 bytes.
+    let keys: usize = ["pk", "sk", "gsi1pk", "gsi1sk"]
+        .iter()
+        .filter_map(|k| item.get(*k).and_then(|v| v.as_s().ok()).map(|v| k.len() + v.len()))
+        .sum();
+    m.item_bytes += item_size(item);
+    m.stored_bytes += item_size(item) + 100 + if index > 0 { keys + 100 } else { 0 };
+    if base > 1 {
+        m.items_over_1kb += 1;
     }
     Ok(())
 }

@@ -344,7 +344,8 @@ fn what_it_says(data: &mut EventData, wire: &str, m: &Json<'_>, echo: bool) -> E
     }
 }
 
-/// A message's content (for an edit: the edited message's).
+/// A message's content (for an edit: the edited message's). One arm per message type, as Meta's
+/// reference lists them.
 fn content_of(m: &Json<'_>) -> Content {
     let wire = str_of(m, "type").unwrap_or_else(|| "unknown".to_owned());
     let inner = &m[wire.as_str()];

@@ -15,20 +15,8 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
         return Vec::new();
     }
     let instance = str_of(v, "instanceId").unwrap_or_else(|| "-".to_owned());
-    let state = str_of(&v["whatsappStatus"], "message").or_else(|| str_of(v, "status"));
-    let event_type = match state.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        _ if v.get("messageSent").is_some() => EventType::MessageSent,
-        Some("received") => EventType::MessageReceived,
-        Some("connected") => EventType::InstanceConnected,
-        Some("disconnected") => EventType::InstanceDisconnected,
-        // No shape matched: trust the route if it names one kind.
-        _ => match ctx.route {
-            Some(Route::MessageSent) if v.get("messageId").is_some() => EventType::MessageSent,
-            Some(Route::MessageReceived) if v.get("messageId").is_some() => EventType::MessageReceived,
-            Some(Route::Connected) => EventType::InstanceConnected,
-            Some(Route::Disconnected) => EventType::InstanceDisconnected,
-            _ => return Vec::new(),
-        },
+    let Some(event_type) = event_type_of(ctx, v) else {
+        return Vec::new();
     };
 
     let mut data = body.data();
@@ -79,6 +67,26 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
         (None, Some(state)) => event.with_state("connection", state),
         _ => event,
     }]
+}
+
+/// What a body says it is: by its shape, else by its route when that names one kind; `None`
+/// for neither.
+fn event_type_of(ctx: &ParseContext<'_>, v: &Json<'_>) -> Option<EventType> {
+    let state = str_of(&v["whatsappStatus"], "message").or_else(|| str_of(v, "status"));
+    Some(match state.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        _ if v.get("messageSent").is_some() => EventType::MessageSent,
+        Some("received") => EventType::MessageReceived,
+        Some("connected") => EventType::InstanceConnected,
+        Some("disconnected") => EventType::InstanceDisconnected,
+        // No shape matched: trust the route if it names one kind.
+        _ => match ctx.route {
+            Some(Route::MessageSent) if v.get("messageId").is_some() => EventType::MessageSent,
+            Some(Route::MessageReceived) if v.get("messageId").is_some() => EventType::MessageReceived,
+            Some(Route::Connected) => EventType::InstanceConnected,
+            Some(Route::Disconnected) => EventType::InstanceDisconnected,
+            _ => return None,
+        },
+    })
 }
 
 /// `photo` / `video` are null unless the message is one; otherwise it is text.
