@@ -134,8 +134,8 @@ check: ## the inner loop (no moto, no Python): rustfmt, clippy, unit tests, fixt
 	cargo test --locked --workspace --lib --bins
 	cargo test --locked -p wahooks --tests
 	cargo test --locked -p wahooks-consumer
-	cargo test --locked --test docs --test parse_fixtures --test schema --test write_units
-	cargo test --locked -p wahooks-cli --test cli_parse --test cli_sign_verify
+	cargo test --locked --test it -- docs:: parse_fixtures:: schema:: write_units::
+	cargo test --locked -p wahooks-cli --test commands -- cli_parse:: cli_sign_verify::
 
 lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check

@@ -1,6 +1,6 @@
 //! The documentation says what the code does, and every way through it works:
 //! - generated sections (the event id rules in `docs/events.md`) equal their source in the code
-//!   (`WAHOOKS_BLESS=1 cargo test --test docs` rewrites them from the code);
+//!   (`WAHOOKS_BLESS=1 cargo test --test it docs::` rewrites them from the code);
 //! - every relative link in `README.md` and `docs/*.md` names a file that exists, and every
 //!   `#anchor` a heading of that file;
 //! - every path in the README's layout table exists.
@@ -26,7 +26,7 @@ fn generated_section(file: &str, name: &str, expected: &str) {
     assert_eq!(
         &text[from..to],
         expected,
-        "{file} section {name} is out of date: run `WAHOOKS_BLESS=1 cargo test --test docs`"
+        "{file} section {name} is out of date: run `WAHOOKS_BLESS=1 cargo test --test it docs::`"
     );
 }
 

@@ -2,7 +2,7 @@
 //! stream driver reads the table's stream and calls the fanout handler with the event shape
 //! Lambda delivers, the fanout sends to SQS, and the consumer crate reads what arrived.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

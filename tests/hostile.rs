@@ -3,7 +3,7 @@
 //! never panics, and nothing is stored (a 400 keeps the body in a quarantine item, as
 //! documented, never as an event).
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

@@ -4,7 +4,7 @@
 //! attributes read from the stack. What moto ignores (TTL, PITR, architectures, the stream
 //! mapping) is asserted on the transformed template.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Every fixture parses into the right events with the right key fields. A new fixture file
 //! is a new case: the expected type comes from the file name, the facts from the body itself.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

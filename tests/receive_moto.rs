@@ -1,7 +1,7 @@
 //! The receivers against a real local DynamoDB (moto server), through the same SDK code and
 //! the same API Gateway v2 events as in Lambda.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;

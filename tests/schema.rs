@@ -1,8 +1,8 @@
 //! The published schema is the types' schema, and every event wahooks makes from every fixture
 //! validates against it with a validator we did not write (Python's `jsonschema`).
-//! `WAHOOKS_BLESS=1 cargo test --test schema` rewrites `schema/wahooks-event.schema.json`.
+//! `WAHOOKS_BLESS=1 cargo test --test it schema::` rewrites `schema/wahooks-event.schema.json`.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -32,7 +32,7 @@ fn the_checked_in_schema_is_the_one_the_types_generate() {
         serde_json::from_slice(&std::fs::read(schema_file()).expect("schema file")).expect("schema is JSON");
     assert_eq!(
         checked_in, generated,
-        "schema/wahooks-event.schema.json is out of date: run `WAHOOKS_BLESS=1 cargo test --test schema`"
+        "schema/wahooks-event.schema.json is out of date: run `WAHOOKS_BLESS=1 cargo test --test it schema::`"
     );
     assert_eq!(checked_in["$id"], DATASCHEMA);
     assert_eq!(checked_in["$schema"], "https://json-schema.org/draft/2020-12/schema");

@@ -8,7 +8,7 @@
 //! the S3 bucket when too large for an item), delete what it handled and leave a failure on the
 //! queue.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 //! and its write units counted as DynamoDB bills them (one per started KB of the item, one per
 //! started KB of each index entry).
 
-mod common;
+use crate::common;
 
 use wahooks::providers::{parse_verified, ParseContext};
 use wahooks::store::{event_item, item_size, write_units};

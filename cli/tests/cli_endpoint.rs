@@ -1,21 +1,15 @@
 //! `wahooks endpoint …` against a real local DynamoDB (moto), as a user runs it.
 
-#[path = "../../tests/common/moto.rs"]
-mod moto;
+use std::process::Output;
 
-use std::process::{Command, Output};
+use crate::moto;
 
 fn wahooks(moto: &moto::Moto, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wahooks"))
-        .args(args)
-        .env("AWS_ENDPOINT_URL", moto.url())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("WAHOOKS_ENDPOINTS_TABLE", "endpoints-cli")
-        .env("WAHOOKS_BASE_URL", "https://hooks.example.test")
-        .output()
-        .expect("wahooks runs")
+    let env = [
+        ("WAHOOKS_ENDPOINTS_TABLE", "endpoints-cli"),
+        ("WAHOOKS_BASE_URL", "https://hooks.example.test"),
+    ];
+    crate::wahooks_on(moto, &env, args)
 }
 
 fn stdout(o: &Output) -> String {

@@ -2,24 +2,18 @@
 //! runs it: one body that now parses is stored and leaves quarantine, one that still does not
 //! stays, with its reason.
 
-#[path = "../../tests/common/moto.rs"]
-mod moto;
-
-use std::process::{Command, Output};
+use std::process::Output;
 
 use wahooks::store::{keys, DynamoEventStore, EventStore, Quarantined};
 
+use crate::moto;
+
 fn wahooks(moto: &moto::Moto, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wahooks"))
-        .args(args)
-        .env("AWS_ENDPOINT_URL", moto.url())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("WAHOOKS_EVENTS_TABLE", "events-q")
-        .env("WAHOOKS_QUEUE_MESSAGES", "http://unused/q.fifo")
-        .output()
-        .expect("wahooks runs")
+    let env = [
+        ("WAHOOKS_EVENTS_TABLE", "events-q"),
+        ("WAHOOKS_QUEUE_MESSAGES", "http://unused/q.fifo"),
+    ];
+    crate::wahooks_on(moto, &env, args)
 }
 
 fn q(body: &[u8], reason: &str, at: i64) -> Quarantined {
@@ -239,17 +233,12 @@ async fn media_retry_sends_the_archiver_the_messages_whose_files_failed() {
     let store = DynamoEventStore::new(dynamo.clone(), "events-q", 30);
     store.put_if_absent(&[message.clone(), failed]).await.expect("stored");
     let retry = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_wahooks"))
-            .args(args)
-            .env("AWS_ENDPOINT_URL", moto.url())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("WAHOOKS_EVENTS_TABLE", "events-q")
-            .env("WAHOOKS_QUEUE_MESSAGES", "http://unused/q.fifo")
-            .env("WAHOOKS_MEDIA_URL", &media_url)
-            .output()
-            .expect("wahooks runs")
+        let env = [
+            ("WAHOOKS_EVENTS_TABLE", "events-q"),
+            ("WAHOOKS_QUEUE_MESSAGES", "http://unused/q.fifo"),
+            ("WAHOOKS_MEDIA_URL", media_url.as_str()),
+        ];
+        crate::wahooks_on(&moto, &env, args)
     };
     let dry = retry(&["media", "retry", "--since", "1h", "--dry-run"]);
     assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
