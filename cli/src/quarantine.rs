@@ -26,6 +26,7 @@ pub enum QuarantineCommand {
     Show {
         /// The body's id (its SHA-256, or a prefix of it, as `list` prints).
         id: String,
+        /// Where the stack is.
         #[command(flatten)]
         common: Common,
     },
@@ -37,6 +38,7 @@ pub enum QuarantineCommand {
         /// Every quarantined body.
         #[arg(long)]
         all: bool,
+        /// Where the stack is.
         #[command(flatten)]
         common: Common,
     },

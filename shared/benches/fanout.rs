@@ -2,6 +2,9 @@
 //! mix's stored items → routing, message bodies (raw restored from zstd), batching → an
 //! in-memory publisher. Prints records/s and the SQS requests per event (batching efficiency).
 
+// criterion_group! makes an undocumented public function.
+#![allow(missing_docs)]
+
 mod common;
 
 use std::hint::black_box;

@@ -1,6 +1,9 @@
 //! Parse + normalise over the whole fixture mix, next to the floor: `serde_json::from_slice`
 //! into a `Value` on the same bytes. Prints ns/event, events/s and the ratio to the floor.
 
+// criterion_group! makes an undocumented public function.
+#![allow(missing_docs)]
+
 mod common;
 
 use std::hint::black_box;

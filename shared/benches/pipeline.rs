@@ -4,6 +4,9 @@
 //! ns/request and requests/s next to the parse-only figure, and the stored item sizes the
 //! cost note of `docs/receiving.md` uses.
 
+// criterion_group! makes an undocumented public function.
+#![allow(missing_docs)]
+
 mod common;
 
 use std::hint::black_box;
