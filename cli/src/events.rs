@@ -170,12 +170,16 @@ async fn items_of(
         (None, Some(msg), Some(instance)) => {
             let mut listed = Vec::new();
             for p in &providers {
-                let key = keys::message_key(p.as_str(), instance, msg);
+                let key = keys::message_key(p.as_str(), instance, wahooks::identity::message_identity(*p, msg));
                 listed.extend(query(dynamo, table, Some("gsi1"), "gsi1pk", key).await?);
             }
             fetch(dynamo, table, &listed).await
         }
-        (None, Some(msg), None) => scan_suffix(dynamo, table, "gsi1pk", format!("#{}", keys::part(msg))).await,
+        (None, Some(msg), None) => {
+            // A WAHA serialized id is indexed by its inner id.
+            let msg = wahooks::identity::message_identity(wahooks::Provider::Waha, msg);
+            scan_suffix(dynamo, table, "gsi1pk", format!("#{}", keys::part(msg))).await
+        }
         (None, None, _) => Err(anyhow::anyhow!("--chat or --message")),
     }
 }

@@ -7,6 +7,14 @@ from enum import Enum, StrEnum
 from typing import Annotated, Any, Literal
 
 
+class AliasKind(StrEnum):
+    phone = 'phone'
+    lid = 'lid'
+    user_id = 'user_id'
+    parent_user_id = 'parent_user_id'
+    username = 'username'
+
+
 class ChatKind(StrEnum):
     direct = 'direct'
     group = 'group'
@@ -212,8 +220,26 @@ class Referral(BaseModel):
 
 
 class Sender(BaseModel):
+    key: Annotated[
+        str | None,
+        Field(
+            description="The sender's conversation key (the `chat.key` of their direct chat), when the sender is\na person other than the connected number. Since schema 1.3."
+        ),
+    ] = None
+    learned: Annotated[
+        list[AliasKind] | None,
+        Field(
+            description='Which of the aliases above this body did not show: learned from earlier bodies. Since\nschema 1.3.'
+        ),
+    ] = None
     lid: Annotated[str | None, Field(description='LID when known.')] = None
     name: Annotated[str | None, Field(description='Display name.')] = None
+    parent_user_id: Annotated[
+        str | None,
+        Field(
+            description="A parent business-scoped user id (Meta's `parent_user_id`), when known. Since schema 1.3."
+        ),
+    ] = None
     phone: Annotated[
         str | None, Field(description='Phone number (digits) when known.')
     ] = None
@@ -301,11 +327,51 @@ class Chat(BaseModel):
             description="The provider's chat id as sent (Z-API `phone`, e.g. `1203…-group`)."
         ),
     ]
+    key: Annotated[
+        str | None,
+        Field(
+            description="The conversation key of a direct chat: the same whichever alias the body used (the chat\nid the person was first seen under). A chat's events share one partition and one FIFO\ngroup under it. Since schema 1.3."
+        ),
+    ] = None
     kind: Annotated[
         ChatKind, Field(description='direct, group, broadcast, newsletter or status.')
     ]
+    learned: Annotated[
+        list[AliasKind] | None,
+        Field(
+            description='Which of the aliases above this body did not show: learned from earlier bodies. Since\nschema 1.3.'
+        ),
+    ] = None
     lid: Annotated[
         str | None, Field(description="The chat's WhatsApp LID (`…@lid`), when known.")
+    ] = None
+    merged: Annotated[
+        list[str] | None,
+        Field(
+            description='Keys of conversations found to be this person after they had begun apart: their earlier\nevents stay under those keys. Since schema 1.3.'
+        ),
+    ] = None
+    parent_user_id: Annotated[
+        str | None,
+        Field(
+            description="The person's parent business-scoped user id (Meta), when known. Since schema 1.3."
+        ),
+    ] = None
+    phone: Annotated[
+        str | None,
+        Field(
+            description="The person's phone number (digits), when known. Since schema 1.3."
+        ),
+    ] = None
+    user_id: Annotated[
+        str | None,
+        Field(
+            description="The person's business-scoped user id (Meta), when known. Since schema 1.3."
+        ),
+    ] = None
+    username: Annotated[
+        str | None,
+        Field(description="The person's username, when known. Since schema 1.3."),
     ] = None
 
 

@@ -165,6 +165,8 @@ pub struct Receiver {
     /// (less a day) are refused as possible replays the table no longer remembers
     /// (`check_fresh`; the Lambdas do, the local stack, which replays old fixtures, does not).
     pub retention: Option<chrono::TimeDelta>,
+    /// The people this container has read from the identity map ([`crate::contacts`]).
+    pub contacts: Arc<crate::contacts::Cache>,
 }
 
 /// The token of `[/{stage}]/v1/hooks/{token}[/{route}]`. Any other shape (dot segments, extra
@@ -211,6 +213,7 @@ impl Receiver {
             clock: Arc::new(Utc::now),
             budget: REQUEST_BUDGET,
             retention: None,
+            contacts: Arc::default(),
         }
     }
 
@@ -299,6 +302,15 @@ impl Receiver {
         self.check_fresh(endpoint, route, verified, &events, now, deadline)
             .await?;
         self.warn_misrouted(endpoint, route, &events);
+        // One person, one conversation: each chat keyed by its person, whichever alias.
+        if let Some(book) = self.store.contact_book() {
+            tokio::time::timeout_at(
+                deadline,
+                crate::contacts::resolve(book, &self.contacts, &mut events, now.timestamp_millis()),
+            )
+            .await
+            .map_err(within("learning who each chat is with"))??;
+        }
         // State events (presence, untimed connection changes) get their id from the store.
         tokio::time::timeout_at(
             deadline,

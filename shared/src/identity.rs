@@ -127,9 +127,27 @@ pub fn state_event_id(e: &crate::event::CloudEvent, change: &crate::event::State
         e.provider,
         &e.instance,
         e.event_type,
-        e.subject.as_deref(),
+        e.subject.as_ref().map(|_| e.chat_key()),
         &["state", change.kind, &change.value, &seq.to_string()],
     )
+}
+
+/// A WAHA serialized message id, `<fromMe>_<chat>_<id>[_<participant>]`, as its chat and its
+/// inner id; `None` for any other text (a bare id).
+pub fn waha_serialized(id: &str) -> Option<(&str, &str)> {
+    let mut parts = id.splitn(4, '_');
+    let (from_me, chat, inner) = (parts.next()?, parts.next()?, parts.next()?);
+    (matches!(from_me, "true" | "false") && chat.contains('@') && !inner.is_empty()).then_some((chat, inner))
+}
+
+/// The id a message is known by whichever alias of its chat a body used: the message id itself,
+/// but WAHA's serialized id names the chat (the same message under its LID and its phone chat
+/// has two), so its inner id. What the message lifecycle index (`gsi1`) is keyed on.
+pub fn message_identity(provider: Provider, message_id: &str) -> &str {
+    match (provider, waha_serialized(message_id)) {
+        (Provider::Waha, Some((_, inner))) => inner,
+        _ => message_id,
+    }
 }
 
 /// Hex SHA-256.

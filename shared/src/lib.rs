@@ -33,6 +33,8 @@ pub mod auth;
 pub mod bucket;
 #[cfg(feature = "aws")]
 pub mod config;
+#[cfg(feature = "aws")]
+pub mod contacts;
 pub mod endpoint;
 #[cfg(feature = "aws")]
 pub mod fanout;

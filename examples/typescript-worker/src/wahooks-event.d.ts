@@ -1,6 +1,10 @@
 /* Generated from schema/wahooks-event.schema.json by json-schema-to-typescript (make schema). Do not edit. */
 
 /**
+ * The kinds of alias a person has.
+ */
+export type AliasKind = "phone" | "lid" | "user_id" | "parent_user_id" | "username";
+/**
  * The state of a sent message, mapped from each provider's words.
  * New values may appear in a later version (a worker reads one it does not know as `other`).
  */
@@ -175,7 +179,8 @@ export interface EventData {
   turn?: Turn | null;
 }
 /**
- * The chat: the provider's id verbatim, its kind, and its LID when the provider gives one.
+ * The chat: the provider's id verbatim, its kind, the conversation key, and the aliases of the
+ * person a direct chat is with (docs/events.md, "Aliases and the conversation key").
  */
 export interface Chat {
   /**
@@ -183,13 +188,45 @@ export interface Chat {
    */
   id: string;
   /**
+   * The conversation key of a direct chat: the same whichever alias the body used (the chat
+   * id the person was first seen under). A chat's events share one partition and one FIFO
+   * group under it. Since schema 1.3.
+   */
+  key?: string | null;
+  /**
    * direct, group, broadcast, newsletter or status.
    */
   kind: "direct" | "group" | "broadcast" | "newsletter" | "status" | "other";
   /**
+   * Which of the aliases above this body did not show: learned from earlier bodies. Since
+   * schema 1.3.
+   */
+  learned?: AliasKind[];
+  /**
    * The chat's WhatsApp LID (`…@lid`), when known.
    */
   lid?: string | null;
+  /**
+   * Keys of conversations found to be this person after they had begun apart: their earlier
+   * events stay under those keys. Since schema 1.3.
+   */
+  merged?: string[];
+  /**
+   * The person's parent business-scoped user id (Meta), when known. Since schema 1.3.
+   */
+  parent_user_id?: string | null;
+  /**
+   * The person's phone number (digits), when known. Since schema 1.3.
+   */
+  phone?: string | null;
+  /**
+   * The person's business-scoped user id (Meta), when known. Since schema 1.3.
+   */
+  user_id?: string | null;
+  /**
+   * The person's username, when known. Since schema 1.3.
+   */
+  username?: string | null;
 }
 /**
  * A message's content in one vocabulary. Only what applies to its kind is set.
@@ -506,6 +543,16 @@ export interface RawPointer {
  */
 export interface Sender {
   /**
+   * The sender's conversation key (the `chat.key` of their direct chat), when the sender is
+   * a person other than the connected number. Since schema 1.3.
+   */
+  key?: string | null;
+  /**
+   * Which of the aliases above this body did not show: learned from earlier bodies. Since
+   * schema 1.3.
+   */
+  learned?: AliasKind[];
+  /**
    * LID when known.
    */
   lid?: string | null;
@@ -513,6 +560,10 @@ export interface Sender {
    * Display name.
    */
   name?: string | null;
+  /**
+   * A parent business-scoped user id (Meta's `parent_user_id`), when known. Since schema 1.3.
+   */
+  parent_user_id?: string | null;
   /**
    * Phone number (digits) when known.
    */

@@ -4,9 +4,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ChatKind, ContentKind};
+use super::{AliasKind, ChatKind, ContentKind};
 
-/// The chat: the provider's id verbatim, its kind, and its LID when the provider gives one.
+/// The chat: the provider's id verbatim, its kind, the conversation key, and the aliases of the
+/// person a direct chat is with (docs/events.md, "Aliases and the conversation key").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Chat {
@@ -17,6 +18,54 @@ pub struct Chat {
     /// The chat's WhatsApp LID (`…@lid`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lid: Option<String>,
+    /// The conversation key of a direct chat: the same whichever alias the body used (the chat
+    /// id the person was first seen under). A chat's events share one partition and one FIFO
+    /// group under it. Since schema 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The person's phone number (digits), when known. Since schema 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// The person's business-scoped user id (Meta), when known. Since schema 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The person's parent business-scoped user id (Meta), when known. Since schema 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_user_id: Option<String>,
+    /// The person's username, when known. Since schema 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Which of the aliases above this body did not show: learned from earlier bodies. Since
+    /// schema 1.3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learned: Vec<AliasKind>,
+    /// Keys of conversations found to be this person after they had begun apart: their earlier
+    /// events stay under those keys. Since schema 1.3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<String>,
+    /// Aliases the body says the person had before (Meta's change of number or of user id):
+    /// learned as theirs, shown nowhere. Not serialised.
+    #[serde(skip)]
+    pub former: Vec<crate::Alias>,
+}
+
+impl Chat {
+    /// A chat of `kind` named `id`, nothing else known.
+    pub fn new(id: String, kind: ChatKind) -> Chat {
+        Chat {
+            id,
+            kind,
+            lid: None,
+            key: None,
+            phone: None,
+            user_id: None,
+            parent_user_id: None,
+            username: None,
+            learned: Vec::new(),
+            merged: Vec::new(),
+            former: Vec::new(),
+        }
+    }
 }
 
 /// Who sent a message.
@@ -39,6 +88,17 @@ pub struct Sender {
     /// The user's WhatsApp username, when the provider sends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// A parent business-scoped user id (Meta's `parent_user_id`), when known. Since schema 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_user_id: Option<String>,
+    /// The sender's conversation key (the `chat.key` of their direct chat), when the sender is
+    /// a person other than the connected number. Since schema 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Which of the aliases above this body did not show: learned from earlier bodies. Since
+    /// schema 1.3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learned: Vec<AliasKind>,
 }
 
 /// A message's content in one vocabulary. Only what applies to its kind is set.

@@ -59,6 +59,22 @@ pub fn decompress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// The longest provider string kept verbatim in a key of the events table. DynamoDB allows
+/// 2,048 bytes in a partition key and 1,024 in a sort key (index keys too); a longer part, or
+/// one holding the `#` separator, is replaced by `~` and 32 hex digits of its SHA-256, so a key
+/// stays within the limits and unambiguous whatever the provider sends.
+pub const MAX_VERBATIM_PART: usize = 200;
+
+/// A key part: the provider's text, or `~<hash>` when it is too long or holds `#`.
+pub fn key_part(text: &str) -> String {
+    use sha2::Digest;
+    if text.len() <= MAX_VERBATIM_PART && !text.contains('#') && !text.starts_with('~') {
+        text.to_owned()
+    } else {
+        format!("~{}", &hex::encode(sha2::Sha256::digest(text.as_bytes()))[..32])
+    }
+}
+
 /// `s3://<bucket>/<key>`: how an item names an object.
 pub fn object_uri(bucket: &str, key: &str) -> String {
     format!("s3://{bucket}/{key}")

@@ -8,12 +8,14 @@
 //! this crate (through `wahooks-consumer`) without the receivers' pipeline.
 
 pub mod bounded;
+pub mod contact;
 mod content;
 pub mod item;
 mod model;
 mod time;
 mod vocab;
 
+pub use contact::{Alias, AliasKind, Contact};
 pub use content::*;
 pub use model::*;
 pub use time::*;

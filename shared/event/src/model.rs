@@ -248,7 +248,7 @@ pub struct StoredItemPointer {
 
 /// The URI of the schema events of this version follow (`dataschema`): `schema/wahooks-event.schema.json`'s
 /// `$id`. Its last part is the schema's `major.minor` version.
-pub const DATASCHEMA: &str = "urn:wahooks:schema:event:1.2";
+pub const DATASCHEMA: &str = "urn:wahooks:schema:event:1.3";
 
 /// One canonical event, serialised as a CloudEvents 1.0 structured JSON document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -293,6 +293,10 @@ pub struct CloudEvent {
     /// times this state has changed (`wahooks::identity::state_event_id`). Not serialised.
     #[serde(skip)]
     pub state: Option<StateChange>,
+    /// The natural key the receiver hashed into `id` (`wahooks::identity`), kept so the id can
+    /// be hashed again over the chat's conversation key. Not serialised.
+    #[serde(skip)]
+    pub natural_key: Option<String>,
 }
 
 /// The state a state event reports, and which of its scope's states it is.
@@ -342,6 +346,7 @@ impl CloudEvent {
             receivedat: Time::from(received_at),
             data,
             state: None,
+            natural_key: None,
         }
     }
 
@@ -360,9 +365,15 @@ impl CloudEvent {
         self.time.millis()
     }
 
-    /// The chat id used to group and order this event (`subject`, or `-` without one).
+    /// The chat id used to partition, group and order this event: the chat's conversation key
+    /// (`data.chat.key`: one per person whichever alias the body used), else `subject`, else `-`.
     pub fn chat_key(&self) -> &str {
-        self.subject.as_deref().unwrap_or("-")
+        self.data
+            .chat
+            .as_ref()
+            .and_then(|c| c.key.as_deref())
+            .or(self.subject.as_deref())
+            .unwrap_or("-")
     }
 
     /// The key a downstream worker dedupes on: the event id (stable across redeliveries).
@@ -438,11 +449,7 @@ mod tests {
         let long = "A".repeat(600_000);
         let mut data = EventData::new(Arc::from(RawValue::from_string("{}".to_owned()).expect("json")));
         data.message_id = Some(long.clone());
-        data.chat = Some(Chat {
-            id: long.clone(),
-            kind: ChatKind::Direct,
-            lid: None,
-        });
+        data.chat = Some(Chat::new(long.clone(), ChatKind::Direct));
         let e = CloudEvent::new(
             "0".repeat(32),
             Provider::Zapi,

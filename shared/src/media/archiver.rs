@@ -420,7 +420,7 @@ fn media_event(event: &CloudEvent, event_type: EventType, media: MediaFile) -> C
         event.provider,
         &event.instance,
         event_type,
-        event.subject.as_deref(),
+        event.subject.as_ref().map(|_| event.chat_key()),
         &["media", &event.id],
     );
     let now = chrono::Utc::now();

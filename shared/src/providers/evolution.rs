@@ -10,8 +10,10 @@
 
 use super::json::Json;
 
-use super::{fingerprint_without, i64_of, jid_chat, jid_phone, str_of, Body, ParseContext};
-use crate::event::{from_epoch_guess, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender};
+use super::{alias, fingerprint_without, i64_of, jid_chat, jid_phone, str_of, Body, ParseContext};
+use crate::event::{
+    from_epoch_guess, AliasKind, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender,
+};
 use crate::identity::{Key, EVOLUTION_MESSAGE, EVOLUTION_OTHER, EVOLUTION_STATUS};
 
 /// Parse an Evolution API webhook body.
@@ -60,14 +62,36 @@ fn map_status(word: &str) -> Option<MessageStatus> {
 /// The chat of a message key: `remoteJid`, or its phone form `remoteJidAlt` when the JID is a
 /// LID (2.3.7 rewrites `remoteJid` to the phone form itself, older versions do not: one chat id
 /// across versions).
+///
+/// A direct chat also carries every alias of the person the key shows: the LID and the phone
+/// form among `remoteJid`, `remoteJidAlt`, and 2.3.1–2.3.4's `senderPn` and `previousRemoteJid`.
 fn key_chat(key: &Json<'_>) -> Option<crate::event::Chat> {
     let jid = str_of(key, "remoteJid")?;
     let alt = str_of(key, "remoteJidAlt").filter(|a| !a.ends_with("@lid"));
     let mut chat = jid_chat(alt.as_deref().unwrap_or(&jid));
-    if jid.ends_with("@lid") {
-        chat.lid = Some(jid);
+    if chat.kind == ChatKind::Direct {
+        let jids: Vec<String> = ["remoteJid", "remoteJidAlt", "senderPn", "previousRemoteJid"]
+            .iter()
+            .filter_map(|k| str_of(key, k))
+            .collect();
+        chat.lid = jids.iter().find_map(|j| alias(AliasKind::Lid, j));
+        chat.phone = jids.iter().find_map(|j| jid_phone(j));
     }
     Some(chat)
+}
+
+/// The sender of a group message: `participant` and `participantAlt` (one is the LID, the
+/// other the phone form, in either order), with both aliases.
+fn participant_sender(key: &Json<'_>) -> Sender {
+    let jids: Vec<String> = ["participant", "participantAlt"]
+        .iter()
+        .filter_map(|k| str_of(key, k))
+        .collect();
+    Sender {
+        phone: jids.iter().find_map(|j| jid_phone(j)),
+        lid: jids.iter().find_map(|j| alias(AliasKind::Lid, j)),
+        ..Sender::default()
+    }
 }
 
 /// A Baileys timestamp: a number, a numeric string, or a protobuf Long `{low, high}`.
@@ -246,11 +270,17 @@ fn message(
         (None, Some(true)) => str_of(body.value, "sender"),
         (None, _) => chat.as_ref().map(|c| c.id.clone()),
     };
+    let sender = match &participant {
+        Some(_) => participant_sender(key),
+        None => Sender {
+            phone: author.as_deref().and_then(jid_phone),
+            lid: author.filter(|a| a.ends_with("@lid")),
+            ..Sender::default()
+        },
+    };
     data.sender = Some(Sender {
-        phone: author.as_deref().and_then(jid_phone),
-        lid: author.filter(|a| a.ends_with("@lid")),
         name: str_of(d, "pushName"),
-        ..Sender::default()
+        ..sender
     });
     data.participant = participant.clone();
     if event_type == EventType::MessageSent {
@@ -284,11 +314,15 @@ fn message(
     Some(super::event(ctx, instance, event_type, subject, &natural, time, data))
 }
 
-/// `messages.update`: a message's status (ack), keyed on its id, status and participant.
+/// `messages.update`: a message's status (ack), keyed on its id, status and participant. v2
+/// names the message `keyId`; v1.7 and v1.8 spread the message key into `data` (`id`) and add
+/// `datetime` (epoch ms), the status's own time.
 fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_>) -> Option<CloudEvent> {
     let mut data = body.data();
     let word = str_of(d, "status").unwrap_or_default();
-    data.message_id = str_of(d, "keyId").or_else(|| str_of(&d["key"], "id"));
+    data.message_id = str_of(d, "keyId")
+        .or_else(|| str_of(&d["key"], "id"))
+        .or_else(|| str_of(d, "id"));
     data.status = map_status(&word);
     data.from_me = super::bool_of(d, "fromMe");
     data.chat = str_of(d, "remoteJid").map(|j| jid_chat(&j));
@@ -303,13 +337,14 @@ fn status(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str, d: &Json<'_>)
         None => Key::of(&EVOLUTION_STATUS, fingerprint_without(body.value, &["apikey"]))
             .without_natural_key(ctx.delivery_id),
     };
+    let time = ctx.event_time(i64_of(d, "datetime").and_then(from_epoch_guess));
     Some(super::event(
         ctx,
         instance,
         EventType::MessageStatus,
         subject,
         &key,
-        ctx.received_at,
+        time,
         data,
     ))
 }

@@ -127,11 +127,8 @@ fn channel_message(ctx: &ParseContext<'_>, body: &Body<'_>, m: &Json<'_>) -> Clo
     } else {
         &m["sender"]
     };
-    data.chat = str_of(counterpart, "identifier").map(|id| Chat {
-        id,
-        kind: ChatKind::Direct,
-        lid: None,
-    });
+    // Hub documents no alias of a customer (its identifiers may be Instagram's): the chat's id only.
+    data.chat = str_of(counterpart, "identifier").map(|id| Chat::new(id, ChatKind::Direct));
     data.sender = Some(Sender {
         phone: str_of(&m["sender"], "identifier"),
         lid: None,

@@ -16,10 +16,10 @@ use serde_json::Value;
 
 use super::json::Json;
 
-use super::{bool_of, f64_of, i64_of, str_of, Body, ParseContext};
+use super::{alias, bool_of, f64_of, i64_of, str_of, Body, ParseContext};
 use crate::event::{
-    from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventData, EventError, EventType,
-    MessageStatus, Order, OrderItem, Referral, Sender, SharedContact,
+    from_epoch_guess, Alias, AliasKind, Chat, ChatKind, CloudEvent, Content, ContentKind, EventData, EventError,
+    EventType, MessageStatus, Order, OrderItem, Referral, Sender, SharedContact,
 };
 use crate::identity::{Key, Rule, META_FIELD, META_MESSAGE, META_STATUS};
 
@@ -34,7 +34,7 @@ pub const TEMPLATE_FIELDS: [&str; 4] = [
 /// Every other field Meta documents for the `whatsapp_business_account` object (its webhooks
 /// overview, the Groups API and Calling API references, and the override page's list), each a
 /// `whatsapp.notification`. `messages` and the echo fields are read message by message.
-pub const NOTIFICATION_FIELDS: [&str; 24] = [
+pub const NOTIFICATION_FIELDS: [&str; 25] = [
     "account_alerts",
     "account_review_update",
     "account_settings_update",
@@ -59,6 +59,9 @@ pub const NOTIFICATION_FIELDS: [&str; 24] = [
     "tracking_events",
     "user_preferences",
     "business_status_update",
+    // A user's new business-scoped user id (Meta's BSUID page; its 2026-08 changelog says the
+    // field is not subscribable and the change comes as a `system` message instead).
+    "user_id_update",
 ];
 
 /// The fields whose `message_echoes[]` are messages the business sent.
@@ -144,8 +147,9 @@ fn parse_change(ctx: &ParseContext<'_>, body: &Body<'_>, c: &Change<'_, '_>, out
         field
     };
     // Per-user and per-group lists: one event each, in that user's or group's chat.
-    let per_item: [(&str, &str, ChatKind); 4] = [
+    let per_item: [(&str, &str, ChatKind); 5] = [
         ("user_preferences", "wa_id", ChatKind::Direct),
+        ("user_id_update", "wa_id", ChatKind::Direct),
         ("calls", "from", ChatKind::Direct),
         ("statuses", "recipient_id", ChatKind::Direct),
         ("groups", "group_id", ChatKind::Group),
@@ -170,12 +174,28 @@ fn array<'c, 'a>(v: &'c Json<'a>, key: &str) -> &'c [Json<'a>] {
     v.get(key).and_then(Json::as_array).unwrap_or_default()
 }
 
-/// The chat an item names under `key` (falling back to its business-scoped user id).
+/// The chat an item names under `key` (falling back to its business-scoped user id), with the
+/// aliases the item shows of the person a direct chat is with: the phone under `key`, the user
+/// id and parent user id (`user_id`, `from_…`, `recipient_…`; `user_id_update`'s `current`, its
+/// `previous` a former alias).
 fn chat_of(item: &Json<'_>, key: &str, kind: ChatKind) -> Option<Chat> {
-    str_of(item, key)
-        .or_else(|| str_of(item, "user_id"))
-        .or_else(|| str_of(item, "from_user_id"))
-        .map(|id| Chat { id, kind, lid: None })
+    let first = |keys: [&str; 3]| keys.iter().find_map(|k| str_of(item, k));
+    let user_id = first(["user_id", "from_user_id", "recipient_user_id"]);
+    let mut chat = Chat::new(str_of(item, key).or_else(|| user_id.clone())?, kind);
+    if kind == ChatKind::Direct {
+        chat.phone = str_of(item, key).and_then(|p| alias(AliasKind::Phone, &p));
+        chat.user_id = user_id.or_else(|| str_of(&item["user_id"], "current"));
+        chat.parent_user_id = first(["parent_user_id", "from_parent_user_id", "recipient_parent_user_id"])
+            .or_else(|| str_of(&item["parent_user_id"], "current"));
+        for (field, kind) in [
+            ("user_id", AliasKind::UserId),
+            ("parent_user_id", AliasKind::ParentUserId),
+        ] {
+            chat.former
+                .extend(str_of(&item[field], "previous").and_then(|v| Alias::of(kind, &v)));
+        }
+    }
+    Some(chat)
 }
 
 /// Meta's `timestamp` is epoch seconds, as a string or a number; a placeholder or a missing one
@@ -254,6 +274,46 @@ fn about_a_message(
     )
 }
 
+/// A change of number or of user id (`system` `user_changed_number`, `user_changed_user_id`):
+/// the chat is the user as known before (`from`, else the previous user id), with the new
+/// aliases as theirs and the old ones as former aliases, so the identity map keeps one
+/// conversation across the change.
+fn changed_aliases(data: &mut EventData, system: &Json<'_>) {
+    let previous = str_of(system, "previous_user_id");
+    if data.chat.is_none() {
+        data.chat = previous
+            .clone()
+            .or_else(|| str_of(system, "user_id"))
+            .map(|id| Chat::new(id, ChatKind::Direct));
+    }
+    let Some(chat) = data.chat.as_mut().filter(|c| c.kind == ChatKind::Direct) else {
+        return;
+    };
+    if let Some(new_phone) = str_of(system, "wa_id").and_then(|p| alias(AliasKind::Phone, &p)) {
+        if let Some(old) = chat.phone.take().filter(|old| *old != new_phone) {
+            chat.former.extend(Alias::of(AliasKind::Phone, &old));
+        }
+        chat.phone = Some(new_phone);
+    }
+    for (now, before, kind) in [
+        ("user_id", previous, AliasKind::UserId),
+        (
+            "parent_user_id",
+            str_of(system, "previous_parent_user_id"),
+            AliasKind::ParentUserId,
+        ),
+    ] {
+        if let Some(now) = str_of(system, now) {
+            if kind == AliasKind::UserId {
+                chat.user_id = Some(now);
+            } else {
+                chat.parent_user_id = Some(now);
+            }
+        }
+        chat.former.extend(before.and_then(|b| Alias::of(kind, &b)));
+    }
+}
+
 /// The chat, the sender and (in a group) the participant. The user is the sender of a
 /// message, the recipient of an echo; by phone number, or by business-scoped user id when the
 /// user shows only a username.
@@ -268,16 +328,22 @@ fn parties(data: &mut EventData, c: &Change<'_, '_>, m: &Json<'_>, echo: bool) {
         (phone.is_some() && str_of(k, "wa_id") == phone) || (user_id.is_some() && str_of(k, "user_id") == user_id)
     });
     let user_id = user_id.or_else(|| contact.and_then(|k| str_of(k, "user_id")));
+    let parent_user_id = if echo {
+        str_of(m, "to_parent_user_id")
+    } else {
+        str_of(m, "from_parent_user_id")
+    }
+    .or_else(|| contact.and_then(|k| str_of(k, "parent_user_id")));
+    let username = contact.and_then(|k| str_of(&k["profile"], "username"));
     data.chat = match str_of(m, "group_id") {
-        Some(group) => Some(Chat {
-            id: group,
-            kind: ChatKind::Group,
-            lid: None,
-        }),
-        None => user.clone().map(|id| Chat {
-            id,
-            kind: ChatKind::Direct,
-            lid: None,
+        Some(group) => Some(Chat::new(group, ChatKind::Group)),
+        None => user.clone().map(|id| {
+            let mut chat = Chat::new(id, ChatKind::Direct);
+            chat.phone = phone.as_deref().and_then(|p| alias(AliasKind::Phone, p));
+            chat.user_id = user_id.clone();
+            chat.parent_user_id = parent_user_id.clone();
+            chat.username = username.clone();
+            chat
         }),
     };
     data.sender = Some(if echo {
@@ -289,8 +355,9 @@ fn parties(data: &mut EventData, c: &Change<'_, '_>, m: &Json<'_>, echo: bool) {
         Sender {
             phone: phone.clone(),
             name: contact.and_then(|k| str_of(&k["profile"], "name")),
-            username: contact.and_then(|k| str_of(&k["profile"], "username")),
+            username,
             user_id,
+            parent_user_id,
             ..Sender::default()
         }
     });
@@ -313,6 +380,7 @@ fn what_it_says(data: &mut EventData, wire: &str, m: &Json<'_>, echo: bool) -> E
         // A number or identity change: a notification in that user's chat.
         "system" => {
             data.notification = str_of(&m["system"], "type").or_else(|| Some("system".to_owned()));
+            changed_aliases(data, &m["system"]);
             let mut parameters = m["system"].to_value();
             if let (Value::Object(p), Some(identity)) = (&mut parameters, m.get("identity")) {
                 p.insert("identity".to_owned(), identity.to_value());

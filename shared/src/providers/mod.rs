@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 
 use self::json::Json;
 
-use crate::event::{Chat, ChatKind, CloudEvent, EventData, EventType, Provider};
+use crate::event::{AliasKind, Chat, ChatKind, CloudEvent, EventData, EventType, Provider};
 use crate::identity::{event_id, sha256_hex, Key, UNKNOWN};
 use crate::route::Route;
 
@@ -355,7 +355,7 @@ pub(crate) fn event(
     data: EventData,
 ) -> CloudEvent {
     let instance = ctx.instance_of(instance);
-    CloudEvent::new(
+    let mut event = CloudEvent::new(
         event_id(ctx.provider, &instance, event_type, subject.as_deref(), &[key]),
         ctx.provider,
         &instance,
@@ -365,7 +365,10 @@ pub(crate) fn event(
         ctx.endpoint,
         ctx.received_at,
         data,
-    )
+    );
+    // Kept to hash the id again over the chat's conversation key (`crate::contacts`).
+    event.natural_key = Some(key.to_owned());
+    event
 }
 
 /// The catch-all: valid JSON we can't classify, stored and published as `whatsapp.unknown`.
@@ -415,8 +418,17 @@ pub(crate) fn jid_chat(jid: &str) -> Chat {
     } else {
         ChatKind::Direct
     };
-    let lid = id.ends_with("@lid").then(|| id.clone());
-    Chat { id, kind, lid }
+    let mut chat = Chat::new(id, kind);
+    if kind == ChatKind::Direct {
+        chat.lid = alias(AliasKind::Lid, &chat.id);
+        chat.phone = alias(AliasKind::Phone, &chat.id);
+    }
+    chat
+}
+
+/// `text` as an alias of `kind`, normalised (`crate::event::Alias::of`), when it is one.
+pub(crate) fn alias(kind: AliasKind, text: &str) -> Option<String> {
+    crate::event::Alias::of(kind, text).map(|a| a.value)
 }
 
 /// `5511…:24@s.whatsapp.net` → `5511…@s.whatsapp.net` (the device a message came from is not

@@ -10,8 +10,8 @@
 
 use super::json::Json;
 
-use super::{fingerprint_without, i64_of, jid_chat, jid_phone, str_of, Body, ParseContext};
-use crate::event::{ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender};
+use super::{alias, fingerprint_without, i64_of, jid_chat, jid_phone, str_of, Body, ParseContext};
+use crate::event::{AliasKind, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender};
 use crate::identity::{Key, Rule, WAHA_ACK, WAHA_MESSAGE, WAHA_OTHER, WAHA_SESSION};
 
 /// Parse a WAHA webhook body.
@@ -45,19 +45,41 @@ fn envelope_key(rule: &'static Rule, ctx: &ParseContext<'_>, body: &Body<'_>) ->
 /// A serialised message id `{fromMe}_{chat}_{waId}[_{participant}]` → (chat, bare id); a bare
 /// id is returned as it is.
 fn split_message_id(id: &str) -> (Option<String>, String) {
-    let parts: Vec<&str> = id.split('_').collect();
-    match parts.as_slice() {
-        [from_me, chat, wa, ..] if matches!(*from_me, "true" | "false") && chat.contains('@') => {
-            (Some((*chat).to_owned()), (*wa).to_owned())
-        }
-        _ => (None, id.to_owned()),
+    match crate::identity::waha_serialized(id) {
+        Some((chat, inner)) => (Some(chat.to_owned()), inner.to_owned()),
+        None => (None, id.to_owned()),
     }
 }
 
-/// A WAHA time: seconds, sometimes fractional (WEBJS reactions).
+/// A payload's own time: epoch seconds, sometimes fractional (WEBJS reactions, GOWS calls), or
+/// milliseconds (GOWS `poll.vote`, `senderTimestampMS`), told apart as `from_epoch_guess` does.
 fn seconds(v: &Json<'_>, key: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    let s = super::f64_of(v, key)?;
-    chrono::DateTime::from_timestamp_millis((s * 1000.0) as i64)
+    let t = super::f64_of(v, key)?;
+    let ms = if t < 100_000_000_000.0 { t * 1000.0 } else { t };
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+}
+
+/// The other form of a JID the engine adds (`@lid` for a phone JID, or the reverse): GOWS
+/// `_data.Info.SenderAlt` (the sender's; `RecipientAlt`, the recipient's, on what we sent), NOWEB
+/// `_data.key.remoteJidAlt` (the chat's) and `participantAlt` (a group message's sender).
+fn alt_jids(p: &Json<'_>, from_me: bool, group: bool) -> Vec<String> {
+    let (info, key) = (&p["_data"]["Info"], &p["_data"]["key"]);
+    let found = if group {
+        [str_of(key, "participantAlt"), str_of(info, "SenderAlt")]
+    } else if from_me {
+        [str_of(info, "RecipientAlt"), str_of(key, "remoteJidAlt")]
+    } else {
+        [str_of(info, "SenderAlt"), str_of(key, "remoteJidAlt")]
+    };
+    found.into_iter().flatten().filter(|j| j.contains('@')).collect()
+}
+
+/// The LID and the phone among `jids`, in that order of preference (the first of each).
+fn lid_and_phone<'j>(jids: impl IntoIterator<Item = &'j String> + Clone) -> (Option<String>, Option<String>) {
+    (
+        jids.clone().into_iter().find_map(|j| alias(AliasKind::Lid, j)),
+        jids.into_iter().find_map(|j| jid_phone(j)),
+    )
 }
 
 fn content_of(p: &Json<'_>, event: &str) -> Content {
@@ -140,20 +162,35 @@ fn message(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>,
             }
         })
         .or_else(|| str_of(p, "from"));
-    let chat = chat_jid.map(|j| jid_chat(&j));
+    let mut chat = chat_jid.map(|j| jid_chat(&j));
     let mut data = body.data();
-    data.message_id = (!bare.is_empty()).then(|| bare.clone());
+    // What WAHA's API takes to reply to, react to or mark this message (the inner id stays the
+    // identity: one message under its LID and its phone chat is one event).
+    data.message_id = (!serialized.is_empty()).then(|| serialized.clone());
     data.from_me = from_me;
     let group = chat.as_ref().is_some_and(|c| c.kind != ChatKind::Direct);
+    let alts = alt_jids(p, from_me == Some(true), group);
+    if let Some(c) = chat.as_mut().filter(|c| c.kind == ChatKind::Direct) {
+        let (lid, phone) = lid_and_phone(std::iter::once(&c.id).chain(&alts));
+        (c.lid, c.phone) = (lid, phone);
+    }
     data.participant = str_of(p, "participant").filter(|_| group);
     let author = match (&data.participant, from_me) {
         (Some(a), _) => Some(a.clone()),
         (None, Some(true)) => str_of(&body.value["me"], "id"),
         (None, _) => chat.as_ref().map(|c| c.id.clone()),
     };
+    // The connected number's own aliases (`me`) when it sent it; a group sender's with theirs.
+    let mut jids: Vec<String> = author.into_iter().collect();
+    if from_me == Some(true) && data.participant.is_none() {
+        jids.extend(["lid", "jid"].iter().filter_map(|k| str_of(&body.value["me"], k)));
+    } else if group {
+        jids.extend(alts);
+    }
+    let (lid, phone) = lid_and_phone(&jids);
     data.sender = Some(Sender {
-        phone: author.as_deref().and_then(jid_phone),
-        lid: author.filter(|a| a.ends_with("@lid")),
+        phone,
+        lid,
         name: str_of(&p["_data"], "notifyName").or_else(|| str_of(&p["_data"]["Info"], "PushName")),
         ..Sender::default()
     });
@@ -225,7 +262,8 @@ fn ack(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>) -> 
     let mut data = body.data();
     let ack_name = str_of(p, "ackName");
     data.status = map_ack(i64_of(p, "ack"), ack_name.as_deref());
-    data.message_id = (!bare.is_empty()).then(|| bare.clone());
+    // The serialized id, as the message's own event has it (the inner id is the identity).
+    data.message_id = (!serialized.is_empty()).then(|| serialized.clone());
     data.from_me = super::bool_of(p, "fromMe");
     data.participant = str_of(p, "participant").filter(|_| chat.as_ref().is_some_and(|c| c.kind != ChatKind::Direct));
     let subject = chat.as_ref().map(|c| c.id.clone());

@@ -21,10 +21,10 @@ pub(crate) fn parse(ctx: &ParseContext<'_>, body: &Body<'_>) -> Vec<CloudEvent> 
 
     let mut data = body.data();
     data.message_id = str_of(v, "messageId");
-    data.chat = str_of(v, "number").map(|id| Chat {
-        id,
-        kind: ChatKind::Direct,
-        lid: None,
+    data.chat = str_of(v, "number").map(|id| {
+        let mut chat = Chat::new(id, ChatKind::Direct);
+        chat.phone = super::alias(crate::event::AliasKind::Phone, &chat.id);
+        chat
     });
     match event_type {
         EventType::MessageSent => {

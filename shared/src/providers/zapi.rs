@@ -3,9 +3,10 @@
 
 use super::json::Json;
 
-use super::{bool_of, f64_of, fingerprint_without, i64_of, minute_bucket, str_of, Body, ParseContext};
+use super::{alias, bool_of, f64_of, fingerprint_without, i64_of, minute_bucket, str_of, Body, ParseContext};
 use crate::event::{
-    from_epoch_guess, Chat, ChatKind, CloudEvent, Content, ContentKind, EventError, EventType, MessageStatus, Sender,
+    from_epoch_guess, AliasKind, Chat, ChatKind, CloudEvent, Content, ContentKind, EventError, EventType,
+    MessageStatus, Sender,
 };
 use crate::identity::{
     Key, ZAPI_DELIVERY, ZAPI_INSTANCE, ZAPI_NOTIFICATION, ZAPI_PRESENCE, ZAPI_RECEIVED, ZAPI_STATUS,
@@ -55,11 +56,16 @@ fn chat_of(v: &Json<'_>) -> Option<Chat> {
     } else {
         ChatKind::Direct
     };
-    // Real traffic carries `chatLid`; the docs show `senderLid` instead. Groups have neither.
-    let lid = str_of(v, "chatLid")
-        .or_else(|| str_of(v, "senderLid"))
-        .filter(|_| kind == ChatKind::Direct);
-    Some(Chat { id, kind, lid })
+    let mut chat = Chat::new(id, kind);
+    if kind == ChatKind::Direct {
+        // Real traffic carries `chatLid`; the docs show `senderLid` instead; `phone` itself may be
+        // the LID (Z-API: "`phone` may be the number or the `@lid`"). Groups have neither.
+        chat.lid = ["chatLid", "senderLid", "phone"]
+            .iter()
+            .find_map(|k| str_of(v, k).and_then(|l| alias(AliasKind::Lid, &l)));
+        chat.phone = alias(AliasKind::Phone, &chat.id);
+    }
+    Some(chat)
 }
 
 /// The time of a callback: `momment` (ms; the Disconnected example is in s), else receipt.
@@ -135,12 +141,17 @@ fn received(ctx: &ParseContext<'_>, body: &Body<'_>, instance: &str) -> CloudEve
 fn sender_of(v: &Json<'_>, chat: Option<&Chat>, from_me: bool) -> Sender {
     let name = str_of(v, "senderName");
     match chat.map(|c| c.kind) {
-        Some(ChatKind::Group) | Some(ChatKind::Status) | Some(ChatKind::Newsletter) => Sender {
-            phone: str_of(v, "participantPhone").filter(|p| !p.contains('@')),
-            lid: str_of(v, "participantLid"),
-            name,
-            ..Sender::default()
-        },
+        Some(ChatKind::Group) | Some(ChatKind::Status) | Some(ChatKind::Newsletter) => {
+            let lid = str_of(v, "participantLid");
+            // `participantPhone` is sometimes the LID's digits: not a phone then.
+            let lid_digits = lid.as_deref().and_then(|l| l.strip_suffix("@lid")).unwrap_or_default();
+            Sender {
+                phone: str_of(v, "participantPhone").filter(|p| !p.contains('@') && p != lid_digits),
+                lid,
+                name,
+                ..Sender::default()
+            }
+        }
         _ if from_me => Sender {
             phone: str_of(v, "connectedPhone"),
             lid: None,

@@ -72,7 +72,7 @@ pub struct MessageNote {
     pub scope: Scope,
     /// The chat as the event describes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chat: Option<Chat>,
+    pub chat: Option<Box<Chat>>,
     /// The message's event id.
     pub event_id: String,
     /// The WhatsApp message id.
@@ -485,7 +485,9 @@ impl Feed {
             chat,
             endpoint: event.endpoint.clone(),
         };
-        if let Some(note) = message_note(event, scope(event.subject.clone())) {
+        // A chat's turns are its person's, whichever alias each message came under.
+        let chat = event.subject.as_ref().map(|_| event.chat_key().to_owned());
+        if let Some(note) = message_note(event, scope(chat)) {
             self.notes.push((record, Note::Message(note)));
         }
         let received = event.receivedat.millis();
@@ -551,7 +553,7 @@ pub fn message_note(event: &CloudEvent, scope: Scope) -> Option<MessageNote> {
         .map(|t| turns::bounded_text_to(t, turns::MAX_TEXT_BYTES + 4).0);
     Some(MessageNote {
         scope,
-        chat: event.data.chat.clone(),
+        chat: event.data.chat.clone().map(Box::new),
         event_id: event.id.clone(),
         message_id: event.data.message_id.clone(),
         time_ms: event.time_ms(),

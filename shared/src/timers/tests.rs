@@ -107,11 +107,7 @@ fn scope(chat: Option<&str>) -> Scope {
 fn note(chat: &str, n: u32, time_ms: i64) -> Note {
     Note::Message(MessageNote {
         scope: scope(Some(chat)),
-        chat: Some(Chat {
-            id: chat.into(),
-            kind: ChatKind::Direct,
-            lid: None,
-        }),
+        chat: Some(Box::new(Chat::new(chat.into(), ChatKind::Direct))),
         event_id: format!("{chat}-e{n}"),
         message_id: Some(format!("{chat}-m{n}")),
         time_ms,
@@ -458,11 +454,7 @@ fn a_long_disconnection_raises_the_metric_until_it_connects() {
 
 fn event(t: EventType, chat: Option<(&str, ChatKind)>, from_me: Option<bool>, id: &str) -> CloudEvent {
     let data = EventData {
-        chat: chat.map(|(id, kind)| Chat {
-            id: id.into(),
-            kind,
-            lid: None,
-        }),
+        chat: chat.map(|(id, kind)| Chat::new(id.into(), kind)),
         from_me,
         content: Some(Content {
             text: Some("hello".into()),

@@ -182,7 +182,7 @@ pub fn on_message(mut state: TurnState, note: &MessageNote, window_ms: u64, now_
         events.extend(state.close(scope, window_ms, now_ms));
     }
     if state.open.is_empty() {
-        state.chat.clone_from(&note.chat);
+        state.chat = note.chat.as_deref().cloned();
     }
     let (text, truncated) = match note.text.as_deref().map(bounded_text) {
         Some((t, cut)) => (Some(t), cut),

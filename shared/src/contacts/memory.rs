@@ -1,0 +1,75 @@
+//! The identity map in memory (unit tests, benches, the simulation), with DynamoDB's rules for
+//! it: conditions on each item, all or none, at most [`MAX_TRANSACTION_ITEMS`] items and no item
+//! twice in one transaction.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+
+use crate::event::{Alias, Provider};
+use crate::store::{keys, MemoryEventStore, StoreError};
+use crate::store::{ContactBook, ContactWrite, StoredContact, MAX_TRANSACTION_ITEMS};
+
+#[async_trait]
+impl ContactBook for MemoryEventStore {
+    async fn read_contacts(
+        &self,
+        provider: Provider,
+        instance: &str,
+        aliases: &[Alias],
+        _consistent: bool,
+    ) -> Result<Vec<(Alias, StoredContact)>, StoreError> {
+        if *self.down.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Err(StoreError::unavailable("in-memory store is down"));
+        }
+        let items = self.contacts.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(aliases
+            .iter()
+            .filter_map(|a| {
+                let (json, version) = items.get(&keys::alias_pk(provider.as_str(), instance, a))?;
+                let contact = serde_json::from_str(json).ok()?;
+                Some((
+                    a.clone(),
+                    StoredContact {
+                        contact,
+                        version: *version,
+                    },
+                ))
+            })
+            .collect())
+    }
+
+    async fn write_contacts(
+        &self,
+        provider: Provider,
+        instance: &str,
+        writes: &[ContactWrite],
+    ) -> Result<bool, StoreError> {
+        if *self.down.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Err(StoreError::unavailable("in-memory store is down"));
+        }
+        let pks: Vec<String> = writes
+            .iter()
+            .map(|w| keys::alias_pk(provider.as_str(), instance, &w.alias))
+            .collect();
+        if writes.len() > MAX_TRANSACTION_ITEMS || pks.iter().collect::<HashSet<_>>().len() < pks.len() {
+            return Err(StoreError::Rejected(
+                "a transaction holds at most 100 items, each once".to_owned(),
+            ));
+        }
+        let mut items = self.contacts.lock().unwrap_or_else(|p| p.into_inner());
+        let holds = |pk: &String, expect: Option<u64>| match (items.get(pk), expect) {
+            (None, None) => true,
+            (Some((_, v)), Some(e)) => *v == e,
+            _ => false,
+        };
+        if !pks.iter().zip(writes).all(|(pk, w)| holds(pk, w.expect)) {
+            return Ok(false);
+        }
+        for (pk, w) in pks.into_iter().zip(writes) {
+            let json = serde_json::to_string(&w.contact).map_err(|e| StoreError::Rejected(e.to_string()))?;
+            items.insert(pk, (json, w.expect.map_or(1, |v| v + 1)));
+        }
+        Ok(true)
+    }
+}

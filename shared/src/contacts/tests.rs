@@ -1,0 +1,201 @@
+use std::collections::HashMap;
+
+use chrono::Utc;
+
+use super::*;
+use crate::providers::ParseContext;
+use crate::store::MemoryEventStore;
+
+fn alias(text: &str) -> Alias {
+    Alias::parse(text).unwrap_or_else(|| panic!("{text}"))
+}
+
+fn sighting(key: &str, now: &[&str]) -> Sighting {
+    Sighting {
+        key: key.to_owned(),
+        now: now.iter().map(|t| alias(t)).collect(),
+        former: Vec::new(),
+    }
+}
+
+/// Learn `s` against `known` and pretend every write succeeded.
+fn learned(s: &Sighting, known: &mut HashMap<Alias, StoredContact>, now_ms: i64) -> Contact {
+    let plan = learn(s, known, now_ms);
+    for w in plan.writes {
+        let version = w.expect.map_or(1, |v| v + 1);
+        known.insert(
+            w.alias,
+            StoredContact {
+                contact: w.contact,
+                version,
+            },
+        );
+    }
+    plan.contact
+}
+
+#[test]
+fn a_new_person_is_keyed_by_the_chat_they_were_first_seen_in() {
+    let mut known = HashMap::new();
+    let first = learned(
+        &sighting("148410857312908@lid", &["lid:148410857312908@lid"]),
+        &mut known,
+        1,
+    );
+    assert_eq!(first.key, "148410857312908@lid");
+    // The phone shows up later next to the LID: the key stays, the phone joins.
+    let later = learned(
+        &sighting("5511999999999", &["phone:5511999999999", "lid:148410857312908@lid"]),
+        &mut known,
+        2,
+    );
+    assert_eq!(later.key, "148410857312908@lid");
+    assert_eq!(later.phone.as_deref(), Some("5511999999999"));
+    // Now the phone alone leads there too.
+    let by_phone = learn(&sighting("5511999999999", &["phone:5511999999999"]), &known, 3);
+    assert_eq!(by_phone.contact.key, "148410857312908@lid");
+    assert!(by_phone.writes.is_empty(), "nothing new: nothing written");
+}
+
+#[test]
+fn two_conversations_found_to_be_one_keep_the_older_key_and_name_the_other() {
+    let mut known = HashMap::new();
+    learned(&sighting("5511999999999", &["phone:5511999999999"]), &mut known, 10);
+    learned(
+        &sighting("148410857312908@lid", &["lid:148410857312908@lid"]),
+        &mut known,
+        20,
+    );
+    let both = learned(
+        &sighting(
+            "148410857312908@lid",
+            &["lid:148410857312908@lid", "phone:5511999999999"],
+        ),
+        &mut known,
+        30,
+    );
+    assert_eq!(both.key, "5511999999999", "the older one");
+    assert_eq!(both.merged, vec!["148410857312908@lid".to_owned()]);
+    assert_eq!(both.first_seen_ms, 10);
+    for a in ["phone:5511999999999", "lid:148410857312908@lid"] {
+        assert_eq!(known[&alias(a)].contact, both, "{a} leads to the merged contact");
+    }
+}
+
+#[test]
+fn a_change_of_number_keeps_the_conversation_and_the_new_number_is_current() {
+    let mut known = HashMap::new();
+    learned(
+        &sighting("16505551234", &["phone:16505551234", "user_id:US.1"]),
+        &mut known,
+        1,
+    );
+    let changed = Sighting {
+        key: "16505551234".into(),
+        now: vec![alias("phone:12195555358")],
+        former: vec![alias("phone:16505551234")],
+    };
+    let contact = learned(&changed, &mut known, 2);
+    assert_eq!(contact.key, "16505551234");
+    assert_eq!(contact.phone.as_deref(), Some("12195555358"));
+    assert_eq!(contact.user_id.as_deref(), Some("US.1"), "kept");
+    let by_new = learn(&sighting("12195555358", &["phone:12195555358"]), &known, 3);
+    assert_eq!(by_new.contact.key, "16505551234");
+}
+
+#[test]
+fn a_username_is_shown_never_joined_on() {
+    let mut known = HashMap::new();
+    learned(&sighting("US.1", &["user_id:US.1", "username:@sheena"]), &mut known, 1);
+    assert!(
+        !known.contains_key(&alias("username:@sheena")),
+        "no alias item for a username"
+    );
+    let other = learn(&sighting("US.2", &["user_id:US.2", "username:@sheena"]), &known, 2);
+    assert_eq!(other.contact.key, "US.2", "the same username is not the same person");
+}
+
+fn zapi(ctx: &ParseContext<'_>, body: &str) -> Vec<CloudEvent> {
+    crate::providers::parse(ctx, body.as_bytes()).expect("parses")
+}
+
+#[tokio::test]
+async fn a_persons_events_share_one_key_and_a_later_one_says_what_was_learned() {
+    let store = MemoryEventStore::new();
+    let cache = Cache::default();
+    let ctx = ParseContext::new(Provider::Zapi, "ep", Utc::now());
+    // Z-API: the phone and the LID together, then the same person by the LID alone.
+    let mut first = zapi(
+        &ctx,
+        r#"{"type":"ReceivedCallback","instanceId":"I","messageId":"M1","phone":"5511999999999","chatLid":"148410857312908@lid","fromMe":false,"momment":1757390383000,"text":{"message":"oi"}}"#,
+    );
+    resolve(&store, &cache, &mut first, 1).await.expect("learned");
+    let mut later = zapi(
+        &ctx,
+        r#"{"type":"ReceivedCallback","instanceId":"I","messageId":"M2","phone":"148410857312908@lid","fromMe":false,"momment":1757390384000,"text":{"message":"tudo bem?"}}"#,
+    );
+    assert_ne!(later[0].chat_key(), first[0].chat_key(), "apart before the map");
+    // A fresh container: what it knows comes from the store.
+    resolve(&store, &Cache::default(), &mut later, 2)
+        .await
+        .expect("learned");
+    assert_eq!(later[0].chat_key(), first[0].chat_key());
+    assert_eq!(later[0].chat_key(), "5511999999999");
+    let chat = later[0].data.chat.as_ref().expect("chat");
+    assert_eq!(chat.id, "148410857312908@lid", "the chat id stays as sent");
+    assert_eq!(chat.phone.as_deref(), Some("5511999999999"));
+    assert_eq!(chat.learned, vec![AliasKind::Phone]);
+    let sender = later[0].data.sender.as_ref().expect("sender");
+    assert_eq!(sender.key.as_deref(), Some("5511999999999"));
+    assert_eq!(sender.phone.as_deref(), Some("5511999999999"));
+    // Its id is hashed over the key: the same message under either alias is one event.
+    let mut again = zapi(
+        &ctx,
+        r#"{"type":"ReceivedCallback","instanceId":"I","messageId":"M1","phone":"148410857312908@lid","fromMe":false,"momment":1757390383000,"text":{"message":"oi"}}"#,
+    );
+    resolve(&store, &cache, &mut again, 3).await.expect("learned");
+    assert_eq!(again[0].id, first[0].id);
+}
+
+#[tokio::test]
+async fn a_container_that_knows_a_person_reads_nothing() {
+    let store = MemoryEventStore::new();
+    let cache = Cache::default();
+    let ctx = ParseContext::new(Provider::Zapi, "ep", Utc::now());
+    let body = r#"{"type":"ReceivedCallback","instanceId":"I","messageId":"M1","phone":"5511999999999","chatLid":"148410857312908@lid","fromMe":false,"momment":1757390383000,"text":{"message":"oi"}}"#;
+    resolve(&store, &cache, &mut zapi(&ctx, body), 1)
+        .await
+        .expect("learned");
+    // The store goes down: a warm container still knows them.
+    store.set_down(true);
+    let mut events = zapi(&ctx, body);
+    resolve(&store, &cache, &mut events, 2).await.expect("from the cache");
+    assert_eq!(events[0].chat_key(), "5511999999999");
+    // A cold one must read, and says the map is unavailable.
+    assert!(resolve(&store, &Cache::default(), &mut zapi(&ctx, body), 3)
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn a_transaction_is_refused_past_100_items_or_with_an_item_twice() {
+    let store = MemoryEventStore::new();
+    let write = |n: usize| ContactWrite {
+        alias: alias(&format!("phone:55119{n:08}")),
+        contact: Contact::default(),
+        expect: None,
+    };
+    let many: Vec<ContactWrite> = (0..101).map(write).collect();
+    assert!(store.write_contacts(Provider::Zapi, "I", &many).await.is_err());
+    let twice = vec![write(1), write(1)];
+    assert!(store.write_contacts(Provider::Zapi, "I", &twice).await.is_err());
+    assert_eq!(
+        store.write_contacts(Provider::Zapi, "I", &[write(1)]).await.ok(),
+        Some(true)
+    );
+    assert_eq!(
+        store.write_contacts(Provider::Zapi, "I", &[write(1)]).await.ok(),
+        Some(false),
+        "exists already: someone wrote first"
+    );
+}
