@@ -660,7 +660,13 @@ async fn evolutions_apikey_never_reaches_the_table() {
     let cut = &body.as_bytes()[..body.find("live-instance-token-123").expect("apikey") + 10];
     let (status, _) = post(&stack.receiver, Route::Any, &token, &json_headers(), cut, false).await;
     assert_eq!(status, 400);
-    let items = stack.items().await;
+    // The event and the quarantined body (the identity map's alias items aside).
+    let items: Vec<_> = stack
+        .items()
+        .await
+        .into_iter()
+        .filter(|i| s(i, "sk") != keys::ALIAS_SK)
+        .collect();
     assert_eq!(items.len(), 2);
     for item in &items {
         let stored = match item.get("body").or(item.get("raw")).and_then(|b| b.as_b().ok()) {
@@ -1271,4 +1277,162 @@ async fn endpoint_updates_are_versioned_and_written_under_every_token_at_once() 
     assert!(too_many.to_string().contains("retire-tokens"), "{too_many}");
     stack.registry.retire_tokens(&many.id).await.expect("retire");
     stack.registry.update(&many).await.expect("one token left");
+}
+
+// ------------------------------------------------------- one person, one conversation (#30)
+
+/// The stored event of `id`, and its partition key.
+async fn stored_event(stack: &Stack, id: &str) -> (CloudEvent, String) {
+    let item = stack
+        .event_items()
+        .await
+        .into_iter()
+        .find(|i| keys::event_id_of_sk(s(i, "sk")) == Some(id))
+        .unwrap_or_else(|| panic!("event {id} is stored"));
+    let pk = s(&item, "pk").to_owned();
+    (event_of_sdk_item(&item).expect("an event"), pk)
+}
+
+/// Post `body` and the one event it was stored as (or is a duplicate of).
+async fn one_event(stack: &Stack, token: &str, body: &Value) -> (u16, Vec<String>, Vec<String>) {
+    let (status, answer) = post(
+        &stack.receiver,
+        Route::Any,
+        token,
+        &[],
+        body.to_string().as_bytes(),
+        false,
+    )
+    .await;
+    (status, ids(&answer, "accepted"), ids(&answer, "duplicates"))
+}
+
+fn fixture_json(provider: Provider, name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(common::provider_dir(provider).join(name)).expect("fixture")).expect("JSON")
+}
+
+#[tokio::test]
+async fn one_person_is_one_conversation_whichever_alias_a_body_names_them_by() {
+    let stack = Stack::start().await;
+
+    // Z-API, real traffic: the phone and the LID together (`phone`, `chatLid`); then the same
+    // person by the LID alone (Z-API: `phone` may be the number or the `@lid`, en/tips/lid.mdx).
+    let (zapi, _) = stack.endpoint(Provider::Zapi, Auth::url_token()).await;
+    let both = fixture_json(Provider::Zapi, "received-live-location.zedaapi-capture.json");
+    let (status, first, _) = one_event(&stack, &zapi, &both).await;
+    assert_eq!((status, first.len()), (200, 1));
+    let mut lid_only = both.clone();
+    lid_only["phone"] = both["chatLid"].clone();
+    lid_only["chatLid"] = Value::Null;
+    lid_only["messageId"] = "A5B796C1B67754F23ED3A8992295C581".into();
+    lid_only["momment"] = (both["momment"].as_i64().expect("momment") + 60_000).into();
+    let (status, later, _) = one_event(&stack, &zapi, &lid_only).await;
+    assert_eq!((status, later.len()), (200, 1));
+    let (a, a_pk) = stored_event(&stack, &first[0]).await;
+    let (b, b_pk) = stored_event(&stack, &later[0]).await;
+    assert_eq!(a_pk, b_pk, "one partition");
+    assert_eq!(
+        wahooks::fanout::group_id(&a),
+        wahooks::fanout::group_id(&b),
+        "one FIFO group"
+    );
+    let chat = b.data.chat.as_ref().expect("chat");
+    assert_eq!(chat.id, "260249891368176@lid", "the chat id as sent");
+    assert_eq!(
+        chat.key.as_deref(),
+        Some("559534380655"),
+        "the key it was first seen under"
+    );
+    assert_eq!(chat.phone.as_deref(), Some("559534380655"), "the phone, learned");
+    assert_eq!(chat.learned, vec![wahooks::event::AliasKind::Phone]);
+    assert!(
+        a.data.chat.as_ref().is_some_and(|c| c.learned.is_empty()),
+        "the first body showed both"
+    );
+
+    // Meta (pywa's capture-shaped fixture): `wa_id` with `user_id`; then the same user by the
+    // business-scoped id alone, as Meta sends once a user hides their number behind a username.
+    let (meta_token, _) = stack.endpoint(Provider::Meta, Auth::url_token()).await;
+    let with_phone = fixture_json(Provider::Meta, "pywa-callback-button-quick-reply-without-context.json");
+    let mut without_phone = with_phone.clone();
+    let value = &mut without_phone["entry"][0]["changes"][0]["value"];
+    value["contacts"][0].as_object_mut().expect("contact").remove("wa_id");
+    value["contacts"][0]["profile"]["username"] = "@testname".into();
+    value["messages"][0].as_object_mut().expect("message").remove("from");
+    value["messages"][0]["id"] = "wamid.later".into();
+    let mut meta_ids = Vec::new();
+    for body in [&with_phone, &without_phone] {
+        let (status, accepted, _) = one_event(&stack, &meta_token, body).await;
+        assert_eq!((status, accepted.len()), (200, 1));
+        meta_ids.extend(accepted);
+    }
+    let (a, a_pk) = stored_event(&stack, &meta_ids[0]).await;
+    let (b, b_pk) = stored_event(&stack, &meta_ids[1]).await;
+    assert_eq!(a_pk, b_pk);
+    assert_eq!(wahooks::fanout::group_id(&a), wahooks::fanout::group_id(&b));
+    let chat = b.data.chat.as_ref().expect("chat");
+    assert_eq!(chat.id, "US.13491208655302741918");
+    assert_eq!(chat.key.as_deref(), Some("972987654321"));
+    assert_eq!(chat.phone.as_deref(), Some("972987654321"));
+    assert_eq!(chat.parent_user_id.as_deref(), Some("US.ENT.11815799212886844830"));
+    assert_eq!(chat.learned, vec![wahooks::event::AliasKind::Phone]);
+    assert_eq!(chat.username.as_deref(), Some("@testname"));
+
+    // WAHA GOWS, real traffic: a message in its LID chat (with `SenderAlt`); then the same
+    // message under its phone chat, as GOWS 2025.11 and NOWEB deliver it (WAHA #1564, #1627).
+    let (waha, _) = stack.endpoint(Provider::Waha, Auth::url_token()).await;
+    let lid_chat = fixture_json(Provider::Waha, "message-text-direct-lid-gows.json");
+    let mut phone_chat = lid_chat.clone();
+    phone_chat["id"] = "evt_01kf3swbqgyssk8qevwzhf3ajx".into();
+    phone_chat["payload"]["id"] = "false_558500000738@c.us_3AC22AE73E797638455D".into();
+    phone_chat["payload"]["from"] = "558500000738@c.us".into();
+    let (status, stored, _) = one_event(&stack, &waha, &lid_chat).await;
+    assert_eq!((status, stored.len()), (200, 1));
+    let (status, again, duplicates) = one_event(&stack, &waha, &phone_chat).await;
+    assert_eq!(status, 200);
+    assert!(again.is_empty(), "not a second event");
+    assert_eq!(duplicates, stored, "one event per message across its aliases");
+    let (event, _) = stored_event(&stack, &stored[0]).await;
+    assert_eq!(
+        event.data.message_id.as_deref(),
+        Some("false_38203818037365@lid_3AC22AE73E797638455D"),
+        "the id WAHA's API takes"
+    );
+    let chat = event.data.chat.as_ref().expect("chat");
+    assert_eq!(
+        (chat.lid.as_deref(), chat.phone.as_deref()),
+        (Some("38203818037365@lid"), Some("558500000738"))
+    );
+    // The map itself: one alias item per alias, none published (the stream filter passes `E#`).
+    let aliases: Vec<String> = stack
+        .items()
+        .await
+        .iter()
+        .filter(|i| s(i, "sk") == keys::ALIAS_SK)
+        .map(|i| s(i, "pk").to_owned())
+        .collect();
+    for alias in [
+        "phone:559534380655",
+        "lid:260249891368176@lid",
+        "user_id:US.13491208655302741918",
+        "phone:558500000738",
+    ] {
+        assert!(aliases.iter().any(|pk| pk.ends_with(alias)), "{alias} in {aliases:?}");
+    }
+    assert!(
+        !aliases.iter().any(|pk| pk.contains("username")),
+        "usernames are never keys"
+    );
+    // A worker asks the same through the consumer crate.
+    let lid = wahooks::event::Alias::parse("260249891368176@lid").expect("a LID");
+    let instance = both["instanceId"].as_str().expect("instance");
+    let contact = wahooks_consumer::contact(&stack.dynamo, &stack.events_table, "zapi", instance, &lid)
+        .await
+        .expect("read")
+        .expect("known");
+    assert_eq!(contact.key, "559534380655");
+    assert_eq!(contact.phone.as_deref(), Some("559534380655"));
+    let stranger = wahooks::event::Alias::parse("5511000000000").expect("a phone");
+    let unknown = wahooks_consumer::contact(&stack.dynamo, &stack.events_table, "zapi", instance, &stranger).await;
+    assert!(unknown.expect("read").is_none());
 }

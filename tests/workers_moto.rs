@@ -47,8 +47,9 @@ const SHARED: (Provider, &str) = (Provider::Meta, "meta-docs-batch-several-entri
 /// The Evolution image whose `data.message.base64` [`large_body`] replaces.
 const LARGE: (Provider, &str) = (Provider::Evolution, "messages-upsert-image-base64.json");
 
-/// The echo is alone in its chat (its FIFO group): failing it blocks nothing else.
-const FAILING: (Provider, &str) = (Provider::Meta, "meta-docs-smb-message-echoes-text.json");
+/// The group message is alone in its chat (its FIFO group): failing it blocks nothing else. (The
+/// echo is not: it went to `+1650…`, the person of the Meta text, one conversation with it.)
+const FAILING: (Provider, &str) = (Provider::Meta, "meta-docs-group-text.json");
 
 /// [`LARGE`] with ~600 KB of base64 of pseudo-random bytes (a fixed seed) as its image: random
 /// bytes do not compress, nor does their base64 below ~3/4 of its size, so even zstd-compressed
@@ -83,9 +84,21 @@ struct Published {
     large_id: String,
 }
 
-fn parse_one(provider: Provider, file: &str) -> Vec<CloudEvent> {
+/// The events of a fixture as the receiver made them (each chat keyed by its person).
+async fn parse_one(stack: &LocalStack, provider: Provider, file: &str) -> Vec<CloudEvent> {
     let body = std::fs::read(common::provider_dir(provider).join(file)).expect("fixture");
-    parse_body(provider, &body)
+    keyed(stack, parse_body(provider, &body)).await
+}
+
+/// `events` keyed by their person, from the identity map the receiver learned.
+async fn keyed(stack: &LocalStack, mut events: Vec<CloudEvent>) -> Vec<CloudEvent> {
+    if let Some(book) = stack.receiver.store.contact_book() {
+        let cache = wahooks::contacts::Cache::default();
+        wahooks::contacts::resolve(book, &cache, &mut events, Utc::now().timestamp_millis())
+            .await
+            .expect("the identity map");
+    }
+    events
 }
 
 fn parse_body(provider: Provider, body: &[u8]) -> Vec<CloudEvent> {
@@ -97,8 +110,12 @@ fn parse_body(provider: Provider, body: &[u8]) -> Vec<CloudEvent> {
 }
 
 /// The events of `body` the messages queue gets.
-fn queued(provider: Provider, body: &[u8]) -> Vec<CloudEvent> {
-    parse_body(provider, body)
+///
+/// As the receiver made them: each chat keyed by its person, from the identity map the
+/// receiver learned (a Meta echo to `+1650…` is the chat of `1650…`).
+async fn queued(stack: &LocalStack, provider: Provider, body: &[u8]) -> Vec<CloudEvent> {
+    keyed(stack, parse_body(provider, body))
+        .await
         .into_iter()
         .filter(|e| {
             matches!(
@@ -194,7 +211,7 @@ async fn published() -> Published {
             .handle(Route::Any, apigw_request("POST", &path, "", &headers, body))
             .await;
         assert_eq!(response.status().as_u16(), 200, "{file}");
-        for e in queued(*provider, body) {
+        for e in queued(&stack, *provider, body).await {
             // A message delivered again in another webhook is the same event, stored (and
             // queued) once: the batch repeats the Meta text's first message.
             if let std::collections::hash_map::Entry::Vacant(slot) = expected.entry(e.id.clone()) {
@@ -223,7 +240,7 @@ async fn published() -> Published {
     }
     shared_sha.dedup();
     assert_eq!(shared_sha.len(), 1, "one body item for the webhook");
-    let [large_event]: [CloudEvent; 1] = queued(LARGE.0, &large).try_into().expect("one event");
+    let [large_event]: [CloudEvent; 1] = queued(&stack, LARGE.0, &large).await.try_into().expect("one event");
     assert!(expected.contains_key(&large_event.id));
     let s = stored(&stack, &large_event).await;
     let pointer = s.data.raw_pointer.as_ref().expect("a large body is pointed at");
@@ -239,11 +256,13 @@ async fn published() -> Published {
     assert!(drained);
     assert!(driver.stats().fanout.slimmed >= 1, "one event went as a pointer");
 
-    let fail_id = parse_one(FAILING.0, FAILING.1).remove(0).id;
-    let pointer_id = parse_one(BODIES[0].0, BODIES[0].1).remove(0).id;
+    let fail_id = parse_one(&stack, FAILING.0, FAILING.1).await.remove(0).id;
+    let pointer_id = parse_one(&stack, BODIES[0].0, BODIES[0].1).await.remove(0).id;
     // A second delivery of the Meta text, as a replay would publish it (its body built as the
     // fanout builds it: over 1 KiB, it goes as a pointer too).
-    let duplicate = parse_one(Provider::Meta, "meta-cloud-text-message.json").remove(0);
+    let duplicate = parse_one(&stack, Provider::Meta, "meta-cloud-text-message.json")
+        .await
+        .remove(0);
     let pointer = wahooks::event::StoredItemPointer {
         table: stack.config.events_table.clone(),
         pk: wahooks::store::keys::event_pk(&duplicate),

@@ -3,6 +3,7 @@
 //! `src/dev.rs`: the load, cost and cold-start harnesses, which `wahooks` does not ship).
 
 pub mod coldstart;
+pub mod contact;
 pub mod cost;
 pub mod endpoint;
 pub mod events;

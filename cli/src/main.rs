@@ -1,7 +1,9 @@
 //! `wahooks`: the operators' command line (each subcommand in its own module of the library;
 //! the developers' harnesses are `wahooks-dev`).
 
-use wahooks_cli::{endpoint, events, media, parse, publish, quarantine, recover, replay, send, serve, sign, tail};
+use wahooks_cli::{
+    contact, endpoint, events, media, parse, publish, quarantine, recover, replay, send, serve, sign, tail,
+};
 
 use std::process::ExitCode;
 
@@ -33,6 +35,9 @@ enum Command {
     Tail(tail::TailArgs),
     /// A chat's timeline or a message's lifecycle from the events table.
     Events(events::EventsArgs),
+    /// Who an alias (a phone, a LID, a Meta user id) is: the person's conversation key and
+    /// every alias known.
+    Contact(contact::ContactArgs),
     /// Re-publish stored events to their queues.
     Replay(replay::ReplayArgs),
     /// Re-publish the stream batches the mapping gave up on (the `stream-failures` queue).
@@ -71,6 +76,7 @@ async fn main() -> ExitCode {
         Command::PublishSns(args) => publish::run(args).await,
         Command::Tail(args) => tail::run(args).await,
         Command::Events(args) => events::run(args).await,
+        Command::Contact(args) => contact::run(args).await,
         Command::Replay(args) => replay::run(args).await,
         Command::Recover(args) => recover::run(args).await,
         Command::Sign(args) => sign::run_sign(args),

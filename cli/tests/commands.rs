@@ -6,6 +6,7 @@
 #[path = "../../tests/common/moto.rs"]
 mod moto;
 
+mod cli_contact;
 mod cli_endpoint;
 mod cli_parse;
 mod cli_quarantine;

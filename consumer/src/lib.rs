@@ -25,7 +25,21 @@ use wahooks_event::item::ItemError;
 
 /// The event's types, vocabulary and times, as the receivers write them.
 pub use wahooks_event as event;
-pub use wahooks_event::{CloudEvent, EventType, RawPointer};
+pub use wahooks_event::{Alias, AliasKind, CloudEvent, Contact, EventType, RawPointer};
+
+/// Who `alias` is in `provider`'s `instance`, as the receivers learned it: their conversation
+/// key (`chat.key` of their events), every alias known, the keys merged into theirs. Reads one
+/// alias item of the events table (`dynamodb:GetItem`, in the template's `WorkerReadPolicy`);
+/// `None` for an alias never seen. Parse what a person typed with [`Alias::parse`].
+pub async fn contact(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    provider: &str,
+    instance: &str,
+    alias: &Alias,
+) -> Result<Option<Contact>, Box<dyn std::error::Error + Send + Sync>> {
+    wahooks_event::contact::lookup(dynamodb, table, provider, instance, alias).await
+}
 
 /// A message that is not a wahooks event.
 #[derive(Debug, thiserror::Error)]

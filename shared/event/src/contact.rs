@@ -214,6 +214,31 @@ pub fn alias_pk(provider: &str, instance: &str, alias: &Alias) -> String {
 /// The sort key of an alias item.
 pub const ALIAS_SK: &str = "A";
 
+/// The contact `alias` leads to in `provider`'s `instance`, read from the events table `table`
+/// (one strongly consistent `GetItem` of the alias item); `None` for an alias never seen.
+#[cfg(feature = "sdk")]
+pub async fn lookup(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    provider: &str,
+    instance: &str,
+    alias: &Alias,
+) -> Result<Option<Contact>, Box<dyn std::error::Error + Send + Sync>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let out = dynamodb
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(alias_pk(provider, instance, alias)))
+        .key("sk", AttributeValue::S(ALIAS_SK.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await?;
+    let Some(json) = out.item().and_then(|i| i.get("contact")).and_then(|v| v.as_s().ok()) else {
+        return Ok(None);
+    };
+    Ok(Some(serde_json::from_str(json)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
