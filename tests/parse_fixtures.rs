@@ -663,6 +663,12 @@ const EVOLUTION: &[(&str, EventType, Option<ChatKind>, Option<ContentKind>)] = &
         None,
     ),
     (
+        "messages-update",
+        EventType::MessageStatus,
+        Some(ChatKind::Direct),
+        None,
+    ),
+    (
         "messages-upsert-contact",
         EventType::MessageReceived,
         Some(ChatKind::Direct),
@@ -737,6 +743,15 @@ fn every_evolution_fixture_parses_into_its_canonical_fields() {
             let raw = e.data.raw.as_ref().expect("raw").get();
             assert!(!raw.contains("REDACTED"), "{name}: the apikey never reaches the event");
             let key = &body["data"]["key"];
+            if e.event_type == EventType::MessageStatus {
+                // v1.7/1.8 spread the key into `data` and add the status's own time.
+                let data = &body["data"];
+                let id = data["keyId"].as_str().or(data["id"].as_str());
+                assert_eq!(e.data.message_id.as_deref(), id, "{name}");
+                if let Some(ms) = data["datetime"].as_i64() {
+                    assert_eq!(e.time_ms(), ms, "{name}: datetime");
+                }
+            }
             if e.event_type == EventType::MessageReceived {
                 assert_eq!(e.data.message_id.as_deref(), key["id"].as_str(), "{name}");
                 assert_eq!(e.data.from_me, key["fromMe"].as_bool(), "{name}");
@@ -965,10 +980,12 @@ fn the_fixtures_exercise_every_identity_rule() {
         parse_verified(&ctx, &wahooks::auth::Verified::trusted(body.as_bytes())).expect("valid JSON");
     }
     let applied = wahooks::identity::rules_applied();
+    // The identity map's rule applies after parsing: `receive_moto`'s
+    // `one_person_is_one_conversation_…` and the contacts module's tests apply it.
     let unexercised: Vec<&str> = wahooks::identity::RULES
         .iter()
         .map(|r| r.name)
-        .filter(|n| !applied.contains(n))
+        .filter(|n| !applied.contains(n) && *n != wahooks::identity::ALIASES.name)
         .collect();
     assert!(unexercised.is_empty(), "rules no fixture exercises: {unexercised:?}");
     let named: Vec<&str> = wahooks::identity::RULES.iter().map(|r| r.name).collect();

@@ -73,7 +73,7 @@ thread_local! {
 }
 
 /// Note that `rule` made a key (on this thread, only in tests: see [`rules_applied`]).
-fn applied(_rule: &'static Rule) {
+pub(crate) fn applied(_rule: &'static Rule) {
     #[cfg(any(test, feature = "test-util"))]
     APPLIED.with(|a| a.borrow_mut().insert(_rule.name));
 }
@@ -198,6 +198,7 @@ pub const RULES: &[Rule] = &[
     WAHA_OTHER,
     UNKNOWN,
     DELIVERY_ID,
+    ALIASES,
 ];
 
 /// The rule for Z-API: `ReceivedCallback` (message).
@@ -418,6 +419,17 @@ pub const DELIVERY_ID: Rule = Rule {
     event_type: "(any)",
     key: "added to the key of events that have no natural key (never replaces one)",
     why: "a delivery id is repeated on a redelivery, but it never merges two different bodies",
+};
+
+/// The rule for any provider: an event of a direct chat under another alias of its person.
+/// Applied by the identity map after parsing (`crate::contacts`), not by a parser.
+pub const ALIASES: Rule = Rule {
+    name: "aliases",
+    provider: "*",
+    body: "an event of a direct chat under another alias of its person (WAHA's LID and phone chats, Evolution's LID and phone JIDs, Meta's phone and user id)",
+    event_type: "(any)",
+    key: "the rule of its body, with the chat's conversation key (`chat.key`: the chat id the person was first seen under) in place of the chat id",
+    why: "the identity map joins the aliases a body shows together: a message redelivered under another alias has the same natural key and now the same chat, so it is one event; a new message is not",
 };
 
 /// [`RULES`] as the Markdown table of `docs/events.md`.

@@ -366,6 +366,7 @@ fn rehash(e: &mut CloudEvent) {
         return;
     }
     if let Some(natural) = e.natural_key.as_deref() {
+        crate::identity::applied(&crate::identity::ALIASES);
         e.id = crate::identity::event_id(e.provider, &e.instance, e.event_type, Some(&key), &[natural]);
     }
 }

@@ -153,8 +153,10 @@ async fn a_persons_events_share_one_key_and_a_later_one_says_what_was_learned() 
         &ctx,
         r#"{"type":"ReceivedCallback","instanceId":"I","messageId":"M1","phone":"148410857312908@lid","fromMe":false,"momment":1757390383000,"text":{"message":"oi"}}"#,
     );
+    let _ = crate::identity::rules_applied();
     resolve(&store, &cache, &mut again, 3).await.expect("learned");
     assert_eq!(again[0].id, first[0].id);
+    assert!(crate::identity::rules_applied().contains(crate::identity::ALIASES.name));
 }
 
 #[tokio::test]
@@ -197,5 +199,78 @@ async fn a_transaction_is_refused_past_100_items_or_with_an_item_twice() {
         store.write_contacts(Provider::Zapi, "I", &[write(1)]).await.ok(),
         Some(false),
         "exists already: someone wrote first"
+    );
+}
+
+fn fixture(provider: &str, name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(provider)
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn meta(ctx: &ParseContext<'_>, body: &str) -> Vec<CloudEvent> {
+    crate::providers::parse(ctx, body.as_bytes()).expect("parses")
+}
+
+#[tokio::test]
+async fn a_change_of_number_or_of_user_id_keeps_the_conversation() {
+    let store = MemoryEventStore::new();
+    let cache = Cache::default();
+    let ctx = ParseContext::new(Provider::Meta, "ep", Utc::now());
+    let key = |events: &[CloudEvent]| events[0].chat_key().to_owned();
+
+    // Meta's docs: a message from 16505551234, then its `user_changed_number` to 12195555358,
+    // then a message from the new number.
+    let mut text = meta(&ctx, &fixture("meta", "meta-cloud-text-message.json"));
+    resolve(&store, &cache, &mut text, 1).await.expect("learned");
+    let mut changed = meta(&ctx, &fixture("meta", "meta-docs-system-user-changed-number.json"));
+    resolve(&store, &cache, &mut changed, 2).await.expect("learned");
+    assert_eq!(key(&changed), "16505551234");
+    let chat = changed[0].data.chat.as_ref().expect("chat");
+    assert_eq!(chat.phone.as_deref(), Some("12195555358"), "the number now");
+    let from_new = fixture("meta", "meta-cloud-text-message.json")
+        .replace("16505551234", "12195555358")
+        .replace("wamid.", "wamid.NEW");
+    let mut later = meta(&ctx, &from_new);
+    resolve(&store, &Cache::default(), &mut later, 3)
+        .await
+        .expect("learned");
+    assert_eq!(key(&later), "16505551234", "one conversation across the change");
+
+    // A user known by their business-scoped id (no phone), then `user_changed_user_id`, then a
+    // message from the new id.
+    let mut by_id = meta(&ctx, &fixture("meta", "meta-docs-bsuid-text-without-phone.json"));
+    resolve(&store, &cache, &mut by_id, 4).await.expect("learned");
+    assert_eq!(key(&by_id), "US.13491208655302741918");
+    let mut rotated = meta(&ctx, &fixture("meta", "meta-docs-system-user-changed-user-id.json"));
+    resolve(&store, &cache, &mut rotated, 5).await.expect("learned");
+    assert_eq!(key(&rotated), "US.13491208655302741918");
+    let from_rotated = fixture("meta", "meta-docs-bsuid-text-without-phone.json")
+        .replace("US.13491208655302741918", "US.13491208655302799001")
+        .replace("wamid.", "wamid.ROT");
+    let mut after = meta(&ctx, &from_rotated);
+    resolve(&store, &Cache::default(), &mut after, 6)
+        .await
+        .expect("learned");
+    assert_eq!(key(&after), "US.13491208655302741918");
+
+    // `user_id_update` (Meta's BSUID page; since retracted): previous and current ids, linked.
+    let update = r#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"user_id_update","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"user_id_update":[{"wa_id":"12195555358","detail":"User id for Sheena Nelson has been updated.","user_id":{"previous":"US.777","current":"US.888"},"timestamp":"1786440000"}]}}]}]}"#;
+    let mut updated = meta(&ctx, update);
+    resolve(&store, &cache, &mut updated, 7).await.expect("learned");
+    assert_eq!(updated[0].data.notification.as_deref(), Some("user_id_update"));
+    assert_eq!(key(&updated), "16505551234", "the number it names is known");
+    let known: HashMap<Alias, StoredContact> = store
+        .read_contacts(Provider::Meta, "106540352242922", &[alias("user_id:US.777")], true)
+        .await
+        .expect("read")
+        .into_iter()
+        .collect();
+    assert_eq!(
+        known[&alias("user_id:US.777")].contact.key,
+        "16505551234",
+        "the previous id too"
     );
 }

@@ -303,12 +303,17 @@ fn changed_aliases(data: &mut EventData, system: &Json<'_>) {
             AliasKind::ParentUserId,
         ),
     ] {
+        let slot = if kind == AliasKind::UserId {
+            &mut chat.user_id
+        } else {
+            &mut chat.parent_user_id
+        };
         if let Some(now) = str_of(system, now) {
-            if kind == AliasKind::UserId {
-                chat.user_id = Some(now);
-            } else {
-                chat.parent_user_id = Some(now);
+            // The id the message came from (`from_user_id`) is the one before, when it differs.
+            if let Some(old) = slot.take().filter(|old| *old != now) {
+                chat.former.extend(Alias::of(kind, &old));
             }
+            *slot = Some(now);
         }
         chat.former.extend(before.and_then(|b| Alias::of(kind, &b)));
     }
