@@ -14,7 +14,9 @@ use wahooks::{CloudEvent, Provider};
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["chat", "message"])))]
 pub struct EventsArgs {
-    /// A chat id as the provider sends it (the events' `subject`).
+    /// A chat id as the provider sends it (the events' `subject`), or any alias of the person a
+    /// direct chat is with (a phone, a LID, a Meta user id): with `--instance`, the person's
+    /// whole conversation, conversations merged into it included.
     #[arg(long)]
     chat: Option<String>,
     /// A WhatsApp message id (`data.message_id`).
@@ -146,6 +148,28 @@ async fn fetch(dynamo: &aws_sdk_dynamodb::Client, table: &str, listed: &[Item]) 
     Ok(out)
 }
 
+/// The partitions of the person `chat` names (their conversation key, and the keys merged into
+/// it), or of `chat` itself when it is no alias the identity map knows.
+async fn conversation_keys(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    provider: Provider,
+    instance: &str,
+    chat: &str,
+) -> anyhow::Result<Vec<String>> {
+    let Some(alias) = wahooks::event::Alias::parse(chat) else {
+        return Ok(vec![chat.to_owned()]);
+    };
+    let contact = wahooks::event::contact::lookup(dynamo, table, provider.as_str(), instance, &alias)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("reading the identity map")?;
+    Ok(match contact {
+        Some(c) => std::iter::once(c.key).chain(c.merged).collect(),
+        None => vec![chat.to_owned()],
+    })
+}
+
 /// The items `args` asks for: a chat's partition (by instance, or found by its suffix), or a
 /// message's events (through the message index).
 async fn items_of(
@@ -161,8 +185,10 @@ async fn items_of(
         (Some(chat), _, Some(instance)) => {
             let mut items = Vec::new();
             for p in &providers {
-                let pk = keys::chat_partition(p.as_str(), instance, chat);
-                items.extend(query(dynamo, table, None, "pk", pk).await?);
+                for key in conversation_keys(dynamo, table, *p, instance, chat).await? {
+                    let pk = keys::chat_partition(p.as_str(), instance, &key);
+                    items.extend(query(dynamo, table, None, "pk", pk).await?);
+                }
             }
             Ok(items)
         }

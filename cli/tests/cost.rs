@@ -73,6 +73,14 @@ fn the_cost_report_measures_the_fixture_mix_through_the_local_stack() {
     assert!(f("send_message_batch_per_event") > 0.0, "the fanout published");
     // Turns: the mix's inbound messages made turns once their chats went quiet, each through a
     // transaction, told by the fanout's notes and published after them.
+    // The identity map: the mix's people read and learned, each alias item written at least
+    // once; what it costs is priced apart from storing and publishing.
+    let identity = &v["identity"];
+    let i = |k: &str| identity[k].as_f64().unwrap_or_else(|| panic!("identity.{k} in {identity}"));
+    assert!(i("items") > 10.0, "the mix names many people: {identity}");
+    assert!(i("puts") >= i("items"), "every alias item was written: {identity}");
+    assert!(i("reads") > 0.0 && i("read_units") > 0.0, "{identity}");
+    assert!(i("dollars_per_million_events") > 0.0, "{identity}");
     // One archived media file: one object, its event, its note.
     let media = &v["media"];
     let h = |k: &str| media[k].as_f64().unwrap_or_else(|| panic!("media.{k} in {media}"));

@@ -20,6 +20,7 @@
 //! not measurements, and are printed as such: the receivers' duration (one DynamoDB round trip
 //! in the region) and the log volume per request.
 
+mod identity;
 mod media;
 mod timers;
 
@@ -245,6 +246,8 @@ struct Measured {
     made: Made,
     /// The media sample: what archiving a file costs.
     media: media::MediaMeasured,
+    /// The identity map's reads and writes.
+    identity: identity::IdentityMeasured,
 }
 
 /// What the timers did for the mix (turns, silence), apart from the providers' events.
@@ -303,9 +306,10 @@ struct Figures {
     s3_gets: usize,
     /// The bill, part by part.
     rows: Vec<Row>,
-    /// The whole bill, and its timers' part, per event.
+    /// The whole bill, its timers' part and its identity map's, per event.
     total: f64,
     made: f64,
+    identity: f64,
     /// GB stored per million events, in DynamoDB and in S3.
     storage_gb: f64,
     s3_storage_gb: f64,
@@ -337,6 +341,7 @@ impl Figures {
             // compared without what turns and silence add (a feature of its own, its row says
             // what it costs).
             made: made_row(m).2,
+            identity: identity::row(m).2,
             storage_gb: per(m.stored_bytes) * 1e6 / 1e9,
             s3_storage_gb: per(m.s3_bytes) * 1e6 / 1e9,
             now_cents: 0.0,
@@ -344,8 +349,9 @@ impl Figures {
         };
         f.rows = f.bill(m);
         f.total = f.rows.iter().map(|r| r.2).sum();
-        // Compared in cents, as both figures are printed.
-        f.now_cents = ((f.total - f.made) * 1e8).round();
+        // Compared in cents, as both figures are printed: what storing and publishing cost,
+        // without the features of their own (turns and silence, the identity map).
+        f.now_cents = ((f.total - f.made - f.identity) * 1e8).round();
         f
     }
 
@@ -440,6 +446,7 @@ impl Figures {
             per(m.s3_puts) * price::S3_PUT + per(s3_gets) * price::S3_GET,
         ),
         made_row(m),
+        identity::row(m),
         (
             "CloudWatch Logs",
             format!("~{:.1} KB per request, $0.50/GB", assume::LOG_BYTES_PER_REQUEST / 1e3),
@@ -481,6 +488,13 @@ impl Figures {
             "dollars_per_million_files": media_dollars,
             "storage_dollars_per_million_files_month": media_storage,
         });
+        let i = &m.identity;
+        let identity_json = json!({
+            "reads": i.reads, "read_units": i.read_halves as f64 / 2.0,
+            "puts": i.puts, "transactions": i.transactions,
+            "write_units": i.write_units, "items": i.items,
+            "dollars_per_million_events": self.identity * 1e6,
+        });
         json!({
             "bodies": m.bodies, "events": m.events, "state_items": m.state_items,
             "multi_event_bodies": m.multi_event_bodies,
@@ -505,6 +519,7 @@ impl Figures {
             "storage_gb_per_million_events": storage_gb,
             "timers": timers,
             "media": media_json,
+            "identity": identity_json,
             "rows": rows.iter().map(|(p, what, cost)| json!({"part": p, "what": what, "dollars_per_million": cost * 1e6})).collect::<Vec<_>>(),
         })
     }
@@ -542,9 +557,9 @@ impl Figures {
             "unchanged".to_owned()
         };
         println!(
-            "| **total** | | **≈ ${:.2} per million events**, turns and silence included (${:.2} without them: {change} from ${BEFORE_CLAIM_CHECK:.2} before the claim check), plus storage while retained |",
+            "| **total** | | **≈ ${:.2} per million events**, turns, silence and the identity map included (${:.2} without them: {change} from ${BEFORE_CLAIM_CHECK:.2} before the claim check), plus storage while retained |",
             total * 1e6,
-            (total - made) * 1e6
+            (total - made - self.identity) * 1e6
         );
         println!(
             "\n**One archived media file** (`media-archiver`): ${media_dollars:.2} per million files, plus ${media_storage:.2} a month per million files kept (S3 Standard, until the retention expires them). {media_what}.\n\nMeasured on the local stack: {} fixture bodies ({} of them carrying several events), {} events, {} state items, {} body items, {} S3 objects; the timers took {} notes and made {} turns and {} silences ({} state items, {} bytes stored). Assumed: a receiver's duration ({:.0} ms), a fanout invocation's ({:.0} ms), a timers invocation's ({:.0} ms), {:.1} KB of logs per request.",
@@ -639,6 +654,7 @@ async fn measure(args: &CostArgs) -> anyhow::Result<Measured> {
 async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured> {
     let Counted {
         stack,
+        aliases,
         bucket,
         body_writes,
         batches,
@@ -695,6 +711,7 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
         s3_bytes: 0,
         made,
         media,
+        identity: aliases.measured(),
     };
     count_table(&stack, &mut m).await?;
     count_bucket(&stack, &mut m).await?;
@@ -705,6 +722,7 @@ async fn measure_on(args: &CostArgs, endpoint: &str) -> anyhow::Result<Measured>
 /// The harness stack with every write and send the cost table prices counted.
 struct Counted {
     stack: LocalStack,
+    aliases: Arc<identity::AliasCounts>,
     bucket: Arc<CountingBucket>,
     body_writes: Arc<BodyItemWrites>,
     batches: Arc<AtomicUsize>,
@@ -732,9 +750,11 @@ async fn counted_stack(endpoint: &str) -> anyhow::Result<Counted> {
         gets: AtomicUsize::new(0),
     });
     let body_writes = Arc::new(BodyItemWrites::default());
+    let aliases = Arc::new(identity::AliasCounts::default());
     let dynamo = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&stack.sdk)
             .interceptor(CountingBodyItems(body_writes.clone()))
+            .interceptor(identity::CountingAliasItems(aliases.clone()))
             .build(),
     );
     stack.receiver.store = Arc::new(
@@ -761,6 +781,7 @@ async fn counted_stack(endpoint: &str) -> anyhow::Result<Counted> {
 
     Ok(Counted {
         stack,
+        aliases,
         bucket,
         body_writes,
         batches,
@@ -870,6 +891,12 @@ async fn count_item(item: &wahooks::store::Item, s3: &aws_sdk_s3::Client, m: &mu
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
         .unwrap_or_default();
+    if sk == keys::ALIAS_SK {
+        // The identity map: per person, its writes counted as they were made.
+        m.identity.items += 1;
+        m.stored_bytes += item_size(item) + 100;
+        return Ok(());
+    }
     if sk == keys::BODY_SK {
         // Its writes were counted as they were made (a redelivery rewrites it).
         m.body_items += 1;

@@ -18,9 +18,9 @@ pub struct Chat {
     /// The chat's WhatsApp LID (`…@lid`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lid: Option<String>,
-    /// The conversation key of a direct chat: the same whichever alias the body used (the chat
-    /// id the person was first seen under). A chat's events share one partition and one FIFO
-    /// group under it. Since schema 1.3.
+    /// The conversation key of a direct chat, when it is not `id`: the same whichever alias the
+    /// body used (the chat id the person was first seen under). A chat's events share one
+    /// partition and one FIFO group under `key`, else `id`. Since schema 1.3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// The person's phone number (digits), when known. Since schema 1.3.

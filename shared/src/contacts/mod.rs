@@ -256,9 +256,6 @@ pub async fn resolve(
         .into_iter()
         .collect::<Result<_, _>>()?;
     for (e, [chat, sender]) in events.iter_mut().zip(sightings) {
-        if let Some(c) = e.data.chat.as_mut().filter(|c| c.kind == ChatKind::Direct) {
-            c.key = Some(c.id.clone());
-        }
         if let Some(contact) = chat.map(|i| &people[i]) {
             apply_to_chat(e, contact);
         }
@@ -299,7 +296,9 @@ fn apply_to_chat(e: &mut CloudEvent, contact: &Contact) {
     let Some(chat) = e.data.chat.as_mut() else {
         return;
     };
-    chat.key = Some(contact.key.clone());
+    // Written only when it is not the chat id itself (most chats: a byte saved is a write unit
+    // saved on the items near 1 KB); `chat_key()` reads it either way.
+    chat.key = (contact.key != chat.id).then(|| contact.key.clone());
     chat.merged = contact.merged.clone();
     for kind in [
         AliasKind::Phone,
