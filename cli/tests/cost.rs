@@ -76,7 +76,11 @@ fn the_cost_report_measures_the_fixture_mix_through_the_local_stack() {
     // The identity map: the mix's people read and learned, each alias item written at least
     // once; what it costs is priced apart from storing and publishing.
     let identity = &v["identity"];
-    let i = |k: &str| identity[k].as_f64().unwrap_or_else(|| panic!("identity.{k} in {identity}"));
+    let i = |k: &str| {
+        identity[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("identity.{k} in {identity}"))
+    };
     assert!(i("items") > 10.0, "the mix names many people: {identity}");
     assert!(i("puts") >= i("items"), "every alias item was written: {identity}");
     assert!(i("reads") > 0.0 && i("read_units") > 0.0, "{identity}");

@@ -330,7 +330,7 @@ class Chat(BaseModel):
     key: Annotated[
         str | None,
         Field(
-            description="The conversation key of a direct chat: the same whichever alias the body used (the chat\nid the person was first seen under). A chat's events share one partition and one FIFO\ngroup under it. Since schema 1.3."
+            description="The conversation key of a direct chat, when it is not `id`: the same whichever alias the\nbody used (the chat id the person was first seen under). A chat's events share one\npartition and one FIFO group under `key`, else `id`. Since schema 1.3."
         ),
     ] = None
     kind: Annotated[

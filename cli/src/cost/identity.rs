@@ -62,7 +62,9 @@ impl AliasCounts {
 
 /// Whether `sk` is an alias item's.
 fn is_alias(item: &std::collections::HashMap<String, AttributeValue>) -> bool {
-    item.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk == keys::ALIAS_SK)
+    item.get("sk")
+        .and_then(|v| v.as_s().ok())
+        .is_some_and(|sk| sk == keys::ALIAS_SK)
 }
 
 /// The SDK interceptor that counts them.

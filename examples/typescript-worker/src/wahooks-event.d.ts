@@ -188,9 +188,9 @@ export interface Chat {
    */
   id: string;
   /**
-   * The conversation key of a direct chat: the same whichever alias the body used (the chat
-   * id the person was first seen under). A chat's events share one partition and one FIFO
-   * group under it. Since schema 1.3.
+   * The conversation key of a direct chat, when it is not `id`: the same whichever alias the
+   * body used (the chat id the person was first seen under). A chat's events share one
+   * partition and one FIFO group under `key`, else `id`. Since schema 1.3.
    */
   key?: string | null;
   /**

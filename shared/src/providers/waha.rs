@@ -426,4 +426,16 @@ mod tests {
         );
         assert_eq!(split_message_id("3EB0ABC"), (None, "3EB0ABC".to_owned()));
     }
+
+    #[test]
+    fn a_payload_time_is_seconds_or_milliseconds() {
+        let at = |v: &str| seconds(&Json::parse(v).expect("json"), "t").map(|t| t.timestamp_millis());
+        assert_eq!(at(r#"{"t":1768580591}"#), Some(1768580591000), "NOWEB, WEBJS: seconds");
+        assert_eq!(
+            at(r#"{"t":1710481111.853}"#),
+            Some(1710481111853),
+            "WEBJS reactions: fractional"
+        );
+        assert_eq!(at(r#"{"t":1768580591344}"#), Some(1768580591344), "GOWS poll votes: ms");
+    }
 }
