@@ -223,7 +223,7 @@ class Sender(BaseModel):
     key: Annotated[
         str | None,
         Field(
-            description="The sender's conversation key (the `chat.key` of their direct chat), when the sender is\na person other than the connected number. Since schema 1.3."
+            description="The sender's conversation key (the key of their direct chat) in a chat that is not theirs\n(a group); in their own direct chat it is the chat's. Since schema 1.3."
         ),
     ] = None
     learned: Annotated[

@@ -158,9 +158,16 @@ impl Fixture {
         f.moves = f.renames
             && moved_timestamp(&f.body(one, DeliveryKind::First)).is_some()
             && f.ids(one, DeliveryKind::Moved) == first(&f);
+        // Under another alias the ids are the first delivery's once the identity map has
+        // learned it (WAHA's phone chat, Meta's user id alone), or as parsed (Evolution, Z-API).
         f.aliases = f.renames
             && aliased(&f.body(one, DeliveryKind::First)).is_some()
-            && f.ids(one, DeliveryKind::Alias) == first(&f);
+            && learned_ids(
+                f.template.provider,
+                &[&f.body(one, DeliveryKind::First), &f.body(one, DeliveryKind::Alias)],
+            )
+            .windows(2)
+            .all(|w| w[0] == w[1]);
         Some(f)
     }
 
@@ -191,12 +198,35 @@ impl Fixture {
     }
 }
 
-/// The body with its direct chat named by a LID as well as its phone, as providers send
-/// once WhatsApp knows both: Evolution's older versions put the LID in `remoteJid` and the
-/// phone JID in `remoteJidAlt`; Z-API adds `chatLid` next to `phone`. The identity rules file
-/// both under the phone (docs/events.md). `None` when the body has neither shape. (WAHA's and
-/// Meta's aliases are not joined yet.)
+/// The event ids of `bodies` delivered one after the other, each chat keyed by its person as
+/// the receiver keys it (an identity map that learns from each body in turn).
+fn learned_ids(provider: Provider, bodies: &[&str]) -> Vec<BTreeSet<String>> {
+    let store = wahooks::store::MemoryEventStore::new();
+    let cache = wahooks::contacts::Cache::default();
+    let ctx = ParseContext::new(provider, "sim", chrono::Utc::now());
+    bodies
+        .iter()
+        .map(|body| {
+            let mut events = parse_verified(&ctx, &Verified::trusted(body.as_bytes())).unwrap_or_default();
+            let learned = futures::executor::block_on(wahooks::contacts::resolve(&store, &cache, &mut events, 0));
+            match learned {
+                Ok(()) => events.into_iter().filter(|e| e.state.is_none()).map(|e| e.id).collect(),
+                Err(_) => BTreeSet::new(),
+            }
+        })
+        .collect()
+}
+
+/// The body with its direct chat named by another alias, as providers send once WhatsApp knows
+/// both: Evolution's older versions put the LID in `remoteJid` and the phone JID in
+/// `remoteJidAlt`; Z-API adds `chatLid` next to `phone`; WAHA delivers a message under its
+/// phone chat too (GOWS and NOWEB, WAHA #1564); Meta names a user by their business-scoped id
+/// alone once they hide their number. One person is one conversation across these
+/// (docs/events.md, "Aliases and the conversation key"). `None` when the body has no such shape.
 pub fn aliased(body: &str) -> Option<String> {
+    if let Some(other) = waha_or_meta_alias(body) {
+        return Some(other);
+    }
     let lid = |digits: &str| format!("{}7@lid", digits.chars().rev().collect::<String>());
     for (key, alt) in [
         ("\"remoteJid\": \"", "remoteJidAlt"),
@@ -229,6 +259,35 @@ pub fn aliased(body: &str) -> Option<String> {
         });
     }
     None
+}
+
+/// WAHA's message under its phone chat (the LID chat's `SenderAlt` as `from`, and in the
+/// serialized id), or Meta's message from a user by their business-scoped id alone (no `from`,
+/// no `wa_id`).
+fn waha_or_meta_alias(body: &str) -> Option<String> {
+    let mut v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let payload = &mut v["payload"];
+    if let Some(alt) = payload["_data"]["Info"]["SenderAlt"]
+        .as_str()
+        .filter(|a| a.ends_with("@s.whatsapp.net"))
+    {
+        let phone = format!("{}@c.us", alt.split('@').next()?);
+        let from = payload["from"].as_str().filter(|f| f.ends_with("@lid"))?.to_owned();
+        let id = payload["id"].as_str()?.replace(&from, &phone);
+        payload["from"] = phone.into();
+        payload["id"] = id.into();
+        return serde_json::to_string(&v).ok();
+    }
+    let value = v["entry"].get_mut(0)?["changes"].get_mut(0)?.get_mut("value")?;
+    let message = value["messages"].get_mut(0)?.as_object_mut()?;
+    if !(message.contains_key("from_user_id") && message.contains_key("from")) {
+        return None;
+    }
+    message.remove("from");
+    if let Some(contact) = value["contacts"].get_mut(0).and_then(serde_json::Value::as_object_mut) {
+        contact.remove("wa_id");
+    }
+    serde_json::to_string(&v).ok()
 }
 
 /// One new delivery in this many is an Evolution message with 450 KB of inline media
@@ -332,5 +391,41 @@ mod tests {
             joined >= 10,
             "Z-API and Evolution messages come again under a LID: {joined}"
         );
+        // WAHA and Meta come again under another alias too: one event once the identity map has
+        // learned the first delivery, two without it.
+        for provider in [Provider::Waha, Provider::Meta] {
+            let f = traffic
+                .fixtures
+                .iter()
+                .find(|f| f.aliases && f.template.provider == provider)
+                .unwrap_or_else(|| panic!("a {provider} fixture redelivered under another alias"));
+            let one = Distinct {
+                fixture: 0,
+                instance: 0,
+                number: 1,
+            };
+            let (first, other) = (f.body(one, DeliveryKind::First), f.body(one, DeliveryKind::Alias));
+            assert_ne!(first, other);
+            let learned = learned_ids(provider, &[&first, &other]);
+            assert_eq!(learned[0], learned[1], "{provider}: one event across the aliases");
+            assert_ne!(
+                ids_of(provider, &first),
+                ids_of(provider, &other),
+                "{provider}: the map joins them"
+            );
+        }
+    }
+
+    #[test]
+    fn waha_and_meta_name_a_person_by_another_alias() {
+        let waha = r#"{"payload":{"id":"false_382@lid_3AC2","from":"382@lid","_data":{"Info":{"SenderAlt":"5585738@s.whatsapp.net"}}}}"#;
+        let v: serde_json::Value = serde_json::from_str(&aliased(waha).expect("the phone chat")).expect("JSON");
+        assert_eq!(v["payload"]["from"], "5585738@c.us");
+        assert_eq!(v["payload"]["id"], "false_5585738@c.us_3AC2");
+        let meta = r#"{"entry":[{"changes":[{"value":{"contacts":[{"wa_id":"972","user_id":"US.1"}],"messages":[{"from":"972","from_user_id":"US.1","id":"wamid.x"}]}}]}]}"#;
+        let v: serde_json::Value = serde_json::from_str(&aliased(meta).expect("by the user id")).expect("JSON");
+        let value = &v["entry"][0]["changes"][0]["value"];
+        assert!(value["messages"][0].get("from").is_none() && value["contacts"][0].get("wa_id").is_none());
+        assert_eq!(value["messages"][0]["from_user_id"], "US.1");
     }
 }

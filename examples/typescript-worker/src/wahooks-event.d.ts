@@ -543,8 +543,8 @@ export interface RawPointer {
  */
 export interface Sender {
   /**
-   * The sender's conversation key (the `chat.key` of their direct chat), when the sender is
-   * a person other than the connected number. Since schema 1.3.
+   * The sender's conversation key (the key of their direct chat) in a chat that is not theirs
+   * (a group); in their own direct chat it is the chat's. Since schema 1.3.
    */
   key?: string | null;
   /**

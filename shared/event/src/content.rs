@@ -91,8 +91,8 @@ pub struct Sender {
     /// A parent business-scoped user id (Meta's `parent_user_id`), when known. Since schema 1.3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_user_id: Option<String>,
-    /// The sender's conversation key (the `chat.key` of their direct chat), when the sender is
-    /// a person other than the connected number. Since schema 1.3.
+    /// The sender's conversation key (the key of their direct chat) in a chat that is not theirs
+    /// (a group); in their own direct chat it is the chat's. Since schema 1.3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// Which of the aliases above this body did not show: learned from earlier bodies. Since

@@ -323,6 +323,10 @@ fn apply_to_chat(e: &mut CloudEvent, contact: &Contact) {
     }
     if e.data.from_me != Some(true) {
         apply_to_sender(e, contact);
+        // The sender is the chat's person: their key is the chat's.
+        if let Some(sender) = e.data.sender.as_mut() {
+            sender.key = None;
+        }
     }
     rehash(e);
 }
