@@ -92,7 +92,7 @@ async fn parse_one(stack: &LocalStack, provider: Provider, file: &str) -> Vec<Cl
 
 /// `events` keyed by their person, from the identity map the receiver learned.
 async fn keyed(stack: &LocalStack, mut events: Vec<CloudEvent>) -> Vec<CloudEvent> {
-    if let Some(book) = stack.receiver.store.contact_book() {
+    if let Some(book) = stack.receiver.registry.contact_book() {
         let cache = wahooks::contacts::Cache::default();
         wahooks::contacts::resolve(book, &cache, &mut events, Utc::now().timestamp_millis())
             .await

@@ -23,7 +23,8 @@ pub struct ContactArgs {
     /// Print the contact as JSON.
     #[arg(long)]
     json: bool,
-    /// Name prefix of the table when `WAHOOKS_EVENTS_TABLE` is not set.
+    /// Name prefix of the queues when `WAHOOKS_*` variables are not set (the endpoints table is
+    /// `WAHOOKS_ENDPOINTS_TABLE`).
     #[arg(long, default_value = "wahooks")]
     prefix: String,
 }
@@ -62,7 +63,7 @@ async fn contact(args: &ContactArgs) -> anyhow::Result<Option<Contact>> {
     );
     let stack = crate::stack::load(&args.prefix).await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let table = &stack.config.events_table;
+    let table = &stack.config.endpoints_table;
     wahooks::event::contact::lookup(&dynamo, table, args.provider.as_str(), &args.instance, &alias)
         .await
         .map_err(|e| anyhow::anyhow!(e))

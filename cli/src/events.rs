@@ -149,7 +149,8 @@ async fn fetch(dynamo: &aws_sdk_dynamodb::Client, table: &str, listed: &[Item]) 
 }
 
 /// The partitions of the person `chat` names (their conversation key, and the keys merged into
-/// it), or of `chat` itself when it is no alias the identity map knows.
+/// it: the identity map in the endpoints table `table`), or of `chat` itself when it is no alias
+/// the map knows.
 async fn conversation_keys(
     dynamo: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -176,6 +177,7 @@ async fn items_of(
     args: &EventsArgs,
     dynamo: &aws_sdk_dynamodb::Client,
     table: &str,
+    endpoints: &str,
 ) -> anyhow::Result<Vec<HashMap<String, AttributeValue>>> {
     let providers: Vec<Provider> = match args.provider {
         Some(p) => vec![p],
@@ -185,7 +187,7 @@ async fn items_of(
         (Some(chat), _, Some(instance)) => {
             let mut items = Vec::new();
             for p in &providers {
-                for key in conversation_keys(dynamo, table, *p, instance, chat).await? {
+                for key in conversation_keys(dynamo, endpoints, *p, instance, chat).await? {
                     let pk = keys::chat_partition(p.as_str(), instance, &key);
                     items.extend(query(dynamo, table, None, "pk", pk).await?);
                 }
@@ -221,7 +223,7 @@ pub async fn run(args: EventsArgs) -> ExitCode {
     };
     let table = stack.config.events_table.clone();
     let dynamo = aws_sdk_dynamodb::Client::new(&stack.sdk);
-    let items = match items_of(&args, &dynamo, &table).await {
+    let items = match items_of(&args, &dynamo, &table, &stack.config.endpoints_table).await {
         Ok(items) => items,
         Err(e) => {
             eprintln!("error: {table}: {e:#}");

@@ -24,12 +24,16 @@ fn queue_name(url: &str, prefix: &str) -> Option<String> {
 }
 
 /// Read the environment; the events table is `<prefix>-events` unless `WAHOOKS_EVENTS_TABLE`
-/// is set, and when no `WAHOOKS_QUEUE_*` is set, the queues named `<prefix>-…`
-/// are listed (what `make run` creates).
+/// is set (the endpoints table `<prefix>-endpoints` unless `WAHOOKS_ENDPOINTS_TABLE` is), and
+/// when no `WAHOOKS_QUEUE_*` is set, the queues named `<prefix>-…` are listed (what `make run`
+/// creates).
 pub async fn load(prefix: &str) -> anyhow::Result<Stack> {
     let mut config = Config::from_env();
     if std::env::var("WAHOOKS_EVENTS_TABLE").is_err() {
         config.events_table = format!("{prefix}-events");
+    }
+    if std::env::var("WAHOOKS_ENDPOINTS_TABLE").is_err() {
+        config.endpoints_table = format!("{prefix}-endpoints");
     }
 
     let sdk = aws_config().await;

@@ -1,20 +1,20 @@
 //! `wahooks contact <alias>` against a real local DynamoDB (moto), as an operator runs it.
 
 use wahooks::event::{Alias, Contact};
-use wahooks::store::{ContactBook, ContactWrite, DynamoEventStore};
+use wahooks::registry::{ContactBook, ContactWrite, DynamoRegistry};
 use wahooks::Provider;
 
 use crate::moto;
 
 fn wahooks(moto: &moto::Moto, args: &[&str]) -> std::process::Output {
-    crate::wahooks_on(moto, &[("WAHOOKS_EVENTS_TABLE", "events-contact")], args)
+    crate::wahooks_on(moto, &[("WAHOOKS_ENDPOINTS_TABLE", "endpoints-contact")], args)
 }
 
 #[tokio::test]
 async fn contact_prints_a_persons_key_and_aliases_whichever_alias_is_asked() {
     let moto = moto::Moto::start();
     let dynamo = moto.dynamo().await;
-    wahooks::schema::create_events_table(&dynamo, "events-contact")
+    wahooks::schema::create_endpoints_table(&dynamo, "endpoints-contact")
         .await
         .expect("table");
     // What the receivers learn from a body showing the phone and the LID together.
@@ -27,7 +27,7 @@ async fn contact_prints_a_persons_key_and_aliases_whichever_alias_is_asked() {
         first_seen_ms: 1_757_355_720_000,
         ..Contact::default()
     };
-    let store = DynamoEventStore::new(dynamo.clone(), "events-contact", 30);
+    let store = DynamoRegistry::new(dynamo.clone(), "endpoints-contact");
     let writes: Vec<ContactWrite> = contact
         .aliases
         .iter()

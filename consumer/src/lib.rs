@@ -29,7 +29,8 @@ pub use wahooks_event::{Alias, AliasKind, CloudEvent, Contact, EventType, RawPoi
 
 /// Who `alias` is in `provider`'s `instance`, as the receivers learned it: their conversation
 /// key (`chat.key` of their events), every alias known, the keys merged into theirs. Reads one
-/// alias item of the events table (`dynamodb:GetItem`, in the template's `WorkerReadPolicy`);
+/// alias item of the endpoints table (`table`: the stack's `EndpointsTableName` output;
+/// `dynamodb:GetItem` on its `A#` items, in the template's `WorkerReadPolicy`);
 /// `None` for an alias never seen. Parse what a person typed with [`Alias::parse`].
 pub async fn contact(
     dynamodb: &aws_sdk_dynamodb::Client,

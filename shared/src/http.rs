@@ -303,7 +303,7 @@ impl Receiver {
             .await?;
         self.warn_misrouted(endpoint, route, &events);
         // One person, one conversation: each chat keyed by its person, whichever alias.
-        if let Some(book) = self.store.contact_book() {
+        if let Some(book) = self.registry.contact_book() {
             tokio::time::timeout_at(
                 deadline,
                 crate::contacts::resolve(book, &self.contacts, &mut events, now.timestamp_millis()),

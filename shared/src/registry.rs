@@ -21,8 +21,8 @@ pub const CACHE_TTL: Duration = Duration::from_secs(30);
 /// recorded, an endpoint stored before versions).
 pub type Version = u64;
 
-/// DynamoDB's limit on the actions of one `TransactWriteItems` (the version record and one put
-/// per URL token).
+/// DynamoDB's limit on the actions of one `TransactWriteItems` (an endpoint's version record and
+/// one put per URL token; a person's alias items: one with more aliases is not learned further).
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 
 // The endpoints table's keys are built in `store::keys`, with every other key shape.
@@ -122,9 +122,60 @@ pub enum Claim {
     Foreign(String),
 }
 
+/// An alias item as read: the contact it leads to and the item's version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredContact {
+    /// The person.
+    pub contact: crate::event::Contact,
+    /// How many times the item was written.
+    pub version: u64,
+}
+
+/// One alias item to write: `alias` now leads to `contact`. Written only if the item still
+/// holds version `expect` (or, for `None`, does not exist yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactWrite {
+    /// The alias (the item's key).
+    pub alias: crate::event::Alias,
+    /// What it leads to.
+    pub contact: crate::event::Contact,
+    /// The version read, `None` when there was no item.
+    pub expect: Option<u64>,
+}
+
+/// The port of the identity map (`crate::contacts`): the alias items of one provider instance,
+/// kept in the endpoints table (no stream, so never published; the receivers already read and
+/// write it per instance).
+#[async_trait]
+pub trait ContactBook: Send + Sync {
+    /// The alias items of `aliases` that exist (strongly consistent reads when `consistent`).
+    async fn read_contacts(
+        &self,
+        provider: crate::Provider,
+        instance: &str,
+        aliases: &[crate::event::Alias],
+        consistent: bool,
+    ) -> Result<Vec<(crate::event::Alias, StoredContact)>, crate::store::StoreError>;
+
+    /// Write every one of `writes` or none; `Ok(false)` when an item no longer holds what was
+    /// read (another receiver learned first: read again).
+    async fn write_contacts(
+        &self,
+        provider: crate::Provider,
+        instance: &str,
+        writes: &[ContactWrite],
+    ) -> Result<bool, crate::store::StoreError>;
+}
+
 /// The port.
 #[async_trait]
 pub trait EndpointRegistry: Send + Sync {
+    /// The identity map kept with the endpoints ([`ContactBook`]); `None` for a registry without
+    /// one (a test double): chats are then keyed by their ids as sent.
+    fn contact_book(&self) -> Option<&dyn ContactBook> {
+        None
+    }
+
     /// The endpoint for a URL token, if any (shared: a cache hands out the same copy).
     async fn lookup(&self, token: &str) -> Result<Option<Arc<Endpoint>>, RegistryError>;
 
@@ -143,8 +194,8 @@ pub trait EndpointRegistry: Send + Sync {
 /// The endpoints table.
 #[derive(Clone)]
 pub struct DynamoRegistry {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    pub(crate) client: aws_sdk_dynamodb::Client,
+    pub(crate) table: String,
     /// Seals signing secrets before they are written, opens them when an endpoint is looked up.
     keyring: Option<Arc<dyn Keyring>>,
 }
@@ -158,6 +209,12 @@ impl DynamoRegistry {
             table: table.into(),
             keyring: None,
         }
+    }
+
+    /// The same registry through another client (one that counts its requests, for `make cost`).
+    pub fn with_client(mut self, client: aws_sdk_dynamodb::Client) -> Self {
+        self.client = client;
+        self
     }
 
     /// Seal signing secrets with `keyring` when writing, open them with it in [`lookup`].
@@ -598,6 +655,10 @@ fn decode(item: &HashMap<String, AttributeValue>) -> Result<(String, Endpoint), 
 
 #[async_trait]
 impl EndpointRegistry for DynamoRegistry {
+    fn contact_book(&self) -> Option<&dyn ContactBook> {
+        Some(self)
+    }
+
     async fn lookup(&self, token: &str) -> Result<Option<Arc<Endpoint>>, RegistryError> {
         let out = self
             .client
@@ -711,6 +772,10 @@ impl<R: EndpointRegistry> CachedRegistry<R> {
 
 #[async_trait]
 impl<R: EndpointRegistry> EndpointRegistry for CachedRegistry<R> {
+    fn contact_book(&self) -> Option<&dyn ContactBook> {
+        self.inner.contact_book()
+    }
+
     async fn lookup(&self, token: &str) -> Result<Option<Arc<Endpoint>>, RegistryError> {
         let key = token_key(token);
         if let Some((at, hit)) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
@@ -758,6 +823,8 @@ impl<R: EndpointRegistry> EndpointRegistry for CachedRegistry<R> {
 pub struct MemoryRegistry {
     endpoints: Arc<Mutex<HashMap<String, Endpoint>>>,
     owners: Arc<Mutex<HashMap<String, String>>>,
+    /// Alias items (the identity map) by key: the contact's JSON and the version.
+    pub(crate) contacts: Arc<Mutex<HashMap<String, (String, u64)>>>,
 }
 
 impl MemoryRegistry {
@@ -772,6 +839,10 @@ impl MemoryRegistry {
 
 #[async_trait]
 impl EndpointRegistry for MemoryRegistry {
+    fn contact_book(&self) -> Option<&dyn ContactBook> {
+        Some(self)
+    }
+
     async fn lookup(&self, token: &str) -> Result<Option<Arc<Endpoint>>, RegistryError> {
         Ok(self
             .endpoints

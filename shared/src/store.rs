@@ -44,7 +44,8 @@ pub mod keys {
 
     // A key part (the provider's text, or `~<hash>` when it is too long or holds `#`) and an
     // alias item's keys are the event crate's: workers address alias items too.
-    pub use crate::event::contact::{alias_pk, ALIAS_SK};
+    // The endpoints table's alias items (the identity map): workers address them too.
+    pub use crate::event::contact::alias_pk;
     pub use crate::event::item::{key_part as part, MAX_VERBATIM_PART};
 
     /// The endpoints table's items of URL tokens start with this.
@@ -195,61 +196,6 @@ pub trait EventStore: Send + Sync {
     /// from it ([`crate::identity::state_event_id`]). Kept in the chat's partition
     /// (`sk = S#<kind>`), so a retry after a failed put finds the same count.
     async fn state_sequence(&self, event: &CloudEvent, change: &StateChange) -> Result<u64, StoreError>;
-
-    /// The identity map kept with the events (alias items, `crate::contacts`); `None` for a
-    /// store without one (a test double): chats are then keyed by their ids as sent.
-    fn contact_book(&self) -> Option<&dyn ContactBook> {
-        None
-    }
-}
-
-// ---------------------------------------------------------------- the identity map
-
-/// An alias item as read: the contact it leads to and the item's version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredContact {
-    /// The person.
-    pub contact: crate::event::Contact,
-    /// How many times the item was written.
-    pub version: u64,
-}
-
-/// One alias item to write: `alias` now leads to `contact`. Written only if the item still
-/// holds version `expect` (or, for `None`, does not exist yet).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContactWrite {
-    /// The alias (the item's key).
-    pub alias: crate::event::Alias,
-    /// What it leads to.
-    pub contact: crate::event::Contact,
-    /// The version read, `None` when there was no item.
-    pub expect: Option<u64>,
-}
-
-/// DynamoDB's most actions in one `TransactWriteItems`. A person with more aliases than this is
-/// not learned further (each alias item holds the whole contact).
-pub const MAX_TRANSACTION_ITEMS: usize = 100;
-
-/// The port: the alias items of one provider instance.
-#[async_trait]
-pub trait ContactBook: Send + Sync {
-    /// The alias items of `aliases` that exist (strongly consistent reads when `consistent`).
-    async fn read_contacts(
-        &self,
-        provider: crate::Provider,
-        instance: &str,
-        aliases: &[crate::event::Alias],
-        consistent: bool,
-    ) -> Result<Vec<(crate::event::Alias, StoredContact)>, StoreError>;
-
-    /// Write every one of `writes` or none; `Ok(false)` when an item no longer holds what was
-    /// read (another receiver learned first: read again).
-    async fn write_contacts(
-        &self,
-        provider: crate::Provider,
-        instance: &str,
-        writes: &[ContactWrite],
-    ) -> Result<bool, StoreError>;
 }
 
 /// Give every state event its id: ask the store for its state's count, then derive the id.
@@ -560,8 +506,8 @@ pub fn write_units(item: &HashMap<String, AttributeValue>) -> (usize, usize) {
 /// The DynamoDB adapter, with the claim-check bucket for bodies too large for an item.
 #[derive(Clone)]
 pub struct DynamoEventStore {
-    pub(crate) client: aws_sdk_dynamodb::Client,
-    pub(crate) table: String,
+    client: aws_sdk_dynamodb::Client,
+    table: String,
     retention_days: i64,
     bucket: Option<Arc<dyn BodyBucket>>,
 }
@@ -732,10 +678,6 @@ pub fn waves(events: &[CloudEvent], chat: &[usize]) -> Vec<Vec<usize>> {
 
 #[async_trait]
 impl EventStore for DynamoEventStore {
-    fn contact_book(&self) -> Option<&dyn ContactBook> {
-        Some(self)
-    }
-
     async fn put_if_absent(&self, events: &[CloudEvent]) -> Result<Vec<PutOutcome>, StoreError> {
         // Refuse before writing anything: a webhook is stored whole or not at all for size.
         let Placed { bodies, items } = place(events, self.places())?;
@@ -918,13 +860,11 @@ pub struct MemoryEventStore {
     /// Fail the put of the n-th event (0-based) of the next call, once.
     fail_next_at: Arc<Mutex<Option<usize>>>,
     /// Fail every call (an outage).
-    pub(crate) down: Arc<Mutex<bool>>,
+    down: Arc<Mutex<bool>>,
     /// Body items by partition key.
     bodies: Arc<Mutex<HashMap<String, Item>>>,
     /// The claim-check bucket, if any.
     bucket: Option<crate::bucket::MemoryBucket>,
-    /// Alias items (the identity map) by partition key: the contact's JSON and the version.
-    pub(crate) contacts: Arc<Mutex<HashMap<String, (String, u64)>>>,
 }
 
 impl MemoryEventStore {
@@ -998,10 +938,6 @@ impl MemoryEventStore {
 
 #[async_trait]
 impl EventStore for MemoryEventStore {
-    fn contact_book(&self) -> Option<&dyn ContactBook> {
-        Some(self)
-    }
-
     async fn put_if_absent(&self, events: &[CloudEvent]) -> Result<Vec<PutOutcome>, StoreError> {
         if *self.down.lock().unwrap_or_else(|p| p.into_inner()) {
             return Err(StoreError::unavailable("in-memory store is down"));

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::operation::get_item::GetItemInput;
 use aws_sdk_dynamodb::operation::put_item::PutItemInput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_sdk_dynamodb::types::AttributeValue;
-use wahooks::store::{keys, write_units};
+use wahooks::store::write_units;
 
 use super::{price, Measured};
 
@@ -42,8 +42,10 @@ pub(super) struct IdentityMeasured {
     pub(super) transactions: usize,
     /// Write units billed for them.
     pub(super) write_units: usize,
-    /// Alias items in the table at the end.
+    /// Alias items in the endpoints table at the end, and their bytes (DynamoDB's 100 each
+    /// included).
     pub(super) items: usize,
+    pub(super) bytes: usize,
 }
 
 impl AliasCounts {
@@ -56,15 +58,38 @@ impl AliasCounts {
             transactions: c(&self.transactions),
             write_units: c(&self.write_units),
             items: 0,
+            bytes: 0,
         }
     }
 }
 
-/// Whether `sk` is an alias item's.
+/// Whether `item` (or a key) is an alias item's (`A#…` in the endpoints table).
 fn is_alias(item: &std::collections::HashMap<String, AttributeValue>) -> bool {
-    item.get("sk")
+    item.get("pk")
         .and_then(|v| v.as_s().ok())
-        .is_some_and(|sk| sk == keys::ALIAS_SK)
+        .is_some_and(|pk| pk.starts_with("A#"))
+}
+
+/// The alias items the endpoints table holds at the end, and their bytes, into `m`.
+pub(super) async fn count_items(stack: &wahooks::local::LocalStack, m: &mut Measured) -> anyhow::Result<()> {
+    let mut start = None;
+    loop {
+        let page = stack
+            .dynamo
+            .scan()
+            .table_name(&stack.config.endpoints_table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        for item in page.items().iter().filter(|i| is_alias(i)) {
+            m.identity.items += 1;
+            m.identity.bytes += wahooks::store::item_size(item) + 100;
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok(());
+        }
+    }
 }
 
 /// The SDK interceptor that counts them.
@@ -121,12 +146,14 @@ pub(super) fn row(m: &Measured) -> (&'static str, String, f64) {
     (
         "identity map (alias items, DynamoDB on-demand)",
         format!(
-            "{:.3} `GetItem` per event ({read_units:.3} read units, $0.125/M: the receiver keeps who it read for a minute), {:.3} alias items written ({:.3} write units, $0.625/M: a person's first sighting, a new alias, a merge; {} in {} transactions)",
+            "{:.3} `GetItem` per event ({read_units:.3} read units, $0.125/M: the receiver keeps who it read for a minute), {:.3} alias items written ({:.3} write units, $0.625/M: a person's first sighting, a new alias, a merge; {} in {} transactions); {} alias items of {:.0} bytes on average in the endpoints table",
             per(i.reads),
             per(i.puts),
             per(i.write_units),
             i.puts,
-            i.transactions
+            i.transactions,
+            i.items,
+            i.bytes as f64 / i.items.max(1) as f64
         ),
         cost,
     )

@@ -9,8 +9,6 @@
 //!   [`store::place`] and [`store::item_size`] the real adapter uses;
 //! - every new item is a stream record (`INSERT`, `NEW_IMAGE`) on the shard of its partition key,
 //!   with a sequence number that grows, in write order within the shard;
-//! - the identity map's alias items (`ContactBook`): conditional per item, all or none, at most
-//!   100 items a transaction (the in-memory adapter's rules), throttled like any write;
 //! - faults: throttling (nothing written), a timeout after the write succeeded (written, the
 //!   caller told it failed), both drawn from the seed, and a yield between items so that
 //!   concurrent requests interleave their writes.
@@ -24,10 +22,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 use wahooks::bucket::{BodyBucket, BucketError, MemoryBucket};
 use wahooks::event::{CloudEvent, EventType, StateChange};
-use wahooks::store::{
-    self, keys, ContactBook, ContactWrite, EventStore, Item, KeptBody, Placed, Places, PutOutcome, Quarantined,
-    StoreError, StoredContact,
-};
+use wahooks::store::{self, keys, EventStore, Item, KeptBody, Placed, Places, PutOutcome, Quarantined, StoreError};
 
 use super::dice::{Clock, Dice, Faults};
 
@@ -86,9 +81,6 @@ struct State {
 #[derive(Clone)]
 pub struct SimTable {
     state: Arc<Mutex<State>>,
-    /// The identity map's alias items: DynamoDB's rules for them are the in-memory adapter's
-    /// (conditions per item, all or none, at most 100 items); throttling is drawn here.
-    contacts: wahooks::store::MemoryEventStore,
     dice: Dice,
     faults: Faults,
     clock: Clock,
@@ -106,7 +98,6 @@ impl SimTable {
                 shards: vec![Vec::new(); shards.max(1)],
                 ..State::default()
             })),
-            contacts: wahooks::store::MemoryEventStore::new(),
             dice,
             faults,
             clock,
@@ -315,37 +306,7 @@ pub fn shard_of(pk: &str, shards: usize) -> usize {
 }
 
 #[async_trait]
-impl ContactBook for SimTable {
-    async fn read_contacts(
-        &self,
-        provider: wahooks::Provider,
-        instance: &str,
-        aliases: &[wahooks::event::Alias],
-        consistent: bool,
-    ) -> Result<Vec<(wahooks::event::Alias, StoredContact)>, StoreError> {
-        self.before_write(self.switches())?;
-        self.contacts
-            .read_contacts(provider, instance, aliases, consistent)
-            .await
-    }
-
-    async fn write_contacts(
-        &self,
-        provider: wahooks::Provider,
-        instance: &str,
-        writes: &[ContactWrite],
-    ) -> Result<bool, StoreError> {
-        self.before_write(self.switches())?;
-        self.contacts.write_contacts(provider, instance, writes).await
-    }
-}
-
-#[async_trait]
 impl EventStore for SimTable {
-    fn contact_book(&self) -> Option<&dyn ContactBook> {
-        Some(self)
-    }
-
     async fn put_if_absent(&self, events: &[CloudEvent]) -> Result<Vec<PutOutcome>, StoreError> {
         match self.put_all(events).await {
             Err(StoreError::Unavailable(_)) if self.swallow_errors => Ok(vec![PutOutcome::Stored; events.len()]),

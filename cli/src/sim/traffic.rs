@@ -201,7 +201,7 @@ impl Fixture {
 /// The event ids of `bodies` delivered one after the other, each chat keyed by its person as
 /// the receiver keys it (an identity map that learns from each body in turn).
 fn learned_ids(provider: Provider, bodies: &[&str]) -> Vec<BTreeSet<String>> {
-    let store = wahooks::store::MemoryEventStore::new();
+    let store = wahooks::registry::MemoryRegistry::default();
     let cache = wahooks::contacts::Cache::default();
     let ctx = ParseContext::new(provider, "sim", chrono::Utc::now());
     bodies

@@ -204,18 +204,16 @@ impl Contact {
     }
 }
 
-/// The partition key of an alias item of the events table: `A#<provider>#<instance>#<alias>`
-/// (its sort key is [`ALIAS_SK`]). The item holds the contact the alias leads to.
+/// The key of an alias item of the endpoints table: `A#<provider>#<instance>#<alias>`. The item
+/// holds the contact the alias leads to.
 pub fn alias_pk(provider: &str, instance: &str, alias: &Alias) -> String {
     use crate::item::key_part as part;
     format!("A#{}#{}#{}", part(provider), part(instance), part(&alias.to_string()))
 }
 
-/// The sort key of an alias item.
-pub const ALIAS_SK: &str = "A";
-
-/// The contact `alias` leads to in `provider`'s `instance`, read from the events table `table`
-/// (one strongly consistent `GetItem` of the alias item); `None` for an alias never seen.
+/// The contact `alias` leads to in `provider`'s `instance`, read from the endpoints table
+/// `table` (one strongly consistent `GetItem` of the alias item); `None` for an alias never
+/// seen.
 #[cfg(feature = "sdk")]
 pub async fn lookup(
     dynamodb: &aws_sdk_dynamodb::Client,
@@ -229,7 +227,6 @@ pub async fn lookup(
         .get_item()
         .table_name(table)
         .key("pk", AttributeValue::S(alias_pk(provider, instance, alias)))
-        .key("sk", AttributeValue::S(ALIAS_SK.to_owned()))
         .consistent_read(true)
         .send()
         .await?;

@@ -1,8 +1,9 @@
-//! The identity map in DynamoDB: one item per alias in the events table
-//! (`pk = A#<provider>#<instance>#<alias>`, `sk = A`; the contact as JSON in `contact`, and
-//! `version`), read with `GetItem`, written with a conditional `PutItem` (one item) or
-//! `TransactWriteItems` (several: all or none). The stream mapping's filter passes only event
-//! items (`E#`): alias items are never published.
+//! The identity map in DynamoDB: one item per alias in the endpoints table
+//! (`pk = A#<provider>#<instance>#<alias>`; the contact as JSON in `contact`, and `version`),
+//! read with `GetItem`, written with a conditional `PutItem` (one item) or `TransactWriteItems`
+//! (several: all or none). The endpoints table has no stream: alias items are never published
+//! (and moto, the local stand-in, loses the stream records that follow a cancelled transaction
+//! on a table that has one).
 
 use std::collections::HashMap;
 
@@ -10,18 +11,15 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use crate::event::{Alias, Provider};
-use crate::store::{classify, keys, Classified, DynamoEventStore, StoreError};
-use crate::store::{ContactBook, ContactWrite, StoredContact, MAX_TRANSACTION_ITEMS};
+use crate::registry::{ContactBook, ContactWrite, DynamoRegistry, StoredContact, MAX_TRANSACTION_ITEMS};
+use crate::store::{classify, keys, Classified, StoreError};
 
 /// An alias item's key.
 fn key(provider: Provider, instance: &str, alias: &Alias) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        (
-            "pk".to_owned(),
-            AttributeValue::S(keys::alias_pk(provider.as_str(), instance, alias)),
-        ),
-        ("sk".to_owned(), AttributeValue::S(keys::ALIAS_SK.to_owned())),
-    ])
+    HashMap::from([(
+        "pk".to_owned(),
+        AttributeValue::S(keys::alias_pk(provider.as_str(), instance, alias)),
+    )])
 }
 
 /// An alias item as read, `None` when it does not hold a contact (never written by us).
@@ -51,7 +49,7 @@ fn put(table: &str, provider: Provider, instance: &str, w: &ContactWrite) -> Res
 }
 
 #[async_trait]
-impl ContactBook for DynamoEventStore {
+impl ContactBook for DynamoRegistry {
     async fn read_contacts(
         &self,
         provider: Provider,

@@ -7,11 +7,11 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 
 use crate::event::{Alias, Provider};
-use crate::store::{keys, MemoryEventStore, StoreError};
-use crate::store::{ContactBook, ContactWrite, StoredContact, MAX_TRANSACTION_ITEMS};
+use crate::registry::{ContactBook, ContactWrite, MemoryRegistry, StoredContact, MAX_TRANSACTION_ITEMS};
+use crate::store::{keys, StoreError};
 
 #[async_trait]
-impl ContactBook for MemoryEventStore {
+impl ContactBook for MemoryRegistry {
     async fn read_contacts(
         &self,
         provider: Provider,
@@ -19,9 +19,6 @@ impl ContactBook for MemoryEventStore {
         aliases: &[Alias],
         _consistent: bool,
     ) -> Result<Vec<(Alias, StoredContact)>, StoreError> {
-        if *self.down.lock().unwrap_or_else(|p| p.into_inner()) {
-            return Err(StoreError::unavailable("in-memory store is down"));
-        }
         let items = self.contacts.lock().unwrap_or_else(|p| p.into_inner());
         Ok(aliases
             .iter()
@@ -45,9 +42,6 @@ impl ContactBook for MemoryEventStore {
         instance: &str,
         writes: &[ContactWrite],
     ) -> Result<bool, StoreError> {
-        if *self.down.lock().unwrap_or_else(|p| p.into_inner()) {
-            return Err(StoreError::unavailable("in-memory store is down"));
-        }
         let pks: Vec<String> = writes
             .iter()
             .map(|w| keys::alias_pk(provider.as_str(), instance, &w.alias))

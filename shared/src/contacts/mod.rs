@@ -4,7 +4,7 @@
 //! A body names a person by a phone number, a LID, Meta's business-scoped user ids, and shows a
 //! username; which ones changes from one webhook to the next. Every set of aliases a body shows
 //! together is a [`Sighting`]; the receiver learns it before storing ([`resolve`]): the
-//! [`ContactBook`] (alias items of the events table) says which person each alias leads to,
+//! [`ContactBook`] (alias items of the endpoints table) says which person each alias leads to,
 //! [`learn`] joins what is known with what the body shows, and the alias items that changed are
 //! written back in one transaction, each only if it still holds what was read.
 //!
@@ -34,8 +34,8 @@ use futures::stream::{self, StreamExt};
 
 use crate::bounded::BoundedMap;
 use crate::event::{Alias, AliasKind, Chat, ChatKind, CloudEvent, Contact, Provider, Sender};
+pub use crate::registry::{ContactBook, ContactWrite, StoredContact, MAX_TRANSACTION_ITEMS};
 use crate::store::StoreError;
-pub use crate::store::{ContactBook, ContactWrite, StoredContact, MAX_TRANSACTION_ITEMS};
 
 /// How long a container trusts what it read of a person.
 pub const CACHE_TTL: Duration = Duration::from_secs(60);

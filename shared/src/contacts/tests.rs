@@ -4,7 +4,7 @@ use chrono::Utc;
 
 use super::*;
 use crate::providers::ParseContext;
-use crate::store::MemoryEventStore;
+use crate::registry::MemoryRegistry;
 
 fn alias(text: &str) -> Alias {
     Alias::parse(text).unwrap_or_else(|| panic!("{text}"))
@@ -121,7 +121,7 @@ fn zapi(ctx: &ParseContext<'_>, body: &str) -> Vec<CloudEvent> {
 
 #[tokio::test]
 async fn a_persons_events_share_one_key_and_a_later_one_says_what_was_learned() {
-    let store = MemoryEventStore::new();
+    let store = MemoryRegistry::default();
     let cache = Cache::default();
     let ctx = ParseContext::new(Provider::Zapi, "ep", Utc::now());
     // Z-API: the phone and the LID together, then the same person by the LID alone.
@@ -159,29 +159,50 @@ async fn a_persons_events_share_one_key_and_a_later_one_says_what_was_learned() 
     assert!(crate::identity::rules_applied().contains(crate::identity::ALIASES.name));
 }
 
+/// An identity map whose table cannot be reached.
+struct Unavailable;
+
+#[async_trait::async_trait]
+impl ContactBook for Unavailable {
+    async fn read_contacts(
+        &self,
+        _: Provider,
+        _: &str,
+        _: &[Alias],
+        _: bool,
+    ) -> Result<Vec<(Alias, StoredContact)>, StoreError> {
+        Err(StoreError::unavailable("the table is away"))
+    }
+
+    async fn write_contacts(&self, _: Provider, _: &str, _: &[ContactWrite]) -> Result<bool, StoreError> {
+        Err(StoreError::unavailable("the table is away"))
+    }
+}
+
 #[tokio::test]
 async fn a_container_that_knows_a_person_reads_nothing() {
-    let store = MemoryEventStore::new();
+    let store = MemoryRegistry::default();
     let cache = Cache::default();
     let ctx = ParseContext::new(Provider::Zapi, "ep", Utc::now());
     let body = r#"{"type":"ReceivedCallback","instanceId":"I","messageId":"M1","phone":"5511999999999","chatLid":"148410857312908@lid","fromMe":false,"momment":1757390383000,"text":{"message":"oi"}}"#;
     resolve(&store, &cache, &mut zapi(&ctx, body), 1)
         .await
         .expect("learned");
-    // The store goes down: a warm container still knows them.
-    store.set_down(true);
+    // The table goes away: a warm container still knows them.
     let mut events = zapi(&ctx, body);
-    resolve(&store, &cache, &mut events, 2).await.expect("from the cache");
+    resolve(&Unavailable, &cache, &mut events, 2)
+        .await
+        .expect("from the cache");
     assert_eq!(events[0].chat_key(), "5511999999999");
     // A cold one must read, and says the map is unavailable.
-    assert!(resolve(&store, &Cache::default(), &mut zapi(&ctx, body), 3)
+    assert!(resolve(&Unavailable, &Cache::default(), &mut zapi(&ctx, body), 3)
         .await
         .is_err());
 }
 
 #[tokio::test]
 async fn a_transaction_is_refused_past_100_items_or_with_an_item_twice() {
-    let store = MemoryEventStore::new();
+    let store = MemoryRegistry::default();
     let write = |n: usize| ContactWrite {
         alias: alias(&format!("phone:55119{n:08}")),
         contact: Contact::default(),
@@ -216,7 +237,7 @@ fn meta(ctx: &ParseContext<'_>, body: &str) -> Vec<CloudEvent> {
 
 #[tokio::test]
 async fn a_change_of_number_or_of_user_id_keeps_the_conversation() {
-    let store = MemoryEventStore::new();
+    let store = MemoryRegistry::default();
     let cache = Cache::default();
     let ctx = ParseContext::new(Provider::Meta, "ep", Utc::now());
     let key = |events: &[CloudEvent]| events[0].chat_key().to_owned();
