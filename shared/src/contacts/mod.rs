@@ -300,27 +300,14 @@ fn apply_to_chat(e: &mut CloudEvent, contact: &Contact) {
     // saved on the items near 1 KB); `chat_key()` reads it either way.
     chat.key = (contact.key != chat.id).then(|| contact.key.clone());
     chat.merged = contact.merged.clone();
-    for kind in [
-        AliasKind::Phone,
-        AliasKind::Lid,
-        AliasKind::UserId,
-        AliasKind::ParentUserId,
-        AliasKind::Username,
-    ] {
-        let slot = match kind {
-            AliasKind::Phone => &mut chat.phone,
-            AliasKind::Lid => &mut chat.lid,
-            AliasKind::UserId => &mut chat.user_id,
-            AliasKind::ParentUserId => &mut chat.parent_user_id,
-            AliasKind::Username => &mut chat.username,
-        };
-        if slot.is_none() {
-            if let Some(v) = contact.get(kind) {
-                *slot = Some(v.to_owned());
-                chat.learned.push(kind);
-            }
-        }
-    }
+    let slots = [
+        (AliasKind::Phone, &mut chat.phone),
+        (AliasKind::Lid, &mut chat.lid),
+        (AliasKind::UserId, &mut chat.user_id),
+        (AliasKind::ParentUserId, &mut chat.parent_user_id),
+        (AliasKind::Username, &mut chat.username),
+    ];
+    fill(slots, &mut chat.learned, contact);
     if e.data.from_me != Some(true) {
         apply_to_sender(e, contact);
         // The sender is the chat's person: their key is the chat's.
@@ -337,24 +324,23 @@ fn apply_to_sender(e: &mut CloudEvent, contact: &Contact) {
         return;
     };
     sender.key = Some(contact.key.clone());
-    for kind in [
-        AliasKind::Phone,
-        AliasKind::Lid,
-        AliasKind::UserId,
-        AliasKind::ParentUserId,
-        AliasKind::Username,
-    ] {
-        let slot = match kind {
-            AliasKind::Phone => &mut sender.phone,
-            AliasKind::Lid => &mut sender.lid,
-            AliasKind::UserId => &mut sender.user_id,
-            AliasKind::ParentUserId => &mut sender.parent_user_id,
-            AliasKind::Username => &mut sender.username,
-        };
+    let slots = [
+        (AliasKind::Phone, &mut sender.phone),
+        (AliasKind::Lid, &mut sender.lid),
+        (AliasKind::UserId, &mut sender.user_id),
+        (AliasKind::ParentUserId, &mut sender.parent_user_id),
+        (AliasKind::Username, &mut sender.username),
+    ];
+    fill(slots, &mut sender.learned, contact);
+}
+
+/// Each empty alias slot filled from `contact`, the ones filled noted as learned.
+fn fill(slots: [(AliasKind, &mut Option<String>); 5], learned: &mut Vec<AliasKind>, contact: &Contact) {
+    for (kind, slot) in slots {
         if slot.is_none() {
             if let Some(v) = contact.get(kind) {
                 *slot = Some(v.to_owned());
-                sender.learned.push(kind);
+                learned.push(kind);
             }
         }
     }
@@ -385,19 +371,7 @@ async fn person(
     now_ms: i64,
 ) -> Result<Contact, StoreError> {
     let joins = s.joins();
-    let mut known: HashMap<Alias, StoredContact> = HashMap::new();
-    let mut missing = Vec::new();
-    for a in &joins {
-        match cache.get(provider, instance, a) {
-            Some(stored) => {
-                known.insert(a.clone(), stored);
-            }
-            None => missing.push(a.clone()),
-        }
-    }
-    if !missing.is_empty() {
-        known.extend(book.read_contacts(provider, instance, &missing, false).await?);
-    }
+    let mut known = cached_or_read(book, cache, provider, instance, &joins).await?;
     let mut read: BTreeSet<Alias> = BTreeSet::new();
     for _ in 0..6 {
         let plan = learn(s, &known, now_ms);
@@ -447,6 +421,31 @@ async fn person(
     Err(StoreError::unavailable(
         "the identity map kept changing while it was learned",
     ))
+}
+
+/// The alias items of `aliases`: from the cache where it knows them, the rest read (eventually
+/// consistent: a write reads them again consistently first).
+async fn cached_or_read(
+    book: &dyn ContactBook,
+    cache: &Cache,
+    provider: Provider,
+    instance: &str,
+    aliases: &[Alias],
+) -> Result<HashMap<Alias, StoredContact>, StoreError> {
+    let mut known = HashMap::new();
+    let mut missing = Vec::new();
+    for a in aliases {
+        match cache.get(provider, instance, a) {
+            Some(stored) => {
+                known.insert(a.clone(), stored);
+            }
+            None => missing.push(a.clone()),
+        }
+    }
+    if !missing.is_empty() {
+        known.extend(book.read_contacts(provider, instance, &missing, false).await?);
+    }
+    Ok(known)
 }
 
 /// Cache every alias item that holds `contact`.

@@ -11,7 +11,7 @@
 use super::json::Json;
 
 use super::{alias, fingerprint_without, i64_of, jid_chat, jid_phone, str_of, Body, ParseContext};
-use crate::event::{AliasKind, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender};
+use crate::event::{AliasKind, Chat, ChatKind, CloudEvent, Content, ContentKind, EventType, MessageStatus, Sender};
 use crate::identity::{Key, Rule, WAHA_ACK, WAHA_MESSAGE, WAHA_OTHER, WAHA_SESSION};
 
 /// Parse a WAHA webhook body.
@@ -169,31 +169,8 @@ fn message(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>,
     data.message_id = (!serialized.is_empty()).then(|| serialized.clone());
     data.from_me = from_me;
     let group = chat.as_ref().is_some_and(|c| c.kind != ChatKind::Direct);
-    let alts = alt_jids(p, from_me == Some(true), group);
-    if let Some(c) = chat.as_mut().filter(|c| c.kind == ChatKind::Direct) {
-        let (lid, phone) = lid_and_phone(std::iter::once(&c.id).chain(&alts));
-        (c.lid, c.phone) = (lid, phone);
-    }
     data.participant = str_of(p, "participant").filter(|_| group);
-    let author = match (&data.participant, from_me) {
-        (Some(a), _) => Some(a.clone()),
-        (None, Some(true)) => str_of(&body.value["me"], "id"),
-        (None, _) => chat.as_ref().map(|c| c.id.clone()),
-    };
-    // The connected number's own aliases (`me`) when it sent it; a group sender's with theirs.
-    let mut jids: Vec<String> = author.into_iter().collect();
-    if from_me == Some(true) && data.participant.is_none() {
-        jids.extend(["lid", "jid"].iter().filter_map(|k| str_of(&body.value["me"], k)));
-    } else if group {
-        jids.extend(alts);
-    }
-    let (lid, phone) = lid_and_phone(&jids);
-    data.sender = Some(Sender {
-        phone,
-        lid,
-        name: str_of(&p["_data"], "notifyName").or_else(|| str_of(&p["_data"]["Info"], "PushName")),
-        ..Sender::default()
-    });
+    data.sender = Some(parties(body, p, chat.as_mut(), from_me, data.participant.as_deref()));
     let content = content_of(p, event);
     data.reply_to = match event {
         "message.reaction" => str_of(&p["reaction"], "messageId").map(|id| split_message_id(&id).1),
@@ -227,6 +204,46 @@ fn message(ctx: &ParseContext<'_>, body: &Body<'_>, session: &str, p: &Json<'_>,
         time,
         data,
     ))
+}
+
+/// The aliases of the people of a message: the other form of a direct chat's JID (into `chat`),
+/// and the sender (the participant in a group, the connected number's `me` when it sent it, else
+/// the chat), each with the forms the engine's `_data` adds.
+fn parties(
+    body: &Body<'_>,
+    p: &Json<'_>,
+    chat: Option<&mut Chat>,
+    from_me: Option<bool>,
+    participant: Option<&str>,
+) -> Sender {
+    let group = chat.as_ref().is_some_and(|c| c.kind != ChatKind::Direct);
+    let alts = alt_jids(p, from_me == Some(true), group);
+    let mut chat_id = None;
+    if let Some(c) = chat {
+        if c.kind == ChatKind::Direct {
+            let (lid, phone) = lid_and_phone(std::iter::once(&c.id).chain(&alts));
+            (c.lid, c.phone) = (lid, phone);
+        }
+        chat_id = Some(c.id.clone());
+    }
+    let author = match (participant, from_me) {
+        (Some(a), _) => Some(a.to_owned()),
+        (None, Some(true)) => str_of(&body.value["me"], "id"),
+        (None, _) => chat_id,
+    };
+    let mut jids: Vec<String> = author.into_iter().collect();
+    if from_me == Some(true) && participant.is_none() {
+        jids.extend(["lid", "jid"].iter().filter_map(|k| str_of(&body.value["me"], k)));
+    } else if group {
+        jids.extend(alts);
+    }
+    let (lid, phone) = lid_and_phone(&jids);
+    Sender {
+        phone,
+        lid,
+        name: str_of(&p["_data"], "notifyName").or_else(|| str_of(&p["_data"]["Info"], "PushName")),
+        ..Sender::default()
+    }
 }
 
 /// WAHA's ack → ours: -1 ERROR, 0 PENDING, 1 SERVER, 2 DEVICE, 3 READ, 4 PLAYED.
