@@ -230,16 +230,14 @@ pub async fn resolve(
 ) -> Result<(), StoreError> {
     // Each person once per body, whatever the number of its events.
     let mut wanted: Vec<(Provider, String, Sighting)> = Vec::new();
+    let mut seen: HashMap<(Provider, String, Sighting), usize> = HashMap::new();
     let sightings: Vec<[Option<usize>; 2]> = events
         .iter()
         .map(|e| {
             let mut index = |s: Option<Sighting>| {
-                let s = s?;
-                let at = wanted
-                    .iter()
-                    .position(|(p, i, w)| *p == e.provider && *i == e.instance && *w == s);
-                Some(at.unwrap_or_else(|| {
-                    wanted.push((e.provider, e.instance.clone(), s));
+                let key = (e.provider, e.instance.clone(), s?);
+                Some(*seen.entry(key.clone()).or_insert_with(|| {
+                    wanted.push(key);
                     wanted.len() - 1
                 }))
             };
