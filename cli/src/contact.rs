@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use wahooks::event::{Alias, Contact};
+use wahooks::event::{Alias, AliasKind, Aliased, Contact};
 use wahooks::Provider;
 
 /// Arguments of `wahooks contact`.
@@ -58,7 +58,7 @@ async fn contact(args: &ContactArgs) -> anyhow::Result<Option<Contact>> {
         )
     })?;
     anyhow::ensure!(
-        alias.kind != wahooks::event::AliasKind::Username,
+        alias.kind != AliasKind::Username,
         "usernames are shown, never joined on: look up a phone, a LID or a user id"
     );
     let stack = crate::stack::load(&args.prefix).await?;
@@ -76,15 +76,9 @@ fn shown(c: &Contact, json: bool) -> String {
         return format!("{}\n", serde_json::to_string_pretty(c).unwrap_or_default());
     }
     let mut out = format!("key: {}\n", c.key);
-    for (name, value) in [
-        ("phone", &c.phone),
-        ("lid", &c.lid),
-        ("user_id", &c.user_id),
-        ("parent_user_id", &c.parent_user_id),
-        ("username", &c.username),
-    ] {
-        if let Some(v) = value {
-            out.push_str(&format!("{name}: {v}\n"));
+    for kind in AliasKind::ALL {
+        if let Some(v) = c.alias(kind) {
+            out.push_str(&format!("{}: {v}\n", kind.as_str()));
         }
     }
     out.push_str(&format!("aliases: {}\n", c.aliases.join(" ")));

@@ -31,13 +31,22 @@ pub enum AliasKind {
 }
 
 impl AliasKind {
-    /// The kinds the identity map joins on, in the order a contact lists them.
-    pub const KEYS: [AliasKind; 4] = [
+    /// Every kind, in the order a contact lists them.
+    pub const ALL: [AliasKind; 5] = [
         AliasKind::Phone,
         AliasKind::Lid,
         AliasKind::UserId,
         AliasKind::ParentUserId,
+        AliasKind::Username,
     ];
+}
+
+/// What holds one value of each kind of alias: a [`Contact`], a chat, a sender.
+pub trait Aliased {
+    /// The alias of `kind` it holds.
+    fn alias(&self, kind: AliasKind) -> Option<&str>;
+    /// Where it holds the alias of `kind`.
+    fn alias_mut(&mut self, kind: AliasKind) -> &mut Option<String>;
 }
 
 /// One alias, as written everywhere (`phone:5511999999999`, `lid:1484…@lid`, `user_id:US.13…`).
@@ -133,16 +142,10 @@ impl std::str::FromStr for AliasKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<AliasKind, String> {
-        [
-            AliasKind::Phone,
-            AliasKind::Lid,
-            AliasKind::UserId,
-            AliasKind::ParentUserId,
-            AliasKind::Username,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .ok_or_else(|| format!("`{s}` is not an alias kind"))
+        AliasKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not an alias kind"))
     }
 }
 
@@ -179,30 +182,35 @@ pub struct Contact {
     pub first_seen_ms: i64,
 }
 
-impl Contact {
-    /// The alias of `kind` this contact holds now.
-    pub fn get(&self, kind: AliasKind) -> Option<&str> {
-        match kind {
-            AliasKind::Phone => self.phone.as_deref(),
-            AliasKind::Lid => self.lid.as_deref(),
-            AliasKind::UserId => self.user_id.as_deref(),
-            AliasKind::ParentUserId => self.parent_user_id.as_deref(),
-            AliasKind::Username => self.username.as_deref(),
-        }
-    }
+/// [`Aliased`] for types whose alias fields are named after their kind (`phone`, `lid`,
+/// `user_id`, `parent_user_id`, `username`).
+macro_rules! aliased {
+    ($($t:ty),*) => {$(
+        impl Aliased for $t {
+            fn alias(&self, kind: AliasKind) -> Option<&str> {
+                match kind {
+                    AliasKind::Phone => self.phone.as_deref(),
+                    AliasKind::Lid => self.lid.as_deref(),
+                    AliasKind::UserId => self.user_id.as_deref(),
+                    AliasKind::ParentUserId => self.parent_user_id.as_deref(),
+                    AliasKind::Username => self.username.as_deref(),
+                }
+            }
 
-    /// Set the alias of `kind` (the value only: see [`Contact::aliases`]).
-    pub fn set(&mut self, kind: AliasKind, value: String) {
-        let slot = match kind {
-            AliasKind::Phone => &mut self.phone,
-            AliasKind::Lid => &mut self.lid,
-            AliasKind::UserId => &mut self.user_id,
-            AliasKind::ParentUserId => &mut self.parent_user_id,
-            AliasKind::Username => &mut self.username,
-        };
-        *slot = Some(value);
-    }
+            fn alias_mut(&mut self, kind: AliasKind) -> &mut Option<String> {
+                match kind {
+                    AliasKind::Phone => &mut self.phone,
+                    AliasKind::Lid => &mut self.lid,
+                    AliasKind::UserId => &mut self.user_id,
+                    AliasKind::ParentUserId => &mut self.parent_user_id,
+                    AliasKind::Username => &mut self.username,
+                }
+            }
+        }
+    )*};
 }
+
+aliased!(Contact, crate::Chat, crate::Sender);
 
 /// The key of an alias item of the endpoints table: `A#<provider>#<instance>#<alias>`. The item
 /// holds the contact the alias leads to.

@@ -15,7 +15,7 @@ mod model;
 mod time;
 mod vocab;
 
-pub use contact::{Alias, AliasKind, Contact};
+pub use contact::{Alias, AliasKind, Aliased, Contact};
 pub use content::*;
 pub use model::*;
 pub use time::*;

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 
 use crate::bounded::BoundedMap;
-use crate::event::{Alias, AliasKind, Chat, ChatKind, CloudEvent, Contact, Provider, Sender};
+use crate::event::{Alias, AliasKind, Aliased, Chat, ChatKind, CloudEvent, Contact, Provider, Sender};
 pub use crate::registry::{ContactBook, ContactWrite, StoredContact, MAX_TRANSACTION_ITEMS};
 use crate::store::StoreError;
 
@@ -65,32 +65,18 @@ impl Sighting {
         if chat.kind != ChatKind::Direct {
             return None;
         }
-        let shown = [
-            (AliasKind::Phone, &chat.phone),
-            (AliasKind::Lid, &chat.lid),
-            (AliasKind::UserId, &chat.user_id),
-            (AliasKind::ParentUserId, &chat.parent_user_id),
-            (AliasKind::Username, &chat.username),
-        ];
-        Sighting::of(chat.id.clone(), &shown, &chat.former)
+        Sighting::of(chat.id.clone(), chat, &chat.former)
     }
 
     /// The aliases shown of a sender, keyed by `key` if new.
     pub fn of_sender(sender: &Sender, key: String) -> Option<Sighting> {
-        let shown = [
-            (AliasKind::Phone, &sender.phone),
-            (AliasKind::Lid, &sender.lid),
-            (AliasKind::UserId, &sender.user_id),
-            (AliasKind::ParentUserId, &sender.parent_user_id),
-            (AliasKind::Username, &sender.username),
-        ];
-        Sighting::of(key, &shown, &[])
+        Sighting::of(key, sender, &[])
     }
 
-    fn of(key: String, shown: &[(AliasKind, &Option<String>)], former: &[Alias]) -> Option<Sighting> {
-        let now: Vec<Alias> = shown
-            .iter()
-            .filter_map(|(kind, v)| v.as_deref().and_then(|v| Alias::of(*kind, v)))
+    fn of(key: String, shown: &impl Aliased, former: &[Alias]) -> Option<Sighting> {
+        let now: Vec<Alias> = AliasKind::ALL
+            .into_iter()
+            .filter_map(|kind| shown.alias(kind).and_then(|v| Alias::of(kind, v)))
             .collect();
         let sighting = Sighting {
             key,
@@ -153,23 +139,11 @@ pub fn learn(s: &Sighting, known: &HashMap<Alias, StoredContact>, now_ms: i64) -
                 contact.aliases.push(a.clone());
             }
         }
-        for kind in [
-            AliasKind::Phone,
-            AliasKind::Lid,
-            AliasKind::UserId,
-            AliasKind::ParentUserId,
-            AliasKind::Username,
-        ] {
-            if contact.get(kind).is_none() {
-                if let Some(v) = other.get(kind) {
-                    contact.set(kind, v.to_owned());
-                }
-            }
-        }
+        fill(&mut contact, *other);
     }
     // What the body shows now is what the person has now (a new number, a new user id).
     for a in &s.now {
-        contact.set(a.kind, a.value.clone());
+        *contact.alias_mut(a.kind) = Some(a.value.clone());
     }
     for a in &joins {
         let name = a.to_string();
@@ -298,14 +272,8 @@ fn apply_to_chat(e: &mut CloudEvent, contact: &Contact) {
     // saved on the items near 1 KB); `chat_key()` reads it either way.
     chat.key = (contact.key != chat.id).then(|| contact.key.clone());
     chat.merged = contact.merged.clone();
-    let slots = [
-        (AliasKind::Phone, &mut chat.phone),
-        (AliasKind::Lid, &mut chat.lid),
-        (AliasKind::UserId, &mut chat.user_id),
-        (AliasKind::ParentUserId, &mut chat.parent_user_id),
-        (AliasKind::Username, &mut chat.username),
-    ];
-    fill(slots, &mut chat.learned, contact);
+    let learned = fill(chat, contact);
+    chat.learned.extend(learned);
     if e.data.from_me != Some(true) {
         apply_to_sender(e, contact);
         // The sender is the chat's person: their key is the chat's.
@@ -322,26 +290,22 @@ fn apply_to_sender(e: &mut CloudEvent, contact: &Contact) {
         return;
     };
     sender.key = Some(contact.key.clone());
-    let slots = [
-        (AliasKind::Phone, &mut sender.phone),
-        (AliasKind::Lid, &mut sender.lid),
-        (AliasKind::UserId, &mut sender.user_id),
-        (AliasKind::ParentUserId, &mut sender.parent_user_id),
-        (AliasKind::Username, &mut sender.username),
-    ];
-    fill(slots, &mut sender.learned, contact);
+    let learned = fill(sender, contact);
+    sender.learned.extend(learned);
 }
 
-/// Each empty alias slot filled from `contact`, the ones filled noted as learned.
-fn fill(slots: [(AliasKind, &mut Option<String>); 5], learned: &mut Vec<AliasKind>, contact: &Contact) {
-    for (kind, slot) in slots {
-        if slot.is_none() {
-            if let Some(v) = contact.get(kind) {
-                *slot = Some(v.to_owned());
-                learned.push(kind);
+/// Each alias `into` lacks, taken from `from`: the kinds taken (what a chat or a sender learned).
+fn fill(into: &mut impl Aliased, from: &impl Aliased) -> Vec<AliasKind> {
+    let mut taken = Vec::new();
+    for kind in AliasKind::ALL {
+        if into.alias(kind).is_none() {
+            if let Some(v) = from.alias(kind) {
+                *into.alias_mut(kind) = Some(v.to_owned());
+                taken.push(kind);
             }
         }
     }
+    taken
 }
 
 /// The id of an event whose chat's key is not the chat id its parser hashed: hashed again over
