@@ -27,20 +27,11 @@ use wahooks_event::item::ItemError;
 pub use wahooks_event as event;
 pub use wahooks_event::{Alias, AliasKind, CloudEvent, Contact, EventType, RawPointer};
 
-/// Who `alias` is in `provider`'s `instance`, as the receivers learned it: their conversation
-/// key (`chat.key` of their events), every alias known, the keys merged into theirs. Reads one
-/// alias item of the endpoints table (`table`: the stack's `EndpointsTableName` output;
-/// `dynamodb:GetItem` on its `A#` items, in the template's `WorkerReadPolicy`);
-/// `None` for an alias never seen. Parse what a person typed with [`Alias::parse`].
-pub async fn contact(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    table: &str,
-    provider: &str,
-    instance: &str,
-    alias: &Alias,
-) -> Result<Option<Contact>, Box<dyn std::error::Error + Send + Sync>> {
-    wahooks_event::contact::lookup(dynamodb, table, provider, instance, alias).await
-}
+/// Who an alias is in a provider's instance, as the receivers learned it: their conversation key
+/// (`chat.key` of their events), every alias known, the keys merged into theirs. Parse what a
+/// person typed with [`Alias::parse`]; the table is the endpoints table (the template's
+/// `WorkerReadPolicy` may read its alias items).
+pub use wahooks_event::contact::lookup as contact;
 
 /// A message that is not a wahooks event.
 #[derive(Debug, thiserror::Error)]

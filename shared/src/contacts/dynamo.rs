@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use crate::event::{Alias, Provider};
-use crate::registry::{ContactBook, ContactWrite, DynamoRegistry, StoredContact, MAX_TRANSACTION_ITEMS};
+use crate::registry::{ContactBook, ContactWrite, DynamoRegistry, StoredContact};
 use crate::store::{classify, keys, Classified, StoreError};
 
 /// An alias item's key.
@@ -79,12 +79,7 @@ impl ContactBook for DynamoRegistry {
         instance: &str,
         writes: &[ContactWrite],
     ) -> Result<bool, StoreError> {
-        if writes.len() > MAX_TRANSACTION_ITEMS {
-            return Err(StoreError::Rejected(format!(
-                "a transaction holds at most {MAX_TRANSACTION_ITEMS} items, not {}",
-                writes.len()
-            )));
-        }
+        super::transaction_keys(provider, instance, writes)?;
         let puts = writes
             .iter()
             .map(|w| put(&self.table, provider, instance, w))

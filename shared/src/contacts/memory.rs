@@ -1,13 +1,11 @@
 //! The identity map in memory (unit tests, benches, the simulation), with DynamoDB's rules for
-//! it: conditions on each item, all or none, at most [`MAX_TRANSACTION_ITEMS`] items and no item
-//! twice in one transaction.
-
-use std::collections::HashSet;
+//! it: conditions on each item, all or none, and the transaction's own rules (at most 100 items,
+//! none twice: `transaction_keys`, as the DynamoDB adapter checks them).
 
 use async_trait::async_trait;
 
 use crate::event::{Alias, Provider};
-use crate::registry::{ContactBook, ContactWrite, MemoryRegistry, StoredContact, MAX_TRANSACTION_ITEMS};
+use crate::registry::{ContactBook, ContactWrite, MemoryRegistry, StoredContact};
 use crate::store::{keys, StoreError};
 
 #[async_trait]
@@ -42,15 +40,7 @@ impl ContactBook for MemoryRegistry {
         instance: &str,
         writes: &[ContactWrite],
     ) -> Result<bool, StoreError> {
-        let pks: Vec<String> = writes
-            .iter()
-            .map(|w| keys::alias_pk(provider.as_str(), instance, &w.alias))
-            .collect();
-        if writes.len() > MAX_TRANSACTION_ITEMS || pks.iter().collect::<HashSet<_>>().len() < pks.len() {
-            return Err(StoreError::Rejected(
-                "a transaction holds at most 100 items, each once".to_owned(),
-            ));
-        }
+        let pks = super::transaction_keys(provider, instance, writes)?;
         let mut items = self.contacts.lock().unwrap_or_else(|p| p.into_inner());
         let holds = |pk: &String, expect: Option<u64>| match (items.get(pk), expect) {
             (None, None) => true,

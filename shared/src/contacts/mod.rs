@@ -98,6 +98,26 @@ impl Sighting {
     }
 }
 
+/// The keys of the alias items `writes` names, checked against DynamoDB's rules for one
+/// `TransactWriteItems`: at most [`MAX_TRANSACTION_ITEMS`] items, no item twice (both adapters
+/// refuse what DynamoDB would, whatever the stand-in accepts).
+fn transaction_keys(provider: Provider, instance: &str, writes: &[ContactWrite]) -> Result<Vec<String>, StoreError> {
+    let pks: Vec<String> = writes
+        .iter()
+        .map(|w| crate::store::keys::alias_pk(provider.as_str(), instance, &w.alias))
+        .collect();
+    if pks.len() > MAX_TRANSACTION_ITEMS {
+        return Err(StoreError::Rejected(format!(
+            "a transaction holds at most {MAX_TRANSACTION_ITEMS} items, not {}",
+            pks.len()
+        )));
+    }
+    if pks.iter().collect::<BTreeSet<_>>().len() < pks.len() {
+        return Err(StoreError::Rejected("a transaction names no item twice".to_owned()));
+    }
+    Ok(pks)
+}
+
 /// What learning a sighting decides: the person, and the alias items to write so every alias
 /// of theirs leads to them as they are now.
 #[derive(Debug, Clone, PartialEq, Eq)]
